@@ -1,0 +1,114 @@
+// Helpers shared by the unit tests (see test_support.h).
+#include "test_support.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace pibake::test {
+
+ScratchDir::ScratchDir() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/pibake-test.XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+static std::string find_tool(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
+  path += ":/sbin:/usr/sbin:/bin:/usr/bin";
+  std::stringstream ss(path);
+  std::string dir;
+  while (std::getline(ss, dir, ':')) {
+    std::string candidate = dir + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+bool have_tool(const std::string& name) { return !find_tool(name).empty(); }
+
+ToolResult run_tool(const std::vector<std::string>& argv, const std::string& stdin_text) {
+  ToolResult result;
+  std::string exe = find_tool(argv.at(0));
+  if (exe.empty()) {
+    result.output = argv[0] + ": not found";
+    return result;
+  }
+  ScratchDir io;
+  std::string in_path = io / "stdin", out_path = io / "out";
+  write_text(in_path, stdin_text);
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* in = std::freopen(in_path.c_str(), "r", stdin);
+    FILE* out = std::freopen(out_path.c_str(), "w", stdout);
+    if (in == nullptr || out == nullptr) _exit(126);
+    dup2(STDOUT_FILENO, STDERR_FILENO);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(exe.c_str(), args.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.output = read_text(out_path);
+  return result;
+}
+
+std::string must_run(const std::vector<std::string>& argv, const std::string& stdin_text) {
+  INFO("tool: " << argv.at(0));
+  REQUIRE(have_tool(argv.at(0)));
+  ToolResult r = run_tool(argv, stdin_text);
+  INFO("output: " << r.output);
+  REQUIRE(r.exit_code == 0);
+  return r.output;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << text;
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+FixtureImage make_fixture_image(const std::string& path, const FixtureOptions& opts) {
+  std::vector<std::string> argv = {"bash", std::string(PIBAKE_SOURCE_DIR) + "/tests/fixtures/make-base-image.sh",
+                                   path, "--boot-mib", std::to_string(opts.boot_mib), "--root-mib",
+                                   std::to_string(opts.root_mib), "--root-fs", opts.root_fs};
+  if (!opts.boot_dir.empty()) argv.insert(argv.end(), {"--boot-dir", opts.boot_dir});
+  if (!opts.root_dir.empty()) argv.insert(argv.end(), {"--root-dir", opts.root_dir});
+  std::string out = must_run(argv);
+  FixtureImage img;
+  img.path = path;
+  unsigned long long bo = 0, bs = 0, ro = 0, rs = 0;
+  std::string last = out.substr(out.rfind("boot_offset="));
+  REQUIRE(std::sscanf(last.c_str(), "boot_offset=%llu boot_size=%llu root_offset=%llu root_size=%llu", &bo,
+                      &bs, &ro, &rs) == 4);
+  img.boot_offset = bo;
+  img.boot_size = bs;
+  img.root_offset = ro;
+  img.root_size = rs;
+  return img;
+}
+
+}  // namespace pibake::test

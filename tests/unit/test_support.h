@@ -1,0 +1,58 @@
+// Helpers shared by the unit tests: scratch directories, running fixture tools with an argv vector,
+// and building small Ubuntu-shaped disk images with mkfs.vfat, mke2fs -d and sfdisk.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pibake::test {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its content at scope exit.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct ToolResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs argv[0] (searched in PATH, plus /sbin and /usr/sbin) with no shell; captures its output.
+ToolResult run_tool(const std::vector<std::string>& argv, const std::string& stdin_text = "");
+// Same, but fails the current test (Catch2 REQUIRE) when the tool is missing or exits non-zero.
+std::string must_run(const std::vector<std::string>& argv, const std::string& stdin_text = "");
+bool have_tool(const std::string& name);
+
+void write_text(const std::string& path, const std::string& text);
+std::string read_text(const std::string& path);
+
+// Layout of a fixture disk image, as Ubuntu's raspi images have it: MBR, p1 FAT32 "system-boot"
+// (type c), p2 ext4 "writable" (type 83) up to the end.
+struct FixtureImage {
+  std::string path;
+  uint64_t boot_offset = 0, boot_size = 0;
+  uint64_t root_offset = 0, root_size = 0;
+};
+
+struct FixtureOptions {
+  uint64_t boot_mib = 64;
+  uint64_t root_mib = 96;
+  std::string root_fs = "ext4";  // anything mke2fs -t takes, or "vfat" for a wrong-root test
+  std::string boot_dir;          // copied into system-boot with mcopy when not empty
+  std::string root_dir;          // populated into writable with mke2fs -d when not empty
+};
+
+// Builds `path` with sfdisk, mkfs.vfat -F 32, mke2fs -d, all without root.
+FixtureImage make_fixture_image(const std::string& path, const FixtureOptions& opts = {});
+
+}  // namespace pibake::test
