@@ -1,5 +1,6 @@
 # Writes a C++ file holding every resource file (overlays/, netplan/, dhcp/, firmware/) as bytes,
 # keyed by its path relative to the source root. Run by CMake at build time (cmake -P).
+file(STRINGS ${LIST} FILES)
 set(body "")
 set(table "")
 set(i 0)

@@ -1,6 +1,7 @@
 // Helpers shared by the unit tests (see test_support.h).
 #include "test_support.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@ ToolResult run_tool(const std::vector<std::string>& argv, const std::string& std
   ScratchDir io;
   std::string in_path = io / "stdin", out_path = io / "out";
   write_text(in_path, stdin_text);
+  std::fflush(nullptr);  // or the child's freopen flushes our buffered output a second time
   pid_t pid = fork();
   if (pid == 0) {
     FILE* in = std::freopen(in_path.c_str(), "r", stdin);
@@ -90,6 +92,44 @@ std::string read_text(const std::string& path) {
   ss << f.rdbuf();
   return ss.str();
 }
+
+HttpServer::HttpServer(const std::string& root, const std::vector<std::string>& extra_args) {
+  std::string port_file = state_ / "port", log_file = state_ / "log";
+  write_text(log_file, "");
+  std::vector<std::string> argv = {find_tool("python3"), std::string(PIBAKE_SOURCE_DIR) + "/tests/fixtures/http_server.py",
+                                   root, port_file, log_file};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  REQUIRE(!argv[0].empty());
+  std::fflush(nullptr);
+  pid_ = fork();
+  if (pid_ == 0) {
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  for (int i = 0; i < 500 && port_ == 0; ++i) {
+    std::string text = read_text(port_file);
+    if (!text.empty()) port_ = std::stoi(text);
+    else usleep(10000);
+  }
+  REQUIRE(port_ != 0);
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::stop() {
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+}
+
+std::string HttpServer::url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+std::string HttpServer::log() const { return read_text(state_ / "log"); }
 
 FixtureImage make_fixture_image(const std::string& path, const FixtureOptions& opts) {
   std::vector<std::string> argv = {"bash", std::string(PIBAKE_SOURCE_DIR) + "/tests/fixtures/make-base-image.sh",

@@ -52,6 +52,23 @@ struct FixtureOptions {
   std::string root_dir;          // populated into writable with mke2fs -d when not empty
 };
 
+// tests/fixtures/http_server.py on 127.0.0.1 serving `root` (Range support, request log, and
+// "--drop-once PATH:BYTES" to cut a response short). Stopped at scope exit.
+class HttpServer {
+ public:
+  explicit HttpServer(const std::string& root, const std::vector<std::string>& extra_args = {});
+  ~HttpServer();
+  void stop();
+  int port() const { return port_; }
+  std::string url(const std::string& path) const;  // "http://127.0.0.1:PORT" + path
+  std::string log() const;                          // "GET /path bytes=N-" lines
+
+ private:
+  ScratchDir state_;
+  int pid_ = -1;
+  int port_ = 0;
+};
+
 // Builds `path` with sfdisk, mkfs.vfat -F 32, mke2fs -d, all without root.
 FixtureImage make_fixture_image(const std::string& path, const FixtureOptions& opts = {});
 

@@ -1,0 +1,148 @@
+// The download cache (see cache.h). Layout under the cache dir:
+//   sha256/<hex>          verified blobs (downloads), named by their content's sha256
+//   partial/<hex>.part    interrupted downloads of the blob <hex>, resumed on the next run
+//   text/<sha256(url)>    checksum files, by URL
+//   images/<hex>.img      raw images decompressed from the .xz blob <hex>
+#include "fetch/cache.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fmt/format.h>
+#include <memory>
+
+#include "fetch/xz.h"
+#include "plan/mirrors.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "util/hash.h"
+
+namespace pibake {
+namespace {
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+void make_dirs(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error("cannot create cache directory " + dir + ": " + ec.message());
+}
+
+std::string read_all(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(path + ": " + std::strerror(errno));
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+}  // namespace
+
+std::string sha256_file(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(path + ": " + std::strerror(errno));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  ssize_t n;
+  while ((n = read(fd, buf.data(), buf.size())) > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+  int e = errno;
+  close(fd);
+  if (n < 0) throw Error(path + ": " + std::strerror(e));
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+  return hex;
+}
+
+Cache::Cache(std::string dir) : dir_(std::move(dir)) {}
+
+std::string Cache::default_dir() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (xdg && *xdg == '/') return std::string(xdg) + "/pibake";
+  const char* home = std::getenv("HOME");
+  if (home && *home) return std::string(home) + "/.cache/pibake";
+  throw Error("neither XDG_CACHE_HOME nor HOME is set: pibake has nowhere to keep its download cache");
+}
+
+std::string Cache::blob_path(const std::string& sha256) const { return dir_ + "/sha256/" + sha256; }
+
+bool Cache::has_blob(const std::string& sha256) const { return exists(blob_path(sha256)); }
+
+std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const std::string& sha256, bool offline,
+                            const std::string& what) {
+  std::string blob = blob_path(sha256);
+  if (exists(blob)) return blob;
+  make_dirs(dir_ + "/sha256");
+  make_dirs(dir_ + "/partial");
+  std::string part = dir_ + "/partial/" + sha256 + ".part";
+  if (is_local_source(source)) {
+    // A local file or a mirror directory: hash it in place, then copy it in.
+    std::string path = local_path(source);
+    std::string got = sha256_file(path);
+    if (got != sha256) {
+      throw Error(fmt::format("checksum mismatch for {} ({}): expected sha256 {}, got {}", what, path, sha256, got));
+    }
+    std::string data = read_all(path);
+    write_file_atomic(blob, data, 0644);
+    return blob;
+  }
+  if (offline) {
+    throw Error(fmt::format("{} is not in the cache ({}) and --offline forbids downloading it from {}; run "
+                            "`pibake fetch` while online first",
+                            what, dir_, source));
+  }
+  fmt::print("downloading {}\n", source);
+  fetcher.fetch(source, part);
+  std::string got = sha256_file(part);
+  if (got != sha256) {
+    unlink(part.c_str());  // nothing unverified is kept, not even for resuming
+    throw Error(fmt::format("checksum mismatch for {} downloaded from {}: expected sha256 {}, got {}", what, source,
+                            sha256, got));
+  }
+  if (rename(part.c_str(), blob.c_str()) != 0) throw Error("cannot store " + blob + ": " + std::strerror(errno));
+  return blob;
+}
+
+std::string Cache::get_text(Fetcher& fetcher, const std::string& source, bool offline, const std::string& what) {
+  if (is_local_source(source)) return read_all(local_path(source));
+  make_dirs(dir_ + "/text");
+  std::string path = dir_ + "/text/" + sha256_hex(source);
+  if (exists(path)) return read_all(path);
+  if (offline) {
+    throw Error(fmt::format("{} ({}) is not in the cache and --offline forbids downloading it", what, source));
+  }
+  std::string tmp = path + ".part";
+  unlink(tmp.c_str());
+  fetcher.fetch(source, tmp);
+  std::string text = read_all(tmp);
+  if (rename(tmp.c_str(), path.c_str()) != 0) throw Error("cannot store " + path + ": " + std::strerror(errno));
+  return text;
+}
+
+std::string Cache::decompressed_image(const std::string& xz_path, const std::string& xz_sha256) {
+  std::string out = dir_ + "/images/" + xz_sha256 + ".img";
+  if (exists(out)) return out;
+  make_dirs(dir_ + "/images");
+  fmt::print("decompressing the base image into {}\n", out);
+  AtomicFile tmp(out, 0644);
+  decompress_xz_sparse(xz_path, tmp.fd(), out);
+  tmp.commit();
+  return out;
+}
+
+}  // namespace pibake

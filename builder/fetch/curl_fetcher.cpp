@@ -1,0 +1,191 @@
+// The libcurl fetcher: TLS verified, redirects followed, retries with backoff, resume with Range.
+#include <curl/curl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fmt/format.h>
+#include <memory>
+#include <thread>
+
+#include "fetch/fetcher.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace pibake {
+namespace {
+
+struct CurlDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct FileCloser {
+  void operator()(FILE* f) const { std::fclose(f); }
+};
+
+// One global init for the process (curl_global_init is not thread-safe to repeat).
+void global_init() {
+  static const bool done = [] {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return true;
+  }();
+  (void)done;
+}
+
+uint64_t file_size(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+std::string human(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", bytes, units[u]);
+}
+
+class CurlFetcher : public Fetcher {
+ public:
+  explicit CurlFetcher(FetchOptions opts) : opts_(opts) { global_init(); }
+
+  void fetch(const std::string& url, const std::string& dest) override {
+    std::string last_error;
+    int backoff = opts_.first_backoff_ms;
+    for (int attempt = 1; attempt <= opts_.attempts; ++attempt) {
+      if (interrupted()) throw Error("interrupted");
+      Outcome o = try_once(url, dest);
+      if (o.ok) return;
+      last_error = o.error;
+      if (!o.retryable) break;
+      if (attempt < opts_.attempts) {
+        fmt::print(stderr, "download of {} failed ({}); retrying in {:.1f} s\n", url, o.error, backoff / 1000.0);
+        std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+        backoff *= 2;
+      }
+    }
+    throw Error("cannot download " + url + ": " + last_error);
+  }
+
+ private:
+  struct Outcome {
+    bool ok = false;
+    bool retryable = true;
+    std::string error;
+  };
+
+  struct Progress {
+    const CurlFetcher* self;
+    std::string name;
+    uint64_t resume_from = 0;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point last{};
+    bool tty = isatty(STDERR_FILENO) != 0;
+  };
+
+  static int on_progress(void* p, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
+    auto* pr = static_cast<Progress*>(p);
+    if (interrupted()) return 1;  // abort the transfer; the signal handler already cleaned up
+    auto t = std::chrono::steady_clock::now();
+    // A bar on a terminal 5 times a second; plain lines every 10 s otherwise (logs, CI).
+    auto every = pr->tty ? std::chrono::milliseconds(200) : std::chrono::milliseconds(10000);
+    if (!pr->self->opts_.progress || t - pr->last < every || total <= 0) return 0;
+    pr->last = t;
+    double secs = std::chrono::duration<double>(t - pr->start).count();
+    double rate = secs > 0 ? static_cast<double>(now) / secs : 0;
+    uint64_t done = pr->resume_from + static_cast<uint64_t>(now);
+    uint64_t all = pr->resume_from + static_cast<uint64_t>(total);
+    int pct = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(all));
+    if (pr->tty) {
+      int filled = pct * 30 / 100;
+      fmt::print(stderr, "\r{:<32.32} [{:=<{}}{: <{}}] {:3}% {} of {} {}/s ", pr->name, "", filled, "", 30 - filled,
+                 pct, human(static_cast<double>(done)), human(static_cast<double>(all)), human(rate));
+    } else {
+      fmt::print(stderr, "{}: {}% ({} of {})\n", pr->name, pct, human(static_cast<double>(done)),
+                 human(static_cast<double>(all)));
+    }
+    return 0;
+  }
+
+  Outcome try_once(const std::string& url, const std::string& dest) const {
+    Outcome o;
+    uint64_t have = file_size(dest);
+    std::unique_ptr<FILE, FileCloser> out(std::fopen(dest.c_str(), have > 0 ? "ab" : "wb"));
+    if (!out) {
+      o.retryable = false;
+      o.error = dest + ": " + std::strerror(errno);
+      return o;
+    }
+    std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+    char errbuf[CURL_ERROR_SIZE] = "";
+    Progress progress{this, url.substr(url.rfind('/') + 1), have};
+    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(curl.get(), CURLOPT_MAXREDIRS, 10L);
+    // Redirects may not downgrade to plain HTTP or leave for file:// and friends.
+    curl_easy_setopt(curl.get(), CURLOPT_REDIR_PROTOCOLS_STR, "https,http");
+    curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "https,http");
+    curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, opts_.connect_timeout_s);
+    curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_TIME, opts_.low_speed_time_s);
+    curl_easy_setopt(curl.get(), CURLOPT_USERAGENT, "pibake/" PIBAKE_VERSION);
+    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, out.get());
+    curl_easy_setopt(curl.get(), CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl.get(), CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(curl.get(), CURLOPT_XFERINFODATA, &progress);
+    if (have > 0) curl_easy_setopt(curl.get(), CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(have));
+    CURLcode rc = curl_easy_perform(curl.get());
+    long status = 0;
+    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+    if (progress.tty && opts_.progress) fmt::print(stderr, "\n");
+    if (std::fflush(out.get()) != 0) {
+      o.retryable = false;
+      o.error = dest + ": " + std::strerror(errno);
+      return o;
+    }
+    if (rc == CURLE_OK) {
+      // A server that ignored our Range header sent the whole file from byte 0 (status 200):
+      // what we appended is a duplicate, so start over.
+      if (have > 0 && status == 200) {
+        out.reset();
+        truncate(dest.c_str(), 0);
+        o.error = "the server does not support resuming";
+        return o;
+      }
+      o.ok = true;
+      return o;
+    }
+    o.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    if (rc == CURLE_HTTP_RETURNED_ERROR) {
+      o.error = fmt::format("HTTP {}", status);
+      // 416: our partial file is longer than the resource; start over. 4xx other than 408/429:
+      // retrying cannot help.
+      if (status == 416) {
+        out.reset();
+        truncate(dest.c_str(), 0);
+      } else if (status >= 400 && status < 500 && status != 408 && status != 429) {
+        o.retryable = false;
+      }
+    }
+    if (rc == CURLE_ABORTED_BY_CALLBACK || rc == CURLE_WRITE_ERROR || rc == CURLE_UNSUPPORTED_PROTOCOL ||
+        rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE) {
+      o.retryable = false;
+    }
+    return o;
+  }
+
+  FetchOptions opts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Fetcher> make_curl_fetcher(const FetchOptions& opts) { return std::make_unique<CurlFetcher>(opts); }
+
+}  // namespace pibake

@@ -1,0 +1,75 @@
+// ext2/3/4 read and written in place inside a byte range of an image file, through libext2fs
+// (the root partition, `writable`). Mirrors e2fsprogs' misc/create_inode.c call order.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace pibake {
+
+struct Ownership {
+  uint32_t mode = 0644;  // permission bits only (07777); the file type is implied by the call
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+class Ext4Fs {
+ public:
+  // Opens the filesystem at byte `offset` of `image_path` (libext2fs "offset=N" io option).
+  // Throws pibake::Error naming the file when it is not ext2/3/4, needs recovery (journal), has
+  // unsupported features for writing, or cannot be opened.
+  Ext4Fs(const std::string& image_path, uint64_t offset, bool writable);
+  ~Ext4Fs();  // closes like close() but never throws
+  Ext4Fs(const Ext4Fs&) = delete;
+  Ext4Fs& operator=(const Ext4Fs&) = delete;
+
+  // Flushes bitmaps, group descriptors and superblock and closes; throws on error. Idempotent.
+  void close();
+
+  std::string label() const;
+  uint64_t block_size() const;
+  uint64_t blocks_count() const;
+  uint64_t free_bytes() const;
+
+  // Timestamps (atime/mtime/ctime/crtime) given to inodes created or changed from now on, and to
+  // the superblock's write time, so that builds are reproducible: the clock is never read.
+  // Default: SOURCE_DATE_EPOCH when set (the constructor throws when it is not a number), else
+  // kDefaultTimestamp, 2000-01-01 00:00:00 UTC.
+  void set_timestamp(int64_t unix_seconds);
+  static constexpr int64_t kDefaultTimestamp = 946684800;
+
+  // Paths are absolute inside the image ("/etc/hostname"). Every component is resolved inside the
+  // image: "..", symlinks (relative or absolute) included, can never leave the image root; an
+  // absolute symlink target is taken relative to the image root, as a chroot would.
+  // Symlinks in intermediate components are followed (Ubuntu's /lib -> usr/lib); a symlink in the
+  // final component is not followed: write_file/symlink replace it, read_file follows it.
+  // exists() has lstat semantics (a dangling symlink exists); is_directory() follows a final
+  // symlink, like `test -d`. Both throw only on a symlink loop, a bad path or a read error.
+  bool exists(std::string_view path) const;
+  bool is_directory(std::string_view path) const;
+  std::string read_file(std::string_view path) const;  // throws if missing or not a regular file
+  // Like `mkdir -p`: creates the missing directories with `own` (existing ones are left alone);
+  // a symlink to a directory counts as a directory. Throws when a component is not a directory.
+  void mkdir_p(std::string_view path, Ownership own = {0755, 0, 0});
+  // Creates or replaces a regular file (replacing frees the old blocks). The parent must exist.
+  // The new content is written before the old entry is dropped: when the write fails (say, the
+  // filesystem is full) the old file is still there. Blocks of zeros become holes, as mke2fs -d.
+  void write_file(std::string_view path, std::string_view data, Ownership own = {});
+  // Same as write_file, streaming the content from `fd` (read to its end) in 1 MiB chunks, so
+  // large binaries never sit in memory whole.
+  void write_file_from(std::string_view path, int fd, Ownership own = {});
+  // Creates or replaces `path` as a symlink to `target` (target stored verbatim).
+  void symlink(std::string_view path, std::string_view target, Ownership own = {0777, 0, 0});
+  bool remove(std::string_view path);  // a file or symlink; false when absent; directories refused
+
+  // Mode bits, uid, gid of `path` (lstat semantics); throws if missing.
+  Ownership stat(std::string_view path) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pibake

@@ -1,0 +1,56 @@
+// FAT (FAT32, and FAT16/FAT12 for small partitions) read and written in place inside a byte range
+// of an image file: the boot partition (`system-boot`). No mtools, no mount.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pibake {
+
+struct FatEntry {
+  std::string name;  // long name when there is one, else the 8.3 name as "NAME.EXT"
+  bool is_directory = false;
+  uint64_t size = 0;
+};
+
+class FatFs {
+ public:
+  // Opens the FAT filesystem found at byte `offset` of `image_path`, `size` bytes long (the
+  // partition's extent). Throws pibake::Error when the boot sector is not a FAT boot sector, the
+  // geometry does not fit inside `size`, or the file cannot be opened.
+  FatFs(const std::string& image_path, uint64_t offset, uint64_t size, bool writable);
+  ~FatFs();  // flushes like close() but never throws (an unflushed change is reported to stderr)
+  FatFs(const FatFs&) = delete;
+  FatFs& operator=(const FatFs&) = delete;
+
+  // Writes every FAT copy and the FSInfo sector; throws on an I/O error. Idempotent.
+  void close();
+
+  int fat_bits() const;      // 12, 16 or 32
+  std::string label() const;  // volume label (root-dir label entry, else the boot sector's), trimmed
+  uint64_t free_bytes() const;
+
+  // Timestamps given to entries created or modified from now on (Unix seconds, UTC).
+  // Default: 0 means "SOURCE_DATE_EPOCH when set, else 2000-01-01 00:00:00".
+  void set_timestamp(int64_t unix_seconds);
+
+  // Paths are '/'-separated and relative to the filesystem root ("cmdline.txt",
+  // "overlays/README"); a leading '/' is allowed. Names compare case-insensitively, as FAT does.
+  // "..", "." and empty components are rejected with pibake::Error.
+  bool exists(std::string_view path) const;
+  bool is_directory(std::string_view path) const;
+  std::string read_file(std::string_view path) const;        // throws if missing or a directory
+  std::vector<FatEntry> list(std::string_view dir) const;    // excludes ".", "..", volume label
+  void write_file(std::string_view path, std::string_view data);  // create or replace; parent must exist
+  void mkdir_p(std::string_view path);                        // like mkdir -p
+  bool remove(std::string_view path);  // removes a file or an empty directory; false if absent
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pibake

@@ -1,0 +1,107 @@
+// Sparse-preserving image copies (see sparse_copy.h).
+#include "image/sparse_copy.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "util/error.h"
+
+namespace pibake {
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+[[noreturn]] void fail(const std::string& what, const std::string& src, const std::string& dst) {
+  int e = errno;
+  std::string msg = "while copying " + src + " to " + dst + ": " + what + ": " + std::strerror(e);
+  if (e == ENOSPC) msg += " (the output directory's filesystem is full)";
+  throw Error(msg);
+}
+
+// Copies [off, off+len) with copy_file_range, falling back to read/write where the kernel or the
+// filesystems refuse (EXDEV on old kernels, ENOSYS, EINVAL on some filesystems).
+void copy_range(int in, int out, uint64_t off, uint64_t len, const std::string& src, const std::string& dst) {
+  bool use_cfr = true;
+  std::vector<char> buf;
+  while (len > 0) {
+    if (use_cfr) {
+      loff_t in_off = static_cast<loff_t>(off), out_off = static_cast<loff_t>(off);
+      ssize_t n = copy_file_range(in, &in_off, out, &out_off, len, 0);
+      if (n > 0) {
+        off += static_cast<uint64_t>(n);
+        len -= static_cast<uint64_t>(n);
+        continue;
+      }
+      if (n == 0) fail("unexpected end of file", src, dst);
+      if (errno == EINTR) continue;
+      if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP) {
+        fail("copy_file_range", src, dst);
+      }
+      use_cfr = false;
+      buf.resize(4 << 20);
+    }
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(len, buf.size()));
+    ssize_t n = pread(in, buf.data(), chunk, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("read", src, dst);
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = pwrite(out, buf.data() + done, static_cast<size_t>(n - done), static_cast<off_t>(off + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) fail("write", src, dst);
+      done += w;
+    }
+    off += static_cast<uint64_t>(n);
+    len -= static_cast<uint64_t>(n);
+  }
+}
+
+}  // namespace
+
+CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst_name) {
+  Fd in(open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.get() < 0) fail("open", src, dst_name);
+  struct stat st {};
+  if (fstat(in.get(), &st) != 0) fail("stat", src, dst_name);
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+
+  CopyStats stats;
+  // A reflink shares every extent (btrfs, xfs, bcachefs): instant and takes no space.
+  if (ioctl(dst_fd, FICLONE, in.get()) == 0) {
+    stats.method = CopyMethod::kReflink;
+    return stats;
+  }
+  if (ftruncate(dst_fd, static_cast<off_t>(size)) != 0) fail("truncate", src, dst_name);
+  uint64_t pos = 0;
+  while (pos < size) {
+    off_t data = lseek(in.get(), static_cast<off_t>(pos), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole remains
+      fail("SEEK_DATA", src, dst_name);
+    }
+    off_t hole = lseek(in.get(), data, SEEK_HOLE);
+    if (hole < 0) fail("SEEK_HOLE", src, dst_name);
+    copy_range(in.get(), dst_fd, static_cast<uint64_t>(data), static_cast<uint64_t>(hole - data), src, dst_name);
+    stats.data_bytes += static_cast<uint64_t>(hole - data);
+    pos = static_cast<uint64_t>(hole);
+  }
+  return stats;
+}
+
+}  // namespace pibake

@@ -1,0 +1,21 @@
+// Copying a disk image so that holes stay holes: reflink when the filesystem can share extents,
+// else only the data ranges (SEEK_DATA/SEEK_HOLE) with copy_file_range.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace pibake {
+
+enum class CopyMethod { kReflink, kSparseRanges };
+
+struct CopyStats {
+  CopyMethod method = CopyMethod::kSparseRanges;
+  uint64_t data_bytes = 0;  // bytes actually copied (0 for a reflink)
+};
+
+// Copies the whole of `src` into the open, empty, writable file `dst_fd` (same size, same holes).
+// Throws pibake::Error with both names on failure (ENOSPC included).
+CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst_name);
+
+}  // namespace pibake

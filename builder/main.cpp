@@ -1,0 +1,96 @@
+// pibake's command line: parses the commands and flags, runs the pipeline, and is the one place
+// that catches errors (style.md rule 6): "pibake: error: ..." and a non-zero exit status.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fmt/format.h>
+
+#include "pipeline/build.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace {
+
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+void add_spec_flags(CLI::App* cmd, pibake::SpecOptions& spec) {
+  cmd->add_option("-c,--config", spec.config_path,
+                  "cluster spec (default: ./cluster.yaml when present, else built-in defaults)");
+  cmd->add_option("--nodes", spec.nodes, "number of nodes (node-1 … node-N; node-1 is the gateway and control plane)")
+      ->check(CLI::Range(1, 65534));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  pibake::install_interrupt_cleanup();
+
+  CLI::App app{
+      "pibake turns one stock Ubuntu arm64 Raspberry Pi image into one SD-card image per node of a\n"
+      "Kubernetes cluster. Flash the cards, power on the stack, and the cluster forms by itself.\n\n"
+      "Start with `pibake build --nodes 4 --base-image ubuntu-raspi.img`, or `pibake init` to\n"
+      "write a commented cluster.yaml first.",
+      "pibake"};
+  app.set_version_flag("--version", std::string("pibake ") + PIBAKE_VERSION);
+  app.require_subcommand(1);
+
+  std::string init_path = "cluster.yaml";
+  CLI::App* init = app.add_subcommand("init", "write a commented cluster.yaml with the defaults (never overwrites)");
+  init->add_option("-c,--config", init_path, "where to write it")->capture_default_str();
+
+  pibake::BuildOptions build_opts;
+  CLI::App* build = app.add_subcommand("build", "write one SD-card image per node into the output directory");
+  add_spec_flags(build, build_opts.spec);
+  build->add_option("--node", build_opts.only_nodes, "regenerate only this node (repeatable)");
+  build->add_option("--out", build_opts.out_dir, "output directory")->capture_default_str();
+  build->add_option("--base-image", build_opts.base_image,
+                    "base image: a path or URL to an Ubuntu raspi .img or .img.xz (overrides the spec)");
+  build->add_flag("--offline", build_opts.offline, "never use the network");
+  build->add_flag("--dry-run", build_opts.dry_run, "print the plan (every file of every node) and write nothing");
+
+  CLI::App* fetch = app.add_subcommand("fetch", "fill the download cache for the spec, for a later --offline build");
+  pibake::SpecOptions fetch_spec;
+  std::string fetch_base;
+  add_spec_flags(fetch, fetch_spec);
+  fetch->add_option("--base-image", fetch_base, "base image: a path or URL to a raw .img or an .img.xz");
+  std::string image, device;
+  CLI::App* inspect = app.add_subcommand("inspect", "show an image's partitions, node identity and health (not available yet)");
+  inspect->add_option("IMAGE", image, "image file")->required();
+  CLI::App* flash = app.add_subcommand("flash", "write an image to a card with read-back verify (not available yet)");
+  flash->add_option("IMAGE", image, "image file")->required();
+  flash->add_option("DEVICE", device, "target device or file")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+
+  try {
+    if (*init) pibake::run_init(init_path);
+    if (*build) pibake::run_build(build_opts);
+    if (*fetch) pibake::run_fetch(fetch_spec, fetch_base);
+    for (CLI::App* later : {inspect, flash}) {
+      if (*later) {
+        fmt::print(stderr, "pibake: error: `pibake {}` is not available in this version yet\n", later->get_name());
+        return kExitUsage;
+      }
+    }
+  } catch (const pibake::Error& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "pibake: error: {}\n", e.what());
+    return kExitError;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "pibake: internal error: {}\n", e.what());
+    return kExitError;
+  }
+  return 0;
+}

@@ -1,0 +1,172 @@
+// The build pipeline, one step per function call in run_build() (style.md rule 2).
+#include "pipeline/build.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <cerrno>
+#include <cstring>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "fetch/cache.h"
+#include "fetch/fetcher.h"
+#include "pipeline/base_image.h"
+#include "pipeline/fetch_base.h"
+#include "pipeline/node_image.h"
+#include "plan/plan.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace pibake {
+namespace {
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+// With no keys in the spec, the user's own public keys (~/.ssh/*.pub) are what they expect to
+// log in with; they are public, so reading them is harmless.
+void add_default_ssh_keys(ClusterSpec& spec) {
+  if (!spec.access.ssh_authorized_keys.empty()) return;
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0') return;
+  std::string dir = std::string(home) + "/.ssh";
+  std::error_code ec;
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() == ".pub" && entry.is_regular_file(ec)) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const std::string& f : files) {
+    std::ifstream in(f);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("ssh-", 0) == 0 || line.rfind("ecdsa-", 0) == 0 || line.rfind("sk-", 0) == 0) {
+        spec.access.ssh_authorized_keys.push_back(line);
+        fmt::print("using SSH key from {}\n", f);
+      }
+    }
+  }
+}
+
+void report_problems(const ClusterSpec& spec, const std::vector<Diagnostic>& problems) {
+  if (problems.empty()) return;
+  for (const Diagnostic& d : problems) fmt::print(stderr, "{}\n", format_diagnostic(spec, d));
+  std::string where = spec.source_path.empty() ? "the spec" : spec.source_path;
+  throw Error(fmt::format("{} problem{} in {}", problems.size(), problems.size() == 1 ? "" : "s", where));
+}
+
+// Only one build at a time may write into an output directory.
+class OutDirLock {
+ public:
+  explicit OutDirLock(const std::string& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw Error("cannot create output directory " + dir + ": " + ec.message());
+    fd_ = open((dir + "/.pibake.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw Error("cannot write to output directory " + dir + ": " + std::strerror(errno));
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) throw Error("another pibake build is writing to " + dir);
+  }
+  ~OutDirLock() { close(fd_); }
+
+ private:
+  int fd_ = -1;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+ClusterSpec resolve_spec(const SpecOptions& opts) {
+  std::string path = opts.config_path;
+  if (path.empty() && file_exists("cluster.yaml")) path = "cluster.yaml";
+  ClusterSpec spec = default_spec();
+  if (!path.empty()) {
+    if (!file_exists(path)) throw Error(path + ": " + std::strerror(errno));
+    LoadResult loaded = load_spec(path);
+    report_problems(loaded.spec, loaded.problems);
+    spec = std::move(loaded.spec);
+  }
+  if (opts.nodes) {
+    if (spec.nodes_listed) {
+      throw Error(spec.source_path + " lists its nodes by name; --nodes cannot be combined with that list");
+    }
+    apply_node_count(spec, *opts.nodes);
+    report_problems(spec, validate(spec));
+  }
+  return spec;
+}
+
+void run_build(const BuildOptions& opts) {
+  auto start = std::chrono::steady_clock::now();
+  // load spec → validate: every problem is reported before anything is written.
+  ClusterSpec spec = resolve_spec(opts.spec);
+  add_default_ssh_keys(spec);
+  // plan: every node's files, computed before the first byte is written.
+  BuildPlan plan = make_plan(spec, opts.only_nodes);
+  if (opts.dry_run) {
+    fmt::print("{}", describe(plan));
+    return;
+  }
+  // fetch: the base image (downloaded, verified and decompressed into the cache when needed).
+  Cache cache(Cache::default_dir());
+  std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
+  std::string base_path = obtain_base_image(spec, opts.base_image, opts.offline, cache, *fetcher);
+  // prepare base: find and check its partitions.
+  BaseImage base = inspect_base_image(base_path);
+  fmt::print("base image {}: boot p{} ({} MiB), root p{} ({} MiB, {} MiB free)\n", base_path, base.boot.number,
+             base.boot.size >> 20, base.root.number, base.root.size >> 20, base.root_free_bytes >> 20);
+
+  OutDirLock lock(opts.out_dir);
+  // per node: clone → root partition → boot partition → finalize.
+  for (const NodePlan& node : plan.nodes) {
+    auto node_start = std::chrono::steady_clock::now();
+    NodeImageResult r = write_node_image(base, node, opts.out_dir);
+    fmt::print("{}: {} ({}, {}){} in {:.1f} s\n", r.path, node.node.name, node.node.ip, to_string(node.node.role),
+               r.grown ? ", root filesystem grown" : "", seconds_since(node_start));
+  }
+  // The spec that was used, next to the outputs. It may hold the Wi-Fi password: owner-only.
+  write_file_atomic(opts.out_dir + "/cluster.yaml", to_yaml(spec), 0600);
+  fmt::print("{} image{} written to {}/ in {:.1f} s\n", plan.nodes.size(), plan.nodes.size() == 1 ? "" : "s",
+             opts.out_dir, seconds_since(start));
+}
+
+void run_fetch(const SpecOptions& spec_opts, const std::string& base_image) {
+  ClusterSpec spec = resolve_spec(spec_opts);
+  Cache cache(Cache::default_dir());
+  std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
+  std::string path = obtain_base_image(spec, base_image, /*offline=*/false, cache, *fetcher);
+  fmt::print("base image ready: {}\n", path);
+}
+
+void run_init(const std::string& path) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) throw Error(path + " already exists; pibake init never overwrites it");
+    throw Error("cannot create " + path + ": " + std::strerror(errno));
+  }
+  std::string text = init_template();
+  ssize_t n = write(fd, text.data(), text.size());
+  bool ok = n == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
+  close(fd);
+  if (!ok) {
+    unlink(path.c_str());
+    throw Error("cannot write " + path);
+  }
+  fmt::print("wrote {}: edit it, then run pibake build\n", path);
+}
+
+}  // namespace pibake

@@ -1,0 +1,38 @@
+// `pibake build`, `pibake init` and the spec resolution they share: the pipeline's top level.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "spec/spec.h"
+
+namespace pibake {
+
+struct SpecOptions {
+  std::string config_path;  // -c/--config; empty = ./cluster.yaml when present, else defaults
+  std::optional<int> nodes; // --nodes N
+};
+
+struct BuildOptions {
+  SpecOptions spec;
+  std::vector<std::string> only_nodes;  // --node NAME (repeatable)
+  std::string out_dir = "out";
+  std::string base_image;  // --base-image PATH|URL
+  bool offline = false;
+  bool dry_run = false;
+};
+
+// load spec → apply flags → validate. Prints every problem and throws pibake::Error when any.
+ClusterSpec resolve_spec(const SpecOptions& opts);
+
+// plan → fetch → prepare base → per node: clone → root partition → boot partition → finalize.
+void run_build(const BuildOptions& opts);
+
+// Fills the download cache with everything the spec needs, for a later --offline build.
+void run_fetch(const SpecOptions& spec_opts, const std::string& base_image);
+
+// Writes a commented cluster.yaml at `path`; never overwrites.
+void run_init(const std::string& path);
+
+}  // namespace pibake

@@ -1,0 +1,66 @@
+// Obtaining the base image (see fetch_base.h).
+#include "pipeline/fetch_base.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "plan/checksums.h"
+#include "plan/mirrors.h"
+#include "util/error.h"
+
+namespace pibake {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string base_name(const std::string& url) {
+  std::string path = url.substr(0, url.find_first_of("?#"));
+  return path.substr(path.rfind('/') + 1);
+}
+
+// The sha256 the spec pins, else the one the release's SHA256SUMS lists for the file.
+std::string expected_sha256(const ClusterSpec& spec, const std::string& url, bool from_spec, bool offline,
+                            Cache& cache, Fetcher& fetcher) {
+  if (from_spec && !spec.base_image.sha256.empty()) return spec.base_image.sha256;
+  std::string sums_url = from_spec && !spec.base_image.sha256sums.empty()
+                             ? spec.base_image.sha256sums
+                             : url.substr(0, url.rfind('/') + 1) + "SHA256SUMS";
+  std::string text = cache.get_text(fetcher, apply_mirrors(sums_url, spec.mirrors), offline,
+                                    "the base image's checksum list");
+  auto sha = find_sha256(text, base_name(url));
+  if (!sha) throw Error(sums_url + " lists no sha256 for " + base_name(url));
+  return *sha;
+}
+
+}  // namespace
+
+std::string obtain_base_image(const ClusterSpec& spec, const std::string& override_source, bool offline,
+                              Cache& cache, Fetcher& fetcher) {
+  const bool from_spec = override_source.empty();
+  const std::string source = from_spec ? spec.base_image.url : override_source;
+  if (source.empty()) throw Error("no base image: set base_image.url in the spec or pass --base-image");
+
+  if (is_local_source(source)) {
+    std::string path = local_path(source);
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) throw Error("base image " + path + ": " + std::strerror(errno));
+    if (!ends_with(path, ".xz")) return path;
+    // A local .img.xz: decompressed once into the cache, keyed by its content.
+    std::string sha = sha256_file(path);
+    if (from_spec && !spec.base_image.sha256.empty() && spec.base_image.sha256 != sha) {
+      throw Error("checksum mismatch for the base image " + path + ": expected sha256 " + spec.base_image.sha256 +
+                  ", got " + sha);
+    }
+    return cache.decompressed_image(path, sha);
+  }
+
+  std::string sha = expected_sha256(spec, source, from_spec, offline, cache, fetcher);
+  std::string blob = cache.get_blob(fetcher, apply_mirrors(source, spec.mirrors), sha, offline, "the base image");
+  return ends_with(base_name(source), ".xz") ? cache.decompressed_image(blob, sha) : blob;
+}
+
+}  // namespace pibake

@@ -1,0 +1,18 @@
+// fetch, for the base image: a local .img, a local .img.xz, or a URL (mirrors applied, sha256 from
+// the spec or the release's SHA256SUMS), cached and decompressed once.
+#pragma once
+
+#include <string>
+
+#include "fetch/cache.h"
+#include "fetch/fetcher.h"
+#include "spec/spec.h"
+
+namespace pibake {
+
+// Returns the path of a raw image to build from. `override_source` is --base-image (empty: the
+// spec's base_image). Throws pibake::Error naming the source on any failure.
+std::string obtain_base_image(const ClusterSpec& spec, const std::string& override_source, bool offline,
+                              Cache& cache, Fetcher& fetcher);
+
+}  // namespace pibake

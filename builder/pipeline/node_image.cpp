@@ -1,0 +1,118 @@
+// One node's image, written into a temporary file and renamed when complete (see node_image.h).
+#include "pipeline/node_image.h"
+
+#include <sys/stat.h>
+
+#include "image/ext4.h"
+#include "image/fat.h"
+#include "image/grow.h"
+#include "image/sparse_copy.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace pibake {
+namespace {
+
+// Free space kept on the root filesystem after pibake's files: first boot writes logs, apt lists
+// and packages before cloud-init grows the filesystem to the whole card.
+constexpr uint64_t kRootHeadroom = 64ull << 20;
+
+void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
+  for (const FileOp& op : plan.ops) {
+    if (op.fs != Fs::kRoot) continue;
+    Ownership own{op.mode, op.uid, op.gid};
+    auto slash = op.path.rfind('/');
+    std::string parent = slash == 0 ? "/" : op.path.substr(0, slash);
+    switch (op.kind) {
+      case FileOp::Kind::kWrite:
+        fs.mkdir_p(parent);
+        fs.write_file(op.path, op.data, own);
+        break;
+      case FileOp::Kind::kMkdir:
+        fs.mkdir_p(op.path, own);
+        break;
+      case FileOp::Kind::kSymlink:
+        fs.mkdir_p(parent);
+        fs.symlink(op.path, op.data, own);
+        break;
+      case FileOp::Kind::kRemove:
+        fs.remove(op.path);
+        break;
+      case FileOp::Kind::kCmdlineTokens:
+        fs.write_file(op.path, ensure_cmdline_tokens(fs.exists(op.path) ? fs.read_file(op.path) : "", op.data), own);
+        break;
+    }
+  }
+}
+
+void apply_boot_ops(FatFs& fat, const NodePlan& plan) {
+  for (const FileOp& op : plan.ops) {
+    if (op.fs != Fs::kBoot) continue;
+    auto slash = op.path.rfind('/');
+    switch (op.kind) {
+      case FileOp::Kind::kWrite:
+        if (slash > 0) fat.mkdir_p(op.path.substr(0, slash));
+        fat.write_file(op.path, op.data);
+        break;
+      case FileOp::Kind::kMkdir:
+        fat.mkdir_p(op.path);
+        break;
+      case FileOp::Kind::kRemove:
+        fat.remove(op.path);
+        break;
+      case FileOp::Kind::kSymlink:
+        throw Error("system-boot is FAT and cannot hold the symlink " + op.path);
+      case FileOp::Kind::kCmdlineTokens:
+        fat.write_file(op.path, ensure_cmdline_tokens(fat.exists(op.path) ? fat.read_file(op.path) : "", op.data));
+        break;
+    }
+  }
+}
+
+}  // namespace
+
+NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, const std::string& out_dir) {
+  NodeImageResult result;
+  result.path = out_dir + "/" + plan.image_file;
+  std::string step = "cloning the base image";
+  try {
+    AtomicFile out(result.path, 0644);
+    // clone: a sparse copy (or reflink) of the base; the base itself is only ever read.
+    copy_sparse(base.path, out.fd(), out.temp_path());
+    out.close_fd();
+
+    // root partition: grow first when this node's files would not fit, then write them.
+    Partition root = base.root;
+    uint64_t needed = plan.root_bytes_needed(base.root_block_size) + kRootHeadroom;
+    if (needed > base.root_free_bytes) {
+      step = "growing the root partition";
+      // New block groups bring their own inode tables and bitmaps: allow 1/8 plus 16 MiB for them.
+      uint64_t deficit = needed - base.root_free_bytes;
+      root = grow_root_partition(out.temp_path(), root, deficit + deficit / 8 + (16ull << 20));
+      result.grown = true;
+    }
+    step = "writing the root filesystem (writable)";
+    {
+      Ext4Fs fs(out.temp_path(), root.start, /*writable=*/true);
+      apply_root_ops(fs, plan);
+      fs.close();
+    }
+    // boot partition: the cloud-init seed and firmware settings.
+    step = "writing the boot filesystem (system-boot)";
+    {
+      FatFs fat(out.temp_path(), base.boot.start, base.boot.size, /*writable=*/true);
+      apply_boot_ops(fat, plan);
+      fat.close();
+    }
+    // finalize: fsync and rename to the final name.
+    step = "finishing the image";
+    struct stat st {};
+    if (stat(out.temp_path().c_str(), &st) == 0) result.image_size = static_cast<uint64_t>(st.st_size);
+    out.commit();
+  } catch (const Error& e) {
+    throw Error(plan.image_file + ": while " + step + ": " + e.what());
+  }
+  return result;
+}
+
+}  // namespace pibake

@@ -1,0 +1,324 @@
+// The build plan (see plan.h): which files each node gets, rendered from the built-in templates.
+//   overlays/<all|control-plane|worker|gateway>/…  → the root filesystem, same path
+//   overlays/*/_manifest                            → modes and symlinks for that tree
+//   netplan/, firmware/                             → the cloud-init seed on system-boot
+//   dhcp/                                           → the gateway's DHCP server
+#include "plan/plan.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <sstream>
+
+#include "plan/template.h"
+#include "util/error.h"
+#include "util/hash.h"
+#include "util/resources.h"
+
+namespace pibake {
+namespace {
+
+constexpr std::string_view kTemplateSuffix = ".tmpl";
+constexpr std::string_view kManifest = "/_manifest";
+// Kubernetes on Raspberry Pi kernels needs the memory cgroup, which they disable by default.
+constexpr const char* kCgroupTokens = "cgroup_enable=memory cgroup_memory=1";
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string join(const std::vector<std::string>& items, std::string_view sep) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : std::string(sep)) + i;
+  return out;
+}
+
+// The cloud-config lines for the login user. Keys switch password SSH off; with neither keys nor
+// a hash, Ubuntu's own policy stays: password "ubuntu" that must be changed at first login.
+std::string render_access(const ClusterSpec& spec) {
+  const auto& a = spec.access;
+  std::string out = "users:\n  - name: " + yaml_quote(a.user) +
+                    "\n    groups: [adm, sudo, users]\n    shell: /bin/bash\n"
+                    "    sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n";
+  if (!a.password_hash.empty()) {
+    out += "    lock_passwd: false\n    passwd: " + yaml_quote(a.password_hash) + "\n";
+  } else {
+    out += a.ssh_authorized_keys.empty() ? "    lock_passwd: false\n" : "    lock_passwd: true\n";
+  }
+  if (!a.ssh_authorized_keys.empty()) {
+    out += "    ssh_authorized_keys:\n";
+    for (const auto& k : a.ssh_authorized_keys) out += "      - " + yaml_quote(k) + "\n";
+  }
+  if (a.ssh_authorized_keys.empty() && a.password_hash.empty()) {
+    out += "chpasswd:\n  expire: true\n  users:\n    - {name: " + yaml_quote(a.user) +
+           ", password: ubuntu, type: text}\n";
+  }
+  out += a.ssh_authorized_keys.empty() ? "ssh_pwauth: true\n" : "ssh_pwauth: false\n";
+  return out;
+}
+
+bool is_wifi(const UplinkSpec& uplink) { return uplink.interface.rfind("wl", 0) == 0; }
+
+// The gateway's uplink in netplan: Wi-Fi (with the regulatory domain) or a wired interface.
+std::string render_uplink(const UplinkSpec& uplink) {
+  if (!is_wifi(uplink)) {
+    return fmt::format("    {}:\n      dhcp4: true\n      optional: true\n", uplink.interface);
+  }
+  const WifiSpec wifi = uplink.wifi.value_or(WifiSpec{});
+  std::string ap = "        " + yaml_quote(wifi.ssid) + ":";
+  ap += wifi.password.empty() ? " {}\n" : "\n          password: " + yaml_quote(wifi.password) + "\n";
+  std::string out = fmt::format("  wifis:\n    {}:\n      dhcp4: true\n      optional: true\n", uplink.interface);
+  if (!wifi.country.empty()) out += "      regulatory-domain: " + yaml_quote(wifi.country) + "\n";
+  return out + "      access-points:\n" + ap;
+}
+
+std::string render_hosts_entries(const ClusterSpec& spec) {
+  std::string out;
+  for (const NodeSpec& n : spec.nodes) out += fmt::format("{} {}.{} {}\n", n.ip, n.name, spec.cluster.domain, n.name);
+  if (!out.empty()) out.pop_back();
+  return out;
+}
+
+const NodeSpec& gateway_node(const ClusterSpec& spec) {
+  for (const NodeSpec& n : spec.nodes)
+    if (n.name == spec.network.gateway) return n;
+  return spec.nodes.front();
+}
+
+TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number) {
+  const Cidr subnet = Cidr::parse(spec.network.subnet).value_or(Cidr{});
+  const std::string& range = spec.network.dhcp_range;
+  const auto dash = range.find('-');
+  TemplateVars v;
+  v["hostname"] = node.name;
+  v["fqdn"] = node.name + "." + spec.cluster.domain;
+  v["domain"] = spec.cluster.domain;
+  v["cluster_name"] = spec.cluster.name;
+  v["node_number"] = std::to_string(number);
+  v["node_ip"] = node.ip;
+  v["node_cidr"] = node.ip + "/" + std::to_string(subnet.prefix);
+  v["role"] = to_string(node.role);
+  v["gateway_ip"] = gateway_node(spec).ip;
+  v["subnet"] = spec.network.subnet;
+  v["subnet_address"] = subnet.base.str();
+  v["netmask"] = subnet.netmask_address().str();
+  v["broadcast"] = subnet.broadcast().str();
+  v["range_first"] = range.substr(0, dash);
+  v["range_last"] = dash == std::string::npos ? range : range.substr(dash + 1);
+  v["dns_servers"] = join(spec.network.dns, ", ");
+  v["uplink"] = spec.network.uplink.interface;
+  v["uplink_block"] = render_uplink(spec.network.uplink);
+  v["hosts_entries"] = render_hosts_entries(spec);
+  v["access"] = render_access(spec);
+  const bool gateway = node.name == gateway_node(spec).name;
+  v["is_gateway"] = gateway ? "yes" : "no";
+  // What first boot installs when the base image lacks it: kubelet and kube-proxy use conntrack,
+  // kubectl port-forward uses socat; the gateway serves DHCP (seed 001) and NATs with iptables.
+  v["firstboot_packages"] = gateway ? "conntrack socat iptables isc-dhcp-server" : "conntrack socat iptables";
+  return v;
+}
+
+FileOp* find_root_op(NodePlan& plan, const std::string& path) {
+  for (FileOp& op : plan.ops)
+    if (op.fs == Fs::kRoot && op.path == path && op.kind == FileOp::Kind::kWrite) return &op;
+  return nullptr;
+}
+
+// "mode PATH MODE" and "link PATH TARGET" lines of a tree's _manifest.
+void apply_manifest(NodePlan& plan, std::string_view text, const std::string& source) {
+  std::istringstream in{std::string(text)};
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    std::istringstream words(line);
+    std::string verb, path, arg;
+    words >> verb >> path >> arg;
+    if (verb.empty() || verb[0] == '#') continue;
+    std::string where = fmt::format("{}:{}", source, lineno);
+    if (verb == "mode") {
+      FileOp* op = find_root_op(plan, path);
+      if (op == nullptr) throw Error(where + ": no file " + path + " in this overlay");
+      op->mode = static_cast<uint32_t>(std::stoul(arg, nullptr, 8));
+    } else if (verb == "link") {
+      FileOp op;
+      op.kind = FileOp::Kind::kSymlink;
+      op.path = path;
+      op.data = arg;
+      op.mode = 0777;
+      op.source = source;
+      plan.ops.push_back(std::move(op));
+    } else {
+      throw Error(where + ": unknown manifest line \"" + line + "\"");
+    }
+  }
+}
+
+// Every resource under `dir` becomes a file at the same path in the image; "*.tmpl" is rendered.
+void add_tree(NodePlan& plan, std::string_view dir, const TemplateVars& vars) {
+  const Resource* manifest = nullptr;
+  for (const Resource* r : resources_under(std::string(dir) + "/")) {
+    std::string path(r->path + dir.size());
+    std::string_view body(r->data, r->size);
+    if (path == kManifest) {
+      manifest = r;
+      continue;
+    }
+    FileOp op;
+    op.source = r->path;
+    if (ends_with(path, kTemplateSuffix)) {
+      path.resize(path.size() - kTemplateSuffix.size());
+      op.data = render_template(body, vars, r->path);
+    } else {
+      op.data = std::string(body);
+    }
+    op.path = path;
+    plan.ops.push_back(std::move(op));
+  }
+  if (manifest) apply_manifest(plan, {manifest->data, manifest->size}, manifest->path);
+}
+
+FileOp file_op(Fs fs, std::string path, std::string data, std::string source) {
+  FileOp op;
+  op.fs = fs;
+  op.path = std::move(path);
+  op.data = std::move(data);
+  op.source = std::move(source);
+  return op;
+}
+
+std::string render_resource(const std::string& name, const TemplateVars& vars) {
+  return render_template(resource(name), vars, name);
+}
+
+NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number) {
+  NodePlan plan;
+  plan.node = node;
+  plan.number = number;
+  plan.gateway = node.name == gateway_node(spec).name;
+  plan.image_file = node.name + ".img";
+  TemplateVars vars = node_vars(spec, node, number);
+
+  // Root filesystem: the common overlay, then the role's, then the gateway's.
+  add_tree(plan, "overlays/all", vars);
+  add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
+  if (plan.gateway) {
+    add_tree(plan, "overlays/gateway", vars);
+    plan.ops.push_back(file_op(Fs::kRoot, "/etc/dhcp/dhcpd.conf", render_resource("dhcp/dhcpd.conf.tmpl", vars),
+                               "dhcp/dhcpd.conf.tmpl"));
+  }
+
+  // Boot partition: kernel parameters and the cloud-init NoCloud seed. The instance-id is derived
+  // from the seed itself: the same spec gives the same id, any change a new one.
+  std::string tokens = kCgroupTokens;
+  if (plan.gateway && is_wifi(spec.network.uplink) && spec.network.uplink.wifi &&
+      !spec.network.uplink.wifi->country.empty()) {
+    tokens += " cfg80211.ieee80211_regdom=" + spec.network.uplink.wifi->country;
+  }
+  FileOp cmdline = file_op(Fs::kBoot, "/cmdline.txt", tokens, "kernel parameters");
+  cmdline.kind = FileOp::Kind::kCmdlineTokens;
+  plan.ops.push_back(cmdline);
+
+  std::string netplan_tmpl = plan.gateway ? "netplan/gateway.yaml.tmpl" : "netplan/worker.yaml.tmpl";
+  std::string network_config = render_resource(netplan_tmpl, vars);
+  std::string user_data = render_resource("firmware/user-data.tmpl", vars);
+  vars["instance_id"] = fmt::format("pibake-{}-{}-{}", spec.cluster.name, node.name,
+                                    sha256_hex(node.name + "\n" + user_data + network_config).substr(0, 12));
+  plan.ops.push_back(file_op(Fs::kBoot, "/user-data", user_data, "firmware/user-data.tmpl"));
+  plan.ops.push_back(file_op(Fs::kBoot, "/network-config", network_config, netplan_tmpl));
+  plan.ops.push_back(
+      file_op(Fs::kBoot, "/meta-data", render_resource("firmware/meta-data.tmpl", vars), "firmware/meta-data.tmpl"));
+  return plan;
+}
+
+}  // namespace
+
+const char* to_string(Fs fs) { return fs == Fs::kBoot ? "system-boot" : "writable"; }
+
+std::string yaml_quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string ensure_cmdline_tokens(const std::string& existing, const std::string& tokens) {
+  auto nl = existing.find('\n');
+  std::string first = existing.substr(0, nl);
+  std::string rest = nl == std::string::npos ? "\n" : existing.substr(nl);
+  while (!first.empty() && (first.back() == ' ' || first.back() == '\r')) first.pop_back();
+  std::istringstream have_in(first), want_in(tokens);
+  std::vector<std::string> have;
+  for (std::string t; have_in >> t;) have.push_back(t);
+  for (std::string t; want_in >> t;) {
+    if (std::find(have.begin(), have.end(), t) == have.end()) {
+      first += (first.empty() ? "" : " ") + t;
+      have.push_back(t);
+    }
+  }
+  return first + rest;
+}
+
+uint64_t NodePlan::root_bytes_needed(uint64_t block_size) const {
+  uint64_t total = 0;
+  for (const FileOp& op : ops) {
+    if (op.fs != Fs::kRoot) continue;
+    total += (op.data.size() + block_size - 1) / block_size * block_size + block_size;
+  }
+  return total;
+}
+
+BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only) {
+  for (const std::string& name : only) {
+    bool known = std::any_of(spec.nodes.begin(), spec.nodes.end(), [&](const NodeSpec& n) { return n.name == name; });
+    if (!known) {
+      std::vector<std::string> names;
+      for (const NodeSpec& n : spec.nodes) names.push_back(n.name);
+      throw Error("no node named \"" + name + "\" in the spec (nodes: " + join(names, ", ") + ")");
+    }
+  }
+  BuildPlan plan;
+  for (size_t i = 0; i < spec.nodes.size(); ++i) {
+    const NodeSpec& node = spec.nodes[i];
+    if (!only.empty() && std::find(only.begin(), only.end(), node.name) == only.end()) continue;
+    plan.nodes.push_back(plan_node(spec, node, static_cast<int>(i) + 1));
+  }
+  return plan;
+}
+
+std::string describe(const BuildPlan& plan) {
+  std::string out;
+  for (const NodePlan& n : plan.nodes) {
+    out += fmt::format("{} ({}, {}{}): {}\n", n.node.name, n.node.ip, to_string(n.node.role),
+                       n.gateway ? ", gateway" : "", n.image_file);
+    for (const FileOp& op : n.ops) {
+      std::string line;
+      switch (op.kind) {
+        case FileOp::Kind::kWrite:
+          line = fmt::format("write {}:{} {} bytes, {:04o}", to_string(op.fs), op.path, op.data.size(), op.mode);
+          break;
+        case FileOp::Kind::kMkdir:
+          line = fmt::format("mkdir {}:{}", to_string(op.fs), op.path);
+          break;
+        case FileOp::Kind::kSymlink:
+          line = fmt::format("link  {}:{} -> {}", to_string(op.fs), op.path, op.data);
+          break;
+        case FileOp::Kind::kRemove:
+          line = fmt::format("rm    {}:{}", to_string(op.fs), op.path);
+          break;
+        case FileOp::Kind::kCmdlineTokens:
+          line = fmt::format("edit  {}:{} + {}", to_string(op.fs), op.path, op.data);
+          break;
+      }
+      out += "  " + line + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace pibake

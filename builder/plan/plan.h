@@ -1,0 +1,62 @@
+// The build plan: for every node, the exact files pibake writes into its two filesystems.
+// Pure data computed from the spec and the built-in templates (style.md rule 3): printable with
+// `pibake build --dry-run`, tested without any image.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "spec/spec.h"
+
+namespace pibake {
+
+enum class Fs { kBoot, kRoot };  // system-boot (FAT) or writable (ext4)
+const char* to_string(Fs fs);
+
+struct FileOp {
+  // kCmdlineTokens: `data` holds space-separated kernel parameters that the first line of the
+  // existing file must contain; missing ones are appended (see ensure_cmdline_tokens).
+  enum class Kind { kWrite, kMkdir, kSymlink, kRemove, kCmdlineTokens };
+  Kind kind = Kind::kWrite;
+  Fs fs = Fs::kRoot;
+  std::string path;  // absolute inside the filesystem: "/etc/hostname", "/meta-data"
+  std::string data;  // kWrite: the content; kSymlink: the link target
+  uint32_t mode = 0644;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::string source;  // what produced it ("overlays/all/etc/hostname.tmpl"), for --dry-run
+};
+
+struct NodePlan {
+  NodeSpec node;
+  int number = 0;  // 1-based position in spec.nodes
+  bool gateway = false;
+  std::string image_file;  // "node-1.img"
+  std::vector<FileOp> ops;
+
+  // Bytes the root filesystem needs for this node's files (data rounded up to `block_size`, plus
+  // one block per file for metadata): what decides whether the image must grow.
+  uint64_t root_bytes_needed(uint64_t block_size) const;
+};
+
+struct BuildPlan {
+  std::vector<NodePlan> nodes;
+};
+
+// Builds the plan for every node in spec.nodes (the spec must have passed validate()).
+// `only` restricts it to the named nodes (--node NAME); an unknown name throws pibake::Error.
+BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only = {});
+
+// Human-readable listing of the plan, one line per file operation.
+std::string describe(const BuildPlan& plan);
+
+// cmdline.txt holds one line; only the first is read by the firmware. Appends each of `tokens`
+// (space-separated) that the first line lacks, keeps every other token and their order, and is
+// idempotent: applying it twice changes nothing.
+std::string ensure_cmdline_tokens(const std::string& existing, const std::string& tokens);
+
+// A YAML double-quoted scalar holding `s` exactly (for SSIDs, passwords, keys).
+std::string yaml_quote(std::string_view s);
+
+}  // namespace pibake

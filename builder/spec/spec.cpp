@@ -1,0 +1,145 @@
+// The spec model's behaviour: defaults, generated node lists, comparison, field paths and the
+// located diagnostics that every spec problem is printed with.
+#include "spec/spec.h"
+
+#include <fmt/format.h>
+
+#include <iterator>
+
+#include "spec/spec_internal.h"
+
+namespace pibake {
+
+const char* to_string(NodeRole role) {
+  return role == NodeRole::kControlPlane ? "control-plane" : "worker";
+}
+
+ClusterSpec default_spec() {
+  ClusterSpec spec;
+  apply_node_count(spec, spec.node_count);
+  return spec;
+}
+
+void apply_node_count(ClusterSpec& spec, int count) {
+  spec.node_count = count;
+  spec.nodes_listed = false;
+  spec.nodes.clear();
+  // The old list's locations would point at lines that no longer describe these nodes.
+  for (auto it = spec.locations.begin(); it != spec.locations.end();) {
+    bool stale = spec_detail::starts_with(it->first, "nodes[") || it->first == "nodes.count";
+    it = stale ? spec.locations.erase(it) : std::next(it);
+  }
+  if (count < 1 || count > kMaxNodes) return;
+  std::optional<Cidr> subnet = Cidr::parse(spec.network.subnet);
+  for (int k = 1; k <= count; ++k) {
+    NodeSpec node;
+    node.name = fmt::format("node-{}", k);
+    // node-k is the subnet's k-th address; past the last host address there is none to give.
+    if (subnet && static_cast<uint64_t>(k) <= subnet->host_count()) {
+      node.ip = subnet->at(static_cast<uint32_t>(k)).str();
+    }
+    node.role = k == 1 ? NodeRole::kControlPlane : NodeRole::kWorker;
+    spec.nodes.push_back(std::move(node));
+  }
+}
+
+bool same_settings(const ClusterSpec& a, const ClusterSpec& b) {
+  return a.cluster == b.cluster && a.base_image == b.base_image && a.nodes == b.nodes &&
+         a.network == b.network && a.kubernetes == b.kubernetes && a.containerd == b.containerd &&
+         a.runc == b.runc && a.cni_plugins == b.cni_plugins && a.access == b.access &&
+         a.mirrors == b.mirrors;
+}
+
+const NodeSpec* find_node(const ClusterSpec& spec, std::string_view name) {
+  for (const NodeSpec& node : spec.nodes) {
+    if (node.name == name) return &node;
+  }
+  return nullptr;
+}
+
+std::string gateway_name(const ClusterSpec& spec) {
+  if (!spec.network.gateway.empty()) return spec.network.gateway;
+  return spec.nodes.empty() ? std::string() : spec.nodes.front().name;
+}
+
+SourceLoc diagnostic_location(const ClusterSpec& spec, const Diagnostic& d) {
+  if (d.location.known()) return d.location;
+  // The nearest located ancestor: a defaulted nodes[2].ip still points at nodes[2]'s entry.
+  for (std::string field = d.field;; field = spec_detail::parent_field(field)) {
+    auto it = spec.locations.find(field);
+    if (it != spec.locations.end()) return it->second;
+    if (field.empty()) return {};
+  }
+}
+
+std::string format_diagnostic(const ClusterSpec& spec, const Diagnostic& d) {
+  std::string what = d.field.empty() ? d.message : d.field + ": " + d.message;
+  if (spec.source_path.empty()) return what;
+  SourceLoc loc = diagnostic_location(spec, d);
+  if (!loc.known()) return fmt::format("{}: {}", spec.source_path, what);
+  return fmt::format("{}:{}:{}: {}", spec.source_path, loc.line, loc.column, what);
+}
+
+namespace spec_detail {
+
+std::string item_field(std::string_view list, size_t index) {
+  return fmt::format("{}[{}]", list, index);
+}
+
+std::string mirror_field(std::string_view prefix) { return "mirrors[" + quote(prefix) + "]"; }
+
+std::string parent_field(std::string_view field) {
+  // Scan forward so that '.' and '[' inside a quoted key are not taken for separators.
+  size_t last_start = 0;
+  bool in_quotes = false;
+  for (size_t i = 0; i < field.size(); ++i) {
+    char c = field[i];
+    if (in_quotes) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_quotes = false;
+      }
+    } else if (c == '"') {
+      in_quotes = true;
+    } else if (c == '.' || c == '[') {
+      last_start = i;
+    }
+  }
+  return std::string(field.substr(0, last_start));
+}
+
+std::string quote(std::string_view value) {
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string quote_short(std::string_view value, size_t max) {
+  if (value.size() <= max) return quote(value);
+  return quote(value.substr(0, max)) + "...";
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+}  // namespace spec_detail
+}  // namespace pibake

@@ -1,0 +1,224 @@
+// The cluster spec (cluster.yaml): its model, built-in defaults, loading with source locations,
+// validation that reports every problem at once, and the commented template `pibake init` writes.
+// docs/spec.md documents every key, its default and every validation rule.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "spec/net.h"
+
+namespace pibake {
+
+// The image `pibake build` starts from when neither cluster.yaml nor --base-image names one.
+// Its SHA256SUMS sits in the same folder (see base_image.sha256sums).
+inline constexpr std::string_view kDefaultBaseImageUrl =
+    "https://cdimage.ubuntu.com/releases/24.04/release/"
+    "ubuntu-24.04.3-preinstalled-server-arm64+raspi.img.xz";
+
+// Upper bound of nodes.count / --nodes: keeps a typo ("4000") from generating thousands of images.
+inline constexpr int kMaxNodes = 1000;
+
+// Values of kubernetes.cni pibake knows how to install: Flannel with the host-gw backend (routes
+// between nodes on one L2 segment, no encapsulation) or the vxlan backend.
+inline constexpr std::array<std::string_view, 2> kSupportedCnis = {"flannel-host-gw",
+                                                                   "flannel-vxlan"};
+
+// Where a value came from in cluster.yaml. line/column are 1-based; 0 means "no location"
+// (a built-in default or a command-line override).
+struct SourceLoc {
+  int line = 0;
+  int column = 0;
+
+  bool known() const { return line > 0; }
+  friend bool operator==(const SourceLoc&, const SourceLoc&) = default;
+};
+
+// One problem found in the spec. `field` is the spec path of the value ("nodes[2].ip",
+// "network.subnet", "kubernetes"; "" for the whole file), `message` says what is wrong with it.
+// Field paths: map keys joined by '.', list items as [i] counting from 0, mirrors entries as
+// mirrors["<prefix>"] with '"' and '\' escaped by a backslash.
+struct Diagnostic {
+  std::string field;
+  std::string message;
+  // Set when the problem has a place of its own that spec.locations cannot give: an unknown or
+  // duplicate key, a YAML syntax error. Otherwise format_diagnostic() looks `field` up.
+  SourceLoc location;
+
+  friend bool operator==(const Diagnostic&, const Diagnostic&) = default;
+};
+
+enum class NodeRole { kControlPlane, kWorker };
+const char* to_string(NodeRole role);  // "control-plane", "worker": the spelling in cluster.yaml
+
+struct NodeSpec {
+  std::string name;  // hostname: RFC 1123 label
+  std::string ip;    // as written; validated to be an IPv4 inside network.subnet
+  NodeRole role = NodeRole::kWorker;
+
+  friend bool operator==(const NodeSpec&, const NodeSpec&) = default;
+};
+
+struct WifiSpec {
+  std::string ssid;
+  std::string password;  // WPA passphrase, 8..63 characters; empty for an open network
+  std::string country;   // ISO 3166-1 alpha-2, upper case ("GB")
+
+  friend bool operator==(const WifiSpec&, const WifiSpec&) = default;
+};
+
+struct UplinkSpec {
+  std::string interface = "wlan0";
+  // Required content (ssid, country) when given; when absent on a "wl*" interface the uplink is
+  // left unconfigured and spec_warnings() says so.
+  std::optional<WifiSpec> wifi;
+
+  friend bool operator==(const UplinkSpec&, const UplinkSpec&) = default;
+};
+
+struct ClusterIdentitySpec {
+  std::string name = "pi";
+  std::string domain = "cluster.home";
+
+  friend bool operator==(const ClusterIdentitySpec&, const ClusterIdentitySpec&) = default;
+};
+
+struct BaseImageSpec {
+  std::string url = std::string(kDefaultBaseImageUrl);  // .img.xz / .img URL, or a local path
+  std::string sha256;                                   // hex; empty = take it from sha256sums
+  std::string sha256sums;  // URL of the release's SHA256SUMS; empty = derived from url's folder
+
+  friend bool operator==(const BaseImageSpec&, const BaseImageSpec&) = default;
+};
+
+struct NetworkSpec {
+  std::string subnet = "10.0.0.0/24";
+  std::string gateway;  // name of the gateway node; empty = the first node
+  UplinkSpec uplink;
+  std::string dhcp_range = "10.0.0.100-10.0.0.200";
+  std::vector<std::string> dns = {"8.8.8.8", "8.8.4.4"};
+
+  friend bool operator==(const NetworkSpec&, const NetworkSpec&) = default;
+};
+
+struct KubernetesSpec {
+  std::string version = "v1.34.2";
+  std::string pod_cidr = "10.244.0.0/16";
+  std::string service_cidr = "10.96.0.0/12";
+  std::vector<std::string> api_server_sans = {"kubernetes.cluster.home"};
+  std::string cni = "flannel-host-gw";
+  std::string image_repository = "registry.k8s.io";
+
+  friend bool operator==(const KubernetesSpec&, const KubernetesSpec&) = default;
+};
+
+// A component pinned by its release tag without the leading "v" ("2.1.5").
+struct ComponentSpec {
+  std::string version;
+
+  friend bool operator==(const ComponentSpec&, const ComponentSpec&) = default;
+};
+
+struct AccessSpec {
+  std::string user = "ubuntu";
+  std::vector<std::string> ssh_authorized_keys;
+  std::string password_hash;  // crypt(3) hash; empty = none set
+
+  friend bool operator==(const AccessSpec&, const AccessSpec&) = default;
+};
+
+struct ClusterSpec {
+  ClusterIdentitySpec cluster;
+  BaseImageSpec base_image;
+
+  // Nodes: either a count (node-1..node-N, node-k at subnet .k, node-1 control-plane) or an
+  // explicit list. After load_spec()/apply_node_count(), `nodes` always holds the full list, and
+  // node_count its size.
+  int node_count = 4;
+  bool nodes_listed = false;  // true when cluster.yaml gave an explicit list
+  std::vector<NodeSpec> nodes;
+
+  NetworkSpec network;
+  KubernetesSpec kubernetes;
+  ComponentSpec containerd{"2.1.5"};
+  ComponentSpec runc{"1.3.3"};
+  ComponentSpec cni_plugins{"1.8.0"};
+  AccessSpec access;
+
+  // URL prefix -> replacement, applied to every download (longest prefix wins).
+  std::vector<std::pair<std::string, std::string>> mirrors;
+
+  // Where each value was read from, keyed by field path ("nodes[2].ip"). Filled by load_spec.
+  std::map<std::string, SourceLoc> locations;
+  std::string source_path;  // the file it was loaded from; empty for built-in defaults
+};
+
+// The built-in defaults: what `pibake build --nodes 4` uses with no cluster.yaml.
+ClusterSpec default_spec();
+
+// Replaces the node list by `count` generated nodes (node-1..node-N at subnet .1...N,
+// node-1 control-plane). Used for `nodes: {count: N}` and for --nodes N. A node whose address
+// would not be a host address of network.subnet (or when the subnet does not parse) gets an empty
+// ip: validate() reports the subnet. A count outside 1..kMaxNodes leaves the list empty and
+// validate() reports nodes.count. Forgets the locations of a previous explicit list.
+void apply_node_count(ClusterSpec& spec, int count);
+
+// True when both specs build the same cluster: every setting is equal, including the node list.
+// Ignores where the values came from (locations, source_path) and how the node list was written
+// (nodes_listed, node_count), so to_yaml()'s explicit list equals the `{count: N}` it came from.
+bool same_settings(const ClusterSpec& a, const ClusterSpec& b);
+
+// The node called `name`, or nullptr.
+const NodeSpec* find_node(const ClusterSpec& spec, std::string_view name);
+// network.gateway, or the first node's name when it is empty ("" when there are no nodes).
+std::string gateway_name(const ClusterSpec& spec);
+
+struct LoadResult {
+  ClusterSpec spec;
+  // Syntax, unknown keys, wrong types, and validate()'s; in file order (by diagnostic_location),
+  // problems without a location last.
+  std::vector<Diagnostic> problems;
+};
+
+// Reads a cluster.yaml: unknown keys, wrong types and YAML syntax errors are problems; missing keys
+// (and keys with no value) keep their defaults. Runs validate() too, so `problems` is the complete
+// list. `display_path` is the name used in messages (the path as the user gave it); load_spec()
+// uses `path`. load_spec() throws pibake::Error when the file cannot be read.
+LoadResult load_spec(const std::string& path);
+LoadResult load_spec_text(const std::string& text, const std::string& display_path);
+
+// Semantic checks of a spec, all collected: bad IPv4/CIDR, subnet too small for the nodes,
+// duplicate names or addresses, nodes outside the subnet or on its network/broadcast address,
+// pod/service/node ranges that overlap, DHCP pool outside the subnet or overlapping node addresses,
+// no or several control-plane nodes, a Wi-Fi uplink without ssid/country, a bad hostname, ...
+// (docs/spec.md lists them all).
+std::vector<Diagnostic> validate(const ClusterSpec& spec);
+
+// Settings that are valid but probably not what the user wants, for the CLI to print without
+// failing: a Wi-Fi uplink with no Wi-Fi network configured (the default), which leaves the cluster
+// without internet access on first boot.
+std::vector<Diagnostic> spec_warnings(const ClusterSpec& spec);
+
+// Where a problem is in the file: its own location, else its field's, else its nearest located
+// parent's ("nodes[2].ip" -> "nodes[2]" -> "nodes"); unknown (0) when none has one.
+SourceLoc diagnostic_location(const ClusterSpec& spec, const Diagnostic& d);
+
+// "cluster.yaml:14:9: nodes[2].ip: \"10.0.0.300\" is not an IPv4 address": file:line:column when
+// the problem, the field or its nearest parent has a location, else "cluster.yaml: field: message";
+// just "field: message" when the spec has no source_path. An empty field is left out.
+std::string format_diagnostic(const ClusterSpec& spec, const Diagnostic& d);
+
+// The commented cluster.yaml written by `pibake init`. Loading it gives default_spec().
+std::string init_template();
+
+// The spec as YAML, written next to the outputs ("the spec that was used"). load_spec_text() of
+// this text gives back an equal spec (same_settings()).
+std::string to_yaml(const ClusterSpec& spec);
+
+}  // namespace pibake

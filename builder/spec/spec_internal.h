@@ -1,0 +1,57 @@
+// Helpers shared by the spec's .cpp files (field paths, quoting, value checks); not part of the
+// spec's public interface.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spec/spec.h"
+
+namespace pibake::spec_detail {
+
+// ---- Field paths (syntax in spec.h's Diagnostic and docs/spec.md) ----
+
+// "nodes" + 2 -> "nodes[2]".
+std::string item_field(std::string_view list, size_t index);
+// "https://dl.k8s.io" -> mirrors["https://dl.k8s.io"].
+std::string mirror_field(std::string_view prefix);
+// The path one level up: "nodes[2].ip" -> "nodes[2]" -> "nodes" -> "". Understands quoted
+// mirrors["..."] components, whose keys may hold '.' and '['.
+std::string parent_field(std::string_view field);
+
+// ---- Quoting values in messages ----
+
+// "value" with '"', '\' and control characters escaped, so empty or odd values stay visible.
+std::string quote(std::string_view value);
+// Like quote(), but long values (SSH keys) are cut to their first `max` characters plus "...".
+std::string quote_short(std::string_view value, size_t max = 40);
+
+// ---- Value checks (pure predicates, each documented in docs/spec.md) ----
+
+// RFC 1123 label: 1..63 of a-z 0-9 '-', not starting or ending with '-'.
+bool is_dns_label(std::string_view s);
+// RFC 1123 subdomain: labels joined by '.', at most 253 characters, lower case.
+bool is_dns_name(std::string_view s);
+// Like is_dns_name, also allowing a leading "*." (wildcard certificate SAN).
+bool is_san_dns_name(std::string_view s);
+bool is_ipv6(std::string_view s);
+// Debian's NAME_REGEX for useradd/adduser: [a-z_][a-z0-9_-]*, at most 32 characters.
+bool is_linux_user_name(std::string_view s);
+// Why `line` is not an authorized_keys public key line, or nullopt when it is one.
+std::optional<std::string> ssh_key_problem(std::string_view line);
+bool is_hex(std::string_view s);
+bool starts_with(std::string_view s, std::string_view prefix);
+bool ends_with(std::string_view s, std::string_view suffix);
+
+// ---- Validation parts (validate.cpp calls them in order) ----
+
+using Problems = std::vector<Diagnostic>;
+void validate_nodes_and_network(const ClusterSpec& spec, Problems& out);
+void validate_uplink(const ClusterSpec& spec, Problems& out);
+
+// Why `text` is not a CIDR range, phrased after the value ("is not ..."), or nullopt when it is.
+std::optional<std::string> cidr_problem(std::string_view text);
+
+}  // namespace pibake::spec_detail

@@ -1,0 +1,204 @@
+// Writing specs as YAML: to_yaml() (the spec used, next to the outputs) and init_template() (the
+// commented cluster.yaml of `pibake init`). Both load back to the spec they describe.
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "spec/spec.h"
+
+namespace pibake {
+namespace {
+
+// Short lists (and empty ones) read best on one line: dns: [8.8.8.8, 8.8.4.4].
+void emit_strings(YAML::Emitter& out, const char* key, const std::vector<std::string>& values,
+                  bool flow) {
+  out << YAML::Key << key << YAML::Value;
+  if (flow || values.empty()) out << YAML::Flow;
+  out << YAML::BeginSeq;
+  for (const std::string& v : values) out << v;
+  out << YAML::EndSeq;
+}
+
+void emit_component(YAML::Emitter& out, const char* key, const ComponentSpec& c) {
+  out << YAML::Key << key << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "version" << YAML::Value << c.version << YAML::EndMap;
+}
+
+}  // namespace
+
+std::string to_yaml(const ClusterSpec& spec) {
+  // yaml-cpp's emitter quotes whatever would not read back as the same string ("null", "a: b").
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << spec.cluster.name;
+  out << YAML::Key << "domain" << YAML::Value << spec.cluster.domain << YAML::EndMap;
+
+  out << YAML::Key << "base_image" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "url" << YAML::Value << spec.base_image.url;
+  out << YAML::Key << "sha256" << YAML::Value << spec.base_image.sha256;
+  out << YAML::Key << "sha256sums" << YAML::Value << spec.base_image.sha256sums << YAML::EndMap;
+
+  // Always the explicit list: it states each node's address and role, whatever produced them.
+  out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;
+  for (const NodeSpec& node : spec.nodes) {
+    out << YAML::Flow << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << node.name;
+    out << YAML::Key << "ip" << YAML::Value << node.ip;
+    out << YAML::Key << "role" << YAML::Value << to_string(node.role) << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+
+  const NetworkSpec& net = spec.network;
+  out << YAML::Key << "network" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "subnet" << YAML::Value << net.subnet;
+  out << YAML::Key << "gateway" << YAML::Value << net.gateway;
+  out << YAML::Key << "uplink" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "interface" << YAML::Value << net.uplink.interface;
+  if (net.uplink.wifi) {
+    out << YAML::Key << "wifi" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "ssid" << YAML::Value << net.uplink.wifi->ssid;
+    out << YAML::Key << "password" << YAML::Value << net.uplink.wifi->password;
+    out << YAML::Key << "country" << YAML::Value << net.uplink.wifi->country << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+  out << YAML::Key << "dhcp_range" << YAML::Value << net.dhcp_range;
+  emit_strings(out, "dns", net.dns, true);
+  out << YAML::EndMap;
+
+  const KubernetesSpec& k = spec.kubernetes;
+  out << YAML::Key << "kubernetes" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "version" << YAML::Value << k.version;
+  out << YAML::Key << "pod_cidr" << YAML::Value << k.pod_cidr;
+  out << YAML::Key << "service_cidr" << YAML::Value << k.service_cidr;
+  emit_strings(out, "api_server_sans", k.api_server_sans, true);
+  out << YAML::Key << "cni" << YAML::Value << k.cni;
+  out << YAML::Key << "image_repository" << YAML::Value << k.image_repository << YAML::EndMap;
+
+  emit_component(out, "containerd", spec.containerd);
+  emit_component(out, "runc", spec.runc);
+  emit_component(out, "cni_plugins", spec.cni_plugins);
+
+  out << YAML::Key << "access" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "user" << YAML::Value << spec.access.user;
+  emit_strings(out, "ssh_authorized_keys", spec.access.ssh_authorized_keys, false);
+  out << YAML::Key << "password_hash" << YAML::Value << spec.access.password_hash << YAML::EndMap;
+
+  out << YAML::Key << "mirrors" << YAML::Value;
+  if (spec.mirrors.empty()) out << YAML::Flow;
+  out << YAML::BeginMap;
+  for (const auto& [prefix, replacement] : spec.mirrors) {
+    out << YAML::Key << prefix << YAML::Value << replacement;
+  }
+  out << YAML::EndMap << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string init_template() {
+  // Built from default_spec() so the template cannot drift from the defaults it documents.
+  const ClusterSpec d = default_spec();
+  return fmt::format(
+      R"(# cluster.yaml: the cluster pibake builds. Every key is optional: a missing key keeps the
+# default shown here. `pibake build --nodes N` overrides nodes.count. docs/spec.md has the full
+# reference and every rule pibake checks.
+
+cluster:
+  # The cluster's name (kubeadm clusterName, kubeconfig context).
+  name: {name}
+  # DNS domain of the cluster network: nodes are node-1.{domain}, ...
+  domain: {domain}
+
+base_image:
+  # The Ubuntu arm64 Raspberry Pi image every node image starts from: an https:// URL or a local
+  # path, to an .img or .img.xz (--base-image overrides it).
+  url: {url}
+  # Its SHA-256. Empty: taken from sha256sums.
+  sha256: ""
+  # URL of the release's SHA256SUMS. Empty: the SHA256SUMS in the folder of url.
+  sha256sums: ""
+
+# How many nodes: node-1 ... node-N, node-k at the k-th address of network.subnet, node-1 the
+# control plane and the gateway.
+nodes:
+  count: {count}
+# Or name them. ip defaults to the subnet's address number <position in the list>, role to
+# worker; the first node is the control plane when none says so (exactly one may be).
+# nodes:
+#   - {{name: node-1, ip: 10.0.0.1, role: control-plane}}
+#   - {{name: node-2, ip: 10.0.0.2}}
+#   - {{name: node-3, ip: 10.0.0.3}}
+
+network:
+  # The cluster network on every node's eth0.
+  subnet: {subnet}
+  # The node that serves DHCP on eth0 and routes to the uplink. Empty: the first node.
+  gateway: ""
+  # The gateway's way out (never eth0, the cluster network).
+  uplink:
+    interface: {interface}
+    # The Wi-Fi network the uplink joins; without it the cluster has no internet on first boot.
+    # wifi:
+    #   ssid: home
+    #   password: "..."   # WPA passphrase, 8 to 63 characters; "" for an open network
+    #   country: GB       # regulatory domain, ISO 3166-1 alpha-2
+  # Or a wired uplink, such as a USB Ethernet adapter on the gateway:
+  # uplink:
+  #   interface: eth1
+  # Addresses the gateway leases on eth0 to other devices (never a node's address).
+  dhcp_range: {dhcp_range}
+  # DNS servers for the nodes and the DHCP clients.
+  dns: [{dns}]
+
+kubernetes:
+  # Release of kubelet, kubeadm, kubectl and the control plane images.
+  version: {k8s_version}
+  # Pod addresses; every node gets a /24 of it.
+  pod_cidr: {pod_cidr}
+  # Service cluster IPs.
+  service_cidr: {service_cidr}
+  # Extra DNS names and IP addresses in the API server certificate.
+  api_server_sans: [{sans}]
+  # The pod network: flannel-host-gw (routes on the one cluster network) or flannel-vxlan.
+  cni: {cni}
+  # Where the control plane images come from.
+  image_repository: {image_repository}
+
+# Component releases, as their release tags without the leading v.
+containerd:
+  version: {containerd}
+runc:
+  version: {runc}
+cni_plugins:
+  version: {cni_plugins}
+
+access:
+  # The login user cloud-init creates.
+  user: {user}
+  # Public keys allowed to log in as that user. Empty: pibake uses ~/.ssh/*.pub when building.
+  ssh_authorized_keys: []
+  # ssh_authorized_keys:
+  #   - ssh-ed25519 AAAA... me@laptop
+  # A crypt(3) hash (mkpasswd -m sha-512), never a plaintext password. Empty: no password is
+  # set and Ubuntu's forced change on first login stays.
+  password_hash: ""
+
+# Download mirrors: URL prefix -> replacement (a URL or an absolute path), applied to every
+# download; the longest prefix wins. Checksums are verified either way.
+mirrors: {{}}
+# mirrors:
+#   "https://dl.k8s.io": "http://127.0.0.1:8080/dl.k8s.io"
+#   "https://github.com": "/srv/mirror/github.com"
+)",
+      fmt::arg("name", d.cluster.name), fmt::arg("domain", d.cluster.domain),
+      fmt::arg("url", d.base_image.url), fmt::arg("count", d.node_count),
+      fmt::arg("subnet", d.network.subnet), fmt::arg("interface", d.network.uplink.interface),
+      fmt::arg("dhcp_range", d.network.dhcp_range), fmt::arg("dns", fmt::join(d.network.dns, ", ")),
+      fmt::arg("k8s_version", d.kubernetes.version), fmt::arg("pod_cidr", d.kubernetes.pod_cidr),
+      fmt::arg("service_cidr", d.kubernetes.service_cidr),
+      fmt::arg("sans", fmt::join(d.kubernetes.api_server_sans, ", ")),
+      fmt::arg("cni", d.kubernetes.cni),
+      fmt::arg("image_repository", d.kubernetes.image_repository),
+      fmt::arg("containerd", d.containerd.version), fmt::arg("runc", d.runc.version),
+      fmt::arg("cni_plugins", d.cni_plugins.version), fmt::arg("user", d.access.user));
+}
+
+}  // namespace pibake

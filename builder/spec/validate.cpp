@@ -1,0 +1,224 @@
+// validate(): every semantic rule of the spec, all problems collected in file order of sections.
+// The nodes and network rules are in validate_network.cpp, single-value predicates in
+// validate_values.cpp; docs/spec.md lists every rule.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "spec/spec.h"
+#include "spec/spec_internal.h"
+
+namespace pibake {
+namespace {
+
+using spec_detail::ends_with;
+using spec_detail::item_field;
+using spec_detail::Problems;
+using spec_detail::quote;
+using spec_detail::quote_short;
+using spec_detail::starts_with;
+
+constexpr const char* kLabelRule =
+    "use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-'";
+
+void check_cluster(const ClusterSpec& spec, Problems& out) {
+  const auto& c = spec.cluster;
+  if (c.name.empty()) {
+    out.push_back({"cluster.name", "is empty"});
+  } else if (!spec_detail::is_dns_label(c.name)) {
+    out.push_back(
+        {"cluster.name", quote(c.name) + " is not a valid name (RFC 1123 label): " + kLabelRule});
+  }
+  if (c.domain.empty()) {
+    out.push_back({"cluster.domain", "is empty"});
+  } else if (!spec_detail::is_dns_name(c.domain)) {
+    out.push_back({"cluster.domain",
+                   quote(c.domain) + " is not a DNS name: use dot-separated labels of lowercase "
+                                     "letters, digits and '-'"});
+  }
+}
+
+// A download source: https:// (TLS, per the security model), file://, or a local path.
+void check_source(const std::string& field, const std::string& value, Problems& out) {
+  size_t scheme_end = value.find("://");
+  if (scheme_end == std::string::npos || starts_with(value, "https://") ||
+      starts_with(value, "file://")) {
+    return;
+  }
+  out.push_back({field, quote(value) + " is not an https:// URL or a local path: downloads must "
+                                       "use TLS (a mirror may point elsewhere)"});
+}
+
+void check_base_image(const ClusterSpec& spec, Problems& out) {
+  const auto& b = spec.base_image;
+  if (b.url.empty()) {
+    out.push_back({"base_image.url", "is empty: give the Ubuntu image's URL or a local path"});
+  } else {
+    check_source("base_image.url", b.url, out);
+    if (!ends_with(b.url, ".img") && !ends_with(b.url, ".img.xz")) {
+      out.push_back({"base_image.url", quote(b.url) + " is not an .img or .img.xz file"});
+    }
+  }
+  if (!b.sha256.empty() && (b.sha256.size() != 64 || !spec_detail::is_hex(b.sha256))) {
+    out.push_back({"base_image.sha256",
+                   quote(b.sha256) + " is not a SHA-256 digest (64 hexadecimal digits)"});
+  }
+  if (!b.sha256sums.empty()) check_source("base_image.sha256sums", b.sha256sums, out);
+}
+
+bool is_version(std::string_view v) {
+  // Three dot-separated decimal numbers: MAJOR.MINOR.PATCH.
+  int parts = 0;
+  for (size_t start = 0; start <= v.size(); ++parts) {
+    size_t dot = std::min(v.find('.', start), v.size());
+    std::string_view part = v.substr(start, dot - start);
+    if (part.empty() ||
+        !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return false;
+    }
+    start = dot + 1;
+  }
+  return parts == 3;
+}
+
+void check_kubernetes(const ClusterSpec& spec, Problems& out) {
+  const auto& k = spec.kubernetes;
+  if (!starts_with(k.version, "v") && is_version(k.version)) {
+    out.push_back({"kubernetes.version",
+                   fmt::format("{} is not a Kubernetes version: it needs the leading v (v{})",
+                               quote(k.version), k.version)});
+  } else if (!starts_with(k.version, "v") || !is_version(std::string_view(k.version).substr(1))) {
+    out.push_back(
+        {"kubernetes.version", quote(k.version) + " is not a Kubernetes release like v1.34.2"});
+  }
+  for (size_t i = 0; i < k.api_server_sans.size(); ++i) {
+    const std::string& san = k.api_server_sans[i];
+    if (!spec_detail::is_san_dns_name(san) && !Ipv4::parse(san) && !spec_detail::is_ipv6(san)) {
+      out.push_back({item_field("kubernetes.api_server_sans", i),
+                     quote(san) + " is neither a DNS name nor an IP address"});
+    }
+  }
+  if (std::find(kSupportedCnis.begin(), kSupportedCnis.end(), k.cni) == kSupportedCnis.end()) {
+    out.push_back({"kubernetes.cni", fmt::format("{} is not supported: use {}", quote(k.cni),
+                                                 fmt::join(kSupportedCnis, " or "))});
+  }
+  const std::string& repo = k.image_repository;
+  if (repo.empty()) {
+    out.push_back({"kubernetes.image_repository", "is empty"});
+  } else if (size_t scheme = repo.find("://"); scheme != std::string::npos) {
+    out.push_back({"kubernetes.image_repository",
+                   quote(repo) + " must not include a scheme: write " + repo.substr(scheme + 3)});
+  } else if (repo.find_first_of(" \t\n") != std::string::npos || repo.back() == '/') {
+    out.push_back({"kubernetes.image_repository",
+                   quote(repo) + " is not an image repository like registry.k8s.io"});
+  }
+}
+
+void check_component(const char* field, const ComponentSpec& c, Problems& out) {
+  if (starts_with(c.version, "v") && is_version(std::string_view(c.version).substr(1))) {
+    out.push_back({field, quote(c.version) + " has a leading \"v\": write " + c.version.substr(1) +
+                              " (the release tag without the v)"});
+  } else if (!is_version(c.version)) {
+    out.push_back({field, quote(c.version) + " is not a version like 1.2.3"});
+  }
+}
+
+// A crypt(3) string as /etc/shadow holds it: "$id$salt$hash" or "$id$param$salt$hash".
+bool looks_like_crypt_hash(std::string_view h) {
+  if (h.find_first_of(" \t\n:") != std::string_view::npos) return false;
+  return starts_with(h, "$") && std::count(h.begin(), h.end(), '$') >= 3 && !ends_with(h, "$");
+}
+
+void check_access(const ClusterSpec& spec, Problems& out) {
+  const auto& a = spec.access;
+  if (a.user.empty()) {
+    out.push_back({"access.user", "is empty"});
+  } else if (a.user == "root") {
+    out.push_back({"access.user", "\"root\" cannot be the login user: name an ordinary user"});
+  } else if (!spec_detail::is_linux_user_name(a.user)) {
+    out.push_back({"access.user", quote(a.user) + " is not a valid Linux user name: use lowercase "
+                                                  "letters, digits, '_' and '-', starting with a "
+                                                  "letter or '_', at most 32 characters"});
+  }
+  for (size_t i = 0; i < a.ssh_authorized_keys.size(); ++i) {
+    const std::string& key = a.ssh_authorized_keys[i];
+    std::string field = item_field("access.ssh_authorized_keys", i);
+    if (key.empty()) {
+      out.push_back({field, "is empty"});
+    } else if (key.find("PRIVATE KEY") != std::string::npos) {
+      // Never echo it: the message may end up in logs.
+      out.push_back({field,
+                     "is a private key: give the public key (the .pub file) and keep the "
+                     "private key secret"});
+    } else if (std::optional<std::string> why = spec_detail::ssh_key_problem(key)) {
+      out.push_back({field, quote_short(key) + " is not an SSH public key: " + *why});
+    }
+  }
+  // The value is not quoted: it may be a plaintext password, which must not reach logs either.
+  if (!a.password_hash.empty() && !starts_with(a.password_hash, "$")) {
+    out.push_back({"access.password_hash",
+                   "is not a crypt(3) hash (it must start with \"$\", like the output of "
+                   "\"mkpasswd -m sha-512\"): never put a plaintext password in the spec"});
+  } else if (!a.password_hash.empty() && !looks_like_crypt_hash(a.password_hash)) {
+    out.push_back({"access.password_hash",
+                   "is not a crypt(3) hash of the form $id$salt$hash (like the output of "
+                   "\"mkpasswd -m sha-512\")"});
+  }
+}
+
+bool has_host(std::string_view url, std::string_view scheme) {
+  return starts_with(url, scheme) && url.size() > scheme.size() && url[scheme.size()] != '/';
+}
+
+void check_mirrors(const ClusterSpec& spec, Problems& out) {
+  for (const auto& [prefix, replacement] : spec.mirrors) {
+    std::string field = spec_detail::mirror_field(prefix);
+    if (prefix.empty()) {
+      out.push_back({field, "the URL prefix is empty"});
+    } else if (!(has_host(prefix, "http://") || has_host(prefix, "https://")) ||
+               prefix.find_first_of(" \t\n") != std::string::npos) {
+      out.push_back({field, quote(prefix) + " is not an http:// or https:// URL prefix"});
+    }
+    bool url = has_host(replacement, "http://") || has_host(replacement, "https://") ||
+               (starts_with(replacement, "file:///"));
+    if (replacement.empty()) {
+      out.push_back({field, "the replacement is empty"});
+    } else if ((!url && !starts_with(replacement, "/")) ||
+               replacement.find_first_of(" \t\n") != std::string::npos) {
+      out.push_back({field, quote(replacement) +
+                                " is not a URL (http://, https://, file:///) or an absolute path"});
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<Diagnostic> validate(const ClusterSpec& spec) {
+  Problems out;
+  check_cluster(spec, out);
+  check_base_image(spec, out);
+  spec_detail::validate_nodes_and_network(spec, out);
+  spec_detail::validate_uplink(spec, out);
+  check_kubernetes(spec, out);
+  check_component("containerd.version", spec.containerd, out);
+  check_component("runc.version", spec.runc, out);
+  check_component("cni_plugins.version", spec.cni_plugins, out);
+  check_access(spec, out);
+  check_mirrors(spec, out);
+  return out;
+}
+
+std::vector<Diagnostic> spec_warnings(const ClusterSpec& spec) {
+  std::vector<Diagnostic> out;
+  const UplinkSpec& up = spec.network.uplink;
+  if (starts_with(up.interface, "wl") && !up.wifi) {
+    out.push_back({"network.uplink.wifi",
+                   fmt::format("not set: the gateway's {} uplink has no Wi-Fi network to join, so "
+                               "the cluster has no internet access on first boot (set ssid, "
+                               "password and country, or use a wired uplink such as eth1)",
+                               up.interface)});
+  }
+  return out;
+}
+
+}  // namespace pibake

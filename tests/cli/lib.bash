@@ -1,0 +1,73 @@
+# Shared helpers for the CLI tests: a scratch directory, running pibake as an unprivileged user
+# (the product must never need root), fixture images, and checks with independent tools.
+set -euo pipefail
+export PATH=$PATH:/usr/sbin:/sbin
+: "${PIBAKE:?PIBAKE must name the pibake binary}"
+: "${PIBAKE_SOURCE_DIR:?PIBAKE_SOURCE_DIR must name the source tree}"
+export SOURCE_DATE_EPOCH=1700000000
+
+TEST_NAME=$(basename "$0" .sh)
+mkdir -p "${PIBAKE_TEST_TMP:-/tmp}"
+SCRATCH=$(mktemp -d "${PIBAKE_TEST_TMP:-/tmp}/$TEST_NAME.XXXXXX")
+chmod 0777 "$SCRATCH"   # the unprivileged user writes here
+trap 'rm -rf "$SCRATCH"' EXIT
+cd "$SCRATCH"
+mkdir -p home && chmod 0777 home
+
+fail() { echo "FAIL ($TEST_NAME): $*" >&2; exit 1; }
+skip() { echo "SKIP ($TEST_NAME): $*" >&2; exit 77; }
+require_tool() { for t in "$@"; do command -v "$t" >/dev/null || skip "$t is not installed"; done; }
+note() { echo "-- $*"; }
+
+# Runs pibake as "nobody" when the tests run as root, so any need for privileges fails the test.
+# Output goes to $SCRATCH/out.log (stdout) and $SCRATCH/err.log (stderr); returns pibake's status.
+pibake() {
+  local rc=0
+  if [ "$(id -u)" = 0 ]; then
+    setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
+      env HOME="$SCRATCH/home" "$PIBAKE" "$@" >"$SCRATCH/out.log" 2>"$SCRATCH/err.log" || rc=$?
+  else
+    HOME="$SCRATCH/home" "$PIBAKE" "$@" >"$SCRATCH/out.log" 2>"$SCRATCH/err.log" || rc=$?
+  fi
+  return $rc
+}
+pibake_ok() { pibake "$@" || { cat "$SCRATCH/out.log" "$SCRATCH/err.log" >&2; fail "pibake $* exited $?"; }; }
+
+# make_base OUT.img [make-base-image.sh options]: an Ubuntu-shaped fixture image, readable by all.
+make_base() {
+  require_tool sfdisk mkfs.vfat mke2fs mcopy
+  bash "$PIBAKE_SOURCE_DIR/tests/fixtures/make-base-image.sh" "$@" >/dev/null
+  chmod 0644 "$1"
+}
+
+# part_offset IMG N / part_size IMG N: byte offset and size of partition N, read with sfdisk.
+part_field() {
+  sfdisk -d "$1" | awk -v n="$2" -v f="$3" '
+    /^[^ ].* : start=/ { i++; if (i == n) { s = $0; sub(".*" f "= *", "", s); sub(",.*", "", s); print s * 512 } }'
+}
+part_offset() { part_field "$1" "$2" start; }
+part_size() { part_field "$1" "$2" size; }
+
+# Reads a file from the ext4 root (p2) and the FAT boot partition (p1) with debugfs and mtools.
+root_cat() { debugfs -R "cat $2" "$1?offset=$(part_offset "$1" 2)" 2>/dev/null; }
+boot_cat() { mtype -i "$1@@$(part_offset "$1" 1)" "::$2"; }
+
+# Every check an image must pass, with tools that did not write it.
+check_image() {
+  local img=$1 off size
+  sfdisk -V "$img" >/dev/null || fail "$img: sfdisk -V rejects the partition table"
+  off=$(part_offset "$img" 2)
+  e2fsck -fn "$img?offset=$off" >"$SCRATCH/e2fsck.log" 2>&1 || { cat "$SCRATCH/e2fsck.log" >&2; fail "$img: e2fsck -fn found problems"; }
+  off=$(part_offset "$img" 1); size=$(part_size "$img" 1)
+  dd if="$img" of="$SCRATCH/boot.part" bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$size" status=none
+  fsck.fat -n "$SCRATCH/boot.part" >"$SCRATCH/fsck.log" 2>&1 || { cat "$SCRATCH/fsck.log" >&2; fail "$img: fsck.fat -n found problems"; }
+  rm -f "$SCRATCH/boot.part"
+}
+
+assert_eq() { [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"; }
+assert_contains() { grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "$1 does not contain '$2'"; }; }
+assert_no_images() {
+  local found
+  found=$(find "${1:-out}" -name '*.img' -o -name '*.tmp' 2>/dev/null | grep -v '/\.pibake\.lock$' || true)
+  [ -z "$found" ] || fail "unexpected files left behind: $found"
+}

@@ -1,0 +1,102 @@
+# Issue 3's overlays, checked with the tools that read them on the Pi: netplan generate on each
+# node's network-config, cloud-init schema on user-data, dhcpd -t on the gateway's dhcpd.conf,
+# systemd-analyze verify and shellcheck on the NAT unit; read back with debugfs and mtools.
+source "$(dirname "$0")/lib.bash"
+require_tool debugfs mtype sfdisk netplan cloud-init dhcpd systemd-analyze shellcheck
+
+make_base base.img
+cat > cluster.yaml <<'YAML'
+cluster: {name: stack, domain: cluster.home}
+nodes: {count: 4}
+network:
+  subnet: 10.0.0.0/24
+  uplink: {interface: wlan0, wifi: {ssid: "home net", password: "s3cret-pass", country: GB}}
+  dhcp_range: 10.0.0.100-10.0.0.200
+  dns: [1.1.1.1, 9.9.9.9]
+access:
+  user: pi
+  ssh_authorized_keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs0e6mPyyVZl4PzbJ3p1bYd3Tj9n9bO7zq1o6yJ9T3V me@laptop"]
+YAML
+chmod 0644 cluster.yaml
+pibake_ok build -c cluster.yaml --base-image base.img --out out
+
+for k in 1 2 3 4; do
+  img=out/node-$k.img
+  # cmdline.txt: the cgroup tokens once, every original token kept, in order.
+  cmd=$(boot_cat "$img" /cmdline.txt | head -1)
+  orig=$(boot_cat base.img /cmdline.txt | head -1)
+  case "$cmd" in "$orig cgroup_enable=memory cgroup_memory=1"*) ;; *) fail "$img cmdline.txt: '$cmd'";; esac
+  # network-config renders with netplan itself.
+  root=$SCRATCH/netplan-$k; mkdir -p "$root/etc/netplan"
+  boot_cat "$img" /network-config > "$root/etc/netplan/50-cloud-init.yaml"
+  chmod 600 "$root/etc/netplan/50-cloud-init.yaml"
+  netplan generate --root-dir "$root" 2> netplan.err || { cat netplan.err >&2; fail "netplan rejects node-$k's network-config"; }
+  net=$root/run/systemd/network/10-netplan-eth0.network
+  assert_contains "$net" "Address=10.0.0.$k/24"
+  assert_contains "$net" "DNS=1.1.1.1"
+  # user-data passes cloud-init's own schema check.
+  boot_cat "$img" /user-data > user-data
+  cloud-init schema --config-file user-data > schema.log 2>&1 || { cat schema.log user-data >&2; fail "cloud-init schema rejects node-$k's user-data"; }
+  assert_contains user-data "ssh_pwauth: false"
+  assert_contains user-data 'name: "pi"'
+  # Names: hostname and every node in /etc/hosts.
+  assert_eq "$(root_cat "$img" /etc/hostname)" "node-$k" "hostname"
+  root_cat "$img" /etc/hosts > hosts
+  for j in 1 2 3 4; do assert_contains hosts "10.0.0.$j node-$j.cluster.home node-$j"; done
+  # Kernel settings on every node.
+  assert_contains <(root_cat "$img" /etc/modules-load.d/pibake-kubernetes.conf) "br_netfilter"
+  root_cat "$img" /etc/sysctl.d/90-pibake-kubernetes.conf > sysctl
+  assert_contains sysctl "net.ipv4.ip_forward = 1"
+  assert_contains sysctl "net.bridge.bridge-nf-call-iptables = 1"
+  debugfs -R "stat /etc/systemd/system/swap.target" "$img?offset=$(part_offset "$img" 2)" 2>/dev/null > swap
+  assert_contains swap 'Fast link dest: "/dev/null"'
+  if [ $k = 1 ]; then
+    assert_contains "$root/run/systemd/network/10-netplan-eth0.network" "Address=10.0.0.1/24"
+    ls "$root"/run/netplan/wpa-wlan0.conf >/dev/null 2>&1 || fail "the gateway's Wi-Fi uplink was not rendered"
+    assert_contains "$root/run/netplan/wpa-wlan0.conf" 'ssid="home net"'
+    case "$cmd" in *"cfg80211.ieee80211_regdom=GB"*) ;; *) fail "gateway cmdline lacks the regulatory domain";; esac
+  else
+    assert_contains "$net" "Gateway=10.0.0.1"
+    case "$cmd" in *cfg80211*) fail "worker got the Wi-Fi regulatory domain";; esac
+  fi
+done
+
+# Gateway-only files: DHCP server and NAT. Workers have none of them.
+g=out/node-1.img
+root_cat "$g" /etc/dhcp/dhcpd.conf > dhcpd.conf
+dhcpd -t -cf dhcpd.conf > dhcpd.log 2>&1 || { cat dhcpd.log >&2; fail "dhcpd -t rejects the gateway's dhcpd.conf"; }
+assert_contains dhcpd.conf "range 10.0.0.100 10.0.0.200;"
+assert_contains dhcpd.conf "option routers 10.0.0.1;"
+assert_contains dhcpd.conf 'option domain-name "cluster.home";'
+assert_contains dhcpd.conf "option domain-name-servers 1.1.1.1, 9.9.9.9;"
+assert_contains dhcpd.conf "authoritative;"
+assert_contains <(root_cat "$g" /etc/default/isc-dhcp-server) 'INTERFACESv4="eth0"'
+root_cat "$g" /usr/local/sbin/pibake-nat > pibake-nat
+shellcheck pibake-nat || fail "shellcheck finds problems in pibake-nat"
+assert_contains pibake-nat "UPLINK=wlan0"
+off=$(part_offset "$g" 2)
+debugfs -R "stat /usr/local/sbin/pibake-nat" "$g?offset=$off" 2>/dev/null | grep -q "Mode:  0755" || fail "pibake-nat is not 0755"
+debugfs -R "stat /etc/systemd/system/multi-user.target.wants/pibake-nat.service" "$g?offset=$off" 2>/dev/null > link
+assert_contains link 'Fast link dest: "/etc/systemd/system/pibake-nat.service"'
+
+# systemd-analyze verify against a root holding systemd's own units, the unit and its script.
+vroot=$SCRATCH/vroot
+mkdir -p "$vroot/etc/systemd/system" "$vroot/usr/local/sbin" "$vroot/usr/lib/systemd"
+cp -a /usr/lib/systemd/system "$vroot/usr/lib/systemd/"
+root_cat "$g" /etc/systemd/system/pibake-nat.service > "$vroot/etc/systemd/system/pibake-nat.service"
+cp pibake-nat "$vroot/usr/local/sbin/pibake-nat"; chmod 755 "$vroot/usr/local/sbin/pibake-nat"
+systemd-analyze verify --root="$vroot" /etc/systemd/system/pibake-nat.service > verify.log 2>&1 \
+  || { cat verify.log >&2; fail "systemd-analyze verify rejects pibake-nat.service"; }
+grep -i "pibake-nat" verify.log && fail "systemd-analyze warns about pibake-nat.service"
+
+for k in 2 3 4; do
+  w=out/node-$k.img; woff=$(part_offset "$w" 2)
+  for f in /etc/dhcp/dhcpd.conf /etc/default/isc-dhcp-server /usr/local/sbin/pibake-nat /etc/systemd/system/pibake-nat.service; do
+    if debugfs -R "stat $f" "$w?offset=$woff" 2>&1 | grep -q "Inode:"; then fail "worker node-$k has $f"; fi
+  done
+done
+
+# Rebuilding from a pibake image is idempotent: cmdline.txt does not gain the tokens twice.
+pibake_ok build -c cluster.yaml --base-image out/node-2.img --out again --node node-2
+assert_eq "$(boot_cat again/node-2.img /cmdline.txt)" "$(boot_cat out/node-2.img /cmdline.txt)" "cmdline.txt after a second pass"
+echo "ok: netplan, cloud-init schema, dhcpd -t, systemd-analyze verify and shellcheck accept every node's files"

@@ -1,0 +1,185 @@
+// Downloads, the cache and the base image source, against a server on 127.0.0.1 (never the internet).
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <algorithm>
+#include <filesystem>
+
+#include "fetch/cache.h"
+#include "fetch/fetcher.h"
+#include "fetch/xz.h"
+#include "pipeline/fetch_base.h"
+#include "plan/checksums.h"
+#include "plan/mirrors.h"
+#include "test_support.h"
+#include "util/error.h"
+#include "util/hash.h"
+
+using namespace pibake;
+using namespace pibake::test;
+
+namespace {
+
+FetchOptions quick() {
+  FetchOptions o;
+  o.attempts = 3;
+  o.first_backoff_ms = 10;
+  o.progress = false;
+  return o;
+}
+
+size_t count_files(const std::string& dir) {
+  std::error_code ec;
+  size_t n = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec); it != std::filesystem::recursive_directory_iterator(); ++it)
+    if (it->is_regular_file()) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("SHA256SUMS lines are read in both sha256sum formats", "[fetch]") {
+  std::string a(64, 'a'), b(64, 'B');
+  std::string text = a + " *ubuntu.img.xz\n" + b + "  other.img.xz\r\n# comment\n";
+  CHECK(find_sha256(text, "ubuntu.img.xz") == a);
+  CHECK(find_sha256(text, "other.img.xz") == std::string(64, 'b'));
+  CHECK_FALSE(find_sha256(text, "missing.img.xz"));
+  CHECK(find_sha256(a + "\n", "anything") == a);  // a lone .sha256 file
+  CHECK(find_sha256(a + "  ./dir/x.tgz\n", "x.tgz") == a);
+  CHECK_FALSE(find_sha256("xyz  file\n", "file"));
+}
+
+TEST_CASE("mirrors rewrite the longest matching prefix", "[fetch]") {
+  std::vector<std::pair<std::string, std::string>> m = {{"https://dl.k8s.io", "http://127.0.0.1:8080/k8s"},
+                                                        {"https://dl.k8s.io/release/v1", "/srv/mirror/v1"},
+                                                        {"https://github.com", "file:///srv/gh"}};
+  CHECK(apply_mirrors("https://dl.k8s.io/release/v1.34.2/bin/kubelet", m) == "/srv/mirror/v1.34.2/bin/kubelet");
+  CHECK(apply_mirrors("https://dl.k8s.io/stable.txt", m) == "http://127.0.0.1:8080/k8s/stable.txt");
+  CHECK(apply_mirrors("https://cdimage.ubuntu.com/x", m) == "https://cdimage.ubuntu.com/x");
+  CHECK(is_local_source("/srv/mirror/x"));
+  CHECK(is_local_source("file:///srv/gh/x"));
+  CHECK(local_path("file:///srv/gh/x") == "/srv/gh/x");
+  CHECK_FALSE(is_local_source("http://127.0.0.1/x"));
+}
+
+TEST_CASE("a download enters the cache only with the right sha256, and is reused offline", "[fetch]") {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir / "www");
+  std::string payload(300000, 'p');
+  write_text(dir / "www/artifact.bin", payload);
+  HttpServer server(dir / "www");
+  Cache cache(dir / "cache");
+  auto fetcher = make_curl_fetcher(quick());
+  std::string sha = sha256_hex(payload);
+  std::string path = cache.get_blob(*fetcher, server.url("/artifact.bin"), sha, false, "the artifact");
+  CHECK(path == dir / "cache/sha256/" + sha);
+  CHECK(read_text(path) == payload);
+  server.stop();
+  // Second time: no server, offline, still there.
+  CHECK(cache.get_blob(*fetcher, server.url("/artifact.bin"), sha, true, "the artifact") == path);
+}
+
+TEST_CASE("a checksum mismatch names the URL and both hashes and keeps nothing", "[fetch]") {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir / "www");
+  write_text(dir / "www/artifact.bin", "tampered");
+  HttpServer server(dir / "www");
+  Cache cache(dir / "cache");
+  auto fetcher = make_curl_fetcher(quick());
+  std::string wrong(64, '0');
+  std::string url = server.url("/artifact.bin");
+  CHECK_THROWS_WITH(cache.get_blob(*fetcher, url, wrong, false, "the artifact"),
+                    "checksum mismatch for the artifact downloaded from " + url + ": expected sha256 " + wrong +
+                        ", got " + sha256_hex("tampered"));
+  CHECK(count_files(dir / "cache") == 0);
+}
+
+TEST_CASE("a connection dropped half-way is resumed with a Range request", "[fetch]") {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir / "www");
+  std::string payload;
+  for (int i = 0; i < 200000; ++i) payload += static_cast<char>('a' + i % 26);
+  write_text(dir / "www/big.bin", payload);
+  HttpServer server(dir / "www", {"--drop-once", "/big.bin:70000"});
+  Cache cache(dir / "cache");
+  auto fetcher = make_curl_fetcher(quick());
+  std::string path = cache.get_blob(*fetcher, server.url("/big.bin"), sha256_hex(payload), false, "big");
+  CHECK(read_text(path) == payload);
+  std::string log = server.log();
+  INFO(log);
+  CHECK(log.find("GET /big.bin bytes=70000-") != std::string::npos);
+}
+
+TEST_CASE("a 404 fails at once with the status, and offline with an empty cache names the artifact", "[fetch]") {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir / "www");
+  HttpServer server(dir / "www");
+  Cache cache(dir / "cache");
+  auto fetcher = make_curl_fetcher(quick());
+  std::string url = server.url("/missing.bin");
+  CHECK_THROWS_WITH(cache.get_blob(*fetcher, url, std::string(64, '1'), false, "kubelet"),
+                    "cannot download " + url + ": HTTP 404");
+  // 404 is final: one request, no retries.
+  std::string log = server.log();
+  CHECK(std::count(log.begin(), log.end(), '\n') == 1);
+  CHECK_THROWS_WITH(cache.get_blob(*fetcher, url, std::string(64, '1'), true, "kubelet"),
+                    Catch::Contains("kubelet is not in the cache") && Catch::Contains("--offline"));
+}
+
+TEST_CASE("xz images are decompressed byte-exact with their holes", "[fetch]") {
+  ScratchDir dir;
+  std::string img = dir / "disk.img";
+  must_run({"truncate", "-s", "64M", img});
+  must_run({"dd", "if=/dev/urandom", "of=" + img, "bs=1M", "count=2", "seek=10", "conv=notrunc", "status=none"});
+  must_run({"xz", "-k", "-T2", "--block-size=4MiB", img});
+  std::string out = dir / "out.img";
+  int fd = open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  decompress_xz_sparse(img + ".xz", fd, out);
+  close(fd);
+  must_run({"cmp", img, out});
+  struct stat st {};
+  REQUIRE(stat(out.c_str(), &st) == 0);
+  CHECK(st.st_size == 64 << 20);
+  CHECK(st.st_blocks * 512 <= (3 << 20));  // ~2 MiB of data, the rest holes
+  write_text(dir / "bad.xz", "not xz at all");
+  fd = open(out.c_str(), O_RDWR | O_TRUNC);
+  CHECK_THROWS_WITH(decompress_xz_sparse(dir / "bad.xz", fd, out), Catch::Contains("not an .xz file"));
+  close(fd);
+}
+
+TEST_CASE("the base image comes from a mirror, verified by SHA256SUMS, and works offline after", "[fetch]") {
+  ScratchDir dir;
+  std::string rel = dir / "www/releases/24.04/release";
+  std::filesystem::create_directories(rel);
+  std::string name = "ubuntu-24.04.3-preinstalled-server-arm64+raspi.img";
+  must_run({"truncate", "-s", "8M", rel + "/" + name});
+  must_run({"dd", "if=/dev/urandom", "of=" + rel + "/" + name, "bs=64k", "count=4", "conv=notrunc", "status=none"});
+  must_run({"xz", "-T2", rel + "/" + name});
+  std::string sha = sha256_file(rel + "/" + name + ".xz");
+  write_text(rel + "/SHA256SUMS", std::string(64, 'f') + " *other.iso\n" + sha + " *" + name + ".xz\n");
+  HttpServer server(dir / "www");
+
+  ClusterSpec spec = default_spec();
+  spec.base_image.url = "https://cdimage.ubuntu.com/releases/24.04/release/" + name + ".xz";
+  spec.base_image.sha256.clear();
+  spec.base_image.sha256sums.clear();
+  spec.mirrors = {{"https://cdimage.ubuntu.com", server.url("")}};
+  Cache cache(dir / "cache");
+  auto fetcher = make_curl_fetcher(quick());
+  std::string raw = obtain_base_image(spec, "", false, cache, *fetcher);
+  CHECK(raw == dir / "cache/images/" + sha + ".img");
+  struct stat st {};
+  REQUIRE(stat(raw.c_str(), &st) == 0);
+  CHECK(st.st_size == 8 << 20);
+  server.stop();
+  CHECK(obtain_base_image(spec, "", true, cache, *fetcher) == raw);
+
+  // Offline with an empty cache: the error names what is missing.
+  Cache other(dir / "cache2");
+  spec.base_image.sha256 = std::string(64, 'e');
+  CHECK_THROWS_WITH(obtain_base_image(spec, "", true, other, *fetcher),
+                    Catch::Contains("the base image is not in the cache"));
+}

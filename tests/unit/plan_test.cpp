@@ -1,0 +1,189 @@
+// The build plan and template rendering: pure functions, tested without any image.
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "plan/plan.h"
+#include "plan/template.h"
+#include "util/error.h"
+
+using namespace pibake;
+
+namespace {
+const FileOp* find_op(const NodePlan& n, Fs fs, const std::string& path) {
+  for (const FileOp& op : n.ops)
+    if (op.fs == fs && op.path == path) return &op;
+  return nullptr;
+}
+}  // namespace
+
+TEST_CASE("templates substitute every {{name}} and refuse unknown ones", "[plan]") {
+  TemplateVars vars{{"a", "1"}, {"long_name", "x y"}};
+  CHECK(render_template("{{a}}-{{ long_name }}-{{a}}", vars, "t") == "1-x y-1");
+  CHECK(render_template("no placeholders {", vars, "t") == "no placeholders {");
+  CHECK_THROWS_WITH(render_template("{{missing}}", vars, "t.tmpl"), "template t.tmpl: no value for {{missing}}");
+  CHECK_THROWS_WITH(render_template("x {{a", vars, "t.tmpl"), "template t.tmpl: unterminated \"{{\"");
+}
+
+TEST_CASE("every node gets its own hostname and cloud-init seed", "[plan]") {
+  ClusterSpec spec = default_spec();
+  BuildPlan plan = make_plan(spec);
+  REQUIRE(plan.nodes.size() == 4);
+  std::set<std::string> ids;
+  for (size_t i = 0; i < plan.nodes.size(); ++i) {
+    const NodePlan& n = plan.nodes[i];
+    std::string name = "node-" + std::to_string(i + 1);
+    CHECK(n.node.name == name);
+    CHECK(n.image_file == name + ".img");
+    CHECK(n.gateway == (i == 0));
+    const FileOp* hostname = find_op(n, Fs::kRoot, "/etc/hostname");
+    REQUIRE(hostname != nullptr);
+    CHECK(hostname->data == name + "\n");
+    CHECK(hostname->mode == 0644);
+    const FileOp* user_data = find_op(n, Fs::kBoot, "/user-data");
+    REQUIRE(user_data != nullptr);
+    CHECK(user_data->data.rfind("#cloud-config\n", 0) == 0);
+    CHECK(user_data->data.find("hostname: " + name + "\n") != std::string::npos);
+    const FileOp* meta = find_op(n, Fs::kBoot, "/meta-data");
+    REQUIRE(meta != nullptr);
+    auto pos = meta->data.find("instance-id: ");
+    REQUIRE(pos != std::string::npos);
+    ids.insert(meta->data.substr(pos, meta->data.find('\n', pos) - pos));
+  }
+  CHECK(ids.size() == 4);
+}
+
+TEST_CASE("the instance-id is stable for the same spec and changes with the seed", "[plan]") {
+  ClusterSpec spec = default_spec();
+  auto id_of = [](const ClusterSpec& s) { return find_op(make_plan(s, {"node-2"}).nodes.at(0), Fs::kBoot, "/meta-data")->data; };
+  std::string first = id_of(spec);
+  CHECK(id_of(spec) == first);
+  spec.access.ssh_authorized_keys.push_back("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBv me@laptop");
+  CHECK(id_of(spec) != first);
+}
+
+TEST_CASE("the plan can be restricted to named nodes and an unknown name is an error listing the nodes", "[plan]") {
+  ClusterSpec spec = default_spec();
+  BuildPlan plan = make_plan(spec, {"node-3"});
+  REQUIRE(plan.nodes.size() == 1);
+  CHECK(plan.nodes[0].number == 3);
+  CHECK_THROWS_WITH(make_plan(spec, {"node-9"}),
+                    "no node named \"node-9\" in the spec (nodes: node-1, node-2, node-3, node-4)");
+}
+
+TEST_CASE("SSH keys lock the password and switch password SSH off", "[plan]") {
+  ClusterSpec spec = default_spec();
+  spec.access.ssh_authorized_keys = {"ssh-ed25519 AAAAC3Nza me@laptop"};
+  std::string ud = find_op(make_plan(spec).nodes[0], Fs::kBoot, "/user-data")->data;
+  CHECK(ud.find("ssh_pwauth: false") != std::string::npos);
+  CHECK(ud.find("lock_passwd: true") != std::string::npos);
+  CHECK(ud.find("\"ssh-ed25519 AAAAC3Nza me@laptop\"") != std::string::npos);
+  CHECK(ud.find("chpasswd") == std::string::npos);
+}
+
+TEST_CASE("without keys or a hash Ubuntu's forced password change stays", "[plan]") {
+  ClusterSpec spec = default_spec();
+  spec.access.ssh_authorized_keys.clear();
+  std::string ud = find_op(make_plan(spec).nodes[0], Fs::kBoot, "/user-data")->data;
+  CHECK(ud.find("chpasswd:\n  expire: true") != std::string::npos);
+  CHECK(ud.find("ssh_pwauth: true") != std::string::npos);
+}
+
+TEST_CASE("root space needed counts whole blocks plus one block per file", "[plan]") {
+  NodePlan n;
+  FileOp a;
+  a.data = std::string(5000, 'x');
+  n.ops.push_back(a);
+  FileOp boot;
+  boot.fs = Fs::kBoot;
+  boot.data = std::string(100000, 'y');
+  n.ops.push_back(boot);
+  CHECK(n.root_bytes_needed(4096) == 2 * 4096 + 4096);
+  CHECK(n.root_bytes_needed(1024) == 5 * 1024 + 1024);
+}
+
+TEST_CASE("describe lists every file of every node", "[plan]") {
+  std::string text = describe(make_plan(default_spec(), {"node-1"}));
+  CHECK(text.find("node-1 (10.0.0.1, control-plane, gateway): node-1.img") != std::string::npos);
+  CHECK(text.find("write writable:/etc/hostname 7 bytes, 0644") != std::string::npos);
+  CHECK(text.find("write system-boot:/meta-data") != std::string::npos);
+}
+
+TEST_CASE("cmdline.txt gains the cgroup tokens once and keeps every other token", "[plan]") {
+  const std::string ubuntu =
+      "console=serial0,115200 dwc_otg.lpm_enable=0 console=tty1 root=LABEL=writable rootfstype=ext4 rootwait "
+      "fixrtc quiet splash\n";
+  std::string once = ensure_cmdline_tokens(ubuntu, "cgroup_enable=memory cgroup_memory=1");
+  CHECK(once == ubuntu.substr(0, ubuntu.size() - 1) + " cgroup_enable=memory cgroup_memory=1\n");
+  CHECK(ensure_cmdline_tokens(once, "cgroup_enable=memory cgroup_memory=1") == once);
+  // Only the first line counts; later lines and a missing newline are handled.
+  CHECK(ensure_cmdline_tokens("a b\nsecond line\n", "b c") == "a b c\nsecond line\n");
+  CHECK(ensure_cmdline_tokens("a  b  ", "c") == "a  b c\n");
+  CHECK(ensure_cmdline_tokens("", "x y") == "x y\n");
+  // A different value of the same key is another token: cgroup_enable=cpuset stays, memory is added.
+  CHECK(ensure_cmdline_tokens("cgroup_enable=cpuset\n", "cgroup_enable=memory") ==
+        "cgroup_enable=cpuset cgroup_enable=memory\n");
+}
+
+TEST_CASE("the gateway gets the uplink, DHCP and NAT; workers route through it", "[plan]") {
+  ClusterSpec spec = default_spec();
+  spec.network.uplink.interface = "wlan0";
+  spec.network.uplink.wifi = WifiSpec{"home \"net\"", "pass:word", "GB"};
+  BuildPlan plan = make_plan(spec);
+  const NodePlan& gw = plan.nodes[0];
+  const NodePlan& worker = plan.nodes[2];
+  std::string gw_net = find_op(gw, Fs::kBoot, "/network-config")->data;
+  CHECK(gw_net.find("addresses: [10.0.0.1/24]") != std::string::npos);
+  CHECK(gw_net.find("  wifis:\n    wlan0:\n      dhcp4: true") != std::string::npos);
+  CHECK(gw_net.find("\"home \\\"net\\\"\":\n          password: \"pass:word\"") != std::string::npos);
+  CHECK(gw_net.find("regulatory-domain: \"GB\"") != std::string::npos);
+  CHECK(gw_net.find("via:") == std::string::npos);
+  std::string w_net = find_op(worker, Fs::kBoot, "/network-config")->data;
+  CHECK(w_net.find("addresses: [10.0.0.3/24]") != std::string::npos);
+  CHECK(w_net.find("- to: default\n          via: 10.0.0.1") != std::string::npos);
+  CHECK(w_net.find("wifis") == std::string::npos);
+
+  const FileOp* dhcpd = find_op(gw, Fs::kRoot, "/etc/dhcp/dhcpd.conf");
+  REQUIRE(dhcpd != nullptr);
+  CHECK(dhcpd->data.find("range 10.0.0.100 10.0.0.200;") != std::string::npos);
+  CHECK(dhcpd->data.find("subnet 10.0.0.0 netmask 255.255.255.0 {") != std::string::npos);
+  CHECK(dhcpd->data.find("option broadcast-address 10.0.0.255;") != std::string::npos);
+  CHECK(find_op(worker, Fs::kRoot, "/etc/dhcp/dhcpd.conf") == nullptr);
+  CHECK(find_op(worker, Fs::kRoot, "/usr/local/sbin/pibake-nat") == nullptr);
+  const FileOp* nat = find_op(gw, Fs::kRoot, "/usr/local/sbin/pibake-nat");
+  REQUIRE(nat != nullptr);
+  CHECK(nat->mode == 0755);
+  CHECK(nat->data.find("UPLINK=wlan0\n") != std::string::npos);
+  const FileOp* enable = find_op(gw, Fs::kRoot, "/etc/systemd/system/multi-user.target.wants/pibake-nat.service");
+  REQUIRE(enable != nullptr);
+  CHECK(enable->kind == FileOp::Kind::kSymlink);
+  CHECK(enable->data == "/etc/systemd/system/pibake-nat.service");
+
+  std::string gw_cmd = find_op(gw, Fs::kBoot, "/cmdline.txt")->data;
+  CHECK(gw_cmd == "cgroup_enable=memory cgroup_memory=1 cfg80211.ieee80211_regdom=GB");
+  CHECK(find_op(worker, Fs::kBoot, "/cmdline.txt")->data == "cgroup_enable=memory cgroup_memory=1");
+}
+
+TEST_CASE("a wired uplink is an ethernet with DHCP and no Wi-Fi settings", "[plan]") {
+  ClusterSpec spec = default_spec();
+  spec.network.uplink.interface = "eth1";
+  spec.network.uplink.wifi.reset();
+  const NodePlan gw = make_plan(spec).nodes[0];
+  std::string net = find_op(gw, Fs::kBoot, "/network-config")->data;
+  CHECK(net.find("    eth1:\n      dhcp4: true\n      optional: true\n") != std::string::npos);
+  CHECK(net.find("wifis") == std::string::npos);
+  CHECK(find_op(gw, Fs::kBoot, "/cmdline.txt")->data == "cgroup_enable=memory cgroup_memory=1");
+  CHECK(find_op(gw, Fs::kRoot, "/usr/local/sbin/pibake-nat")->data.find("UPLINK=eth1\n") != std::string::npos);
+}
+
+TEST_CASE("/etc/hosts lists every node on every node", "[plan]") {
+  ClusterSpec spec = default_spec();
+  for (const NodePlan& n : make_plan(spec).nodes) {
+    std::string hosts = find_op(n, Fs::kRoot, "/etc/hosts")->data;
+    for (int k = 1; k <= 4; ++k) {
+      std::string line = "10.0.0." + std::to_string(k) + " node-" + std::to_string(k) + ".cluster.home node-" +
+                         std::to_string(k) + "\n";
+      CHECK(hosts.find(line) != std::string::npos);
+    }
+    CHECK(hosts.find("127.0.0.1 localhost\n") != std::string::npos);
+  }
+}
