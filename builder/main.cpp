@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
                     "base image: a path or URL to an Ubuntu raspi .img or .img.xz (overrides the spec)");
   build->add_flag("--offline", build_opts.offline, "never use the network");
   build->add_flag("--dry-run", build_opts.dry_run, "print the plan (every file of every node) and write nothing");
+  build->add_option("-j,--jobs", build_opts.jobs, "images written at once (default: one per CPU core)");
 
   CLI::App* fetch = app.add_subcommand("fetch", "fill the download cache for the spec, for a later --offline build");
   pibake::SpecOptions fetch_spec;

@@ -79,8 +79,9 @@ uint64_t Ext4Fs::Impl::indexed_dir_size(ext2_ino_t dir, std::string_view path) {
 // entries into a buffer from ext2fs_get_mem, i.e. malloc, never cleared: the bytes after the last
 // entry of both halves are heap leftovers, written to the image. They break reproducible output
 // (and leak process memory into the image), so once a link has grown an indexed directory, the
-// slack after the last entry of every leaf block is zeroed. Best effort, and never throws: the
-// new entry is already linked, and the slack is never read.
+// slack after the last entry of every leaf block is zeroed. Every leaf is rewritten, whatever it
+// held, so that even the superblock's s_kbytes_written does not depend on the leftovers. Best
+// effort, and never throws: the new entry is already linked, and the slack is never read.
 void Ext4Fs::Impl::scrub_split_leaves(ext2_ino_t dir, uint64_t indexed_size_before) noexcept {
   if (indexed_size_before == 0) return;
   try {
@@ -93,9 +94,8 @@ void Ext4Fs::Impl::scrub_split_leaves(ext2_ino_t dir, uint64_t indexed_size_befo
       return;
     }
     const unsigned bs = filesystem->blocksize;
-    const unsigned end =
-        bs -
-        (ext2fs_has_feature_metadata_csum(filesystem->super) ? sizeof(ext2_dir_entry_tail) : 0);
+    const bool has_tail = ext2fs_has_feature_metadata_csum(filesystem->super);
+    const unsigned end = bs - (has_tail ? sizeof(ext2_dir_entry_tail) : 0);  // entries end here
     std::vector<char> buf(bs);
     for (const DirBlock& block : blocks) {
       if (block.logical <= 0) continue;  // block 0 holds the htree root
@@ -117,12 +117,8 @@ void Ext4Fs::Impl::scrub_split_leaves(ext2_ino_t dir, uint64_t indexed_size_befo
         continue;
       }
       auto* entry = reinterpret_cast<ext2_dir_entry*>(buf.data() + last);
-      char* slack = buf.data() + last + 8 + ext2fs_dirent_name_len(entry);
-      char* slack_end = buf.data() + offset;
-      if (slack >= slack_end || std::all_of(slack, slack_end, [](char c) { return c == 0; })) {
-        continue;
-      }
-      std::fill(slack, slack_end, 0);
+      std::size_t slack = std::min<std::size_t>(last + 8 + ext2fs_dirent_name_len(entry), offset);
+      std::fill(buf.data() + slack, buf.data() + offset, 0);
       ext2fs_write_dir_block4(filesystem, block.physical, buf.data(), 0, dir);
     }
   } catch (...) {

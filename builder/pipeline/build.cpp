@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -88,6 +91,40 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Writes every node's image, `opts.jobs` at a time. The first failure stops the others from
+// starting new nodes; images already complete keep their final names, partial ones are removed.
+void write_node_images(const BaseImage& base, const BuildPlan& plan, const BuildOptions& opts) {
+  const size_t count = plan.nodes.size();
+  unsigned jobs = opts.jobs != 0 ? opts.jobs : std::max(1u, std::thread::hardware_concurrency());
+  jobs = static_cast<unsigned>(std::min<size_t>(jobs, count));
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  std::exception_ptr first_error;
+  auto worker = [&] {
+    for (size_t i = next++; i < count && !failed; i = next++) {
+      const NodePlan& node = plan.nodes[i];
+      try {
+        auto start = std::chrono::steady_clock::now();
+        NodeImageResult r = write_node_image(base, node, opts.out_dir);
+        std::lock_guard<std::mutex> lock(mu);
+        fmt::print("{}: {} ({}, {}){} in {:.1f} s\n", r.path, node.node.name, node.node.ip,
+                   to_string(node.node.role), r.grown ? ", root filesystem grown" : "", seconds_since(start));
+        std::fflush(stdout);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!first_error) first_error = std::current_exception();
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned j = 1; j < jobs; ++j) threads.emplace_back(worker);
+  worker();
+  for (std::thread& t : threads) t.join();
+  if (first_error) std::rethrow_exception(first_error);
+}
+
 }  // namespace
 
 ClusterSpec resolve_spec(const SpecOptions& opts) {
@@ -131,13 +168,8 @@ void run_build(const BuildOptions& opts) {
              base.boot.size >> 20, base.root.number, base.root.size >> 20, base.root_free_bytes >> 20);
 
   OutDirLock lock(opts.out_dir);
-  // per node: clone → root partition → boot partition → finalize.
-  for (const NodePlan& node : plan.nodes) {
-    auto node_start = std::chrono::steady_clock::now();
-    NodeImageResult r = write_node_image(base, node, opts.out_dir);
-    fmt::print("{}: {} ({}, {}){} in {:.1f} s\n", r.path, node.node.name, node.node.ip, to_string(node.node.role),
-               r.grown ? ", root filesystem grown" : "", seconds_since(node_start));
-  }
+  // per node: clone → root partition → boot partition → finalize, one node per core at a time.
+  write_node_images(base, plan, opts);
   // The spec that was used, next to the outputs. It may hold the Wi-Fi password: owner-only.
   write_file_atomic(opts.out_dir + "/cluster.yaml", to_yaml(spec), 0600);
   fmt::print("{} image{} written to {}/ in {:.1f} s\n", plan.nodes.size(), plan.nodes.size() == 1 ? "" : "s",

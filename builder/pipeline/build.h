@@ -21,6 +21,7 @@ struct BuildOptions {
   std::string base_image;  // --base-image PATH|URL
   bool offline = false;
   bool dry_run = false;
+  unsigned jobs = 0;  // nodes written at once; 0 = one per CPU core
 };
 
 // load spec → apply flags → validate. Prints every problem and throws pibake::Error when any.

@@ -1,6 +1,7 @@
 // One node's image, written into a temporary file and renamed when complete (see node_image.h).
 #include "pipeline/node_image.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "image/ext4.h"
@@ -79,6 +80,9 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
     AtomicFile out(result.path, 0644);
     // clone: a sparse copy (or reflink) of the base; the base itself is only ever read.
     copy_sparse(base.path, out.fd(), out.temp_path());
+    // Start writing the copy back now, without waiting: the final fsync then has little left to do
+    // and the disk works while the filesystems are edited and the next node is copied.
+    sync_file_range(out.fd(), 0, 0, SYNC_FILE_RANGE_WRITE);
     out.close_fd();
 
     // root partition: grow first when this node's files would not fit, then write them.

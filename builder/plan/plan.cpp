@@ -227,10 +227,57 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number) {
   plan.ops.push_back(file_op(Fs::kBoot, "/network-config", network_config, netplan_tmpl));
   plan.ops.push_back(
       file_op(Fs::kBoot, "/meta-data", render_resource("firmware/meta-data.tmpl", vars), "firmware/meta-data.tmpl"));
+  // Last: the record of everything above, for `pibake inspect`.
+  plan.ops.push_back(file_op(Fs::kRoot, kNodeIdentityPath, render_node_identity(spec, plan), "pibake"));
   return plan;
 }
 
 }  // namespace
+
+namespace {
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<int>(c));
+        else out += c;
+    }
+  }
+  return out + "\"";
+}
+}  // namespace
+
+std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) {
+  std::string files;
+  for (const FileOp& op : node.ops) {
+    if (!files.empty()) files += ",\n";
+    std::string kind = op.kind == FileOp::Kind::kSymlink ? "symlink"
+                       : op.kind == FileOp::Kind::kCmdlineTokens ? "cmdline-tokens"
+                       : op.kind == FileOp::Kind::kMkdir ? "directory"
+                       : op.kind == FileOp::Kind::kRemove ? "removed" : "file";
+    files += fmt::format("    {{\"fs\": {}, \"path\": {}, \"kind\": \"{}\", \"mode\": \"{:04o}\"", json_string(to_string(op.fs)),
+                         json_string(op.path), kind, op.mode);
+    if (op.kind == FileOp::Kind::kWrite) {
+      files += fmt::format(", \"size\": {}, \"sha256\": \"{}\"", op.data.size(), sha256_hex(op.data));
+    } else if (op.kind == FileOp::Kind::kSymlink || op.kind == FileOp::Kind::kCmdlineTokens) {
+      files += ", \"data\": " + json_string(op.data);
+    }
+    files += "}";
+  }
+  return fmt::format(
+      "{{\n  \"pibake_version\": {},\n  \"cluster\": {},\n  \"domain\": {},\n  \"node\": {},\n  \"role\": {},\n"
+      "  \"ip\": {},\n  \"gateway\": {},\n  \"kubernetes_version\": {},\n  \"containerd_version\": {},\n"
+      "  \"runc_version\": {},\n  \"cni_plugins_version\": {},\n  \"files\": [\n{}\n  ]\n}}\n",
+      json_string(PIBAKE_VERSION), json_string(spec.cluster.name), json_string(spec.cluster.domain),
+      json_string(node.node.name), json_string(to_string(node.node.role)), json_string(node.node.ip),
+      node.gateway ? "true" : "false", json_string(spec.kubernetes.version), json_string(spec.containerd.version),
+      json_string(spec.runc.version), json_string(spec.cni_plugins.version), files);
+}
 
 const char* to_string(Fs fs) { return fs == Fs::kBoot ? "system-boot" : "writable"; }
 

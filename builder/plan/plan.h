@@ -48,6 +48,12 @@ struct BuildPlan {
 // `only` restricts it to the named nodes (--node NAME); an unknown name throws pibake::Error.
 BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only = {});
 
+// Where each image records what pibake made of it (read by `pibake inspect`): JSON with the
+// cluster, node, role, address, gateway flag, versions, and every file pibake wrote
+// (filesystem, path, size, sha256; symlinks with their target).
+inline constexpr const char* kNodeIdentityPath = "/etc/pibake/node.json";
+std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node);
+
 // Human-readable listing of the plan, one line per file operation.
 std::string describe(const BuildPlan& plan);
 

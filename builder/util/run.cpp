@@ -33,6 +33,11 @@ RunResult run_command(const std::vector<std::string>& argv, Stdin in) {
   if (exe.empty()) throw Error(argv[0] + " was not found in PATH, /usr/sbin or /sbin");
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
+  // Everything the child needs is prepared before fork(): with build threads running, the child
+  // may only make async-signal-safe calls (no allocation) until execv.
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   std::fflush(nullptr);  // buffered output must not be written twice
   pid_t pid = fork();
   if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
@@ -45,9 +50,6 @@ RunResult run_command(const std::vector<std::string>& argv, Stdin in) {
       int devnull = open("/dev/null", O_RDONLY);
       if (devnull >= 0) dup2(devnull, STDIN_FILENO);
     }
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     execv(exe.c_str(), args.data());
     _exit(127);
   }

@@ -488,46 +488,65 @@ TEST_CASE("Ext4Fs grows a directory that runs out of room", "[ext4]") {
   CHECK(std::stoull(st.substr(pos + 6)) > 4096);
 }
 
+// glibc's M_PERTURB fills every malloc'd buffer with ~junk for one scope: what libext2fs leaves
+// uninitialised then differs between two runs, as it would between two processes.
+class HeapJunk {
+ public:
+  explicit HeapJunk(int junk) { mallopt(M_PERTURB, junk); }
+  ~HeapJunk() { mallopt(M_PERTURB, 0); }
+  HeapJunk(const HeapJunk&) = delete;
+  HeapJunk& operator=(const HeapJunk&) = delete;
+};
+
 // Splitting an htree leaf goes through libext2fs' dx_split_leaf, which builds blocks in an
-// uninitialised buffer; the images must still come out identical (see Impl::scrub_dir_slack).
+// uninitialised buffer; the images must still come out identical (Impl::scrub_split_leaves).
 TEST_CASE("Ext4Fs adds to and removes from an htree-indexed directory, reproducibly", "[ext4]") {
   t::ScratchDir extra;
   stdfs::create_directories(extra / "usr/share/big");
   for (int i = 0; i < 500; ++i) {
     t::write_text(extra / ("usr/share/big/entry-with-a-long-name-" + std::to_string(i)), "x");
   }
-  t::FixtureOptions opts;
-  opts.root_dir = extra.path();
-  Disk disk(opts);
-  t::ToolResult optimize = t::run_tool({"e2fsck", "-fyD", disk.spec});  // builds the htree index
-  INFO(optimize.output);
-  REQUIRE(optimize.exit_code <= 1);
-  REQUIRE_THAT(debugfs(disk.spec, "htree /usr/share/big"), Contains("Root node dump"));
-  const std::string copy = disk.dir / "copy.img";
-  t::must_run({"cp", "--sparse=always", disk.img.path, copy});
-  auto edit = [&](const std::string& image, int junk) {
-    // glibc's M_PERTURB fills every malloc'd buffer with ~junk: what libext2fs leaves
-    // uninitialised then differs between the two runs, as it would between two processes.
-    mallopt(M_PERTURB, junk);
-    Ext4Fs fs(image, disk.img.root_offset, true);
-    for (int i = 0; i < 300; ++i) {
-      fs.write_file("/usr/share/big/new-" + std::to_string(i), std::to_string(i));
+  for (const char* type : {"ext4", "ext3"}) {  // with and without metadata_csum
+    DYNAMIC_SECTION(type) {
+      t::FixtureOptions opts;
+      opts.root_dir = extra.path();
+      opts.root_fs = type;
+      Disk disk(opts);
+      t::ToolResult optimize = t::run_tool({"e2fsck", "-fyD", disk.spec});  // builds the index
+      INFO(optimize.output);
+      REQUIRE(optimize.exit_code <= 1);
+      REQUIRE_THAT(debugfs(disk.spec, "htree /usr/share/big"), Contains("Root node dump"));
+      const std::string copy = disk.dir / "copy.img";
+      t::must_run({"cp", "--sparse=always", disk.img.path, copy});
+      auto edit = [&](const std::string& image, int junk) {
+        HeapJunk heap(junk);
+        Ext4Fs fs(image, disk.img.root_offset, true);
+        for (int i = 0; i < 300; ++i) {
+          fs.write_file("/usr/share/big/new-" + std::to_string(i), std::to_string(i));
+        }
+        for (int i = 0; i < 500; i += 3) {
+          CHECK(fs.remove("/usr/share/big/entry-with-a-long-name-" + std::to_string(i)));
+        }
+        for (int i = 0; i < 100; ++i) {
+          fs.mkdir_p("/usr/share/big/dir-with-a-longer-name-" + std::to_string(i));
+          fs.symlink("/usr/share/big/link-with-a-longer-name-" + std::to_string(i), "new-1");
+        }
+        fs.write_file("/usr/share/big/entry-with-a-long-name-1", "replaced");
+        fs.close();
+      };
+      edit(disk.img.path, 0x5a);
+      edit(copy, 0xa5);
+      require_fsck_clean(disk.spec);
+      CHECK(debugfs_content(disk.spec, "/usr/share/big/new-299") == "299");
+      CHECK(debugfs_content(disk.spec, "/usr/share/big/entry-with-a-long-name-1") == "replaced");
+      CHECK(debugfs_content(disk.spec, "/usr/share/big/link-with-a-longer-name-99") == "new-1");
+      CHECK_THAT(debugfs(disk.spec, "stat /usr/share/big/dir-with-a-longer-name-99"),
+                 Contains("Type: directory"));
+      CHECK_THAT(debugfs(disk.spec, "ls /usr/share/big"), !Contains("entry-with-a-long-name-3 "));
+      CHECK_THAT(debugfs(disk.spec, "htree /usr/share/big"), Contains("Root node dump"));
+      CHECK(sha256(disk.img.path) == sha256(copy));
     }
-    for (int i = 0; i < 500; i += 3) {
-      CHECK(fs.remove("/usr/share/big/entry-with-a-long-name-" + std::to_string(i)));
-    }
-    fs.write_file("/usr/share/big/entry-with-a-long-name-1", "replaced");
-    fs.close();
-    mallopt(M_PERTURB, 0);
-  };
-  edit(disk.img.path, 0x5a);
-  edit(copy, 0xa5);
-  require_fsck_clean(disk.spec);
-  CHECK(debugfs_content(disk.spec, "/usr/share/big/new-299") == "299");
-  CHECK(debugfs_content(disk.spec, "/usr/share/big/entry-with-a-long-name-1") == "replaced");
-  CHECK_THAT(debugfs(disk.spec, "ls /usr/share/big"), !Contains("entry-with-a-long-name-3 "));
-  CHECK_THAT(debugfs(disk.spec, "htree /usr/share/big"), Contains("Root node dump"));
-  CHECK(sha256(disk.img.path) == sha256(copy));
+  }
 }
 
 TEST_CASE("Ext4Fs refuses a partition that is not ext2/3/4", "[ext4]") {
@@ -633,7 +652,7 @@ TEST_CASE("Ext4Fs makes byte-identical images from identical edits", "[ext4]") {
   std::string copy = disk.dir / "copy.img";
   t::must_run({"cp", "--sparse=always", disk.img.path, copy});
   auto edit = [&](const std::string& image, int junk) {
-    mallopt(M_PERTURB, junk);  // uninitialised heap bytes differ between the runs
+    HeapJunk heap(junk);  // uninitialised heap bytes differ between the runs
     {
       Ext4Fs fs(image, disk.img.root_offset, true);
       fs.write_file("/etc/hostname", "node-3\n");
@@ -645,7 +664,6 @@ TEST_CASE("Ext4Fs makes byte-identical images from identical edits", "[ext4]") {
       fs.remove("/etc/hosts");
       for (int i = 0; i < 200; ++i) fs.write_file("/etc/many-" + std::to_string(i), "x");
     }
-    mallopt(M_PERTURB, 0);
   };
   edit(disk.img.path, 0x5a);
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a clock leak would show
