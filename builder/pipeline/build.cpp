@@ -24,6 +24,7 @@
 #include "fetch/cache.h"
 #include "fetch/fetcher.h"
 #include "pipeline/base_image.h"
+#include "pipeline/fetch_artifacts.h"
 #include "pipeline/fetch_base.h"
 #include "pipeline/node_image.h"
 #include "plan/plan.h"
@@ -107,6 +108,8 @@ void write_node_images(const BaseImage& base, const BuildPlan& plan, const Build
       try {
         auto start = std::chrono::steady_clock::now();
         NodeImageResult r = write_node_image(base, node, opts.out_dir);
+        // compressed copy, on request: next to the sparse .img, which stays the default output.
+        if (opts.compress != Compression::kNone) compress_image(r.path, opts.compress);
         std::lock_guard<std::mutex> lock(mu);
         fmt::print("{}: {} ({}, {}){} in {:.1f} s\n", r.path, node.node.name, node.node.ip,
                    to_string(node.node.role), r.grown ? ", root filesystem grown" : "", seconds_since(start));
@@ -152,16 +155,22 @@ void run_build(const BuildOptions& opts) {
   // load spec → validate: every problem is reported before anything is written.
   ClusterSpec spec = resolve_spec(opts.spec);
   add_default_ssh_keys(spec);
-  // plan: every node's files, computed before the first byte is written.
-  BuildPlan plan = make_plan(spec, opts.only_nodes);
   if (opts.dry_run) {
-    fmt::print("{}", describe(plan));
+    // The plan without fetching anything: binaries are listed by name only.
+    fmt::print("{}", describe(make_plan(spec, opts.only_nodes)));
+    for (const ArtifactSource& a : artifact_sources(spec)) {
+      fmt::print("  (every node) {} {} -> {}\n", a.name, a.version, a.install_dir);
+    }
     return;
   }
-  // fetch: the base image (downloaded, verified and decompressed into the cache when needed).
+  // fetch: the binaries (pinned by the lock file) and the base image, verified, into the cache.
   Cache cache(Cache::default_dir());
   std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
+  std::vector<ResolvedArtifact> artifacts =
+      fetch_artifacts(spec, state_dir_for(spec), cache, *fetcher, opts.offline);
   std::string base_path = obtain_base_image(spec, opts.base_image, opts.offline, cache, *fetcher);
+  // plan: every node's files, computed before the first byte of an image is written.
+  BuildPlan plan = make_plan(spec, opts.only_nodes, artifacts);
   // prepare base: find and check its partitions.
   BaseImage base = inspect_base_image(base_path);
   fmt::print("base image {}: boot p{} ({} MiB), root p{} ({} MiB, {} MiB free)\n", base_path, base.boot.number,
@@ -176,10 +185,19 @@ void run_build(const BuildOptions& opts) {
              opts.out_dir, seconds_since(start));
 }
 
+std::string state_dir_for(const ClusterSpec& spec) {
+  auto slash = spec.source_path.rfind('/');
+  std::string dir = spec.source_path.empty() || slash == std::string::npos ? "." : spec.source_path.substr(0, slash);
+  return dir + "/pibake-state";
+}
+
 void run_fetch(const SpecOptions& spec_opts, const std::string& base_image) {
   ClusterSpec spec = resolve_spec(spec_opts);
   Cache cache(Cache::default_dir());
   std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
+  for (const ResolvedArtifact& a : fetch_artifacts(spec, state_dir_for(spec), cache, *fetcher, false)) {
+    fmt::print("{} {} ready: {}\n", a.source.name, a.source.version, a.path);
+  }
   std::string path = obtain_base_image(spec, base_image, /*offline=*/false, cache, *fetcher);
   fmt::print("base image ready: {}\n", path);
 }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/codec.h"
 #include "spec/spec.h"
 
 namespace pibake {
@@ -22,10 +23,14 @@ struct BuildOptions {
   bool offline = false;
   bool dry_run = false;
   unsigned jobs = 0;  // nodes written at once; 0 = one per CPU core
+  Compression compress = Compression::kNone;  // --compress zstd|xz: also node-N.img.zst/.xz (+ .sha256)
 };
 
 // load spec → apply flags → validate. Prints every problem and throws pibake::Error when any.
 ClusterSpec resolve_spec(const SpecOptions& opts);
+
+// The state dir: "pibake-state" next to the spec file (or in the current directory).
+std::string state_dir_for(const ClusterSpec& spec);
 
 // plan → fetch → prepare base → per node: clone → root partition → boot partition → finalize.
 void run_build(const BuildOptions& opts);

@@ -4,6 +4,13 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "fetch/archive.h"
+#include "image/bmap.h"
 #include "image/ext4.h"
 #include "image/fat.h"
 #include "image/grow.h"
@@ -42,6 +49,25 @@ void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
       case FileOp::Kind::kCmdlineTokens:
         fs.write_file(op.path, ensure_cmdline_tokens(fs.exists(op.path) ? fs.read_file(op.path) : "", op.data), own);
         break;
+      case FileOp::Kind::kCopyFile: {
+        fs.mkdir_p(parent);
+        int fd = open(op.source_path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throw Error(op.source_path + ": " + std::strerror(errno));
+        try {
+          fs.write_file_from(op.path, fd, own);
+        } catch (...) {
+          close(fd);
+          throw;
+        }
+        close(fd);
+        break;
+      }
+      case FileOp::Kind::kExtractArchive:
+        fs.mkdir_p(op.path);
+        for_each_archive_file(op.source_path, op.data, [&](const std::string& rel, std::string_view data, uint32_t) {
+          fs.write_file(op.path + "/" + rel, data, own);
+        });
+        break;
     }
   }
 }
@@ -66,6 +92,9 @@ void apply_boot_ops(FatFs& fat, const NodePlan& plan) {
       case FileOp::Kind::kCmdlineTokens:
         fat.write_file(op.path, ensure_cmdline_tokens(fat.exists(op.path) ? fat.read_file(op.path) : "", op.data));
         break;
+      case FileOp::Kind::kCopyFile:
+      case FileOp::Kind::kExtractArchive:
+        throw Error("internal error: artifacts are installed on the root filesystem only");
     }
   }
 }
@@ -112,7 +141,14 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
     step = "finishing the image";
     struct stat st {};
     if (stat(out.temp_path().c_str(), &st) == 0) result.image_size = static_cast<uint64_t>(st.st_size);
+    // The block map is computed from the finished temporary (still in the page cache); a stale
+    // .bmap is removed before the rename and the new one written after it, so a .bmap beside an
+    // image always describes that image, or there is none.
+    std::string bmap_text = render_bmap(make_bmap(out.temp_path()));
+    unlink(bmap_path_for(result.path).c_str());
     out.commit();
+    step = "writing the block map";
+    write_file_atomic(bmap_path_for(result.path), bmap_text, 0644);
   } catch (const Error& e) {
     throw Error(plan.image_file + ": while " + step + ": " + e.what());
   }

@@ -109,6 +109,8 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["uplink_block"] = render_uplink(spec.network.uplink);
   v["hosts_entries"] = render_hosts_entries(spec);
   v["access"] = render_access(spec);
+  v["sandbox_image"] = sandbox_image(spec);
+  v["kubernetes_version"] = spec.kubernetes.version;
   const bool gateway = node.name == gateway_node(spec).name;
   v["is_gateway"] = gateway ? "yes" : "no";
   // What first boot installs when the base image lacks it: kubelet and kube-proxy use conntrack,
@@ -190,7 +192,29 @@ std::string render_resource(const std::string& name, const TemplateVars& vars) {
   return render_template(resource(name), vars, name);
 }
 
-NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number) {
+// containerd and the Kubernetes binaries with their configuration (same on every node).
+void add_runtime(NodePlan& plan, const ClusterSpec& spec, const std::vector<ResolvedArtifact>& artifacts,
+                 const TemplateVars& vars) {
+  for (const ResolvedArtifact& a : artifacts) {
+    FileOp op;
+    op.kind = a.source.archive ? FileOp::Kind::kExtractArchive : FileOp::Kind::kCopyFile;
+    op.path = a.source.archive ? a.source.install_dir : a.source.install_dir + "/" + a.source.name;
+    op.data = a.source.member_prefix;
+    op.mode = 0755;
+    op.source = a.source.name + " " + a.source.version;
+    op.source_path = a.path;
+    op.sha256 = a.sha256;
+    op.size = a.install_bytes;
+    plan.ops.push_back(std::move(op));
+  }
+  // containerd 1.x reads config version 2, containerd 2.x version 3 (different plugin names).
+  std::string tmpl = major_version(spec.containerd.version) >= 2 ? "overlays/containerd/config-v3.toml.tmpl"
+                                                                   : "overlays/containerd/config-v2.toml.tmpl";
+  plan.ops.push_back(file_op(Fs::kRoot, "/etc/containerd/config.toml", render_resource(tmpl, vars), tmpl));
+}
+
+NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number,
+                   const std::vector<ResolvedArtifact>& artifacts) {
   NodePlan plan;
   plan.node = node;
   plan.number = number;
@@ -201,6 +225,7 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number) {
   // Root filesystem: the common overlay, then the role's, then the gateway's.
   add_tree(plan, "overlays/all", vars);
   add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
+  add_runtime(plan, spec, artifacts, vars);
   if (plan.gateway) {
     add_tree(plan, "overlays/gateway", vars);
     plan.ops.push_back(file_op(Fs::kRoot, "/etc/dhcp/dhcpd.conf", render_resource("dhcp/dhcpd.conf.tmpl", vars),
@@ -257,6 +282,8 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) 
   for (const FileOp& op : node.ops) {
     if (!files.empty()) files += ",\n";
     std::string kind = op.kind == FileOp::Kind::kSymlink ? "symlink"
+                       : op.kind == FileOp::Kind::kCopyFile ? "file"
+                       : op.kind == FileOp::Kind::kExtractArchive ? "archive"
                        : op.kind == FileOp::Kind::kCmdlineTokens ? "cmdline-tokens"
                        : op.kind == FileOp::Kind::kMkdir ? "directory"
                        : op.kind == FileOp::Kind::kRemove ? "removed" : "file";
@@ -264,6 +291,9 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) 
                          json_string(op.path), kind, op.mode);
     if (op.kind == FileOp::Kind::kWrite) {
       files += fmt::format(", \"size\": {}, \"sha256\": \"{}\"", op.data.size(), sha256_hex(op.data));
+    } else if (op.kind == FileOp::Kind::kCopyFile || op.kind == FileOp::Kind::kExtractArchive) {
+      files += fmt::format(", \"size\": {}, \"sha256\": \"{}\", \"artifact\": {}", op.size, op.sha256,
+                           json_string(op.source));
     } else if (op.kind == FileOp::Kind::kSymlink || op.kind == FileOp::Kind::kCmdlineTokens) {
       files += ", \"data\": " + json_string(op.data);
     }
@@ -315,12 +345,15 @@ uint64_t NodePlan::root_bytes_needed(uint64_t block_size) const {
   uint64_t total = 0;
   for (const FileOp& op : ops) {
     if (op.fs != Fs::kRoot) continue;
-    total += (op.data.size() + block_size - 1) / block_size * block_size + block_size;
+    uint64_t bytes = op.kind == FileOp::Kind::kCopyFile || op.kind == FileOp::Kind::kExtractArchive ? op.size
+                                                                                                    : op.data.size();
+    total += (bytes + block_size - 1) / block_size * block_size + block_size;
   }
   return total;
 }
 
-BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only) {
+BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only,
+                    const std::vector<ResolvedArtifact>& artifacts) {
   for (const std::string& name : only) {
     bool known = std::any_of(spec.nodes.begin(), spec.nodes.end(), [&](const NodeSpec& n) { return n.name == name; });
     if (!known) {
@@ -333,7 +366,7 @@ BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& onl
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
     const NodeSpec& node = spec.nodes[i];
     if (!only.empty() && std::find(only.begin(), only.end(), node.name) == only.end()) continue;
-    plan.nodes.push_back(plan_node(spec, node, static_cast<int>(i) + 1));
+    plan.nodes.push_back(plan_node(spec, node, static_cast<int>(i) + 1, artifacts));
   }
   return plan;
 }
@@ -360,6 +393,13 @@ std::string describe(const BuildPlan& plan) {
           break;
         case FileOp::Kind::kCmdlineTokens:
           line = fmt::format("edit  {}:{} + {}", to_string(op.fs), op.path, op.data);
+          break;
+        case FileOp::Kind::kCopyFile:
+          line = fmt::format("copy  {}:{} {} bytes, {:04o} ({})", to_string(op.fs), op.path, op.size, op.mode, op.source);
+          break;
+        case FileOp::Kind::kExtractArchive:
+          line = fmt::format("untar {}:{}/ {} bytes, {:04o} ({}{})", to_string(op.fs), op.path, op.size, op.mode,
+                             op.source, op.data.empty() ? "" : ", members under " + op.data);
           break;
       }
       out += "  " + line + "\n";

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "plan/artifacts.h"
 #include "spec/spec.h"
 
 namespace pibake {
@@ -17,7 +18,10 @@ const char* to_string(Fs fs);
 struct FileOp {
   // kCmdlineTokens: `data` holds space-separated kernel parameters that the first line of the
   // existing file must contain; missing ones are appended (see ensure_cmdline_tokens).
-  enum class Kind { kWrite, kMkdir, kSymlink, kRemove, kCmdlineTokens };
+  // kCopyFile: the file at `source_path` (a cached artifact) becomes `path`.
+  // kExtractArchive: the regular files of the archive at `source_path` that lie directly under
+  // the member prefix `data` are written into the directory `path`.
+  enum class Kind { kWrite, kMkdir, kSymlink, kRemove, kCmdlineTokens, kCopyFile, kExtractArchive };
   Kind kind = Kind::kWrite;
   Fs fs = Fs::kRoot;
   std::string path;  // absolute inside the filesystem: "/etc/hostname", "/meta-data"
@@ -26,6 +30,9 @@ struct FileOp {
   uint32_t uid = 0;
   uint32_t gid = 0;
   std::string source;  // what produced it ("overlays/all/etc/hostname.tmpl"), for --dry-run
+  std::string source_path;  // kCopyFile, kExtractArchive: the file in the cache
+  std::string sha256;       // kCopyFile, kExtractArchive: the artifact's sha256
+  uint64_t size = 0;        // kCopyFile, kExtractArchive: bytes installed
 };
 
 struct NodePlan {
@@ -46,7 +53,9 @@ struct BuildPlan {
 
 // Builds the plan for every node in spec.nodes (the spec must have passed validate()).
 // `only` restricts it to the named nodes (--node NAME); an unknown name throws pibake::Error.
-BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only = {});
+// `artifacts` are installed on every node (empty for a plan shown before anything is fetched).
+BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only = {},
+                    const std::vector<ResolvedArtifact>& artifacts = {});
 
 // Where each image records what pibake made of it (read by `pibake inspect`): JSON with the
 // cluster, node, role, address, gateway flag, versions, and every file pibake wrote

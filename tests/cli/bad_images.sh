@@ -11,6 +11,7 @@ expect_failure() {  # expect_failure "words the error must contain" pibake args.
 }
 
 make_base good.img
+fake_upstream
 
 cp good.img notable.img
 dd if=/dev/zero of=notable.img bs=512 count=1 conv=notrunc status=none

@@ -5,6 +5,7 @@ require_tool debugfs e2fsck fsck.fat mtype sfdisk resize2fs dumpe2fs
 
 # A 96 MiB root with 70 MiB of data leaves less free space than pibake keeps for first boot.
 make_base base.img --root-mib 96 --fill-mib 70
+fake_upstream
 before_size=$(stat -c %s base.img)
 before_part=$(part_size base.img 2)
 pibake_ok build --nodes 2 --base-image base.img --out out

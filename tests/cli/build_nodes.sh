@@ -4,6 +4,7 @@ source "$(dirname "$0")/lib.bash"
 require_tool debugfs e2fsck fsck.fat mtype sfdisk
 
 make_base base.img
+fake_upstream
 base_sum=$(sha256sum base.img)
 pibake_ok build --nodes 4 --base-image base.img --out out
 assert_eq "$(sha256sum base.img)" "$base_sum" "base image checksum after the build"

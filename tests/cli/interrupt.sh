@@ -5,6 +5,7 @@ require_tool e2fsck fsck.fat sfdisk debugfs mtype
 
 # Enough data that copying one node takes a moment, so the signal lands mid-image.
 make_base base.img --root-mib 700 --fill-mib 600
+fake_upstream
 if [ "$(id -u)" = 0 ]; then
   setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$SCRATCH/home" \
     "$PIBAKE" build --nodes 4 --base-image base.img --out out >out.log 2>err.log &

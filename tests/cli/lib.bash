@@ -10,7 +10,8 @@ TEST_NAME=$(basename "$0" .sh)
 mkdir -p "${PIBAKE_TEST_TMP:-/tmp}"
 SCRATCH=$(mktemp -d "${PIBAKE_TEST_TMP:-/tmp}/$TEST_NAME.XXXXXX")
 chmod 0777 "$SCRATCH"   # the unprivileged user writes here
-trap 'rm -rf "$SCRATCH"' EXIT
+SERVER_PID=""
+trap '[ -z "$SERVER_PID" ] || kill "$SERVER_PID" 2>/dev/null; rm -rf "$SCRATCH"' EXIT
 cd "$SCRATCH"
 mkdir -p home && chmod 0777 home
 
@@ -39,6 +40,32 @@ make_base() {
   bash "$PIBAKE_SOURCE_DIR/tests/fixtures/make-base-image.sh" "$@" >/dev/null
   chmod 0644 "$1"
 }
+
+# fake_upstream: upstream-shaped artifacts in $SCRATCH/upstream, and mirrors pointing there
+# appended to ./cluster.yaml (created when missing). file:// mirrors: no network at all.
+fake_upstream() {
+  bash "$PIBAKE_SOURCE_DIR/tests/fixtures/make-artifacts.sh" "$SCRATCH/upstream" >/dev/null
+  chmod -R a+rX "$SCRATCH/upstream"
+  cat >> cluster.yaml <<YAML
+mirrors:
+  "https://dl.k8s.io": "file://$SCRATCH/upstream/dl.k8s.io"
+  "https://github.com": "file://$SCRATCH/upstream/github.com"
+YAML
+  chmod 0644 cluster.yaml
+}
+
+# start_server DIR [http_server.py options]: serves DIR on 127.0.0.1; sets SERVER_URL, SERVER_LOG.
+start_server() {
+  require_tool python3
+  local root=$1; shift
+  rm -f "$SCRATCH/server.port"; SERVER_LOG=$SCRATCH/server.log; : > "$SERVER_LOG"
+  python3 "$PIBAKE_SOURCE_DIR/tests/fixtures/http_server.py" "$root" "$SCRATCH/server.port" "$SERVER_LOG" "$@" &
+  SERVER_PID=$!
+  for _ in $(seq 1 500); do [ -s "$SCRATCH/server.port" ] && break; sleep 0.01; done
+  [ -s "$SCRATCH/server.port" ] || fail "the test HTTP server did not start"
+  SERVER_URL=http://127.0.0.1:$(cat "$SCRATCH/server.port")
+}
+stop_server() { [ -z "$SERVER_PID" ] || { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }; SERVER_PID=""; }
 
 # part_offset IMG N / part_size IMG N: byte offset and size of partition N, read with sfdisk.
 part_field() {

@@ -6,7 +6,9 @@
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
+#include "fetch/archive.h"
 #include "fetch/cache.h"
 #include "fetch/fetcher.h"
 #include "fetch/xz.h"
@@ -182,4 +184,45 @@ TEST_CASE("the base image comes from a mirror, verified by SHA256SUMS, and works
   spec.base_image.sha256 = std::string(64, 'e');
   CHECK_THROWS_WITH(obtain_base_image(spec, "", true, other, *fetcher),
                     Catch::Contains("the base image is not in the cache"));
+}
+
+TEST_CASE("archive members under the prefix are handed out, and unsafe archives are refused whole", "[fetch]") {
+  ScratchDir dir;
+  std::string tar = dir / "ok.tgz";
+  must_run({"python3", "-c",
+            "import io,tarfile,sys\n"
+            "t=tarfile.open(sys.argv[1],'w:gz')\n"
+            "for n,d in (('bin/',None),('bin/containerd',b'c'*5000),('bin/ctr',b'ctr'),('README',b'r')):\n"
+            "  i=tarfile.TarInfo(n)\n"
+            "  if d is None: i.type=tarfile.DIRTYPE\n"
+            "  else: i.size=len(d)\n"
+            "  t.addfile(i, io.BytesIO(d) if d else None)\n",
+            tar});
+  std::map<std::string, std::string> got;
+  for_each_archive_file(tar, "bin/", [&](const std::string& rel, std::string_view data, uint32_t) { got[rel] = data; });
+  CHECK(got.size() == 2);
+  CHECK(got["containerd"] == std::string(5000, 'c'));
+  CHECK(got["ctr"] == "ctr");
+  CHECK(archive_install_bytes(tar, "bin/") == 5003);
+  CHECK(archive_install_bytes(tar, "") == 1);  // README only: members directly under the prefix
+
+  auto make_bad = [&](const std::string& name, const std::string& member_py) {
+    std::string path = dir / name;
+    must_run({"python3", "-c",
+              "import io,tarfile,sys\nt=tarfile.open(sys.argv[1],'w:gz')\n"
+              "i=tarfile.TarInfo('ok'); i.size=2; t.addfile(i, io.BytesIO(b'ok'))\n" + member_py,
+              path});
+    return path;
+  };
+  std::string abs = make_bad("abs.tgz", "i=tarfile.TarInfo('/etc/passwd'); i.size=1; t.addfile(i, io.BytesIO(b'x'))\n");
+  std::string dots = make_bad("dots.tgz", "i=tarfile.TarInfo('a/../../x'); i.size=1; t.addfile(i, io.BytesIO(b'x'))\n");
+  std::string link = make_bad("link.tgz", "i=tarfile.TarInfo('l'); i.type=tarfile.SYMTYPE; i.linkname='/etc'; t.addfile(i)\n");
+  std::string hard = make_bad("hard.tgz", "i=tarfile.TarInfo('h'); i.type=tarfile.LNKTYPE; i.linkname='ok'; t.addfile(i)\n");
+  int handed_out = 0;
+  auto count = [&](const std::string&, std::string_view, uint32_t) { ++handed_out; };
+  CHECK_THROWS_WITH(for_each_archive_file(abs, "", count), Catch::Contains("absolute"));
+  CHECK_THROWS_WITH(for_each_archive_file(dots, "", count), Catch::Contains("climbs out"));
+  CHECK_THROWS_WITH(for_each_archive_file(link, "", count), Catch::Contains("link or special file"));
+  CHECK_THROWS_WITH(for_each_archive_file(hard, "", count), Catch::Contains("link"));
+  CHECK(handed_out == 0);  // not even the good member "ok" of a bad archive
 }

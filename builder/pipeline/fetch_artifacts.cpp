@@ -1,0 +1,94 @@
+// Fetching the cluster's binaries with the lock file (see fetch_artifacts.h).
+#include "pipeline/fetch_artifacts.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <sstream>
+
+#include "fetch/archive.h"
+#include "plan/checksums.h"
+#include "plan/mirrors.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace pibake {
+namespace {
+
+std::string lock_path(const std::string& state_dir) { return state_dir + "/lock.yaml"; }
+
+LockFile read_lock(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return {};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_lock(ss.str(), path);
+}
+
+std::string base_name(const std::string& url) { return url.substr(url.rfind('/') + 1); }
+
+}  // namespace
+
+void ensure_state_dir(const std::string& state_dir) {
+  struct stat st {};
+  if (stat(state_dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) throw Error("state dir " + state_dir + ": " + std::strerror(errno));
+    if (mkdir(state_dir.c_str(), 0700) != 0) throw Error("cannot create state dir " + state_dir + ": " + std::strerror(errno));
+    return;
+  }
+  if (!S_ISDIR(st.st_mode)) throw Error("state dir " + state_dir + " is not a directory");
+  if ((st.st_mode & 077) != 0) {
+    throw Error(fmt::format("state dir {} has mode {:04o}; it holds the cluster's keys and must be 0700 "
+                            "(chmod 700 {})",
+                            state_dir, st.st_mode & 07777, state_dir));
+  }
+  if (st.st_uid != geteuid()) throw Error("state dir " + state_dir + " belongs to another user");
+}
+
+std::vector<ResolvedArtifact> fetch_artifacts(const ClusterSpec& spec, const std::string& state_dir, Cache& cache,
+                                              Fetcher& fetcher, bool offline) {
+  ensure_state_dir(state_dir);
+  LockFile lock = read_lock(lock_path(state_dir));
+  bool lock_changed = false;
+  std::vector<ResolvedArtifact> out;
+  for (const ArtifactSource& src : artifact_sources(spec)) {
+    ResolvedArtifact r;
+    r.source = src;
+    if (const LockedArtifact* locked = lock.find(src.name)) {
+      if (locked->version != src.version) {
+        throw Error(fmt::format(
+            "{} pins {} {} but the spec asks for {}: the running cluster was built with the pinned one. "
+            "To upgrade, remove the \"{}\" entry from {} and rebuild every node",
+            lock_path(state_dir), src.name, locked->version, src.version, src.name, lock_path(state_dir)));
+      }
+      r.source.url = locked->url;
+      r.sha256 = locked->sha256;
+    } else {
+      std::string sums = cache.get_text(fetcher, apply_mirrors(src.checksum_url, spec.mirrors), offline,
+                                        "the checksum of " + src.name + " " + src.version);
+      auto sha = find_sha256(sums, base_name(src.url));
+      if (!sha) throw Error(src.checksum_url + " lists no sha256 for " + base_name(src.url));
+      r.sha256 = *sha;
+      lock.artifacts.push_back({src.name, src.version, src.url, r.sha256});
+      lock_changed = true;
+    }
+    r.path = cache.get_blob(fetcher, apply_mirrors(r.source.url, spec.mirrors), r.sha256, offline,
+                            src.name + " " + src.version);
+    if (src.archive) {
+      r.install_bytes = archive_install_bytes(r.path, src.member_prefix);
+    } else {
+      struct stat st {};
+      if (stat(r.path.c_str(), &st) == 0) r.install_bytes = static_cast<uint64_t>(st.st_size);
+    }
+    out.push_back(std::move(r));
+  }
+  if (lock_changed) write_file_atomic(lock_path(state_dir), render_lock(lock), 0644);
+  return out;
+}
+
+}  // namespace pibake

@@ -1,0 +1,316 @@
+// `pibake flash` (flash.h): source ranges (bmap, SEEK_DATA, or a decompressed stream's non-zero
+// blocks) → target; fsync; read back every written range and compare its SHA-256.
+#include "pipeline/flash.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "image/bmap.h"
+#include "pipeline/codec.h"
+#include "pipeline/flash_progress.h"
+#include "util/error.h"
+#include "util/sha256.h"
+
+namespace pibake {
+namespace {
+
+constexpr size_t kChunk = 8u << 20;  // large writes: SD cards are fastest with multi-MiB requests
+constexpr uint64_t kBlock = kBmapBlockSize;
+
+class Fd {
+ public:
+  Fd(const std::string& path, int flags, mode_t mode = 0) : path_(path), fd_(open(path.c_str(), flags | O_CLOEXEC, mode)) {
+    if (fd_ < 0) {
+      if (errno == EBUSY) throw Error("cannot open " + path + ": the device is in use (mounted, or held by another program)");
+      throw Error("cannot open " + path + ": " + std::strerror(errno));
+    }
+  }
+  ~Fd() { close(fd_); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+// A range written to the target and the SHA-256 of what was written there.
+struct Written {
+  uint64_t start = 0, end = 0;
+  std::string sha256;
+};
+
+void pread_all(const Fd& fd, char* buf, size_t size, uint64_t pos) {
+  while (size > 0) {
+    ssize_t n = pread(fd.get(), buf, size, static_cast<off_t>(pos));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(fmt::format("cannot read {} at byte {}: {}", fd.path(), pos, n == 0 ? "unexpected end of file" : std::strerror(errno)));
+    buf += n;
+    size -= static_cast<size_t>(n);
+    pos += static_cast<uint64_t>(n);
+  }
+}
+
+void pwrite_all(const Fd& fd, const char* buf, size_t size, uint64_t pos) {
+  while (size > 0) {
+    ssize_t n = pwrite(fd.get(), buf, size, static_cast<off_t>(pos));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(fmt::format("cannot write {} at byte {}: {}", fd.path(), pos, std::strerror(n < 0 ? errno : ENOSPC)));
+    buf += n;
+    size -= static_cast<size_t>(n);
+    pos += static_cast<uint64_t>(n);
+  }
+}
+
+std::string range_name(uint64_t start, uint64_t end) {
+  return fmt::format("bytes {}-{} (blocks {}-{})", start, end - 1, start / kBlock, (end - 1) / kBlock);
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+std::optional<Bmap> load_bmap(const std::string& path) {
+  if (!file_exists(path)) return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_bmap(ss.str(), path);
+}
+
+// Raw image: copy the bmap's ranges (or SEEK_DATA's), hashing what is read.
+std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool regular_target, uint64_t& image_size, Progress& progress) {
+  Fd src(image, O_RDONLY);
+  struct stat st {};
+  fstat(src.get(), &st);
+  image_size = static_cast<uint64_t>(st.st_size);
+  std::string bmap_path = bmap_path_for(image);
+  std::optional<Bmap> bmap = load_bmap(bmap_path);
+  std::vector<BmapRange> ranges;
+  if (bmap) {
+    if (bmap->image_size != image_size) {
+      throw Error(fmt::format("{} describes an image of {} bytes but {} has {}: it belongs to another image", bmap_path,
+                              bmap->image_size, image, image_size));
+    }
+    ranges = bmap->ranges;
+  } else {
+    ranges = to_block_ranges(data_ranges(src.get(), image), kBlock);
+  }
+  if (regular_target && ftruncate(target.get(), static_cast<off_t>(image_size)) != 0) {
+    throw Error("cannot size " + target.path() + ": " + std::strerror(errno));
+  }
+  uint64_t total = 0;
+  for (const BmapRange& r : ranges) total += r.byte_end(kBlock, image_size) - r.byte_start(kBlock);
+  progress.start("writing", total);
+  posix_fadvise(src.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  std::vector<char> buf(kChunk);
+  std::vector<Written> written;
+  Sha256 hash;
+  uint64_t done = 0;
+  for (const BmapRange& r : ranges) {
+    uint64_t start = r.byte_start(kBlock), end = r.byte_end(kBlock, image_size);
+    for (uint64_t pos = start; pos < end;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - pos));
+      pread_all(src, buf.data(), n, pos);
+      hash.update(buf.data(), n);
+      pwrite_all(target, buf.data(), n, pos);
+      pos += n;
+      done += n;
+      progress.update(done);
+    }
+    Written w{start, end, hash.hex_digest()};
+    if (!r.sha256.empty() && r.sha256 != w.sha256) {
+      throw Error(fmt::format("{} does not match {}: {} hash to {}, the bmap says {}", image, bmap_path,
+                              range_name(start, end), w.sha256, r.sha256));
+    }
+    written.push_back(std::move(w));
+  }
+  return written;
+}
+
+// Compressed image: decompress as a stream. With the image's .bmap beside it, exactly its ranges
+// are written; without, every non-zero block (and on a block device the zero blocks too, since
+// what the card held before is unknown).
+std::vector<Written> copy_stream(const std::string& image, Compression c, const Fd& target, bool regular_target,
+                                 uint64_t& image_size, Progress& progress) {
+  std::string raw_name = image.substr(0, image.size() - std::strlen(suffix_of(c)));
+  std::string bmap_path = bmap_path_for(raw_name);
+  std::optional<Bmap> bmap = load_bmap(bmap_path);
+  uint64_t total = 0;
+  if (bmap) {
+    for (const BmapRange& r : bmap->ranges) total += r.byte_end(kBlock, bmap->image_size) - r.byte_start(kBlock);
+  }
+  progress.start("writing", total);
+  std::unique_ptr<Decompressor> in = open_decompressor(image, c);
+  std::vector<char> buf(kChunk);
+  std::vector<Written> written;
+  Sha256 hash;
+  bool in_run = false;
+  uint64_t run_start = 0, pos = 0, done = 0;
+  size_t range_index = 0;
+  auto end_run = [&](uint64_t end) {
+    if (!in_run) return;
+    in_run = false;
+    written.push_back({run_start, end, hash.hex_digest()});
+    if (bmap) {
+      const BmapRange& r = bmap->ranges[range_index];
+      if (!r.sha256.empty() && r.sha256 != written.back().sha256) {
+        throw Error(fmt::format("{} does not match {}: {} hash to {}, the bmap says {}", image, bmap_path,
+                                range_name(run_start, end), written.back().sha256, r.sha256));
+      }
+    }
+  };
+  for (;;) {
+    size_t n = 0;
+    while (n < buf.size()) {  // full chunks, so that blocks never straddle two reads
+      size_t got = in->read(buf.data() + n, buf.size() - n);
+      if (got == 0) break;
+      n += got;
+    }
+    if (n == 0) break;
+    size_t write_from = 0;
+    bool writing = false;
+    for (size_t off = 0; off < n; off += kBlock) {
+      size_t len = std::min<size_t>(kBlock, n - off);
+      uint64_t at = pos + off;
+      bool want;
+      if (bmap) {
+        while (range_index < bmap->ranges.size() && bmap->ranges[range_index].byte_end(kBlock, bmap->image_size) <= at) {
+          if (in_run) end_run(at);
+          ++range_index;
+        }
+        want = range_index < bmap->ranges.size() && at >= bmap->ranges[range_index].byte_start(kBlock);
+      } else {
+        want = !regular_target || std::any_of(buf.data() + off, buf.data() + off + len, [](char ch) { return ch != 0; });
+      }
+      if (want && !in_run) {
+        in_run = true;
+        run_start = at;
+      } else if (!want && in_run) {
+        end_run(at);
+      }
+      if (want) hash.update(buf.data() + off, len);
+      if (want && !writing) {
+        writing = true;
+        write_from = off;
+      } else if (!want && writing) {
+        writing = false;
+        pwrite_all(target, buf.data() + write_from, off - write_from, pos + write_from);
+        done += off - write_from;
+      }
+    }
+    if (writing) {
+      pwrite_all(target, buf.data() + write_from, n - write_from, pos + write_from);
+      done += n - write_from;
+    }
+    pos += n;
+    progress.update(done);
+  }
+  end_run(pos);
+  image_size = pos;
+  if (bmap && bmap->image_size != image_size) {
+    throw Error(fmt::format("{} describes an image of {} bytes but {} decompresses to {}", bmap_path, bmap->image_size, image, image_size));
+  }
+  if (regular_target && ftruncate(target.get(), static_cast<off_t>(image_size)) != 0) {
+    throw Error("cannot size " + target.path() + ": " + std::strerror(errno));
+  }
+  return written;
+}
+
+void verify(const Fd& target, bool block_device, const std::vector<Written>& written, Progress& progress) {
+  // On a card, read the card, not the page cache: fake-capacity cards that wrap around or drop
+  // writes show up only then. A regular file's cache is the file.
+  if (block_device) posix_fadvise(target.get(), 0, 0, POSIX_FADV_DONTNEED);
+  uint64_t total = 0, done = 0;
+  for (const Written& w : written) total += w.end - w.start;
+  progress.start("verifying", total);
+  posix_fadvise(target.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  std::vector<char> buf(kChunk);
+  Sha256 hash;
+  for (const Written& w : written) {
+    for (uint64_t pos = w.start; pos < w.end;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), w.end - pos));
+      pread_all(target, buf.data(), n, pos);
+      hash.update(buf.data(), n);
+      pos += n;
+      done += n;
+      progress.update(done);
+    }
+    std::string got = hash.hex_digest();
+    if (got != w.sha256) {
+      throw Error(fmt::format("verification failed: {} of {} read back with SHA-256 {}, but {} was written",
+                              range_name(w.start, w.end), target.path(), got, w.sha256));
+    }
+  }
+}
+
+}  // namespace
+
+FlashResult run_flash(const FlashOptions& opts) {
+  auto start = std::chrono::steady_clock::now();
+  struct stat img_st {};
+  if (stat(opts.image.c_str(), &img_st) != 0) throw Error("cannot read " + opts.image + ": " + std::strerror(errno));
+  struct stat st {};
+  bool exists = stat(opts.target.c_str(), &st) == 0;
+  bool block_device = exists && S_ISBLK(st.st_mode);
+  if (exists && !block_device && !S_ISREG(st.st_mode)) {
+    throw Error(opts.target + " is neither a block device nor a regular file");
+  }
+  if (exists && st.st_dev == img_st.st_dev && st.st_ino == img_st.st_ino) {
+    throw Error(opts.target + " is the image itself");
+  }
+  uint64_t device_size = 0;
+  if (block_device) {
+    DeviceFacts dev = probe_device(opts.target);
+    device_size = dev.size_bytes;
+    std::vector<std::string> reasons = device_refusals(dev, opts.max_bytes);
+    if (!reasons.empty() && !opts.force) {
+      std::string text;
+      for (const std::string& r : reasons) text += "\n  " + r;
+      throw Error("refusing to flash " + opts.target + ":" + text + "\n(--force overrides this; check the device name first)");
+    }
+  }
+  Compression c = compression_of(opts.image);
+  if (block_device && c == Compression::kNone && static_cast<uint64_t>(img_st.st_size) > device_size) {
+    throw Error(fmt::format("{} ({} bytes) does not fit on {} ({} bytes)", opts.image, img_st.st_size, opts.target, device_size));
+  }
+  // O_EXCL on a block device: the kernel refuses when a filesystem on it is mounted.
+  Fd target(opts.target, block_device ? (O_RDWR | O_EXCL) : (O_RDWR | O_CREAT | O_TRUNC), 0644);
+  Progress progress;
+  FlashResult result;
+  std::vector<Written> written = c == Compression::kNone
+                                     ? copy_raw(opts.image, target, !block_device, result.image_size, progress)
+                                     : copy_stream(opts.image, c, target, !block_device, result.image_size, progress);
+  if (block_device && result.image_size > device_size) {
+    throw Error(fmt::format("{} decompresses to {} bytes, more than {} holds ({} bytes)", opts.image, result.image_size, opts.target, device_size));
+  }
+  for (const Written& w : written) result.written_bytes += w.end - w.start;
+  progress.start("syncing", 0);
+  if (fsync(target.get()) != 0) throw Error("cannot flush " + opts.target + ": " + std::strerror(errno));
+  if (opts.verify) {
+    verify(target, block_device, written, progress);
+    result.verified = true;
+  }
+  progress.finish();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print("{} → {}: wrote {:.1f} MiB of {:.1f} MiB ({} ranges), {}in {:.2f} s, {:.1f} MB/s\n", opts.image, opts.target,
+             result.written_bytes / 1048576.0, result.image_size / 1048576.0, written.size(),
+             result.verified ? "verified, " : "", result.seconds,
+             result.seconds > 0 ? result.written_bytes / 1e6 / result.seconds : 0.0);
+  return result;
+}
+
+}  // namespace pibake

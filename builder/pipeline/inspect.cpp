@@ -1,0 +1,220 @@
+// Gathering an inspect report: table, node.json, read-back of every injected file, fsck runs.
+#include "pipeline/inspect.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <cstring>
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "image/bmap.h"
+#include "image/ext4.h"
+#include "image/fat.h"
+#include "pipeline/base_image.h"
+#include "plan/plan.h"
+#include "util/error.h"
+#include "util/hash.h"
+#include "util/run.h"
+
+namespace pibake {
+namespace {
+
+// Key material that must never leave the state dir except into the control plane (product.md).
+constexpr const char* kCaKeys[] = {"/etc/kubernetes/pki/ca.key", "/etc/kubernetes/pki/sa.key",
+                                   "/etc/kubernetes/pki/front-proxy-ca.key", "/etc/kubernetes/pki/etcd/ca.key"};
+
+// A scratch copy of the boot partition: fsck.fat cannot be pointed at an offset inside a file.
+class PartitionCopy {
+ public:
+  PartitionCopy(const std::string& image, const Partition& p) {
+    const char* tmp = std::getenv("TMPDIR");
+    path_ = std::string(tmp && *tmp ? tmp : "/tmp") + "/pibake-inspect.XXXXXX";
+    int out = mkstemp(path_.data());
+    if (out < 0) throw Error("cannot create a scratch file in " + path_ + ": " + std::strerror(errno));
+    int in = open(image.c_str(), O_RDONLY | O_CLOEXEC);
+    bool ok = in >= 0 && ftruncate(out, static_cast<off_t>(p.size)) == 0;
+    // Only the data ranges: the holes of the copy read as the zeros they were.
+    for (const ByteRange& r : ok ? data_ranges(in, image) : std::vector<ByteRange>{}) {
+      uint64_t s = std::max(r.start, p.start), e = std::min(r.end, p.end());
+      for (loff_t from = static_cast<loff_t>(s), to = static_cast<loff_t>(s - p.start); ok && static_cast<uint64_t>(from) < e;) {
+        ssize_t n = copy_file_range(in, &from, out, &to, e - static_cast<uint64_t>(from), 0);
+        ok = n > 0;
+      }
+    }
+    if (in >= 0) close(in);
+    close(out);
+    if (!ok) {
+      unlink(path_.c_str());
+      throw Error("cannot copy the boot partition of " + image + " into " + path_ + ": " + std::strerror(errno));
+    }
+  }
+  ~PartitionCopy() { unlink(path_.c_str()); }
+  PartitionCopy(const PartitionCopy&) = delete;
+  PartitionCopy& operator=(const PartitionCopy&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs a checker; a missing tool is a skip, never a pass (style.md rule 11).
+HealthCheck run_checker(const std::string& name, const std::vector<std::string>& argv) {
+  HealthCheck c{name, CheckStatus::kSkipped, ""};
+  if (find_program(argv[0]).empty()) {
+    c.detail = "skipped: " + argv[0] + " is not installed";
+    return c;
+  }
+  RunResult r = run_command(argv);
+  c.status = r.exit_code == 0 ? CheckStatus::kPass : CheckStatus::kFail;
+  if (r.exit_code != 0) c.detail = fmt::format("{} exited {}: {}", argv[0], r.exit_code, r.output);
+  return c;
+}
+
+std::string text(const YAML::Node& n, const char* key) {
+  return n[key] && n[key].IsScalar() ? n[key].as<std::string>() : "";
+}
+
+void read_identity(InspectReport& r, const std::string& json) {
+  YAML::Node doc = YAML::Load(json);  // JSON is YAML
+  r.pibake_version = text(doc, "pibake_version");
+  r.cluster = text(doc, "cluster");
+  r.domain = text(doc, "domain");
+  r.node = text(doc, "node");
+  r.role = text(doc, "role");
+  r.ip = text(doc, "ip");
+  r.gateway = doc["gateway"] && doc["gateway"].as<bool>();
+  for (const auto& kv : doc) {
+    std::string key = kv.first.as<std::string>();
+    const std::string suffix = "_version";
+    if (key != "pibake_version" && key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      r.versions.emplace_back(key.substr(0, key.size() - suffix.size()), kv.second.as<std::string>());
+    }
+  }
+  for (const YAML::Node& f : doc["files"]) {
+    InjectedFile file{text(f, "fs"), text(f, "path"), text(f, "kind"), text(f, "mode"), 0, text(f, "sha256")};
+    if (f["size"]) file.size = f["size"].as<uint64_t>();
+    r.files.push_back(std::move(file));
+  }
+}
+
+// Every file node.json lists, read back and compared. Returns the problems found.
+std::vector<std::string> check_files(const InspectReport& r, const Ext4Fs& root, const FatFs* boot) {
+  std::vector<std::string> problems;
+  for (const InjectedFile& f : r.files) {
+    std::string where = f.fs + ":" + f.path;
+    try {
+      bool on_root = f.fs == to_string(Fs::kRoot);
+      if (!on_root && boot == nullptr) {
+        problems.push_back(where + ": no boot filesystem to read it from");
+        continue;
+      }
+      auto exists = [&] { return on_root ? root.exists(f.path) : boot->exists(f.path); };
+      auto read = [&] { return on_root ? root.read_file(f.path) : boot->read_file(f.path); };
+      if (f.kind == "file") {
+        if (!exists()) { problems.push_back(where + " is missing"); continue; }
+        std::string data = read();
+        if (data.size() != f.size || sha256_hex(data) != f.sha256) {
+          problems.push_back(fmt::format("{} differs from what pibake wrote ({} bytes, expected {})", where, data.size(), f.size));
+        }
+      } else if (f.kind == "directory") {
+        if (!(on_root ? root.is_directory(f.path) : boot->is_directory(f.path))) problems.push_back(where + " is not a directory");
+      } else if (f.kind == "symlink" || f.kind == "cmdline-tokens") {
+        if (!exists()) problems.push_back(where + " is missing");
+      } else if (f.kind == "removed") {
+        if (exists()) problems.push_back(where + " should have been removed");
+      }
+    } catch (const Error& e) {
+      problems.push_back(where + ": " + e.what());
+    }
+  }
+  return problems;
+}
+
+}  // namespace
+
+const char* to_string(CheckStatus s) {
+  return s == CheckStatus::kPass ? "pass" : s == CheckStatus::kFail ? "FAIL" : "skipped";
+}
+
+bool InspectReport::healthy() const {
+  for (const HealthCheck& c : checks) {
+    if (c.status == CheckStatus::kFail) return false;
+  }
+  return true;
+}
+
+InspectReport inspect_image(const std::string& path) {
+  InspectReport r;
+  r.image = path;
+  r.table = read_partition_table(path);
+  std::optional<BaseImage> layout;
+  try {
+    layout = inspect_base_image(path);
+    r.boot_partition = layout->boot.number;
+    r.root_partition = layout->root.number;
+    r.checks.push_back({"Ubuntu raspi layout (FAT boot, ext4 root)", CheckStatus::kPass, ""});
+  } catch (const Error& e) {
+    r.checks.push_back({"Ubuntu raspi layout (FAT boot, ext4 root)", CheckStatus::kFail, e.what()});
+  }
+  // Filesystems consistent, checked by e2fsprogs and dosfstools rather than by pibake's own code.
+  for (const Partition& p : r.table.partitions) {
+    if (layout && p.number == layout->root.number) {
+      r.checks.push_back(run_checker(fmt::format("p{} ext4 consistent (e2fsck -fn)", p.number),
+                                     {"e2fsck", "-fn", fmt::format("{}?offset={}", path, p.start)}));
+    } else if (layout && p.number == layout->boot.number) {
+      std::string name = fmt::format("p{} FAT consistent (fsck.fat -n)", p.number);
+      if (find_program("fsck.fat").empty()) {
+        r.checks.push_back({name, CheckStatus::kSkipped, "skipped: fsck.fat is not installed"});
+      } else {
+        PartitionCopy copy(path, p);
+        r.checks.push_back(run_checker(name, {"fsck.fat", "-n", copy.path()}));
+      }
+    }
+  }
+  if (!layout) return r;
+
+  Ext4Fs root(path, layout->root.start, /*writable=*/false);
+  std::unique_ptr<FatFs> boot;
+  try {
+    boot = std::make_unique<FatFs>(path, layout->boot.start, layout->boot.size, /*writable=*/false);
+  } catch (const Error&) {
+    // Reported by the file checks below when a boot file is listed.
+  }
+  if (!root.exists(kNodeIdentityPath)) return r;  // not a pibake image: nothing more to check
+  try {
+    read_identity(r, root.read_file(kNodeIdentityPath));
+    r.pibake_image = true;
+  } catch (const std::exception& e) {
+    r.checks.push_back({std::string(kNodeIdentityPath) + " readable", CheckStatus::kFail, e.what()});
+    return r;
+  }
+  std::vector<std::string> problems = check_files(r, root, boot.get());
+  std::string joined;
+  for (const std::string& p : problems) joined += (joined.empty() ? "" : "; ") + p;
+  r.checks.push_back({fmt::format("{} files pibake wrote are present and unchanged", r.files.size()),
+                      problems.empty() ? CheckStatus::kPass : CheckStatus::kFail, joined});
+  if (r.role == "control-plane") {
+    r.checks.push_back({"no CA key on a worker", CheckStatus::kSkipped, "skipped: a control-plane node holds the CA keys"});
+  } else {
+    std::string found;
+    for (const char* key : kCaKeys) {
+      if (root.exists(key)) found += (found.empty() ? "" : ", ") + std::string(key);
+    }
+    r.checks.push_back({"no CA key on a worker", found.empty() ? CheckStatus::kPass : CheckStatus::kFail,
+                        found.empty() ? "" : "worker image holds " + found});
+  }
+  return r;
+}
+
+int run_inspect(const std::string& image, bool json) {
+  InspectReport r = inspect_image(image);
+  fmt::print("{}", json ? format_report_json(r) : format_report(r));
+  return r.healthy() ? 0 : 1;
+}
+
+}  // namespace pibake

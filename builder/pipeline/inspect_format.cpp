@@ -1,0 +1,96 @@
+// Rendering an inspect report: aligned text for people, one JSON object for scripts.
+#include <fmt/format.h>
+
+#include "pipeline/inspect.h"
+
+namespace pibake {
+namespace {
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<int>(c));
+        else out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", bytes / 1048576.0); }
+
+}  // namespace
+
+std::string format_report(const InspectReport& r) {
+  std::string out = fmt::format("image: {} ({}, {} partition table)\n", r.image, mib(r.table.image_size), r.table.label);
+  out += fmt::format("  {:<4} {:>12} {:>12} {:>12}  {}\n", "part", "start", "size", "type", "use");
+  for (const Partition& p : r.table.partitions) {
+    std::string use = p.number == r.boot_partition ? "boot (FAT)" : p.number == r.root_partition ? "root (ext4)" : "";
+    out += fmt::format("  p{:<3} {:>12} {:>12} {:>12}  {}\n", p.number, p.start, mib(p.size), p.type, use);
+  }
+  if (r.pibake_image) {
+    out += fmt::format("node: {} ({}), {}{}, cluster {} ({}), written by pibake {}\n", r.node, r.ip, r.role,
+                       r.gateway ? ", gateway" : "", r.cluster, r.domain, r.pibake_version);
+    out += "versions:";
+    for (const auto& [name, version] : r.versions) out += fmt::format(" {} {}", name, version.empty() ? "-" : version);
+    out += fmt::format("\nfiles pibake wrote ({}):\n", r.files.size());
+    for (const InjectedFile& f : r.files) {
+      std::string size = f.kind == "file" ? fmt::format("{}", f.size) : f.kind;
+      out += fmt::format("  {:<11} {:>10} {} {}\n", f.fs, size, f.mode, f.path);
+    }
+  } else {
+    out += "not a pibake image (no /etc/pibake/node.json)\n";
+  }
+  out += "health:\n";
+  for (const HealthCheck& c : r.checks) {
+    out += fmt::format("  {:<7} {}{}\n", to_string(c.status), c.name, c.detail.empty() ? "" : ": " + c.detail);
+  }
+  out += r.healthy() ? "healthy\n" : "UNHEALTHY: a check failed\n";
+  return out;
+}
+
+std::string format_report_json(const InspectReport& r) {
+  std::string parts;
+  for (const Partition& p : r.table.partitions) {
+    if (!parts.empty()) parts += ", ";
+    parts += fmt::format("{{\"number\": {}, \"start\": {}, \"size\": {}, \"type\": {}, \"bootable\": {}}}", p.number,
+                         p.start, p.size, json_string(p.type), p.bootable ? "true" : "false");
+  }
+  std::string versions;
+  for (const auto& [name, version] : r.versions) {
+    versions += fmt::format("{}{}: {}", versions.empty() ? "" : ", ", json_string(name), json_string(version));
+  }
+  std::string files;
+  for (const InjectedFile& f : r.files) {
+    files += fmt::format("{}{{\"fs\": {}, \"path\": {}, \"kind\": {}, \"mode\": {}", files.empty() ? "" : ", ",
+                         json_string(f.fs), json_string(f.path), json_string(f.kind), json_string(f.mode));
+    if (f.kind == "file") files += fmt::format(", \"size\": {}, \"sha256\": {}", f.size, json_string(f.sha256));
+    files += "}";
+  }
+  std::string checks;
+  for (const HealthCheck& c : r.checks) {
+    checks += fmt::format("{}{{\"name\": {}, \"status\": \"{}\", \"detail\": {}}}", checks.empty() ? "" : ", ",
+                          json_string(c.name), c.status == CheckStatus::kPass ? "pass" : c.status == CheckStatus::kFail ? "fail" : "skipped",
+                          json_string(c.detail));
+  }
+  std::string node = "null";
+  if (r.pibake_image) {
+    node = fmt::format("{{\"name\": {}, \"role\": {}, \"ip\": {}, \"gateway\": {}, \"cluster\": {}, \"domain\": {}, "
+                       "\"pibake_version\": {}}}",
+                       json_string(r.node), json_string(r.role), json_string(r.ip), r.gateway ? "true" : "false",
+                       json_string(r.cluster), json_string(r.domain), json_string(r.pibake_version));
+  }
+  return fmt::format(
+      "{{\"image\": {}, \"image_size\": {}, \"table\": {{\"label\": {}, \"sector_size\": {}, \"partitions\": [{}]}}, "
+      "\"boot_partition\": {}, \"root_partition\": {}, \"pibake_image\": {}, \"node\": {}, \"versions\": {{{}}}, "
+      "\"files\": [{}], \"checks\": [{}], \"healthy\": {}}}\n",
+      json_string(r.image), r.table.image_size, json_string(r.table.label), r.table.sector_size, parts, r.boot_partition,
+      r.root_partition, r.pibake_image ? "true" : "false", node, versions, files, checks, r.healthy() ? "true" : "false");
+}
+
+}  // namespace pibake

@@ -1,0 +1,80 @@
+// kubeconfig files (client-go's clientcmd v1 Config) with embedded credentials, as kubeadm writes
+// admin.conf and as `kubectl config set-cluster --embed-certs` would.
+#include <openssl/evp.h>
+
+#include "pki/pki.h"
+#include "util/error.h"
+
+namespace pibake::pki {
+namespace {
+
+// Every scalar double-quoted: names like "system:node:node-2" or "kubernetes-admin@pi" are then
+// never mistaken for YAML syntax, whatever the spec's cluster name holds.
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[(c >> 4) & 15];
+      out += kHex[c & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string base64_encode(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(data.data()),
+                          static_cast<int>(data.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::string api_server_url(std::string_view address, int port) {
+  std::string host(address);
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "https://" + host + ":" + std::to_string(port);
+}
+
+std::string render_kubeconfig(const KubeconfigSpec& spec) {
+  if (spec.cluster_name.empty() || spec.server.empty() || spec.user.empty()) {
+    throw Error("kubeconfig: cluster name, server and user must not be empty");
+  }
+  if (spec.ca_cert_pem.empty() || spec.client.cert_pem.empty() || spec.client.key_pem.empty()) {
+    throw Error("kubeconfig for " + spec.user + ": missing CA, client certificate or key");
+  }
+  // Context "<user>@<cluster>", kubeadm's naming (kubeconfigutil.CreateBasic).
+  const std::string context = spec.user + "@" + spec.cluster_name;
+  std::string y;
+  y += "apiVersion: v1\n";
+  y += "kind: Config\n";
+  y += "clusters:\n";
+  y += "- name: " + quoted(spec.cluster_name) + "\n";
+  y += "  cluster:\n";
+  y += "    certificate-authority-data: " + base64_encode(spec.ca_cert_pem) + "\n";
+  y += "    server: " + quoted(spec.server) + "\n";
+  y += "contexts:\n";
+  y += "- name: " + quoted(context) + "\n";
+  y += "  context:\n";
+  y += "    cluster: " + quoted(spec.cluster_name) + "\n";
+  y += "    user: " + quoted(spec.user) + "\n";
+  y += "current-context: " + quoted(context) + "\n";
+  y += "preferences: {}\n";
+  y += "users:\n";
+  y += "- name: " + quoted(spec.user) + "\n";
+  y += "  user:\n";
+  y += "    client-certificate-data: " + base64_encode(spec.client.cert_pem) + "\n";
+  y += "    client-key-data: " + base64_encode(spec.client.key_pem) + "\n";
+  return y;
+}
+
+}  // namespace pibake::pki

@@ -1,0 +1,116 @@
+// Upstream artifact locations and the lock file (see artifacts.h).
+#include "plan/artifacts.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fmt/format.h>
+
+#include "plan/checksums.h"
+#include "util/error.h"
+
+namespace pibake {
+namespace {
+
+constexpr const char* kArch = "arm64";
+
+}  // namespace
+
+int kubernetes_minor(const std::string& version) {
+  int major = 0, minor = 0, patch = 0;
+  if (std::sscanf(version.c_str(), "v%d.%d.%d", &major, &minor, &patch) != 3) return 0;
+  return minor;
+}
+
+int major_version(const std::string& version) {
+  int major = 0;
+  return std::sscanf(version.c_str(), "%d.", &major) == 1 ? major : 0;
+}
+
+std::string sandbox_image(const ClusterSpec& spec) {
+  // kubeadm's constants.PauseVersion per release: 3.10.1 from 1.34, 3.10 for 1.31-1.33,
+  // 3.9 for 1.29-1.30.
+  int minor = kubernetes_minor(spec.kubernetes.version);
+  const char* pause = minor >= 34 ? "3.10.1" : minor >= 31 ? "3.10" : "3.9";
+  return spec.kubernetes.image_repository + "/pause:" + pause;
+}
+
+std::vector<ArtifactSource> artifact_sources(const ClusterSpec& spec) {
+  std::vector<ArtifactSource> out;
+  const std::string& k8s = spec.kubernetes.version;
+  for (const char* bin : {"kubelet", "kubeadm", "kubectl"}) {
+    std::string url = fmt::format("https://dl.k8s.io/release/{}/bin/linux/{}/{}", k8s, kArch, bin);
+    out.push_back({bin, k8s, url, url + ".sha256", false, "/usr/local/bin", ""});
+  }
+  // kubeadm's preflight requires crictl; cri-tools follows Kubernetes' minor versions.
+  std::string crictl = fmt::format("v1.{}.0", kubernetes_minor(k8s));
+  std::string crictl_url = fmt::format(
+      "https://github.com/kubernetes-sigs/cri-tools/releases/download/{0}/crictl-{0}-linux-{1}.tar.gz", crictl, kArch);
+  out.push_back({"crictl", crictl, crictl_url, crictl_url + ".sha256", true, "/usr/local/bin", ""});
+
+  const std::string& ctd = spec.containerd.version;
+  std::string ctd_url = fmt::format(
+      "https://github.com/containerd/containerd/releases/download/v{0}/containerd-{0}-linux-{1}.tar.gz", ctd, kArch);
+  out.push_back({"containerd", ctd, ctd_url, ctd_url + ".sha256sum", true, "/usr/local/bin", "bin/"});
+
+  const std::string& runc = spec.runc.version;
+  std::string runc_base = fmt::format("https://github.com/opencontainers/runc/releases/download/v{}/", runc);
+  out.push_back({"runc", runc, runc_base + "runc." + kArch, runc_base + "runc.sha256sum", false, "/usr/local/sbin", ""});
+
+  const std::string& cni = spec.cni_plugins.version;
+  std::string cni_url = fmt::format(
+      "https://github.com/containernetworking/plugins/releases/download/v{0}/cni-plugins-linux-{1}-v{0}.tgz", cni,
+      kArch);
+  out.push_back({"cni-plugins", cni, cni_url, cni_url + ".sha256", true, "/opt/cni/bin", ""});
+  return out;
+}
+
+const LockedArtifact* LockFile::find(const std::string& name) const {
+  for (const LockedArtifact& a : artifacts)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+LockFile parse_lock(const std::string& text, const std::string& display_path) {
+  LockFile lock;
+  try {
+    YAML::Node root = YAML::Load(text);
+    if (!root || root.IsNull()) return lock;
+    YAML::Node arts = root["artifacts"];
+    if (!arts) return lock;
+    if (!arts.IsMap()) throw Error(display_path + ": \"artifacts\" must be a map");
+    for (const auto& kv : arts) {
+      LockedArtifact a;
+      a.name = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      if (!v.IsMap() || !v["version"] || !v["url"] || !v["sha256"]) {
+        throw Error(fmt::format("{}:{}: artifacts.{} needs version, url and sha256", display_path,
+                                kv.first.Mark().line + 1, a.name));
+      }
+      a.version = v["version"].as<std::string>();
+      a.url = v["url"].as<std::string>();
+      a.sha256 = v["sha256"].as<std::string>();
+      if (!is_sha256_hex(a.sha256)) {
+        throw Error(fmt::format("{}:{}: artifacts.{}.sha256 is not a sha256", display_path, v.Mark().line + 1, a.name));
+      }
+      lock.artifacts.push_back(a);
+    }
+  } catch (const YAML::Exception& e) {
+    throw Error(fmt::format("{}:{}:{}: {}", display_path, e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  return lock;
+}
+
+std::string render_lock(const LockFile& lock) {
+  std::string out =
+      "# Written by pibake: every artifact this cluster's images were built with. Later builds\n"
+      "# (`pibake build --node NAME`) install exactly these, so a regenerated node matches the others.\n"
+      "# To upgrade one, change its version in cluster.yaml and delete its entry here.\n"
+      "artifacts:\n";
+  for (const LockedArtifact& a : lock.artifacts) {
+    out += fmt::format("  {}:\n    version: \"{}\"\n    url: \"{}\"\n    sha256: \"{}\"\n", a.name, a.version, a.url,
+                       a.sha256);
+  }
+  return out;
+}
+
+}  // namespace pibake

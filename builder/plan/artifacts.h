@@ -1,0 +1,60 @@
+// The upstream artifacts a cluster needs (Kubernetes binaries, containerd, runc, CNI plugins,
+// crictl), where they come from and where they go in the image: pure data from the spec.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "spec/spec.h"
+
+namespace pibake {
+
+struct ArtifactSource {
+  std::string name;          // "kubelet", "containerd", ...: the lock file's key
+  std::string version;       // as the spec names it ("v1.34.2", "2.1.5")
+  std::string url;           // upstream URL (mirrors are applied when fetching)
+  std::string checksum_url;  // the release's checksum file for it
+  bool archive = false;      // a .tar.gz whose members are installed
+  std::string install_dir;   // where the binary, or the archive's selected members, go
+  std::string member_prefix; // archive members installed: those under this prefix ("bin/"); "" = all
+};
+
+// Every artifact for the spec, in a fixed order.
+std::vector<ArtifactSource> artifact_sources(const ClusterSpec& spec);
+
+// The pause (sandbox) image kubeadm pulls for this Kubernetes version: containerd must use the
+// same one, or kubeadm's preflight warns and pods wait for a second pull.
+std::string sandbox_image(const ClusterSpec& spec);
+
+// "v1.34.2" -> 34; 0 when the version does not parse.
+int kubernetes_minor(const std::string& version);
+// "2.1.5" -> 2
+int major_version(const std::string& version);
+
+// An artifact fetched and verified: what the plan installs from.
+struct ResolvedArtifact {
+  ArtifactSource source;
+  std::string sha256;
+  std::string path;            // the verified blob in the cache
+  uint64_t install_bytes = 0;  // bytes it adds to the root filesystem
+};
+
+// One resolved artifact, as the lock file records it.
+struct LockedArtifact {
+  std::string name;
+  std::string version;
+  std::string url;
+  std::string sha256;
+};
+
+struct LockFile {
+  std::vector<LockedArtifact> artifacts;
+  const LockedArtifact* find(const std::string& name) const;
+};
+
+// lock.yaml in the state dir. parse_lock throws pibake::Error naming `display_path` on bad input.
+LockFile parse_lock(const std::string& text, const std::string& display_path);
+std::string render_lock(const LockFile& lock);
+
+}  // namespace pibake

@@ -1,0 +1,34 @@
+// Incremental SHA-256 (OpenSSL EVP) for data that streams through: bmap ranges, flash read-back,
+// compressed outputs. One-shot digests of small strings use sha256_hex() in hash.h.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+struct evp_md_ctx_st;
+
+namespace pibake {
+
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(Sha256&&) noexcept;
+  Sha256& operator=(Sha256&&) noexcept;
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+
+  void update(const void* data, size_t size);
+  void update(std::string_view data) { update(data.data(), data.size()); }
+  // Lower-case hex digest; the object starts over afterwards.
+  std::string hex_digest();
+
+ private:
+  struct Deleter {
+    void operator()(evp_md_ctx_st* ctx) const;
+  };
+  std::unique_ptr<evp_md_ctx_st, Deleter> ctx_;
+};
+
+}  // namespace pibake
