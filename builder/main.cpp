@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include "pipeline/build.h"
+#include "pipeline/flash.h"
+#include "pipeline/inspect.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 
@@ -54,12 +56,22 @@ int main(int argc, char** argv) {
   std::string fetch_base;
   add_spec_flags(fetch, fetch_spec);
   fetch->add_option("--base-image", fetch_base, "base image: a path or URL to a raw .img or an .img.xz");
-  std::string image, device;
-  CLI::App* inspect = app.add_subcommand("inspect", "show an image's partitions, node identity and health (not available yet)");
-  inspect->add_option("IMAGE", image, "image file")->required();
-  CLI::App* flash = app.add_subcommand("flash", "write an image to a card with read-back verify (not available yet)");
-  flash->add_option("IMAGE", image, "image file")->required();
-  flash->add_option("DEVICE", device, "target device or file")->required();
+  std::string compress = "none";
+  build->add_option("--compress", compress, "also write node-N.img.zst or .img.xz (+ .sha256), multi-threaded")
+      ->check(CLI::IsMember({"none", "zstd", "xz"}));
+  std::string image;
+  bool inspect_json = false;
+  CLI::App* inspect = app.add_subcommand("inspect", "show an image's partitions, node identity, injected files and health");
+  inspect->add_option("IMAGE", image, "image file (.img)")->required();
+  inspect->add_flag("--json", inspect_json, "print one JSON object instead of text");
+  pibake::FlashOptions flash_opts;
+  uint64_t max_gib = pibake::kDefaultFlashMaxBytes >> 30;
+  CLI::App* flash = app.add_subcommand("flash", "write an image's mapped blocks to a card (or a file), then read back and verify");
+  flash->add_option("IMAGE", flash_opts.image, "image: .img (uses IMAGE.bmap when present), .img.zst or .img.xz")->required();
+  flash->add_option("DEVICE", flash_opts.target, "target block device, or a regular file (created or truncated)")->required();
+  flash->add_flag("--force", flash_opts.force, "flash a device even if it is mounted, not removable or larger than --max-size");
+  flash->add_option("--max-size", max_gib, "refuse devices larger than this many GiB")->capture_default_str();
+  flash->add_flag("!--no-verify", flash_opts.verify, "skip the read-back verification");
 
   try {
     app.parse(argc, argv);
@@ -76,13 +88,15 @@ int main(int argc, char** argv) {
 
   try {
     if (*init) pibake::run_init(init_path);
-    if (*build) pibake::run_build(build_opts);
+    if (*build) {
+      build_opts.compress = pibake::parse_compression(compress);
+      pibake::run_build(build_opts);
+    }
     if (*fetch) pibake::run_fetch(fetch_spec, fetch_base);
-    for (CLI::App* later : {inspect, flash}) {
-      if (*later) {
-        fmt::print(stderr, "pibake: error: `pibake {}` is not available in this version yet\n", later->get_name());
-        return kExitUsage;
-      }
+    if (*inspect) return pibake::run_inspect(image, inspect_json);  // 1 when a health check failed
+    if (*flash) {
+      flash_opts.max_bytes = max_gib << 30;
+      pibake::run_flash(flash_opts);
     }
   } catch (const pibake::Error& e) {
     std::fflush(stdout);

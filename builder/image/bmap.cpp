@@ -244,16 +244,6 @@ Bmap parse_bmap(std::string_view text, const std::string& name) {
   if (version.empty() || version[0] != '2') {
     throw Error(name + ": bmap format version " + version + " is not supported (pibake reads 2.x)");
   }
-  Bmap bmap;
-  bmap.image_size = number(element(xml, "ImageSize", name), "ImageSize", name);
-  bmap.block_size = number(element(xml, "BlockSize", name), "BlockSize", name);
-  bmap.blocks_count = number(element(xml, "BlocksCount", name), "BlocksCount", name);
-  uint64_t mapped = number(element(xml, "MappedBlocksCount", name), "MappedBlocksCount", name);
-  std::string type = element(xml, "ChecksumType", name);
-  if (type != "sha256") throw Error(name + ": checksum type " + type + " is not supported (pibake reads sha256)");
-  if (bmap.block_size == 0 || bmap.blocks_count != (bmap.image_size + bmap.block_size - 1) / bmap.block_size) {
-    throw Error(name + ": BlocksCount does not match ImageSize / BlockSize");
-  }
   // bmap-tools' _verify_bmap_checksum: the first occurrence of the value, zeroed, then hashed.
   std::string file_sum = element(xml, "BmapFileChecksum", name, /*required=*/false);
   if (!file_sum.empty()) {
@@ -264,6 +254,16 @@ Bmap parse_bmap(std::string_view text, const std::string& name) {
     h.update(copy);
     std::string actual = h.hex_digest();
     if (actual != file_sum) throw Error(name + ": the bmap file is damaged (BmapFileChecksum " + file_sum + ", content hashes to " + actual + ")");
+  }
+  Bmap bmap;
+  bmap.image_size = number(element(xml, "ImageSize", name), "ImageSize", name);
+  bmap.block_size = number(element(xml, "BlockSize", name), "BlockSize", name);
+  bmap.blocks_count = number(element(xml, "BlocksCount", name), "BlocksCount", name);
+  uint64_t mapped = number(element(xml, "MappedBlocksCount", name), "MappedBlocksCount", name);
+  std::string type = element(xml, "ChecksumType", name);
+  if (type != "sha256") throw Error(name + ": checksum type " + type + " is not supported (pibake reads sha256)");
+  if (bmap.block_size == 0 || bmap.blocks_count != (bmap.image_size + bmap.block_size - 1) / bmap.block_size) {
+    throw Error(name + ": BlocksCount does not match ImageSize / BlockSize");
   }
   size_t pos = xml.find("<BlockMap>");
   size_t end = xml.find("</BlockMap>");

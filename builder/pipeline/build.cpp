@@ -24,6 +24,7 @@
 #include "fetch/cache.h"
 #include "fetch/fetcher.h"
 #include "pipeline/base_image.h"
+#include "pipeline/cluster_secrets.h"
 #include "pipeline/fetch_artifacts.h"
 #include "pipeline/fetch_base.h"
 #include "pipeline/node_image.h"
@@ -166,11 +167,21 @@ void run_build(const BuildOptions& opts) {
   // fetch: the binaries (pinned by the lock file) and the base image, verified, into the cache.
   Cache cache(Cache::default_dir());
   std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
-  std::vector<ResolvedArtifact> artifacts =
-      fetch_artifacts(spec, state_dir_for(spec), cache, *fetcher, opts.offline);
+  const std::string state_dir = state_dir_for(spec);
+  PlanInputs inputs;
+  inputs.artifacts = fetch_artifacts(spec, state_dir, cache, *fetcher, opts.offline);
   std::string base_path = obtain_base_image(spec, opts.base_image, opts.offline, cache, *fetcher);
+  // pki: the spec must still describe the cluster the state dir's keys belong to; then the CAs
+  // (made once) and each node's credentials.
+  check_cluster_identity(spec, state_dir);
+  std::vector<std::string> names;
+  for (const NodeSpec& n : spec.nodes) {
+    if (opts.only_nodes.empty() || std::find(opts.only_nodes.begin(), opts.only_nodes.end(), n.name) != opts.only_nodes.end())
+      names.push_back(n.name);
+  }
+  gather_credentials(spec, state_dir, names, inputs);
   // plan: every node's files, computed before the first byte of an image is written.
-  BuildPlan plan = make_plan(spec, opts.only_nodes, artifacts);
+  BuildPlan plan = make_plan(spec, opts.only_nodes, inputs);
   // prepare base: find and check its partitions.
   BaseImage base = inspect_base_image(base_path);
   fmt::print("base image {}: boot p{} ({} MiB), root p{} ({} MiB, {} MiB free)\n", base_path, base.boot.number,
@@ -181,6 +192,9 @@ void run_build(const BuildOptions& opts) {
   write_node_images(base, plan, opts);
   // The spec that was used, next to the outputs. It may hold the Wi-Fi password: owner-only.
   write_file_atomic(opts.out_dir + "/cluster.yaml", to_yaml(spec), 0600);
+  std::string join = write_admin_kubeconfig(spec, state_dir, opts.out_dir);
+  fmt::print("kubectl --kubeconfig {}/admin.kubeconfig get nodes   # once the cluster is up\n", opts.out_dir);
+  fmt::print("to join another machine by hand:\n  {}\n", join);
   fmt::print("{} image{} written to {}/ in {:.1f} s\n", plan.nodes.size(), plan.nodes.size() == 1 ? "" : "s",
              opts.out_dir, seconds_since(start));
 }

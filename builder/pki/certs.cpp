@@ -198,10 +198,12 @@ CertKeyPair issue_cert(const CertKeyPair& ca, const LeafSpec& spec, std::time_t 
   // kubeadm's leaf usages: KeyUsageKeyEncipherment | KeyUsageDigitalSignature (RSA key exchange
   // and signatures), marked critical as Go's x509 does.
   add_ext(cert.get(), ca_cert.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment");
-  bool client = std::count(spec.usages.begin(), spec.usages.end(), ExtKeyUsage::kClientAuth) > 0;
-  bool server = std::count(spec.usages.begin(), spec.usages.end(), ExtKeyUsage::kServerAuth) > 0;
-  add_ext(cert.get(), ca_cert.get(), NID_ext_key_usage,
-          client && server ? "clientAuth,serverAuth" : client ? "clientAuth" : "serverAuth");
+  std::string eku;  // in the order asked for, each once
+  for (ExtKeyUsage u : spec.usages) {
+    const char* name = u == ExtKeyUsage::kClientAuth ? "clientAuth" : "serverAuth";
+    if (eku.find(name) == std::string::npos) eku += (eku.empty() ? "" : ",") + std::string(name);
+  }
+  add_ext(cert.get(), ca_cert.get(), NID_ext_key_usage, eku.c_str());
   add_subject_alt_names(cert.get(), spec);
   add_ext(cert.get(), ca_cert.get(), NID_authority_key_identifier, "keyid:always");
   sign(cert.get(), ca_key.get());

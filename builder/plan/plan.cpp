@@ -78,6 +78,12 @@ std::string render_hosts_entries(const ClusterSpec& spec) {
   return out;
 }
 
+const NodeSpec& control_plane_node(const ClusterSpec& spec) {
+  for (const NodeSpec& n : spec.nodes)
+    if (n.role == NodeRole::kControlPlane) return n;
+  return spec.nodes.front();
+}
+
 const NodeSpec& gateway_node(const ClusterSpec& spec) {
   for (const NodeSpec& n : spec.nodes)
     if (n.name == spec.network.gateway) return n;
@@ -111,6 +117,26 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["access"] = render_access(spec);
   v["sandbox_image"] = sandbox_image(spec);
   v["kubernetes_version"] = spec.kubernetes.version;
+  v["image_repository"] = spec.kubernetes.image_repository;
+  v["pod_cidr"] = spec.kubernetes.pod_cidr;
+  v["service_cidr"] = spec.kubernetes.service_cidr;
+  // kubeadm gives cluster DNS the service range's 10th address (GetDNSIP).
+  v["cluster_dns"] = Cidr::parse(spec.kubernetes.service_cidr).value_or(Cidr{}).at(10).str();
+  const NodeSpec& api = control_plane_node(spec);
+  v["api_server"] = "https://" + api.ip + ":6443";
+  std::vector<std::string> sans = {api.ip, api.name, api.name + "." + spec.cluster.domain};
+  for (const std::string& san : spec.kubernetes.api_server_sans) sans.push_back(san);
+  std::string san_lines;
+  for (const std::string& san : sans) san_lines += "    - \"" + san + "\"\n";
+  san_lines.pop_back();
+  v["api_server_sans"] = san_lines;
+  v["flannel_backend"] = spec.kubernetes.cni == "flannel-vxlan" ? "vxlan" : "host-gw";
+  // With a single node the control plane must take workloads too.
+  v["control_plane_taints"] = spec.nodes.size() == 1 ? "  taints: []" : "";
+  std::string workers;
+  for (const NodeSpec& n : spec.nodes)
+    if (n.role == NodeRole::kWorker) workers += (workers.empty() ? "" : " ") + n.name;
+  v["worker_names"] = workers;
   const bool gateway = node.name == gateway_node(spec).name;
   v["is_gateway"] = gateway ? "yes" : "no";
   // What first boot installs when the base image lacks it: kubelet and kube-proxy use conntrack,
@@ -213,19 +239,24 @@ void add_runtime(NodePlan& plan, const ClusterSpec& spec, const std::vector<Reso
   plan.ops.push_back(file_op(Fs::kRoot, "/etc/containerd/config.toml", render_resource(tmpl, vars), tmpl));
 }
 
-NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number,
-                   const std::vector<ResolvedArtifact>& artifacts) {
+NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, const PlanInputs& inputs) {
   NodePlan plan;
   plan.node = node;
   plan.number = number;
   plan.gateway = node.name == gateway_node(spec).name;
   plan.image_file = node.name + ".img";
   TemplateVars vars = node_vars(spec, node, number);
+  // Shown as a placeholder in a plan made before the PKI exists (--dry-run).
+  vars["bootstrap_token"] = inputs.bootstrap_token.empty() ? "<bootstrap token>" : inputs.bootstrap_token;
 
   // Root filesystem: the common overlay, then the role's, then the gateway's.
   add_tree(plan, "overlays/all", vars);
   add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
-  add_runtime(plan, spec, artifacts, vars);
+  add_runtime(plan, spec, inputs.artifacts, vars);
+  // Certificates, keys and kubeconfigs: the control plane's CAs, or a worker's own credentials.
+  if (auto it = inputs.credentials.find(node.name); it != inputs.credentials.end()) {
+    for (const FileOp& op : it->second) plan.ops.push_back(op);
+  }
   if (plan.gateway) {
     add_tree(plan, "overlays/gateway", vars);
     plan.ops.push_back(file_op(Fs::kRoot, "/etc/dhcp/dhcpd.conf", render_resource("dhcp/dhcpd.conf.tmpl", vars),
@@ -352,8 +383,7 @@ uint64_t NodePlan::root_bytes_needed(uint64_t block_size) const {
   return total;
 }
 
-BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only,
-                    const std::vector<ResolvedArtifact>& artifacts) {
+BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only, const PlanInputs& inputs) {
   for (const std::string& name : only) {
     bool known = std::any_of(spec.nodes.begin(), spec.nodes.end(), [&](const NodeSpec& n) { return n.name == name; });
     if (!known) {
@@ -366,7 +396,7 @@ BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& onl
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
     const NodeSpec& node = spec.nodes[i];
     if (!only.empty() && std::find(only.begin(), only.end(), node.name) == only.end()) continue;
-    plan.nodes.push_back(plan_node(spec, node, static_cast<int>(i) + 1, artifacts));
+    plan.nodes.push_back(plan_node(spec, node, static_cast<int>(i) + 1, inputs));
   }
   return plan;
 }

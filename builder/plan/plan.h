@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -51,11 +52,19 @@ struct BuildPlan {
   std::vector<NodePlan> nodes;
 };
 
+// What the plan needs besides the spec, gathered by the pipeline's fetch and PKI stages. Empty for
+// a plan shown before anything is fetched (--dry-run): then binaries and keys are left out.
+struct PlanInputs {
+  std::vector<ResolvedArtifact> artifacts;  // installed on every node
+  std::string bootstrap_token;              // for the control plane's kubeadm config (secret)
+  // Per node name: its certificates, keys and kubeconfigs (kWrite ops with their modes).
+  std::map<std::string, std::vector<FileOp>> credentials;
+};
+
 // Builds the plan for every node in spec.nodes (the spec must have passed validate()).
 // `only` restricts it to the named nodes (--node NAME); an unknown name throws pibake::Error.
-// `artifacts` are installed on every node (empty for a plan shown before anything is fetched).
 BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only = {},
-                    const std::vector<ResolvedArtifact>& artifacts = {});
+                    const PlanInputs& inputs = {});
 
 // Where each image records what pibake made of it (read by `pibake inspect`): JSON with the
 // cluster, node, role, address, gateway flag, versions, and every file pibake wrote

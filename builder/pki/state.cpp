@@ -1,0 +1,239 @@
+// The PKI state dir (see state.h): create once atomically, then load and check without ever
+// writing, so a later `pibake build --node node-3` issues credentials the running cluster trusts.
+#include "pki/state.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace pibake::pki {
+namespace {
+
+constexpr std::string_view kStagingSubdir = ".pki.tmp";
+constexpr size_t kMaxFileSize = 1 << 20;  // PEM files are a few KiB; refuse anything absurd
+
+struct StateFile {
+  std::string_view name;
+  bool secret;
+};
+constexpr StateFile kStateFiles[] = {
+    {kCaCert, false},  {kCaKey, true},  {kFrontProxyCaCert, false}, {kFrontProxyCaKey, true},
+    {kEtcdCaCert, false}, {kEtcdCaKey, true}, {kSaKey, true}, {kSaPub, false},
+    {kBootstrapTokenFile, true},
+};
+
+std::string octal(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+// The state dir holds the keys every node trusts: anyone who can read them owns the cluster, and
+// anyone who can write them can swap the CA. So: ours, and closed to group and others.
+void check_private_dir(const std::string& path, const char* what) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) throw Error("cannot open " + std::string(what) + " " + path + ": " + errno_text());
+  if (!S_ISDIR(st.st_mode)) throw Error(std::string(what) + " " + path + " is not a directory");
+  if (st.st_uid != geteuid()) {
+    throw Error(std::string(what) + " " + path + " belongs to uid " + std::to_string(st.st_uid) +
+                ", not to the user running pibake (uid " + std::to_string(geteuid()) +
+                "); refusing to use cluster keys another user controls");
+  }
+  if ((st.st_mode & 077) != 0) {
+    throw Error(std::string(what) + " " + path + " has mode " + octal(st.st_mode) +
+                "; it holds the cluster's CA keys and must be 0700 (run: chmod 700 " + path + ")");
+  }
+}
+
+void make_private_dir(const std::string& path) {
+  if (mkdir(path.c_str(), kDirMode) != 0) throw Error("cannot create " + path + ": " + errno_text());
+  // mkdir's mode is filtered by the umask; state must be exactly 0700, not narrower or wider.
+  if (chmod(path.c_str(), kDirMode) != 0) throw Error("cannot chmod " + path + ": " + errno_text());
+}
+
+void fsync_dir(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+}
+
+// Reads one state file without following a symlink, checking what the descriptor refers to (not
+// the name, which could change between a stat and the open). nullopt when it does not exist.
+std::optional<std::string> read_state_file(const std::string& path, bool secret) {
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    if (errno == ELOOP) throw Error(path + " is a symbolic link; pibake only trusts regular files here");
+    throw Error("cannot read " + path + ": " + errno_text());
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (fstat(fd, &st) != 0) throw Error("cannot stat " + path + ": " + errno_text());
+  if (!S_ISREG(st.st_mode)) throw Error(path + " is not a regular file");
+  if (st.st_uid != geteuid()) {
+    throw Error(path + " belongs to uid " + std::to_string(st.st_uid) + ", not to the user running pibake");
+  }
+  mode_t forbidden = secret ? 077 : 022;
+  if ((st.st_mode & forbidden) != 0) {
+    throw Error(path + " has mode " + octal(st.st_mode) + "; it must be " +
+                (secret ? "0600 (run: chmod 600 " : "writable by its owner only (run: chmod 644 ") + path + ")");
+  }
+  if (static_cast<size_t>(st.st_size) > kMaxFileSize) throw Error(path + " is too large to be a PEM file");
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = read(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error("cannot read " + path + ": " + errno_text());
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  data.resize(done);
+  return data;
+}
+
+std::string join(const std::string& dir, std::string_view name) { return dir + "/" + std::string(name); }
+
+PkiState generate(std::time_t now, RandomSource& random) {
+  PkiState s;
+  s.cluster_ca = create_ca(kClusterCaName, now, random);
+  s.front_proxy_ca = create_ca(kFrontProxyCaName, now, random);
+  s.etcd_ca = create_ca(kEtcdCaName, now, random);
+  // kubeadm's "certs sa" phase: a bare RSA key pair, no certificate.
+  PkeyPtr sa = generate_rsa_key();
+  s.sa_key_pem = private_key_pem(sa.get());
+  s.sa_pub_pem = public_key_pem(sa.get());
+  s.bootstrap_token = generate_bootstrap_token(random);
+  return s;
+}
+
+void write_state(const std::string& dir, const PkiState& s) {
+  make_private_dir(dir);
+  make_private_dir(join(dir, "etcd"));
+  auto put = [&](std::string_view name, const std::string& content, mode_t mode) {
+    write_file_atomic(join(dir, name), content, mode);
+  };
+  put(kCaCert, s.cluster_ca.cert_pem, kPublicMode);
+  put(kCaKey, s.cluster_ca.key_pem, kSecretMode);
+  put(kFrontProxyCaCert, s.front_proxy_ca.cert_pem, kPublicMode);
+  put(kFrontProxyCaKey, s.front_proxy_ca.key_pem, kSecretMode);
+  put(kEtcdCaCert, s.etcd_ca.cert_pem, kPublicMode);
+  put(kEtcdCaKey, s.etcd_ca.key_pem, kSecretMode);
+  put(kSaKey, s.sa_key_pem, kSecretMode);
+  put(kSaPub, s.sa_pub_pem, kPublicMode);
+  put(kBootstrapTokenFile, s.bootstrap_token + "\n", kSecretMode);
+  fsync_dir(join(dir, "etcd"));
+  fsync_dir(dir);
+}
+
+// Creates <state_dir>/pki in one rename: either the whole PKI is there or none of it is.
+void create_pki(const std::string& state_dir, const std::string& pki_dir, std::time_t now,
+                RandomSource& random) {
+  const std::string staging = join(state_dir, kStagingSubdir);
+  std::error_code ec;
+  // A leftover from an interrupted run: never renamed to pki/, so nothing ever used it.
+  std::filesystem::remove_all(staging, ec);
+  if (ec) throw Error("cannot remove the leftover " + staging + ": " + ec.message());
+  try {
+    write_state(staging, generate(now, random));
+    // RENAME_NOREPLACE: if another pibake created pki/ meanwhile, keep theirs and fail.
+    if (renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, pki_dir.c_str(), RENAME_NOREPLACE) != 0) {
+      if (errno == EEXIST) throw Error(pki_dir + " appeared while pibake was creating it; run pibake again");
+      throw Error("cannot rename " + staging + " to " + pki_dir + ": " + errno_text());
+    }
+  } catch (...) {
+    std::filesystem::remove_all(staging, ec);
+    throw;
+  }
+  fsync_dir(state_dir);
+}
+
+PkiState load_pki(const std::string& pki_dir) {
+  check_private_dir(pki_dir, "PKI dir");
+  std::optional<std::string> content[std::size(kStateFiles)];
+  std::string missing;
+  struct stat st {};
+  if (lstat(join(pki_dir, "etcd").c_str(), &st) == 0) check_private_dir(join(pki_dir, "etcd"), "PKI dir");
+  for (size_t i = 0; i < std::size(kStateFiles); ++i) {
+    const StateFile& f = kStateFiles[i];
+    content[i] = read_state_file(join(pki_dir, f.name), f.secret);
+    if (!content[i]) missing += (missing.empty() ? "" : ", ") + std::string(f.name);
+  }
+  if (!missing.empty()) {
+    throw Error(pki_dir + " is incomplete (missing: " + missing +
+                "). pibake never regenerates part of a cluster's PKI, since existing nodes trust "
+                "it; restore the missing files from a backup, or move " + pki_dir +
+                " away to start a new cluster");
+  }
+  PkiState s;
+  s.dir = pki_dir;
+  s.cluster_ca = {*content[0], *content[1]};
+  s.front_proxy_ca = {*content[2], *content[3]};
+  s.etcd_ca = {*content[4], *content[5]};
+  s.sa_key_pem = *content[6];
+  s.sa_pub_pem = *content[7];
+  s.bootstrap_token = *content[8];
+  while (!s.bootstrap_token.empty() && (s.bootstrap_token.back() == '\n' || s.bootstrap_token.back() == '\r')) {
+    s.bootstrap_token.pop_back();
+  }
+
+  check_ca_pair(s.cluster_ca, join(pki_dir, "ca"));
+  check_ca_pair(s.front_proxy_ca, join(pki_dir, "front-proxy-ca"));
+  check_ca_pair(s.etcd_ca, join(pki_dir, "etcd/ca"));
+  PkeyPtr sa_key = parse_private_key(s.sa_key_pem, join(pki_dir, kSaKey));
+  PkeyPtr sa_pub = parse_public_key(s.sa_pub_pem, join(pki_dir, kSaPub));
+  if (EVP_PKEY_eq(sa_key.get(), sa_pub.get()) != 1) {
+    throw Error(join(pki_dir, kSaPub) + " is not the public key of " + join(pki_dir, kSaKey));
+  }
+  if (!is_bootstrap_token(s.bootstrap_token)) {
+    throw Error(join(pki_dir, kBootstrapTokenFile) + " does not hold a token of the form [a-z0-9]{6}.[a-z0-9]{16}");
+  }
+  return s;
+}
+
+}  // namespace
+
+PkiState load_or_create(const std::string& state_dir, std::time_t now, RandomSource& random) {
+  if (state_dir.empty()) throw Error("no state dir given");
+  if (mkdir(state_dir.c_str(), kDirMode) == 0) {
+    if (chmod(state_dir.c_str(), kDirMode) != 0) throw Error("cannot chmod " + state_dir + ": " + errno_text());
+  } else if (errno != EEXIST) {
+    throw Error("cannot create state dir " + state_dir + ": " + errno_text());
+  }
+  check_private_dir(state_dir, "state dir");
+
+  const std::string pki_dir = join(state_dir, kPkiSubdir);
+  struct stat st {};
+  bool created = false;
+  if (lstat(pki_dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) throw Error("cannot stat " + pki_dir + ": " + errno_text());
+    create_pki(state_dir, pki_dir, now, random);
+    created = true;
+  }
+  // Freshly written or years old, the same checks: what we hand to nodes is what is on disk.
+  PkiState s = load_pki(pki_dir);
+  s.created = created;
+  return s;
+}
+
+PkiState load_or_create(const std::string& state_dir) {
+  return load_or_create(state_dir, std::time(nullptr), system_random());
+}
+
+}  // namespace pibake::pki

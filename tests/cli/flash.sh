@@ -1,0 +1,80 @@
+# Outputs for flashing: every image gets a .bmap that bmap-tools accepts (and that equals
+# `bmaptool create`'s), `pibake flash` writes raw, .zst and .xz images to a file byte-exact with
+# holes kept, --compress writes multi-threaded .zst/.xz with sha256sum files, and damage is caught.
+source "$(dirname "$0")/lib.bash"
+require_tool bmaptool sfdisk zstd xz sha256sum cmp
+
+make_base base.img
+fake_upstream
+pibake_ok build --nodes 2 --base-image base.img --out out --compress zstd
+for k in 1 2; do
+  img=out/node-$k.img
+  [ -f "$img.bmap" ] || fail "$img.bmap missing"
+  # Same ranges and checksums as bmap-tools computes (the whole file is identical, in fact).
+  bmaptool create -o ref.bmap "$img" 2>/dev/null
+  cmp ref.bmap "$img.bmap" || { diff ref.bmap "$img.bmap" >&2; fail "$img.bmap differs from bmaptool create's"; }
+  # bmap-tools flashes it (checking the bmap file checksum and every range's sha256).
+  bmaptool copy --bmap "$img.bmap" "$img" bmaptool-target.img >bmaptool.log 2>&1 || { cat bmaptool.log >&2; fail "bmaptool copy rejected $img"; }
+  cmp "$img" bmaptool-target.img || fail "bmaptool copy of $img differs from the image"
+  # Compressed copy: a valid zstd frame with its own checksum file, decompressing to the image.
+  zstd -tq "$img.zst" || fail "zstd -t rejects $img.zst"
+  (cd out && sha256sum -c --quiet "node-$k.img.zst.sha256") || fail "$img.zst.sha256 does not match"
+  cmp <(zstd -dc "$img.zst") "$img" || fail "$img.zst does not decompress to the image"
+done
+[ -z "$(find out -name '.*.tmp')" ] || fail "temporary files left in out/"
+
+img=out/node-2.img
+apparent=$(stat -c %s "$img")
+# pibake flash to a regular file: raw with its bmap, then .zst (which finds node-2.img.bmap).
+for src in "$img" "$img.zst"; do
+  rm -f target.img
+  pibake_ok flash "$src" target.img
+  cmp "$img" target.img || fail "pibake flash $src: target differs from the image"
+  assert_contains out.log "verified"
+  assert_contains out.log "MB/s"
+  used=$(du -k target.img | cut -f1)
+  [ "$used" -lt $((apparent / 1024 / 2)) ] || fail "flash $src wrote the holes too ($used KiB used)"
+done
+# Flashing over an existing, larger file truncates it first.
+head -c 300M /dev/urandom > target.img 2>/dev/null || dd if=/dev/zero of=target.img bs=1M count=300 status=none
+chmod 0666 target.img
+pibake_ok flash "$img" target.img
+cmp "$img" target.img || fail "flash over an existing file differs from the image"
+
+# Without a bmap beside it: SEEK_DATA for the raw image, non-zero blocks for a compressed one.
+mkdir -p nobmap && cp --sparse=always "$img" nobmap/n.img && xz -T0 -k -3 nobmap/n.img && chmod -R a+rX nobmap
+for src in nobmap/n.img nobmap/n.img.xz; do
+  rm -f target.img
+  pibake_ok flash "$src" target.img
+  cmp "$img" target.img || fail "pibake flash $src (no bmap): target differs from the image"
+done
+
+# --compress xz: valid, multi-threaded, checksummed.
+pibake_ok build --nodes 2 --base-image base.img --out out --node node-1 --compress xz
+xz -t out/node-1.img.xz || fail "xz -t rejects node-1.img.xz"
+(cd out && sha256sum -c --quiet node-1.img.xz.sha256) || fail "node-1.img.xz.sha256 does not match"
+rm -f target.img
+pibake_ok flash out/node-1.img.xz target.img
+cmp out/node-1.img target.img || fail "flash of node-1.img.xz differs"
+
+# A damaged bmap is refused before anything is written; so is a bmap of another image.
+cp "$img.bmap" saved.bmap
+sed -i 's/<BlockSize> 4096/<BlockSize> 4097/' "$img.bmap"
+rm -f target.img
+pibake flash "$img" target.img && fail "flash accepted a damaged bmap"
+assert_contains err.log "the bmap file is damaged"
+cp out/node-1.img.bmap "$img.bmap"
+pibake flash "$img" target.img && fail "flash accepted node-1's bmap for node-2.img"
+assert_contains err.log "does not match"
+cp saved.bmap "$img.bmap"
+# Source data that no longer matches its bmap: the range is named.
+off=$(part_offset "$img" 2)
+printf 'X' | dd of="$img" bs=1 seek=$((off + 1024 + 120)) conv=notrunc status=none  # inside the ext4 superblock
+pibake flash "$img" target.img && fail "flash accepted an image that does not match its bmap"
+assert_contains err.log "does not match"
+assert_contains err.log "blocks"
+
+# Targets that are neither files nor block devices are refused.
+pibake flash "$img.zst" /dev/null && fail "flash accepted /dev/null"
+assert_contains err.log "neither a block device nor a regular file"
+echo "ok: bmaps equal bmaptool's, bmaptool copy and pibake flash reproduce the images, zstd/xz outputs verified"
