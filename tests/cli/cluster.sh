@@ -1,0 +1,112 @@
+# The cluster's keys: node-1 gets the CAs kubeadm init reuses, workers get only ca.crt and their
+# own kubelet credentials; every chain verifies with openssl; the printed discovery hash is seed
+# 004's openssl pipeline; regenerating one node touches nothing else; a spec that would break the
+# running cluster is refused.
+source "$(dirname "$0")/lib.bash"
+require_tool debugfs openssl sfdisk mtype e2fsck fsck.fat
+
+make_base base.img
+echo 'nodes: {count: 3}' > cluster.yaml
+fake_upstream
+pibake_ok build --base-image base.img --out out
+state=pibake-state
+
+# State dir and its keys: 0700 and 0600.
+assert_eq "$(stat -c %a $state)" 700 "state dir mode"
+for k in ca.key front-proxy-ca.key etcd/ca.key sa.key; do
+  assert_eq "$(stat -c %a $state/pki/$k)" 600 "$k mode"
+done
+assert_eq "$(stat -c %a out/admin.kubeconfig)" 600 "admin.kubeconfig mode"
+
+dump() {  # dump IMG PATH OUT: a file from the image's root filesystem, with debugfs
+  rm -f "$3"
+  debugfs -R "dump $2 $SCRATCH/$3" "$1?offset=$(part_offset "$1" 2)" >/dev/null 2>&1
+  [ -f "$3" ] || fail "$1: $2 missing"
+}
+mode_of() { debugfs -R "stat $2" "$1?offset=$(part_offset "$1" 2)" 2>/dev/null | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p'; }
+
+# node-1: the very CA material of the state dir, keys 0600.
+n1=out/node-1.img
+check_image "$n1"
+for f in ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key sa.key sa.pub; do
+  dump "$n1" "/etc/kubernetes/pki/$f" got
+  cmp -s got "$state/pki/$f" || fail "node-1's /etc/kubernetes/pki/$f differs from the state dir's"
+done
+for f in ca.key sa.key etcd/ca.key front-proxy-ca.key; do
+  assert_eq "$(mode_of "$n1" /etc/kubernetes/pki/$f)" 0600 "node-1 $f mode"
+done
+openssl x509 -in "$state/pki/ca.crt" -noout -text > ca.txt
+assert_contains ca.txt "CA:TRUE"
+assert_contains ca.txt "Certificate Sign"
+
+# The kubeadm config: the fields the cluster depends on, root-only (it holds the bootstrap token).
+dump "$n1" /etc/kubernetes/pibake/kubeadm-init.yaml kubeadm.yaml
+assert_eq "$(mode_of "$n1" /etc/kubernetes/pibake/kubeadm-init.yaml)" 0600 "kubeadm-init.yaml mode"
+for want in "apiVersion: kubeadm.k8s.io/v1beta4" "kind: InitConfiguration" "kind: ClusterConfiguration" \
+    "advertiseAddress: 10.0.0.1" "podSubnet: 10.244.0.0/16" "serviceSubnet: 10.96.0.0/12" \
+    "kubernetesVersion: v1.34.2" "imageRepository: registry.k8s.io" '- "kubernetes.cluster.home"' \
+    '- "10.0.0.1"' "criSocket: unix:///run/containerd/containerd.sock" "cgroupDriver: systemd" \
+    "token: \"$(cat $state/pki/bootstrap-token)\""; do
+  assert_contains kubeadm.yaml "$want"
+done
+dump "$n1" /etc/kubernetes/pibake/cni.yaml cni.yaml
+assert_contains cni.yaml '"Network": "10.244.0.0/16"'
+assert_contains cni.yaml '"Type": "host-gw"'
+
+# Workers: ca.crt and their own kubelet credentials, never a CA key or the SA key.
+cakey_line=$(sed -n 5p "$state/pki/ca.key")
+for k in 2 3; do
+  w=out/node-$k.img
+  check_image "$w"
+  off=$(part_offset "$w" 2)
+  for f in ca.key front-proxy-ca.key etcd/ca.key sa.key sa.pub front-proxy-ca.crt; do
+    if debugfs -R "stat /etc/kubernetes/pki/$f" "$w?offset=$off" 2>&1 | grep -q "Inode:"; then fail "worker node-$k has $f"; fi
+  done
+  # Nowhere in the whole image, not even in a stray file: a line of the CA key.
+  if grep -aqF -- "$cakey_line" "$w"; then fail "worker node-$k contains the CA key"; fi
+  dump "$w" /etc/kubernetes/pki/ca.crt wca.crt
+  cmp -s wca.crt "$state/pki/ca.crt" || fail "node-$k's ca.crt is not the cluster CA"
+  dump "$w" /etc/kubernetes/kubelet.conf kubelet.conf
+  assert_eq "$(mode_of "$w" /etc/kubernetes/kubelet.conf)" 0600 "node-$k kubelet.conf mode"
+  grep -q "server: \"https://10.0.0.1:6443\"" kubelet.conf || fail "node-$k kubelet.conf does not point at https://10.0.0.1:6443"
+  sed -n 's/^ *client-certificate-data: //p' kubelet.conf | base64 -d > kubelet.crt
+  openssl verify -CAfile "$state/pki/ca.crt" kubelet.crt >/dev/null || fail "node-$k's kubelet certificate does not verify"
+  subject=$(openssl x509 -in kubelet.crt -noout -subject -nameopt RFC2253)
+  case "$subject" in *"CN=system:node:node-$k"*"O=system:nodes"*|*"O=system:nodes"*"CN=system:node:node-$k"*) ;;
+    *) fail "node-$k's kubelet certificate subject is '$subject'" ;; esac
+  openssl x509 -in kubelet.crt -noout -text | grep -q "TLS Web Client Authentication" || fail "kubelet cert lacks clientAuth"
+  openssl x509 -in kubelet.crt -noout -text | grep -q "Public Key Algorithm: rsaEncryption" || fail "kubelet key is not RSA"
+  dump "$w" /var/lib/kubelet/config.yaml kcfg.yaml
+  assert_contains kcfg.yaml "clientCAFile: /etc/kubernetes/pki/ca.crt"
+  assert_contains kcfg.yaml "cgroupDriver: systemd"
+  assert_contains kcfg.yaml "- 10.96.0.10"
+done
+
+# The admin kubeconfig verifies, and kubectl (when installed) reads it.
+sed -n 's/^ *client-certificate-data: //p' out/admin.kubeconfig | base64 -d > admin.crt
+openssl verify -CAfile "$state/pki/ca.crt" admin.crt >/dev/null || fail "admin certificate does not verify"
+if command -v kubectl >/dev/null; then
+  kubectl config view --kubeconfig out/admin.kubeconfig --raw >/dev/null || fail "kubectl cannot read admin.kubeconfig"
+else
+  echo "note: kubectl not installed; admin.kubeconfig checked with openssl only"
+fi
+
+# The printed join line carries seed 004's hash.
+want_hash=$(openssl x509 -pubkey -in "$state/pki/ca.crt" -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | sed 's/^.* //')
+assert_contains out.log "--discovery-token-ca-cert-hash sha256:$want_hash"
+if grep -qF "$(cat $state/pki/bootstrap-token)" out.log err.log; then fail "the bootstrap token was printed"; fi
+
+# Regenerate node-3: same image (its credentials are kept), everything else untouched.
+sums_before=$(cd out && sha256sum node-1.img node-2.img node-3.img)
+pki_before=$(cd $state && find pki -type f | sort | xargs sha256sum)
+rm out/node-3.img
+pibake_ok build --base-image base.img --out out --node node-3
+assert_eq "$(cd out && sha256sum node-1.img node-2.img node-3.img)" "$sums_before" "images after regenerating node-3"
+assert_eq "$(cd $state && find pki -type f | sort | xargs sha256sum)" "$pki_before" "the PKI after regenerating node-3"
+
+# A changed subnet would strand the running cluster: refused, nothing written.
+sed -i '1i network: {subnet: 10.1.0.0/24, dhcp_range: 10.1.0.100-10.1.0.200}' cluster.yaml
+if pibake build --base-image base.img --out out5; then fail "a changed subnet was accepted"; fi
+assert_contains err.log 'network.subnet was "10.0.0.0/24", now "10.1.0.0/24"'
+assert_no_images out5
+echo "ok: CA chains verify, workers hold no CA key, hash matches seed 004, regeneration is exact"
