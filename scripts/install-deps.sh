@@ -9,7 +9,7 @@ build_deps=(build-essential cmake pkg-config
   libarchive-dev libcurl4-openssl-dev libssl-dev libfdisk-dev libyaml-cpp-dev
   libext2fs-dev comerr-dev libcli11-dev libfmt-dev liblzma-dev libzstd-dev catch2)
 # Independent tools the tests check images with, and that pibake runs (resize2fs).
-tool_deps=(e2fsprogs dosfstools mtools fdisk util-linux bmap-tools xz-utils openssl python3
+tool_deps=(e2fsprogs dosfstools mtools fdisk util-linux bmap-tools xz-utils zstd openssl python3
   shellcheck cloud-init netplan.io isc-dhcp-server systemd iptables)
 # kubectl reads the kubeconfigs in the tests; Debian's kubernetes-client unless one is installed.
 command -v kubectl >/dev/null || tool_deps+=(kubernetes-client)

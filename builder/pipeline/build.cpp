@@ -148,6 +148,7 @@ ClusterSpec resolve_spec(const SpecOptions& opts) {
     apply_node_count(spec, *opts.nodes);
     report_problems(spec, validate(spec));
   }
+  for (const Diagnostic& w : spec_warnings(spec)) fmt::print(stderr, "warning: {}\n", format_diagnostic(spec, w));
   return spec;
 }
 

@@ -9,6 +9,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
+
 #include "pki/state.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -43,6 +46,22 @@ FileOp secret_op(const std::string& path, const std::string& content, uint32_t m
   op.mode = mode;
   op.source = "pki";
   return op;
+}
+
+// notAfter of the client certificate embedded in a kubeconfig; 0 when it cannot be read.
+std::time_t admin_cert_not_after(const std::string& kubeconfig) {
+  try {
+    YAML::Node root = YAML::Load(kubeconfig);
+    std::string b64 = root["users"][0]["user"]["client-certificate-data"].as<std::string>();
+    std::string pem(b64.size(), '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(pem.data()),
+                            reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
+    if (n <= 0) return 0;
+    pem.resize(static_cast<size_t>(n));
+    return pki::cert_not_after(pem);
+  } catch (const std::exception&) {
+    return 0;
+  }
 }
 
 }  // namespace
@@ -95,6 +114,7 @@ void gather_credentials(const ClusterSpec& spec, const std::string& state_dir,
   pki::PkiState pki = pki::load_or_create(state_dir);
   if (pki.created) fmt::print("created the cluster's certificate authorities in {}/pki\n", state_dir);
   inputs.bootstrap_token = pki.bootstrap_token;
+  inputs.ca_not_before = static_cast<int64_t>(pki::cert_not_before(pki.cluster_ca.cert_pem));
   const NodeSpec& cp = control_plane(spec);
   make_private_dir(state_dir + "/nodes");
   for (const std::string& name : plan_nodes) {
@@ -134,7 +154,11 @@ std::string write_admin_kubeconfig(const ClusterSpec& spec, const std::string& s
   const NodeSpec& cp = control_plane(spec);
   std::string kept = state_dir + "/admin.kubeconfig";
   std::string conf;
-  if (!read_file(kept, conf)) {
+  // The admin certificate lives a year (kubeadm's leaf validity): issue a new one within 30 days
+  // of its end, so out/admin.kubeconfig keeps working for a cluster that lives on.
+  constexpr std::time_t kRenewBefore = 30 * 24 * 3600;
+  bool fresh = read_file(kept, conf) && admin_cert_not_after(conf) > time(nullptr) + kRenewBefore;
+  if (!fresh) {
     conf = pki::admin_kubeconfig(pki, spec.cluster.name, cp.ip, spec.kubernetes.version, time(nullptr),
                                  pki::system_random());
     write_file_atomic(kept, conf, 0600);

@@ -16,6 +16,7 @@
 #include "image/ext4.h"
 #include "image/fat.h"
 #include "pipeline/base_image.h"
+#include "pipeline/codec.h"
 #include "plan/plan.h"
 #include "util/error.h"
 #include "util/hash.h"
@@ -212,6 +213,11 @@ InspectReport inspect_image(const std::string& path) {
 }
 
 int run_inspect(const std::string& image, bool json) {
+  if (Compression c = compression_of(image); c != Compression::kNone) {
+    std::string raw = image.substr(0, image.size() - std::string(suffix_of(c)).size());
+    throw Error(image + " is compressed; inspect reads raw images: `pibake flash " + image + " " + raw +
+                "` writes one (sparse, verified)");
+  }
   InspectReport r = inspect_image(image);
   fmt::print("{}", json ? format_report_json(r) : format_report(r));
   return r.healthy() ? 0 : 1;

@@ -177,6 +177,7 @@ CertKeyPair issue_cert(const CertKeyPair& ca, const LeafSpec& spec, std::time_t 
                        RandomSource& random) {
   if (spec.common_name.empty()) throw Error("certificate: empty common name");
   if (spec.usages.empty()) throw Error("certificate " + spec.common_name + ": no extended key usage");
+  if (spec.validity <= 0) throw Error("certificate " + spec.common_name + ": validity must be positive");
   X509Ptr ca_cert = parse_cert(ca.cert_pem, "CA certificate");
   PkeyPtr ca_key = parse_private_key(ca.key_pem, "CA key");
   if (X509_check_private_key(ca_cert.get(), ca_key.get()) != 1) {

@@ -153,8 +153,11 @@ void create_pki(const std::string& state_dir, const std::string& pki_dir, std::t
   try {
     write_state(staging, generate(now, random));
     // RENAME_NOREPLACE: if another pibake created pki/ meanwhile, keep theirs and fail.
-    if (renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, pki_dir.c_str(), RENAME_NOREPLACE) != 0) {
-      if (errno == EEXIST) throw Error(pki_dir + " appeared while pibake was creating it; run pibake again");
+    int rc = renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, pki_dir.c_str(), RENAME_NOREPLACE);
+    // Filesystems without RENAME_NOREPLACE: rename() still refuses a non-empty pki/.
+    if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) rc = rename(staging.c_str(), pki_dir.c_str());
+    if (rc != 0) {
+      if (errno == EEXIST || errno == ENOTEMPTY) throw Error(pki_dir + " appeared while pibake was creating it; run pibake again");
       throw Error("cannot rename " + staging + " to " + pki_dir + ": " + errno_text());
     }
   } catch (...) {

@@ -248,6 +248,7 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   TemplateVars vars = node_vars(spec, node, number);
   // Shown as a placeholder in a plan made before the PKI exists (--dry-run).
   vars["bootstrap_token"] = inputs.bootstrap_token.empty() ? "<bootstrap token>" : inputs.bootstrap_token;
+  vars["ca_not_before"] = std::to_string(inputs.ca_not_before);
 
   // Root filesystem: the common overlay, then the role's, then the gateway's.
   add_tree(plan, "overlays/all", vars);

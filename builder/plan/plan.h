@@ -57,6 +57,7 @@ struct BuildPlan {
 struct PlanInputs {
   std::vector<ResolvedArtifact> artifacts;  // installed on every node
   std::string bootstrap_token;              // for the control plane's kubeadm config (secret)
+  int64_t ca_not_before = 0;                // the cluster CA's notBefore (Unix time)
   // Per node name: its certificates, keys and kubeconfigs (kWrite ops with their modes).
   std::map<std::string, std::vector<FileOp>> credentials;
 };

@@ -1,6 +1,7 @@
 // validate(): every semantic rule of the spec, all problems collected in file order of sections.
 // The nodes and network rules are in validate_network.cpp, single-value predicates in
 // validate_values.cpp; docs/spec.md lists every rule.
+#include <cstdio>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -90,6 +91,14 @@ void check_kubernetes(const ClusterSpec& spec, Problems& out) {
   } else if (!starts_with(k.version, "v") || !is_version(std::string_view(k.version).substr(1))) {
     out.push_back(
         {"kubernetes.version", quote(k.version) + " is not a Kubernetes release like v1.34.2"});
+  } else {
+    // pibake writes kubeadm's v1beta4 configuration, which kubeadm reads from 1.31 on.
+    int major = 0, minor = 0;
+    if (std::sscanf(k.version.c_str(), "v%d.%d", &major, &minor) == 2 && (major != 1 || minor < 31)) {
+      out.push_back({"kubernetes.version",
+                     quote(k.version) + " is too old: pibake supports Kubernetes v1.31 and later "
+                                        "(kubeadm's v1beta4 configuration)"});
+    }
   }
   for (size_t i = 0; i < k.api_server_sans.size(); ++i) {
     const std::string& san = k.api_server_sans[i];
