@@ -6,7 +6,6 @@
 #include "fetch/cache.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,7 +20,7 @@
 #include "plan/mirrors.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
-#include "util/hash.h"
+#include "util/sha256.h"
 
 namespace pibake {
 namespace {
@@ -53,20 +52,14 @@ std::string read_all(const std::string& path) {
 std::string sha256_file(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error(path + ": " + std::strerror(errno));
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  Sha256 h;
   std::vector<char> buf(1 << 20);
   ssize_t n;
-  while ((n = read(fd, buf.data(), buf.size())) > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+  while ((n = read(fd, buf.data(), buf.size())) > 0) h.update(buf.data(), static_cast<size_t>(n));
   int e = errno;
   close(fd);
   if (n < 0) throw Error(path + ": " + std::strerror(e));
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
-  return hex;
+  return h.hex_digest();
 }
 
 Cache::Cache(std::string dir) : dir_(std::move(dir)) {}

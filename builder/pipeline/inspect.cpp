@@ -19,7 +19,7 @@
 #include "pipeline/codec.h"
 #include "plan/plan.h"
 #include "util/error.h"
-#include "util/hash.h"
+#include "util/sha256.h"
 #include "util/run.h"
 
 namespace pibake {

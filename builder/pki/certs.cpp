@@ -11,7 +11,7 @@
 #include "pki/openssl_util.h"
 #include "pki/pki.h"
 #include "util/error.h"
-#include "util/hash.h"
+#include "util/sha256.h"
 
 namespace pibake::pki {
 namespace {

@@ -11,7 +11,8 @@
 
 #include "plan/template.h"
 #include "util/error.h"
-#include "util/hash.h"
+#include "util/json.h"
+#include "util/sha256.h"
 #include "util/resources.h"
 
 namespace pibake {
@@ -289,24 +290,6 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   return plan;
 }
 
-}  // namespace
-
-namespace {
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<int>(c));
-        else out += c;
-    }
-  }
-  return out + "\"";
-}
 }  // namespace
 
 std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) {

@@ -35,4 +35,10 @@ std::string Sha256::hex_digest() {
   return out;
 }
 
+std::string sha256_hex(std::string_view data) {
+  Sha256 h;
+  h.update(data);
+  return h.hex_digest();
+}
+
 }  // namespace pibake

@@ -1,5 +1,5 @@
-// Incremental SHA-256 (OpenSSL EVP) for data that streams through: bmap ranges, flash read-back,
-// compressed outputs. One-shot digests of small strings use sha256_hex() in hash.h.
+// SHA-256 (OpenSSL EVP): incremental for data that streams through (bmap ranges, flash read-back,
+// downloads), one-shot for strings (instance ids, content addresses).
 #pragma once
 
 #include <memory>
@@ -30,5 +30,8 @@ class Sha256 {
   };
   std::unique_ptr<evp_md_ctx_st, Deleter> ctx_;
 };
+
+// Lower-case hex SHA-256 of `data`, 64 characters.
+std::string sha256_hex(std::string_view data);
 
 }  // namespace pibake

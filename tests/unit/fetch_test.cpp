@@ -17,7 +17,7 @@
 #include "plan/mirrors.h"
 #include "test_support.h"
 #include "util/error.h"
-#include "util/hash.h"
+#include "util/sha256.h"
 
 using namespace pibake;
 using namespace pibake::test;
