@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include "pki/pki.h"
+#include "util/yaml_text.h"
 #include "util/error.h"
 
 namespace pibake::pki {
@@ -10,23 +11,7 @@ namespace {
 
 // Every scalar double-quoted: names like "system:node:node-2" or "kubernetes-admin@pi" are then
 // never mistaken for YAML syntax, whatever the spec's cluster name holds.
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      static const char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[(c >> 4) & 15];
-      out += kHex[c & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
+std::string quoted(std::string_view s) { return yaml_quote(s); }
 
 }  // namespace
 

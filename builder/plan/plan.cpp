@@ -12,6 +12,7 @@
 #include "plan/template.h"
 #include "util/error.h"
 #include "util/json.h"
+#include "util/yaml_text.h"
 #include "util/sha256.h"
 #include "util/resources.h"
 
@@ -326,18 +327,6 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) 
 
 const char* to_string(Fs fs) { return fs == Fs::kBoot ? "system-boot" : "writable"; }
 
-std::string yaml_quote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
 
 std::string ensure_cmdline_tokens(const std::string& existing, const std::string& tokens) {
   auto nl = existing.find('\n');

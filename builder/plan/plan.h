@@ -81,7 +81,5 @@ std::string describe(const BuildPlan& plan);
 // idempotent: applying it twice changes nothing.
 std::string ensure_cmdline_tokens(const std::string& existing, const std::string& tokens);
 
-// A YAML double-quoted scalar holding `s` exactly (for SSIDs, passwords, keys).
-std::string yaml_quote(std::string_view s);
 
 }  // namespace pibake

@@ -1,6 +1,7 @@
 // The spec model's behaviour: defaults, generated node lists, comparison, field paths and the
 // located diagnostics that every spec problem is printed with.
 #include "spec/spec.h"
+#include "util/yaml_text.h"
 
 #include <fmt/format.h>
 
@@ -109,24 +110,7 @@ std::string parent_field(std::string_view field) {
   return std::string(field.substr(0, last_start));
 }
 
-std::string quote(std::string_view value) {
-  std::string out = "\"";
-  for (char c : value) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
+std::string quote(std::string_view value) { return yaml_quote(value); }
 
 std::string quote_short(std::string_view value, size_t max) {
   if (value.size() <= max) return quote(value);
