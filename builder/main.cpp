@@ -1,8 +1,8 @@
 // pibake's command line: parses the commands and flags, runs the pipeline, and is the one place
 // that catches errors (style.md rule 6): "pibake: error: ..." and a non-zero exit status.
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fmt/format.h>
 
 #include "pipeline/build.h"
 #include "pipeline/flash.h"
@@ -61,15 +61,20 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"none", "zstd", "xz"}));
   std::string image;
   bool inspect_json = false;
-  CLI::App* inspect = app.add_subcommand("inspect", "show an image's partitions, node identity, injected files and health");
+  CLI::App* inspect =
+      app.add_subcommand("inspect", "show an image's partitions, node identity, injected files and health");
   inspect->add_option("IMAGE", image, "image file (.img)")->required();
   inspect->add_flag("--json", inspect_json, "print one JSON object instead of text");
   pibake::FlashOptions flash_opts;
   uint64_t max_gib = pibake::kDefaultFlashMaxBytes >> 30;
-  CLI::App* flash = app.add_subcommand("flash", "write an image's mapped blocks to a card (or a file), then read back and verify");
-  flash->add_option("IMAGE", flash_opts.image, "image: .img (uses IMAGE.bmap when present), .img.zst or .img.xz")->required();
-  flash->add_option("DEVICE", flash_opts.target, "target block device, or a regular file (created or truncated)")->required();
-  flash->add_flag("--force", flash_opts.force, "flash a device even if it is mounted, not removable or larger than --max-size");
+  CLI::App* flash =
+      app.add_subcommand("flash", "write an image's mapped blocks to a card (or a file), then read back and verify");
+  flash->add_option("IMAGE", flash_opts.image, "image: .img (uses IMAGE.bmap when present), .img.zst or .img.xz")
+      ->required();
+  flash->add_option("DEVICE", flash_opts.target, "target block device, or a regular file (created or truncated)")
+      ->required();
+  flash->add_flag("--force", flash_opts.force,
+                  "flash a device even if it is mounted, not removable or larger than --max-size");
   flash->add_option("--max-size", max_gib, "refuse devices larger than this many GiB")->capture_default_str();
   flash->add_flag("!--no-verify", flash_opts.verify, "skip the read-back verification");
 

@@ -41,7 +41,8 @@ std::string checked_name(const std::string& archive_path, archive_entry* e, cons
     start = end + 1;
   }
   mode_t type = archive_entry_filetype(e);
-  if (type != AE_IFREG && type != AE_IFDIR) throw Error(where + " is a link or special file, which pibake never installs");
+  if (type != AE_IFREG && type != AE_IFDIR)
+    throw Error(where + " is a link or special file, which pibake never installs");
   if (archive_entry_hardlink(e) != nullptr) throw Error(where + " is a hard link, which pibake never installs");
   if (type == AE_IFDIR) return "";
   while (name.rfind("./", 0) == 0) name.erase(0, 2);
@@ -66,7 +67,8 @@ void for_each_archive_file(const std::string& archive_path, const std::string& p
     if (rel.empty()) continue;
     data.clear();
     la_ssize_t n;
-    while ((n = archive_read_data(a.get(), buf.data(), buf.size())) > 0) data.append(buf.data(), static_cast<size_t>(n));
+    while ((n = archive_read_data(a.get(), buf.data(), buf.size())) > 0)
+      data.append(buf.data(), static_cast<size_t>(n));
     if (n < 0) throw Error(archive_path + ": " + archive_error_string(a.get()));
     fn(rel, data, static_cast<uint32_t>(archive_entry_perm(e)));
   }

@@ -9,11 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fmt/format.h>
 #include <memory>
 
 #include "fetch/xz.h"
@@ -95,9 +95,10 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
     return blob;
   }
   if (offline) {
-    throw Error(fmt::format("{} is not in the cache ({}) and --offline forbids downloading it from {}; run "
-                            "`pibake fetch` while online first",
-                            what, dir_, source));
+    throw Error(
+        fmt::format("{} is not in the cache ({}) and --offline forbids downloading it from {}; run "
+                    "`pibake fetch` while online first",
+                    what, dir_, source));
   }
   fmt::print("downloading {}\n", source);
   fetcher.fetch(source, part);

@@ -19,11 +19,11 @@ class Fetcher {
 };
 
 struct FetchOptions {
-  int attempts = 5;                 // tries per URL, with exponential backoff between them
-  int first_backoff_ms = 500;       // doubled after each failed try
+  int attempts = 5;            // tries per URL, with exponential backoff between them
+  int first_backoff_ms = 500;  // doubled after each failed try
   long connect_timeout_s = 30;
-  long low_speed_time_s = 60;       // abort a try that moves < 1 KiB/s for this long
-  bool progress = true;             // a progress bar on a terminal, plain lines otherwise
+  long low_speed_time_s = 60;  // abort a try that moves < 1 KiB/s for this long
+  bool progress = true;        // a progress bar on a terminal, plain lines otherwise
 };
 
 std::unique_ptr<Fetcher> make_curl_fetcher(const FetchOptions& opts = {});

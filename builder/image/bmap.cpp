@@ -6,10 +6,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 #include <vector>
 
 #include "util/error.h"
@@ -107,7 +107,7 @@ std::vector<ByteRange> data_ranges(int fd, const std::string& name) {
   while (pos < size) {
     off_t data = lseek(fd, pos, SEEK_DATA);
     if (data < 0) {
-      if (errno == ENXIO) break;  // only a hole remains
+      if (errno == ENXIO) break;                                                   // only a hole remains
       if (errno == EINVAL && pos == 0) return {{0, static_cast<uint64_t>(size)}};  // no hole support
       throw Error("cannot map the data of " + name + " (SEEK_DATA): " + std::strerror(errno));
     }
@@ -153,7 +153,8 @@ Bmap make_bmap(const std::string& image_path) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - pos));
       ssize_t n = pread(fd.get(), buf.data(), want, static_cast<off_t>(pos));
       if (n <= 0) {
-        throw Error(fmt::format("cannot read {} at byte {}: {}", image_path, pos, n == 0 ? "unexpected end of file" : std::strerror(errno)));
+        throw Error(fmt::format("cannot read {} at byte {}: {}", image_path, pos,
+                                n == 0 ? "unexpected end of file" : std::strerror(errno)));
       }
       hash.update(buf.data(), static_cast<size_t>(n));
       pos += static_cast<uint64_t>(n);
@@ -253,7 +254,9 @@ Bmap parse_bmap(std::string_view text, const std::string& name) {
     Sha256 h;
     h.update(copy);
     std::string actual = h.hex_digest();
-    if (actual != file_sum) throw Error(name + ": the bmap file is damaged (BmapFileChecksum " + file_sum + ", content hashes to " + actual + ")");
+    if (actual != file_sum)
+      throw Error(name + ": the bmap file is damaged (BmapFileChecksum " + file_sum + ", content hashes to " + actual +
+                  ")");
   }
   Bmap bmap;
   bmap.image_size = number(element(xml, "ImageSize", name), "ImageSize", name);
@@ -273,20 +276,24 @@ Bmap parse_bmap(std::string_view text, const std::string& name) {
     if (gt == std::string::npos || close == std::string::npos) throw Error(name + ": unterminated <Range>");
     BmapRange r;
     std::string attrs = xml.substr(pos + 6, gt - pos - 6);
-    if (size_t c = attrs.find("chksum=\""); c != std::string::npos) r.sha256 = attrs.substr(c + 8, attrs.find('"', c + 8) - c - 8);
+    if (size_t c = attrs.find("chksum=\""); c != std::string::npos)
+      r.sha256 = attrs.substr(c + 8, attrs.find('"', c + 8) - c - 8);
     std::string body = trim(std::string_view(xml).substr(gt + 1, close - gt - 1));
     size_t dash = body.find('-');
     r.first = number(trim(body.substr(0, dash)), "range start", name);
     r.last = dash == std::string::npos ? r.first : number(trim(body.substr(dash + 1)), "range end", name);
-    if (r.last < r.first || r.last >= bmap.blocks_count || (!bmap.ranges.empty() && r.first <= bmap.ranges.back().last)) {
-      throw Error(fmt::format("{}: range {} is out of order or outside the image's {} blocks", name, body, bmap.blocks_count));
+    if (r.last < r.first || r.last >= bmap.blocks_count ||
+        (!bmap.ranges.empty() && r.first <= bmap.ranges.back().last)) {
+      throw Error(
+          fmt::format("{}: range {} is out of order or outside the image's {} blocks", name, body, bmap.blocks_count));
     }
     bmap.mapped_blocks += r.last - r.first + 1;
     bmap.ranges.push_back(std::move(r));
     pos = close;
   }
   if (bmap.mapped_blocks != mapped) {
-    throw Error(fmt::format("{}: MappedBlocksCount is {} but the ranges cover {} blocks", name, mapped, bmap.mapped_blocks));
+    throw Error(
+        fmt::format("{}: MappedBlocksCount is {} but the ranges cover {} blocks", name, mapped, bmap.mapped_blocks));
   }
   return bmap;
 }

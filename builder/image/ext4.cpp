@@ -72,16 +72,13 @@ ChunkSource view_source(std::string_view data) {
 
 ext2_filsys Ext4Fs::Impl::fs() const {
   if (!handle) {
-    throw Error(image_path + ": the ext4 filesystem at byte offset " + std::to_string(offset) +
-                " was already closed");
+    throw Error(image_path + ": the ext4 filesystem at byte offset " + std::to_string(offset) + " was already closed");
   }
   return handle.get();
 }
 
-void Ext4Fs::Impl::fail(std::string_view action, std::string_view path,
-                        const std::string& why) const {
-  throw Error("while " + std::string(action) + " " + std::string(path) + " in " + image_path +
-              ": " + why);
+void Ext4Fs::Impl::fail(std::string_view action, std::string_view path, const std::string& why) const {
+  throw Error("while " + std::string(action) + " " + std::string(path) + " in " + image_path + ": " + why);
 }
 
 void Ext4Fs::Impl::check(errcode_t rc, std::string_view action, std::string_view path) const {
@@ -95,13 +92,12 @@ void Ext4Fs::Impl::require_writable(std::string_view action, std::string_view pa
 
 ext2_inode_large Ext4Fs::Impl::read_inode(ext2_ino_t ino, std::string_view path) const {
   ext2_inode_large inode{};  // 128-byte inode filesystems leave the large part zero
-  check(ext2fs_read_inode_full(fs(), ino, reinterpret_cast<ext2_inode*>(&inode), sizeof(inode)),
-        "reading the inode of", path);
+  check(ext2fs_read_inode_full(fs(), ino, reinterpret_cast<ext2_inode*>(&inode), sizeof(inode)), "reading the inode of",
+        path);
   return inode;
 }
 
-void Ext4Fs::Impl::write_inode(ext2_ino_t ino, ext2_inode_large& inode,
-                               std::string_view path) const {
+void Ext4Fs::Impl::write_inode(ext2_ino_t ino, ext2_inode_large& inode, std::string_view path) const {
   check(ext2fs_write_inode_full(fs(), ino, reinterpret_cast<ext2_inode*>(&inode), sizeof(inode)),
         "writing the inode of", path);
 }
@@ -131,8 +127,7 @@ void Ext4Fs::Impl::set_owner(ext2_inode_large& inode, uint16_t file_type, Owners
 
 // --- Ext4Fs ---
 
-Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable)
-    : impl_(std::make_unique<Impl>()) {
+Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable) : impl_(std::make_unique<Impl>()) {
   register_error_table();
   impl_->image_path = image_path;
   impl_->offset = offset;
@@ -143,14 +138,13 @@ Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable)
   const std::string io_options = "offset=" + std::to_string(offset);
   int flags = EXT2_FLAG_64BITS | (writable ? EXT2_FLAG_RW : 0);
   ext2_filsys fs = nullptr;
-  errcode_t rc =
-      ext2fs_open2(image_path.c_str(), io_options.c_str(), flags, 0, 0, unix_io_manager, &fs);
+  errcode_t rc = ext2fs_open2(image_path.c_str(), io_options.c_str(), flags, 0, 0, unix_io_manager, &fs);
   if (rc == EXT2_ET_BAD_MAGIC) {
     throw Error(where + " is not an ext4 filesystem (no ext2/ext3/ext4 superblock found there)");
   }
   if (rc != 0) {
-    throw Error("while opening the ext4 filesystem at byte offset " + std::to_string(offset) +
-                " of " + image_path + ": " + error_message(rc));
+    throw Error("while opening the ext4 filesystem at byte offset " + std::to_string(offset) + " of " + image_path +
+                ": " + error_message(rc));
   }
   impl_->handle.reset(fs);
   if (!writable) return;
@@ -201,8 +195,7 @@ void Ext4Fs::close() {
 
 std::string Ext4Fs::label() const {
   const auto& name = impl_->fs()->super->s_volume_name;
-  return std::string(reinterpret_cast<const char*>(name),
-                     strnlen(reinterpret_cast<const char*>(name), sizeof(name)));
+  return std::string(reinterpret_cast<const char*>(name), strnlen(reinterpret_cast<const char*>(name), sizeof(name)));
 }
 
 uint64_t Ext4Fs::block_size() const { return impl_->fs()->blocksize; }
@@ -242,8 +235,7 @@ std::string Ext4Fs::read_file(std::string_view path) const {
 void Ext4Fs::mkdir_p(std::string_view path, Ownership own) {
   impl_->require_writable("creating directories for", path);
   Resolved r = impl_->resolve(path, Follow::kYes, &own);
-  if (r.status != Resolved::Status::kFound)
-    impl_->fail("creating directories for", path, r.problem);
+  if (r.status != Resolved::Status::kFound) impl_->fail("creating directories for", path, r.problem);
   if (!LINUX_S_ISDIR(impl_->read_inode(r.ino, path).i_mode)) {
     impl_->fail("creating directories for", path, "it exists and is not a directory");
   }
@@ -262,8 +254,7 @@ void Ext4Fs::write_file_from(std::string_view path, int fd, Ownership own) {
     while (got < buffer->size()) {
       ssize_t n = ::read(fd, buffer->data() + got, buffer->size() - got);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0)
-        impl->fail("writing", path, std::string("cannot read the source: ") + std::strerror(errno));
+      if (n < 0) impl->fail("writing", path, std::string("cannot read the source: ") + std::strerror(errno));
       if (n == 0) break;
       got += static_cast<std::size_t>(n);
     }

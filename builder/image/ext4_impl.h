@@ -78,8 +78,7 @@ struct Ext4Fs::Impl {
   // --- ext4.cpp: errors and inode I/O ---
   ext2_filsys fs() const;  // throws once closed
   // "while <action> <path> in <image>: <why>", the shape every pibake error message has.
-  [[noreturn]] void fail(std::string_view action, std::string_view path,
-                         const std::string& why) const;
+  [[noreturn]] void fail(std::string_view action, std::string_view path, const std::string& why) const;
   void check(errcode_t rc, std::string_view action, std::string_view path) const;
   void require_writable(std::string_view action, std::string_view path) const;
   // The whole on-disk inode (large when the filesystem has 256-byte inodes), zero-padded.
@@ -99,8 +98,7 @@ struct Ext4Fs::Impl {
   std::string read_content(ext2_ino_t ino, std::string_view path);
 
   // --- ext4_inode.cpp ---
-  ext2_ino_t make_directory(ext2_ino_t parent, const std::string& name, Ownership own,
-                            std::string_view path);
+  ext2_ino_t make_directory(ext2_ino_t parent, const std::string& name, Ownership own, std::string_view path);
   void write_regular(std::string_view path, const ChunkSource& next, Ownership own);
   void make_symlink(std::string_view path, std::string_view target, Ownership own);
   // Drops the entry `name` -> `ino` from `dir`; frees the inode when that was its last link.
@@ -113,8 +111,7 @@ struct Ext4Fs::Impl {
   void fill_file(ext2_ino_t ino, const ChunkSource& next, std::string_view path);
   void write_run(ext2_file_t file, const char* data, std::size_t len, std::string_view path);
   void install(const Resolved& r, ext2_ino_t ino, int file_type, std::string_view path);
-  void link_entry(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, int file_type,
-                  std::string_view path);
+  void link_entry(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, int file_type, std::string_view path);
   uint64_t indexed_dir_size(ext2_ino_t dir, std::string_view path);  // 0 when not htree
   void scrub_split_leaves(ext2_ino_t dir, uint64_t indexed_size_before) noexcept;
   void free_inode(ext2_ino_t ino, std::string_view path);

@@ -44,22 +44,20 @@ int collect_block(ext2_filsys, blk64_t* block, e2_blkcnt_t logical, blk64_t, int
 
 // Names stored in an fscrypt or casefold directory are transformed (ciphertext, folded hashes);
 // a plain ext2fs_link there would produce entries the kernel cannot find.
-void Ext4Fs::Impl::require_plain_directory(ext2_ino_t dir, std::string_view action,
-                                           std::string_view path) {
+void Ext4Fs::Impl::require_plain_directory(ext2_ino_t dir, std::string_view action, std::string_view path) {
   ext2_inode_large inode = read_inode(dir, path);
   if (inode.i_flags & EXT4_ENCRYPT_FL) {
     fail(action, path, "its directory is encrypted (fscrypt); pibake cannot add names to it");
   }
   if (inode.i_flags & EXT4_CASEFOLD_FL) {
-    fail(action, path,
-         "its directory is case-insensitive (casefold); pibake cannot add names to it");
+    fail(action, path, "its directory is case-insensitive (casefold); pibake cannot add names to it");
   }
 }
 
 // ext2fs_link, and on EXT2_ET_DIR_NO_SPACE ext2fs_expand_dir then ext2fs_link again, as
 // do_write_internal does.
-void Ext4Fs::Impl::link_entry(ext2_ino_t dir, const std::string& name, ext2_ino_t ino,
-                              int file_type, std::string_view path) {
+void Ext4Fs::Impl::link_entry(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, int file_type,
+                              std::string_view path) {
   ext2_filsys filesystem = fs();
   const uint64_t indexed_size = indexed_dir_size(dir, path);
   errcode_t rc = ext2fs_link(filesystem, dir, name.c_str(), ino, file_type);
@@ -91,8 +89,8 @@ void Ext4Fs::Impl::scrub_split_leaves(ext2_ino_t dir, uint64_t indexed_size_befo
     ext2_inode_large inode = read_inode(dir, "");
     if (EXT2_I_SIZE(reinterpret_cast<ext2_inode*>(&inode)) <= indexed_size_before) return;
     std::vector<DirBlock> blocks;
-    if (ext2fs_block_iterate3(filesystem, dir, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY, nullptr,
-                              collect_block, &blocks) != 0) {
+    if (ext2fs_block_iterate3(filesystem, dir, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY, nullptr, collect_block,
+                              &blocks) != 0) {
       return;
     }
     const unsigned bs = filesystem->blocksize;
@@ -107,8 +105,7 @@ void Ext4Fs::Impl::scrub_split_leaves(ext2_ino_t dir, uint64_t indexed_size_befo
       unsigned offset = 0, last = 0, rec_len = 0;
       while (offset < end) {
         auto* entry = reinterpret_cast<ext2_dir_entry*>(buf.data() + offset);
-        if (ext2fs_get_rec_len(filesystem, entry, &rec_len) != 0 || rec_len < 8 ||
-            rec_len > end - offset) {
+        if (ext2fs_get_rec_len(filesystem, entry, &rec_len) != 0 || rec_len < 8 || rec_len > end - offset) {
           break;
         }
         last = offset;
@@ -141,8 +138,8 @@ void Ext4Fs::Impl::free_inode(ext2_ino_t ino, std::string_view path) {
   auto* small = reinterpret_cast<ext2_inode*>(&inode);
   if (ext2fs_inode_has_valid_blocks2(filesystem, small) && !(inode.i_flags & EXT4_INLINE_DATA_FL)) {
     blk64_t last_cluster = 0;
-    check(ext2fs_block_iterate3(filesystem, ino, 0, nullptr, release_block, &last_cluster),
-          "freeing the blocks of", path);
+    check(ext2fs_block_iterate3(filesystem, ino, 0, nullptr, release_block, &last_cluster), "freeing the blocks of",
+          path);
     ext2fs_iblk_set(filesystem, small, 0);
   }
   inode.i_links_count = 0;
@@ -212,8 +209,7 @@ ext2_ino_t Ext4Fs::Impl::new_file_inode(ext2_ino_t parent, Ownership own, std::s
   return ino;
 }
 
-void Ext4Fs::Impl::write_run(ext2_file_t file, const char* data, std::size_t len,
-                             std::string_view path) {
+void Ext4Fs::Impl::write_run(ext2_file_t file, const char* data, std::size_t len, std::string_view path) {
   while (len > 0) {
     unsigned written = 0;
     check(ext2fs_file_write(file, data, static_cast<unsigned>(len), &written), "writing", path);
@@ -277,14 +273,12 @@ Resolved Ext4Fs::Impl::target_entry(std::string_view path, std::string_view acti
 
 // The new inode is complete before the old name goes: a failure up to here leaves the old entry
 // untouched. Drops the old entry (if any), then links the new inode under the same name.
-void Ext4Fs::Impl::install(const Resolved& r, ext2_ino_t ino, int file_type,
-                           std::string_view path) {
+void Ext4Fs::Impl::install(const Resolved& r, ext2_ino_t ino, int file_type, std::string_view path) {
   if (r.status == Resolved::Status::kFound) drop_link(r.parent, r.name, r.ino, path);
   link_entry(r.parent, r.name, ino, file_type, path);
 }
 
-void Ext4Fs::Impl::drop_link(ext2_ino_t dir, const std::string& name, ext2_ino_t ino,
-                             std::string_view path) {
+void Ext4Fs::Impl::drop_link(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, std::string_view path) {
   // debugfs do_rm: unlink the name, drop one link, and free the inode with its last link.
   ext2_inode_large inode = read_inode(ino, path);
   check(ext2fs_unlink(fs(), dir, name.c_str(), ino, 0), "unlinking", path);
@@ -325,8 +319,7 @@ ext2_ino_t Ext4Fs::Impl::make_directory(ext2_ino_t parent, const std::string& na
   require_plain_directory(parent, "creating directories for", path);
   // Allocated here rather than inside ext2fs_mkdir so that we know its number afterwards.
   ext2_ino_t ino = 0;
-  check(ext2fs_new_inode(filesystem, parent, LINUX_S_IFDIR | 0755, nullptr, &ino),
-        "creating directories for", path);
+  check(ext2fs_new_inode(filesystem, parent, LINUX_S_IFDIR | 0755, nullptr, &ino), "creating directories for", path);
   const uint64_t indexed_size = indexed_dir_size(parent, path);
   errcode_t rc = ext2fs_mkdir(filesystem, parent, ino, name.c_str());
   if (rc == EXT2_ET_DIR_NO_SPACE) {
@@ -360,8 +353,7 @@ void Ext4Fs::Impl::make_symlink(std::string_view path, std::string_view target, 
   Resolved r = target_entry(path, "creating the symlink");
   ext2_filsys filesystem = fs();
   ext2_ino_t ino = 0;
-  check(ext2fs_new_inode(filesystem, r.parent, LINUX_S_IFLNK | 0777, nullptr, &ino),
-        "creating the symlink", path);
+  check(ext2fs_new_inode(filesystem, r.parent, LINUX_S_IFLNK | 0777, nullptr, &ino), "creating the symlink", path);
   const std::string target_text(target);
   errcode_t rc = ext2fs_symlink(filesystem, r.parent, ino, nullptr, target_text.c_str());
   if (rc != 0) {

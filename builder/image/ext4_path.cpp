@@ -45,8 +45,7 @@ std::string join(const std::vector<std::string>& names) {
 Resolved Ext4Fs::Impl::resolve(std::string_view path, Follow follow, const Ownership* create_dirs) {
   const std::string_view action = create_dirs ? "creating directories for" : "looking up";
   if (path.empty() || path.front() != '/') {
-    fail(action, path.empty() ? "\"\"" : path,
-         "paths inside the image must be absolute (start with /)");
+    fail(action, path.empty() ? "\"\"" : path, "paths inside the image must be absolute (start with /)");
   }
   if (path.find('\0') != std::string_view::npos) fail(action, path, "the path contains a NUL byte");
   ext2_filsys filesystem = fs();
@@ -78,8 +77,7 @@ Resolved Ext4Fs::Impl::resolve(std::string_view path, Follow follow, const Owner
     }
     const ext2_ino_t dir = dirs.back();
     ext2_ino_t ino = 0;
-    errcode_t rc = ext2fs_lookup(filesystem, dir, comp.name.data(),
-                                 static_cast<int>(comp.name.size()), nullptr, &ino);
+    errcode_t rc = ext2fs_lookup(filesystem, dir, comp.name.data(), static_cast<int>(comp.name.size()), nullptr, &ino);
     if (rc == EXT2_ET_FILE_NOT_FOUND) {
       if (create_dirs != nullptr && !comp.from_link) {
         dirs.push_back(make_directory(dir, comp.name, *create_dirs, path));
@@ -137,15 +135,13 @@ Resolved Ext4Fs::Impl::resolve(std::string_view path, Follow follow, const Owner
 // Mirrors the three ways e2fsprogs stores a target (debugfs dump_inode / e2fsck pass1
 // check_symlink): in i_block for fast symlinks, in the inline "system.data" area for inline-data
 // symlinks, else in the first data block.
-std::string Ext4Fs::Impl::read_symlink(ext2_ino_t ino, const ext2_inode_large& inode,
-                                       std::string_view path) {
+std::string Ext4Fs::Impl::read_symlink(ext2_ino_t ino, const ext2_inode_large& inode, std::string_view path) {
   ext2_filsys filesystem = fs();
   ext2_inode* small = const_cast<ext2_inode*>(reinterpret_cast<const ext2_inode*>(&inode));
   const uint64_t size = EXT2_I_SIZE(small);
   if (size == 0 || size >= filesystem->blocksize) {
     fail("looking up", path,
-         "a symlink on the way has an invalid length (" + std::to_string(size) +
-             " bytes); run e2fsck on the image");
+         "a symlink on the way has an invalid length (" + std::to_string(size) + " bytes); run e2fsck on the image");
   }
   if (inode.i_flags & EXT4_ENCRYPT_FL) {
     fail("looking up", path, "a symlink on the way is encrypted (fscrypt)");
@@ -154,8 +150,7 @@ std::string Ext4Fs::Impl::read_symlink(ext2_ino_t ino, const ext2_inode_large& i
   if (inode.i_flags & EXT4_INLINE_DATA_FL) {
     std::string buf(EXT4_MIN_INLINE_DATA_SIZE + EXT2_INODE_SIZE(filesystem->super), '\0');
     std::size_t got = 0;
-    check(ext2fs_inline_data_get(filesystem, ino, small, buf.data(), &got),
-          "reading a symlink to resolve", path);
+    check(ext2fs_inline_data_get(filesystem, ino, small, buf.data(), &got), "reading a symlink to resolve", path);
     target = buf.substr(0, std::min<std::size_t>(got, size));
   } else if (ext2fs_is_fast_symlink(small)) {
     target.assign(reinterpret_cast<const char*>(inode.i_block), size);

@@ -40,9 +40,7 @@ void FatFs::Impl::open_and_parse(uint64_t size) {
   if (fd_ < 0) throw Error(image_path_ + ": cannot open: " + std::strerror(errno));
   struct stat st {};
   if (fstat(fd_, &st) != 0) throw Error(image_path_ + ": cannot stat: " + std::strerror(errno));
-  auto not_fat = [&](const std::string& why) {
-    throw Error(where + ": not a FAT filesystem: " + why);
-  };
+  auto not_fat = [&](const std::string& why) { throw Error(where + ": not a FAT filesystem: " + why); };
   if (size < 512) not_fat("the partition is only " + std::to_string(size) + " bytes");
   if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < offset_ + 512)
     not_fat("the image ends before its boot sector");
@@ -60,8 +58,7 @@ void FatFs::Impl::open_and_parse(uint64_t size) {
   uint8_t media = bs[21];
   total_sectors_ = total16 != 0 ? total16 : get32(bs + 32);
   if (bytes_per_sector_ < 512 || bytes_per_sector_ > 4096 || !is_power_of_two(bytes_per_sector_))
-    not_fat("bytes per sector is " + std::to_string(bytes_per_sector_) +
-            " (expected 512, 1024, 2048 or 4096)");
+    not_fat("bytes per sector is " + std::to_string(bytes_per_sector_) + " (expected 512, 1024, 2048 or 4096)");
   if (!is_power_of_two(sectors_per_cluster_))
     not_fat("sectors per cluster is " + std::to_string(sectors_per_cluster_) + " (expected a power of two)");
   if (reserved_sectors_ == 0) not_fat("no reserved sectors");
@@ -123,8 +120,8 @@ void FatFs::Impl::open_and_parse(uint64_t size) {
   uint64_t fat_sectors_used = (fat_bytes + bytes_per_sector_ - 1) / bytes_per_sector_;
   fat_.resize(fat_sectors_used * bytes_per_sector_);
   fat_dirty_.assign(fat_sectors_used, false);
-  read_at((reserved_sectors_ + static_cast<uint64_t>(active_fat_) * fat_sectors_) * bytes_per_sector_,
-          fat_.data(), fat_.size());
+  read_at((reserved_sectors_ + static_cast<uint64_t>(active_fat_) * fat_sectors_) * bytes_per_sector_, fat_.data(),
+          fat_.size());
   // Count free clusters ourselves: FSInfo's count is only a hint and is often stale.
   for (uint32_t c = 2; c <= max_cluster(); ++c)
     if (fat_get(c) == 0) ++free_count_;
@@ -234,9 +231,7 @@ bool FatFs::Impl::is_end_of_chain(uint32_t v) const {
   return v >= (bits_ == 12 ? 0xFF8u : bits_ == 16 ? 0xFFF8u : 0x0FFFFFF8u);
 }
 
-uint32_t FatFs::Impl::end_of_chain() const {
-  return bits_ == 12 ? 0xFFFu : bits_ == 16 ? 0xFFFFu : 0x0FFFFFFFu;
-}
+uint32_t FatFs::Impl::end_of_chain() const { return bits_ == 12 ? 0xFFFu : bits_ == 16 ? 0xFFFFu : 0x0FFFFFFFu; }
 
 std::vector<uint32_t> FatFs::Impl::chain(uint32_t first, std::string_view path) const {
   std::vector<uint32_t> out;
@@ -265,8 +260,7 @@ std::vector<uint32_t> FatFs::Impl::chain(uint32_t first, std::string_view path) 
 void FatFs::Impl::check_space(uint64_t clusters, uint64_t reusable, std::string_view path) const {
   if (clusters <= free_count_ + reusable) return;
   throw Error(display_name_ + " is full: need " + std::to_string(clusters * cluster_size_) + " bytes, " +
-              std::to_string((free_count_ + reusable) * cluster_size_) + " free (writing " +
-              std::string(path) + ")");
+              std::to_string((free_count_ + reusable) * cluster_size_) + " free (writing " + std::string(path) + ")");
 }
 
 std::vector<uint32_t> FatFs::Impl::allocate(uint32_t count) {
@@ -331,8 +325,8 @@ std::string FatFs::Impl::read_clusters(const std::vector<uint32_t>& clusters, ui
   for (size_t i = 0; i < clusters.size() && pos < out.size();) {
     size_t j = i + 1;
     while (j < clusters.size() && clusters[j] == clusters[j - 1] + 1) ++j;
-    size_t take = static_cast<size_t>(
-        std::min<uint64_t>(static_cast<uint64_t>(j - i) * cluster_size_, out.size() - pos));
+    size_t take =
+        static_cast<size_t>(std::min<uint64_t>(static_cast<uint64_t>(j - i) * cluster_size_, out.size() - pos));
     read_at(cluster_pos(clusters[i]), out.data() + pos, take);
     pos += take;
     i = j;
@@ -403,13 +397,9 @@ void FatFs::close() { impl_->flush(); }
 
 int FatFs::fat_bits() const { return impl_->bits_; }
 
-std::string FatFs::label() const {
-  return impl_->root_label_.empty() ? impl_->boot_label_ : impl_->root_label_;
-}
+std::string FatFs::label() const { return impl_->root_label_.empty() ? impl_->boot_label_ : impl_->root_label_; }
 
-uint64_t FatFs::free_bytes() const {
-  return static_cast<uint64_t>(impl_->free_count_) * impl_->cluster_size_;
-}
+uint64_t FatFs::free_bytes() const { return static_cast<uint64_t>(impl_->free_count_) * impl_->cluster_size_; }
 
 void FatFs::set_timestamp(int64_t unix_seconds) { impl_->timestamp_ = unix_seconds; }
 

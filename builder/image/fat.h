@@ -29,7 +29,7 @@ class FatFs {
   // Writes every FAT copy and the FSInfo sector; throws on an I/O error. Idempotent.
   void close();
 
-  int fat_bits() const;      // 12, 16 or 32
+  int fat_bits() const;       // 12, 16 or 32
   std::string label() const;  // volume label (root-dir label entry, else the boot sector's), trimmed
   uint64_t free_bytes() const;
 
@@ -42,10 +42,10 @@ class FatFs {
   // "..", "." and empty components are rejected with pibake::Error.
   bool exists(std::string_view path) const;
   bool is_directory(std::string_view path) const;
-  std::string read_file(std::string_view path) const;        // throws if missing or a directory
-  std::vector<FatEntry> list(std::string_view dir) const;    // excludes ".", "..", volume label
+  std::string read_file(std::string_view path) const;             // throws if missing or a directory
+  std::vector<FatEntry> list(std::string_view dir) const;         // excludes ".", "..", volume label
   void write_file(std::string_view path, std::string_view data);  // create or replace; parent must exist
-  void mkdir_p(std::string_view path);                        // like mkdir -p
+  void mkdir_p(std::string_view path);                            // like mkdir -p
   bool remove(std::string_view path);  // removes a file or an empty directory; false if absent
 
  private:

@@ -27,8 +27,8 @@ FatDir FatFs::Impl::load_root() const {
   if (bits_ == 32) return load_dir(root_cluster_, "");
   FatDir dir;
   dir.bytes.resize(root_entries_ * kSlotSize);
-  read_at((reserved_sectors_ + static_cast<uint64_t>(num_fats_) * fat_sectors_) * bytes_per_sector_,
-          dir.bytes.data(), dir.bytes.size());
+  read_at((reserved_sectors_ + static_cast<uint64_t>(num_fats_) * fat_sectors_) * bytes_per_sector_, dir.bytes.data(),
+          dir.bytes.size());
   return dir;
 }
 
@@ -127,8 +127,7 @@ std::vector<std::string> FatFs::Impl::split_path(std::string_view path) const {
   return parts;
 }
 
-std::optional<FatDir> FatFs::Impl::walk_dirs(const std::vector<std::string>& parts, size_t n,
-                                             bool must) const {
+std::optional<FatDir> FatFs::Impl::walk_dirs(const std::vector<std::string>& parts, size_t n, bool must) const {
   FatDir dir = load_root();
   for (size_t k = 0; k < n; ++k) {
     std::string sub = join(parts, k + 1);
@@ -161,8 +160,8 @@ uint32_t FatFs::Impl::slots_needed_growth(const FatDir& dir, size_t count, size_
   if (run >= count) return 0;
   // Not enough: the free run at the end (maybe empty) continues into new clusters.
   if (dir.clusters.empty())
-    fail(for_path, "the root directory is full (" + std::to_string(root_entries_) +
-                       " entries, and FAT12/16 cannot grow it)");
+    fail(for_path,
+         "the root directory is full (" + std::to_string(root_entries_) + " entries, and FAT12/16 cannot grow it)");
   size_t slots_per_cluster = cluster_size_ / kSlotSize;
   size_t extra = count - run;
   auto grow = static_cast<uint32_t>((extra + slots_per_cluster - 1) / slots_per_cluster);
@@ -183,9 +182,8 @@ void FatFs::Impl::write_slots(const FatDir& dir, size_t first, size_t count) con
   uint64_t root_pos = (reserved_sectors_ + static_cast<uint64_t>(num_fats_) * fat_sectors_) * bytes_per_sector_;
   for (size_t i = first; i < first + count; ++i) {
     uint64_t byte = i * kSlotSize;
-    uint64_t pos = dir.clusters.empty()
-                       ? root_pos + byte
-                       : cluster_pos(dir.clusters[byte / cluster_size_]) + byte % cluster_size_;
+    uint64_t pos =
+        dir.clusters.empty() ? root_pos + byte : cluster_pos(dir.clusters[byte / cluster_size_]) + byte % cluster_size_;
     write_at(pos, dir.slot(i), kSlotSize);
   }
 }
@@ -206,8 +204,8 @@ size_t FatFs::Impl::add_entry(FatDir& dir, const NewName& name, size_t at) {
   return at + name.slots.size() - 1;
 }
 
-void FatFs::Impl::fill_short_entry(uint8_t* s, uint8_t attr, uint32_t cluster, uint32_t size,
-                                   const DosTime& t, bool created) {
+void FatFs::Impl::fill_short_entry(uint8_t* s, uint8_t attr, uint32_t cluster, uint32_t size, const DosTime& t,
+                                   bool created) {
   s[11] = attr;
   if (created) {
     s[13] = t.tenths;
@@ -268,7 +266,8 @@ void FatFs::Impl::write_file(std::string_view path, std::string_view data) {
     write_clusters(clusters, data);
     uint8_t* s = dir.slot(existing->short_slot);
     // Windows and Linux set the archive bit on every change.
-    fill_short_entry(s, static_cast<uint8_t>(s[11] | kAttrArchive), clusters.empty() ? 0 : clusters.front(), size, t, false);
+    fill_short_entry(s, static_cast<uint8_t>(s[11] | kAttrArchive), clusters.empty() ? 0 : clusters.front(), size, t,
+                     false);
     write_slots(dir, existing->short_slot, 1);
     return;
   }
@@ -287,8 +286,7 @@ void FatFs::Impl::write_file(std::string_view path, std::string_view data) {
   std::vector<uint32_t> clusters = allocate(needed);
   write_clusters(clusters, data);
   if (grow > 0) grow_dir(dir, grow);
-  fill_short_entry(name.slots.back().data(), kAttrArchive, clusters.empty() ? 0 : clusters.front(), size, t,
-                   true);
+  fill_short_entry(name.slots.back().data(), kAttrArchive, clusters.empty() ? 0 : clusters.front(), size, t, true);
   add_entry(dir, name, at);
 }
 

@@ -17,8 +17,8 @@ namespace pibake {
 
 // Microsoft FAT spec, "FAT Directory Structure": every slot is 32 bytes.
 inline constexpr size_t kSlotSize = 32;
-inline constexpr uint8_t kAttrReadOnly = 0x01, kAttrHidden = 0x02, kAttrSystem = 0x04,
-                         kAttrVolumeId = 0x08, kAttrDirectory = 0x10, kAttrArchive = 0x20;
+inline constexpr uint8_t kAttrReadOnly = 0x01, kAttrHidden = 0x02, kAttrSystem = 0x04, kAttrVolumeId = 0x08,
+                         kAttrDirectory = 0x10, kAttrArchive = 0x20;
 inline constexpr uint8_t kAttrLongName = kAttrReadOnly | kAttrHidden | kAttrSystem | kAttrVolumeId;
 inline constexpr uint8_t kSlotFree = 0xE5;  // DIR_Name[0] of a deleted entry
 inline constexpr uint8_t kSlotEnd = 0x00;   // DIR_Name[0]: this and every later slot is free
@@ -56,14 +56,14 @@ struct NewName {
 };
 
 // fat_names.cpp: pure functions, no I/O.
-std::u16string utf8_to_ucs2(std::string_view utf8);   // throws Error (message without context)
-std::string ucs2_to_utf8(std::u16string_view ucs2);   // surrogate pairs decoded, lone ones -> U+FFFD
-void check_long_name(std::string_view name);          // throws Error saying what is wrong
+std::u16string utf8_to_ucs2(std::string_view utf8);  // throws Error (message without context)
+std::string ucs2_to_utf8(std::u16string_view ucs2);  // surrogate pairs decoded, lone ones -> U+FFFD
+void check_long_name(std::string_view name);         // throws Error saying what is wrong
 std::string short_name_to_string(const ShortName& sn, uint8_t case_bits);
 uint8_t lfn_checksum(const ShortName& sn);
 void lfn_chars(const uint8_t* slot, char16_t* chars);  // the 13 UCS-2 units an LFN slot holds
 inline constexpr size_t kCharsPerLfn = 13;
-inline constexpr uint8_t kLfnLast = 0x40;  // LDIR_Ord flag of the slot holding the name's end
+inline constexpr uint8_t kLfnLast = 0x40;                  // LDIR_Ord flag of the slot holding the name's end
 bool names_equal(std::string_view a, std::string_view b);  // ASCII case-insensitive
 // Builds the slots for `name` in a directory holding `taken` short names; the short entry's
 // attribute, cluster, size and timestamps are filled in by the caller.
@@ -90,19 +90,19 @@ struct FatFs::Impl {
   uint32_t bytes_per_sector_ = 0, sectors_per_cluster_ = 0, cluster_size_ = 0;
   uint32_t reserved_sectors_ = 0, num_fats_ = 0, fat_sectors_ = 0, total_sectors_ = 0;
   uint32_t root_entries_ = 0, root_sectors_ = 0, root_cluster_ = 0;
-  uint32_t fsinfo_sector_ = 0;   // 0 when there is no usable FSInfo
-  uint32_t active_fat_ = 0;      // FAT32 BPB_ExtFlags: the only FAT used when mirroring is off
+  uint32_t fsinfo_sector_ = 0;  // 0 when there is no usable FSInfo
+  uint32_t active_fat_ = 0;     // FAT32 BPB_ExtFlags: the only FAT used when mirroring is off
   bool mirror_fats_ = true;
-  uint32_t cluster_count_ = 0;   // data clusters, numbered 2 .. cluster_count_ + 1
+  uint32_t cluster_count_ = 0;  // data clusters, numbered 2 .. cluster_count_ + 1
   uint64_t first_data_sector_ = 0;
   int bits_ = 0;
   std::string boot_label_, root_label_;
 
-  std::vector<uint8_t> fat_;         // first fat_bytes of the (active) FAT
-  std::vector<bool> fat_dirty_;      // per FAT sector
+  std::vector<uint8_t> fat_;     // first fat_bytes of the (active) FAT
+  std::vector<bool> fat_dirty_;  // per FAT sector
   bool fat_changed_ = false;
   uint32_t free_count_ = 0;
-  uint32_t next_free_ = 2;           // allocation hint, as FSI_Nxt_Free
+  uint32_t next_free_ = 2;  // allocation hint, as FSI_Nxt_Free
   int64_t timestamp_ = 0;
 
   ~Impl();
@@ -137,8 +137,7 @@ struct FatFs::Impl {
   std::vector<std::string> split_path(std::string_view path) const;
   // Loads the directory named by the first `n` components. When one is missing or is a file:
   // throws if `must`, else returns nothing.
-  std::optional<FatDir> walk_dirs(const std::vector<std::string>& components, size_t n,
-                                  bool must) const;
+  std::optional<FatDir> walk_dirs(const std::vector<std::string>& components, size_t n, bool must) const;
   // Where `count` new slots go (*at) and how many clusters the directory must grow by for them;
   // throws, naming `for_path`, when it cannot grow.
   uint32_t slots_needed_growth(const FatDir& dir, size_t count, size_t* at, std::string_view for_path) const;
@@ -147,8 +146,7 @@ struct FatFs::Impl {
   // Adds `name` to `dir` (which must have room: see slots_needed_growth) and returns the index
   // of its short entry.
   size_t add_entry(FatDir& dir, const NewName& name, size_t at);
-  void fill_short_entry(uint8_t* slot, uint8_t attr, uint32_t cluster, uint32_t size, const DosTime& t,
-                        bool created);
+  void fill_short_entry(uint8_t* slot, uint8_t attr, uint32_t cluster, uint32_t size, const DosTime& t, bool created);
   void set_entry_cluster(uint8_t* slot, uint32_t cluster) const;
   uint32_t entry_cluster(const uint8_t* slot) const;
   void mark_deleted(FatDir& dir, const FatDirent& entry);

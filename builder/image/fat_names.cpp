@@ -106,8 +106,7 @@ std::u16string utf8_to_ucs2(std::string_view s) {
       cp = (cp << 6) | (c & 0x3F);
     }
     static constexpr uint32_t kMinForLen[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMinForLen[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-      throw Error("is not valid UTF-8");
+    if (cp < kMinForLen[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) throw Error("is not valid UTF-8");
     // FAT long names are UCS-2 as far as pibake goes: keep to the Basic Multilingual Plane.
     if (cp > 0xFFFF) throw Error("contains " + hex(cp) + ", outside the Basic Multilingual Plane");
     out += static_cast<char16_t>(cp);

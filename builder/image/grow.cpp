@@ -45,15 +45,16 @@ Partition grow_root_partition(const std::string& image_path, const Partition& ro
   // It only does so when that descriptor is > 0, so it runs with standard input closed: its first
   // open() then returns 0 and the truncation is skipped. The size is checked afterwards anyway.
   uint64_t new_kib = (new_end - root.start) / 1024;
-  RunResult r = run_command({"resize2fs", "-f", image_path + "?offset=" + std::to_string(root.start),
-                             std::to_string(new_kib) + "K"},
-                            Stdin::kClosed);
+  RunResult r = run_command(
+      {"resize2fs", "-f", image_path + "?offset=" + std::to_string(root.start), std::to_string(new_kib) + "K"},
+      Stdin::kClosed);
   if (r.exit_code != 0) {
     throw Error("while growing the root filesystem of " + image_path + ": resize2fs failed (exit " +
                 std::to_string(r.exit_code) + "):\n" + r.output);
   }
   struct stat st {};
-  if (stat(image_path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) != std::max(new_file_size, table.image_size)) {
+  if (stat(image_path.c_str(), &st) != 0 ||
+      static_cast<uint64_t>(st.st_size) != std::max(new_file_size, table.image_size)) {
     throw Error("while growing the root filesystem of " + image_path +
                 ": resize2fs changed the image file's size; the image is not usable");
   }

@@ -41,8 +41,9 @@ Context open_context(const std::string& path, bool readonly) {
   int rc = fdisk_assign_device(cxt.get(), path.c_str(), readonly ? 1 : 0);
   if (rc != 0) throw Error(path + ": cannot read the partition table: " + std::strerror(-rc));
   if (!fdisk_has_label(cxt.get())) {
-    throw Error(path + ": no partition table found (expected an MBR or GPT disk image such as "
-                       "Ubuntu's preinstalled Raspberry Pi image)");
+    throw Error(path +
+                ": no partition table found (expected an MBR or GPT disk image such as "
+                "Ubuntu's preinstalled Raspberry Pi image)");
   }
   return cxt;
 }
@@ -93,9 +94,8 @@ PartitionTable read_partition_table(const std::string& image_path) {
       }
     }
     if (p.end() > table.image_size) {
-      throw Error(image_path + ": partition " + std::to_string(p.number) + " ends at byte " +
-                  std::to_string(p.end()) + " but the file has only " + std::to_string(table.image_size) +
-                  " bytes (truncated image?)");
+      throw Error(image_path + ": partition " + std::to_string(p.number) + " ends at byte " + std::to_string(p.end()) +
+                  " but the file has only " + std::to_string(table.image_size) + " bytes (truncated image?)");
     }
     table.partitions.push_back(p);
   }

@@ -8,12 +8,12 @@
 namespace pibake {
 
 struct Partition {
-  int number = 0;        // 1-based, as in "p2"
-  uint64_t start = 0;    // bytes from the start of the image
-  uint64_t size = 0;     // bytes
-  std::string type;      // MBR: hex code without 0x ("c", "83"); GPT: type GUID, upper case
-  std::string name;      // GPT partition name; empty on MBR
-  bool bootable = false; // MBR boot flag
+  int number = 0;         // 1-based, as in "p2"
+  uint64_t start = 0;     // bytes from the start of the image
+  uint64_t size = 0;      // bytes
+  std::string type;       // MBR: hex code without 0x ("c", "83"); GPT: type GUID, upper case
+  std::string name;       // GPT partition name; empty on MBR
+  bool bootable = false;  // MBR boot flag
 
   uint64_t end() const { return start + size; }
   bool is_fat_type() const;    // MBR 1/4/6/b/c/e/ef, GPT basic data or EFI system
@@ -23,7 +23,7 @@ struct Partition {
 struct PartitionTable {
   std::string label;  // "dos" or "gpt"
   uint64_t sector_size = 512;
-  uint64_t image_size = 0;  // bytes
+  uint64_t image_size = 0;            // bytes
   std::vector<Partition> partitions;  // in table order
 };
 

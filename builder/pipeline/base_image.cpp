@@ -62,12 +62,13 @@ BaseImage inspect_base_image(const std::string& path) {
     }
   }
   if (!boot) {
-    throw Error(path + ": no FAT boot partition found (expected one labelled \"system-boot\", as in "
-                       "Ubuntu's preinstalled Raspberry Pi images); " + shape);
+    throw Error(path +
+                ": no FAT boot partition found (expected one labelled \"system-boot\", as in "
+                "Ubuntu's preinstalled Raspberry Pi images); " +
+                shape);
   }
   if (!root) {
-    throw Error(path + ": no ext4 root partition found (expected one labelled \"writable\"); " + shape +
-                root_problem);
+    throw Error(path + ": no ext4 root partition found (expected one labelled \"writable\"); " + shape + root_problem);
   }
   base.boot = *boot;
   base.root = *root;

@@ -3,23 +3,23 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <cerrno>
-#include <cstring>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <atomic>
-#include <mutex>
-#include <thread>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fmt/format.h>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "fetch/cache.h"
 #include "fetch/fetcher.h"
@@ -112,8 +112,8 @@ void write_node_images(const BaseImage& base, const BuildPlan& plan, const Build
         // compressed copy, on request: next to the sparse .img, which stays the default output.
         if (opts.compress != Compression::kNone) compress_image(r.path, opts.compress);
         std::lock_guard<std::mutex> lock(mu);
-        fmt::print("{}: {} ({}, {}){} in {:.1f} s\n", r.path, node.node.name, node.node.ip,
-                   to_string(node.node.role), r.grown ? ", root filesystem grown" : "", seconds_since(start));
+        fmt::print("{}: {} ({}, {}){} in {:.1f} s\n", r.path, node.node.name, node.node.ip, to_string(node.node.role),
+                   r.grown ? ", root filesystem grown" : "", seconds_since(start));
         std::fflush(stdout);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);
@@ -177,7 +177,8 @@ void run_build(const BuildOptions& opts) {
   check_cluster_identity(spec, state_dir);
   std::vector<std::string> names;
   for (const NodeSpec& n : spec.nodes) {
-    if (opts.only_nodes.empty() || std::find(opts.only_nodes.begin(), opts.only_nodes.end(), n.name) != opts.only_nodes.end())
+    if (opts.only_nodes.empty() ||
+        std::find(opts.only_nodes.begin(), opts.only_nodes.end(), n.name) != opts.only_nodes.end())
       names.push_back(n.name);
   }
   gather_credentials(spec, state_dir, names, inputs);

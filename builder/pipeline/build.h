@@ -11,8 +11,8 @@
 namespace pibake {
 
 struct SpecOptions {
-  std::string config_path;  // -c/--config; empty = ./cluster.yaml when present, else defaults
-  std::optional<int> nodes; // --nodes N
+  std::string config_path;   // -c/--config; empty = ./cluster.yaml when present, else defaults
+  std::optional<int> nodes;  // --nodes N
 };
 
 struct BuildOptions {
@@ -22,7 +22,7 @@ struct BuildOptions {
   std::string base_image;  // --base-image PATH|URL
   bool offline = false;
   bool dry_run = false;
-  unsigned jobs = 0;  // nodes written at once; 0 = one per CPU core
+  unsigned jobs = 0;                          // nodes written at once; 0 = one per CPU core
   Compression compress = Compression::kNone;  // --compress zstd|xz: also node-N.img.zst/.xz (+ .sha256)
 };
 

@@ -3,9 +3,9 @@
 
 #include <sys/stat.h>
 
+#include <fmt/format.h>
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 #include <fstream>
 #include <sstream>
 
@@ -29,7 +29,8 @@ bool read_file(const std::string& path, std::string& out) {
 }
 
 void make_private_dir(const std::string& dir) {
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw Error("cannot create " + dir + ": " + std::strerror(errno));
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw Error("cannot create " + dir + ": " + std::strerror(errno));
 }
 
 const NodeSpec& control_plane(const ClusterSpec& spec) {
@@ -102,11 +103,11 @@ void check_cluster_identity(const ClusterSpec& spec, const std::string& state_di
   }
   std::string list;
   for (const std::string& c : changes) list += "\n  " + c;
-  throw Error(fmt::format(
-      "this spec does not match the cluster whose keys are in {} (recorded in {}):{}\n"
-      "Images built from it could not join the running cluster. Undo those changes, or move {} away "
-      "to build a new cluster with new keys.",
-      state_dir, path, list, state_dir));
+  throw Error(
+      fmt::format("this spec does not match the cluster whose keys are in {} (recorded in {}):{}\n"
+                  "Images built from it could not join the running cluster. Undo those changes, or move {} away "
+                  "to build a new cluster with new keys.",
+                  state_dir, path, list, state_dir));
 }
 
 void gather_credentials(const ClusterSpec& spec, const std::string& state_dir,
@@ -135,8 +136,8 @@ void gather_credentials(const ClusterSpec& spec, const std::string& state_dir,
     std::string kept_conf;
     std::vector<pki::NodeFile> files;
     if (read_file(dir + "/kubelet.conf", kept_conf)) {
-      files.push_back({std::string(pki::kNodePkiDir) + "/" + std::string(pki::kCaCert), pki.cluster_ca.cert_pem,
-                       pki::kPublicMode});
+      files.push_back(
+          {std::string(pki::kNodePkiDir) + "/" + std::string(pki::kCaCert), pki.cluster_ca.cert_pem, pki::kPublicMode});
       files.push_back({std::string(pki::kKubeletKubeconfig), kept_conf, pki::kSecretMode});
     } else {
       files = pki::worker_files(pki, name, spec.cluster.name, cp.ip, time(nullptr), pki::system_random());

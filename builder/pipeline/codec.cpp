@@ -6,10 +6,10 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 #include <thread>
 #include <vector>
 
@@ -82,7 +82,8 @@ unsigned threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
 class ZstdReader : public Decompressor {
  public:
-  explicit ZstdReader(const std::string& path) : path_(path), file_(path, O_RDONLY), ctx_(ZSTD_createDCtx()), in_buf_(ZSTD_DStreamInSize()) {
+  explicit ZstdReader(const std::string& path)
+      : path_(path), file_(path, O_RDONLY), ctx_(ZSTD_createDCtx()), in_buf_(ZSTD_DStreamInSize()) {
     if (!ctx_) throw Error("zstd: out of memory");
   }
   size_t read(char* buf, size_t size) override {
@@ -169,7 +170,8 @@ void compress_zstd(File& in, int out_fd, const std::string& out_name, Sha256& ha
     for (bool finished = false; !finished;) {
       ZSTD_outBuffer output{obuf.data(), obuf.size(), 0};
       size_t remaining = ZSTD_compressStream2(ctx.get(), &output, &input, mode);
-      if (ZSTD_isError(remaining)) throw Error("zstd: compressing into " + out_name + ": " + ZSTD_getErrorName(remaining));
+      if (ZSTD_isError(remaining))
+        throw Error("zstd: compressing into " + out_name + ": " + ZSTD_getErrorName(remaining));
       write_all(out_fd, obuf.data(), output.pos, out_name);
       hash.update(obuf.data(), output.pos);
       finished = last ? remaining == 0 : input.pos == input.size;
@@ -183,7 +185,8 @@ void compress_xz(File& in, int out_fd, const std::string& out_name, Sha256& hash
   mt.threads = threads();
   mt.preset = kXzPreset;
   mt.check = LZMA_CHECK_CRC64;
-  if (lzma_stream_encoder_mt(strm.get(), &mt) != LZMA_OK) throw Error("liblzma: cannot start an encoder for " + out_name);
+  if (lzma_stream_encoder_mt(strm.get(), &mt) != LZMA_OK)
+    throw Error("liblzma: cannot start an encoder for " + out_name);
   lzma_stream* s = strm.get();
   std::vector<char> ibuf(kChunk), obuf(kChunk);
   lzma_action action = LZMA_RUN;
@@ -201,7 +204,8 @@ void compress_xz(File& in, int out_fd, const std::string& out_name, Sha256& hash
     write_all(out_fd, obuf.data(), produced, out_name);
     hash.update(obuf.data(), produced);
     if (ret == LZMA_STREAM_END) break;
-    if (ret != LZMA_OK) throw Error(fmt::format("liblzma: compressing into {} failed (error {})", out_name, static_cast<int>(ret)));
+    if (ret != LZMA_OK)
+      throw Error(fmt::format("liblzma: compressing into {} failed (error {})", out_name, static_cast<int>(ret)));
   }
 }
 
@@ -229,9 +233,7 @@ Compression compression_of(const std::string& path) {
   return Compression::kNone;
 }
 
-const char* suffix_of(Compression c) {
-  return c == Compression::kZstd ? ".zst" : c == Compression::kXz ? ".xz" : "";
-}
+const char* suffix_of(Compression c) { return c == Compression::kZstd ? ".zst" : c == Compression::kXz ? ".xz" : ""; }
 
 std::unique_ptr<Decompressor> open_decompressor(const std::string& path, Compression c) {
   if (c == Compression::kZstd) return std::make_unique<ZstdReader>(path);
@@ -248,8 +250,10 @@ CompressResult compress_image(const std::string& image_path, Compression c) {
     posix_fadvise(in.fd(), 0, 0, POSIX_FADV_SEQUENTIAL);
     AtomicFile out(result.path, 0644);
     Sha256 hash;
-    if (c == Compression::kZstd) compress_zstd(in, out.fd(), out.temp_path(), hash);
-    else compress_xz(in, out.fd(), out.temp_path(), hash);
+    if (c == Compression::kZstd)
+      compress_zstd(in, out.fd(), out.temp_path(), hash);
+    else
+      compress_xz(in, out.fd(), out.temp_path(), hash);
     result.bytes = static_cast<uint64_t>(lseek(out.fd(), 0, SEEK_CUR));
     result.sha256 = hash.hex_digest();
     // The checksum file first disappears, so that it never vouches for a file it does not describe.

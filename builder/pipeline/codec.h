@@ -27,9 +27,9 @@ class Decompressor {
 std::unique_ptr<Decompressor> open_decompressor(const std::string& path, Compression c);
 
 struct CompressResult {
-  std::string path;        // "<image>.zst"
-  std::string sha256;      // of the compressed file
-  uint64_t bytes = 0;      // compressed size
+  std::string path;    // "<image>.zst"
+  std::string sha256;  // of the compressed file
+  uint64_t bytes = 0;  // compressed size
 };
 
 // Writes `image_path` + suffix (and that + ".sha256", in sha256sum format), each atomically, with

@@ -5,9 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 #include <fstream>
 #include <sstream>
 
@@ -38,14 +38,16 @@ void ensure_state_dir(const std::string& state_dir) {
   struct stat st {};
   if (stat(state_dir.c_str(), &st) != 0) {
     if (errno != ENOENT) throw Error("state dir " + state_dir + ": " + std::strerror(errno));
-    if (mkdir(state_dir.c_str(), 0700) != 0) throw Error("cannot create state dir " + state_dir + ": " + std::strerror(errno));
+    if (mkdir(state_dir.c_str(), 0700) != 0)
+      throw Error("cannot create state dir " + state_dir + ": " + std::strerror(errno));
     return;
   }
   if (!S_ISDIR(st.st_mode)) throw Error("state dir " + state_dir + " is not a directory");
   if ((st.st_mode & 077) != 0) {
-    throw Error(fmt::format("state dir {} has mode {:04o}; it holds the cluster's keys and must be 0700 "
-                            "(chmod 700 {})",
-                            state_dir, st.st_mode & 07777, state_dir));
+    throw Error(
+        fmt::format("state dir {} has mode {:04o}; it holds the cluster's keys and must be 0700 "
+                    "(chmod 700 {})",
+                    state_dir, st.st_mode & 07777, state_dir));
   }
   if (st.st_uid != geteuid()) throw Error("state dir " + state_dir + " belongs to another user");
 }
@@ -61,10 +63,10 @@ std::vector<ResolvedArtifact> fetch_artifacts(const ClusterSpec& spec, const std
     r.source = src;
     if (const LockedArtifact* locked = lock.find(src.name)) {
       if (locked->version != src.version) {
-        throw Error(fmt::format(
-            "{} pins {} {} but the spec asks for {}: the running cluster was built with the pinned one. "
-            "To upgrade, remove the \"{}\" entry from {} and rebuild every node",
-            lock_path(state_dir), src.name, locked->version, src.version, src.name, lock_path(state_dir)));
+        throw Error(
+            fmt::format("{} pins {} {} but the spec asks for {}: the running cluster was built with the pinned one. "
+                        "To upgrade, remove the \"{}\" entry from {} and rebuild every node",
+                        lock_path(state_dir), src.name, locked->version, src.version, src.name, lock_path(state_dir)));
       }
       r.source.url = locked->url;
       r.sha256 = locked->sha256;

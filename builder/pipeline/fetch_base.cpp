@@ -23,14 +23,14 @@ std::string base_name(const std::string& url) {
 }
 
 // The sha256 the spec pins, else the one the release's SHA256SUMS lists for the file.
-std::string expected_sha256(const ClusterSpec& spec, const std::string& url, bool from_spec, bool offline,
-                            Cache& cache, Fetcher& fetcher) {
+std::string expected_sha256(const ClusterSpec& spec, const std::string& url, bool from_spec, bool offline, Cache& cache,
+                            Fetcher& fetcher) {
   if (from_spec && !spec.base_image.sha256.empty()) return spec.base_image.sha256;
   std::string sums_url = from_spec && !spec.base_image.sha256sums.empty()
                              ? spec.base_image.sha256sums
                              : url.substr(0, url.rfind('/') + 1) + "SHA256SUMS";
-  std::string text = cache.get_text(fetcher, apply_mirrors(sums_url, spec.mirrors), offline,
-                                    "the base image's checksum list");
+  std::string text =
+      cache.get_text(fetcher, apply_mirrors(sums_url, spec.mirrors), offline, "the base image's checksum list");
   auto sha = find_sha256(text, base_name(url));
   if (!sha) throw Error(sums_url + " lists no sha256 for " + base_name(url));
   return *sha;
@@ -38,8 +38,8 @@ std::string expected_sha256(const ClusterSpec& spec, const std::string& url, boo
 
 }  // namespace
 
-std::string obtain_base_image(const ClusterSpec& spec, const std::string& override_source, bool offline,
-                              Cache& cache, Fetcher& fetcher) {
+std::string obtain_base_image(const ClusterSpec& spec, const std::string& override_source, bool offline, Cache& cache,
+                              Fetcher& fetcher) {
   const bool from_spec = override_source.empty();
   const std::string source = from_spec ? spec.base_image.url : override_source;
   if (source.empty()) throw Error("no base image: set base_image.url in the spec or pass --base-image");

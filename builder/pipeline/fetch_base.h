@@ -12,7 +12,7 @@ namespace pibake {
 
 // Returns the path of a raw image to build from. `override_source` is --base-image (empty: the
 // spec's base_image). Throws pibake::Error naming the source on any failure.
-std::string obtain_base_image(const ClusterSpec& spec, const std::string& override_source, bool offline,
-                              Cache& cache, Fetcher& fetcher);
+std::string obtain_base_image(const ClusterSpec& spec, const std::string& override_source, bool offline, Cache& cache,
+                              Fetcher& fetcher);
 
 }  // namespace pibake

@@ -6,11 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fmt/format.h>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -29,9 +29,11 @@ constexpr uint64_t kBlock = kBmapBlockSize;
 
 class Fd {
  public:
-  Fd(const std::string& path, int flags, mode_t mode = 0) : path_(path), fd_(open(path.c_str(), flags | O_CLOEXEC, mode)) {
+  Fd(const std::string& path, int flags, mode_t mode = 0)
+      : path_(path), fd_(open(path.c_str(), flags | O_CLOEXEC, mode)) {
     if (fd_ < 0) {
-      if (errno == EBUSY) throw Error("cannot open " + path + ": the device is in use (mounted, or held by another program)");
+      if (errno == EBUSY)
+        throw Error("cannot open " + path + ": the device is in use (mounted, or held by another program)");
       throw Error("cannot open " + path + ": " + std::strerror(errno));
     }
   }
@@ -56,7 +58,9 @@ void pread_all(const Fd& fd, char* buf, size_t size, uint64_t pos) {
   while (size > 0) {
     ssize_t n = pread(fd.get(), buf, size, static_cast<off_t>(pos));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(fmt::format("cannot read {} at byte {}: {}", fd.path(), pos, n == 0 ? "unexpected end of file" : std::strerror(errno)));
+    if (n <= 0)
+      throw Error(fmt::format("cannot read {} at byte {}: {}", fd.path(), pos,
+                              n == 0 ? "unexpected end of file" : std::strerror(errno)));
     buf += n;
     size -= static_cast<size_t>(n);
     pos += static_cast<uint64_t>(n);
@@ -68,7 +72,8 @@ void pwrite_all(const Fd& fd, const char* buf, size_t size, uint64_t pos) {
   while (size > 0) {
     ssize_t n = pwrite(fd.get(), buf, size, static_cast<off_t>(pos));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(fmt::format("cannot write {} at byte {}: {}", fd.path(), pos, std::strerror(n < 0 ? errno : ENOSPC)));
+    if (n <= 0)
+      throw Error(fmt::format("cannot write {} at byte {}: {}", fd.path(), pos, std::strerror(n < 0 ? errno : ENOSPC)));
     buf += n;
     size -= static_cast<size_t>(n);
     pos += static_cast<uint64_t>(n);
@@ -96,7 +101,8 @@ std::optional<Bmap> load_bmap(const std::string& path) {
 }
 
 // Raw image: copy the bmap's ranges (or SEEK_DATA's), hashing what is read.
-std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool regular_target, uint64_t& image_size, Progress& progress) {
+std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool regular_target, uint64_t& image_size,
+                              Progress& progress) {
   Fd src(image, O_RDONLY);
   struct stat st {};
   fstat(src.get(), &st);
@@ -192,13 +198,15 @@ std::vector<Written> copy_stream(const std::string& image, Compression c, const 
       uint64_t at = pos + off;
       bool want;
       if (bmap) {
-        while (range_index < bmap->ranges.size() && bmap->ranges[range_index].byte_end(kBlock, bmap->image_size) <= at) {
+        while (range_index < bmap->ranges.size() &&
+               bmap->ranges[range_index].byte_end(kBlock, bmap->image_size) <= at) {
           if (in_run) end_run(at);
           ++range_index;
         }
         want = range_index < bmap->ranges.size() && at >= bmap->ranges[range_index].byte_start(kBlock);
       } else {
-        want = !regular_target || std::any_of(buf.data() + off, buf.data() + off + len, [](char ch) { return ch != 0; });
+        want =
+            !regular_target || std::any_of(buf.data() + off, buf.data() + off + len, [](char ch) { return ch != 0; });
       }
       if (want && !in_run) {
         in_run = true;
@@ -226,7 +234,8 @@ std::vector<Written> copy_stream(const std::string& image, Compression c, const 
   end_run(pos);
   image_size = pos;
   if (bmap && bmap->image_size != image_size) {
-    throw Error(fmt::format("{} describes an image of {} bytes but {} decompresses to {}", bmap_path, bmap->image_size, image, image_size));
+    throw Error(fmt::format("{} describes an image of {} bytes but {} decompresses to {}", bmap_path, bmap->image_size,
+                            image, image_size));
   }
   if (regular_target && ftruncate(target.get(), static_cast<off_t>(image_size)) != 0) {
     throw Error("cannot size " + target.path() + ": " + std::strerror(errno));
@@ -284,12 +293,14 @@ FlashResult run_flash(const FlashOptions& opts) {
     if (!reasons.empty() && !opts.force) {
       std::string text;
       for (const std::string& r : reasons) text += "\n  " + r;
-      throw Error("refusing to flash " + opts.target + ":" + text + "\n(--force overrides this; check the device name first)");
+      throw Error("refusing to flash " + opts.target + ":" + text +
+                  "\n(--force overrides this; check the device name first)");
     }
   }
   Compression c = compression_of(opts.image);
   if (block_device && c == Compression::kNone && static_cast<uint64_t>(img_st.st_size) > device_size) {
-    throw Error(fmt::format("{} ({} bytes) does not fit on {} ({} bytes)", opts.image, img_st.st_size, opts.target, device_size));
+    throw Error(fmt::format("{} ({} bytes) does not fit on {} ({} bytes)", opts.image, img_st.st_size, opts.target,
+                            device_size));
   }
   // O_EXCL on a block device: the kernel refuses when a filesystem on it is mounted.
   Fd target(opts.target, block_device ? (O_RDWR | O_EXCL) : (O_RDWR | O_CREAT | O_TRUNC), 0644);
@@ -299,7 +310,8 @@ FlashResult run_flash(const FlashOptions& opts) {
                                      ? copy_raw(opts.image, target, !block_device, result.image_size, progress)
                                      : copy_stream(opts.image, c, target, !block_device, result.image_size, progress);
   if (block_device && result.image_size > device_size) {
-    throw Error(fmt::format("{} decompresses to {} bytes, more than {} holds ({} bytes)", opts.image, result.image_size, opts.target, device_size));
+    throw Error(fmt::format("{} decompresses to {} bytes, more than {} holds ({} bytes)", opts.image, result.image_size,
+                            opts.target, device_size));
   }
   for (const Written& w : written) result.written_bytes += w.end - w.start;
   progress.start("syncing", 0);
@@ -310,8 +322,8 @@ FlashResult run_flash(const FlashOptions& opts) {
   }
   progress.finish();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print("{} → {}: wrote {:.1f} MiB of {:.1f} MiB ({} ranges), {}in {:.2f} s, {:.1f} MB/s\n", opts.image, opts.target,
-             result.written_bytes / 1048576.0, result.image_size / 1048576.0, written.size(),
+  fmt::print("{} → {}: wrote {:.1f} MiB of {:.1f} MiB ({} ranges), {}in {:.2f} s, {:.1f} MB/s\n", opts.image,
+             opts.target, result.written_bytes / 1048576.0, result.image_size / 1048576.0, written.size(),
              result.verified ? "verified, " : "", result.seconds,
              result.seconds > 0 ? result.written_bytes / 1e6 / result.seconds : 0.0);
   return result;

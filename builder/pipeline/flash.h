@@ -32,12 +32,12 @@ FlashResult run_flash(const FlashOptions& opts);
 // What pibake knows about a target block device, read from sysfs (kept apart so that the refusal
 // rules are tested on data, never on a real disk).
 struct DeviceFacts {
-  std::string path;                      // "/dev/sdb" as given
-  std::string name;                      // kernel name, "sdb"
-  bool partition = false;                // "sdb1": a partition, not a whole disk
-  bool removable = false;                // /sys/block/<name>/removable is 1
-  uint64_t size_bytes = 0;               // /sys/block/<name>/size × 512
-  std::vector<std::string> mounts;       // "/dev/sdb1 on /media/card" for the disk and its partitions
+  std::string path;                 // "/dev/sdb" as given
+  std::string name;                 // kernel name, "sdb"
+  bool partition = false;           // "sdb1": a partition, not a whole disk
+  bool removable = false;           // /sys/block/<name>/removable is 1
+  uint64_t size_bytes = 0;          // /sys/block/<name>/size × 512
+  std::vector<std::string> mounts;  // "/dev/sdb1 on /media/card" for the disk and its partitions
 };
 
 // Every reason to refuse the device (empty: go ahead). An SD card in a built-in reader

@@ -2,11 +2,11 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <fmt/format.h>
 #include <cctype>
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
-#include <fmt/format.h>
 #include <fstream>
 #include <sstream>
 
@@ -54,12 +54,13 @@ std::string canonical_or_same(const std::string& path) {
 std::vector<std::string> device_refusals(const DeviceFacts& dev, uint64_t max_bytes) {
   std::vector<std::string> out;
   for (const std::string& m : dev.mounts) out.push_back("it is mounted: " + m);
-  if (dev.partition) out.push_back(dev.path + " is a partition, not a whole card (flash the disk, not one of its partitions)");
+  if (dev.partition)
+    out.push_back(dev.path + " is a partition, not a whole card (flash the disk, not one of its partitions)");
   bool sd_card = dev.name.rfind("mmcblk", 0) == 0;
   if (!dev.removable && !sd_card) out.push_back(dev.path + " is not a removable device (sysfs removable=0)");
   if (dev.size_bytes > max_bytes) {
-    out.push_back(fmt::format("{} holds {:.1f} GiB, more than the {:.1f} GiB limit for a card (see --max-size)", dev.path,
-                              dev.size_bytes / double(1ull << 30), max_bytes / double(1ull << 30)));
+    out.push_back(fmt::format("{} holds {:.1f} GiB, more than the {:.1f} GiB limit for a card (see --max-size)",
+                              dev.path, dev.size_bytes / double(1ull << 30), max_bytes / double(1ull << 30)));
   }
   return out;
 }
@@ -96,7 +97,8 @@ DeviceFacts probe_device(const std::string& path) {
   // The disk and every partition of it: a mounted partition makes the whole card busy.
   std::vector<std::string> paths{"/dev/" + disk.filename().string()};
   for (const auto& entry : std::filesystem::directory_iterator(disk, ec)) {
-    if (std::filesystem::exists(entry.path() / "partition", ec)) paths.push_back("/dev/" + entry.path().filename().string());
+    if (std::filesystem::exists(entry.path() / "partition", ec))
+      paths.push_back("/dev/" + entry.path().filename().string());
   }
   // Sources may be symlinks (/dev/disk/by-uuid/…, /dev/mapper/…): compare canonical paths.
   std::istringstream in(read_all("/proc/self/mounts"));

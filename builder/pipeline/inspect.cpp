@@ -4,13 +4,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstdlib>
-#include <memory>
-#include <optional>
-#include <cstring>
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
 
 #include "image/bmap.h"
 #include "image/ext4.h"
@@ -19,8 +19,8 @@
 #include "pipeline/codec.h"
 #include "plan/plan.h"
 #include "util/error.h"
-#include "util/sha256.h"
 #include "util/run.h"
+#include "util/sha256.h"
 
 namespace pibake {
 namespace {
@@ -42,7 +42,8 @@ class PartitionCopy {
     // Only the data ranges: the holes of the copy read as the zeros they were.
     for (const ByteRange& r : ok ? data_ranges(in, image) : std::vector<ByteRange>{}) {
       uint64_t s = std::max(r.start, p.start), e = std::min(r.end, p.end());
-      for (loff_t from = static_cast<loff_t>(s), to = static_cast<loff_t>(s - p.start); ok && static_cast<uint64_t>(from) < e;) {
+      for (loff_t from = static_cast<loff_t>(s), to = static_cast<loff_t>(s - p.start);
+           ok && static_cast<uint64_t>(from) < e;) {
         ssize_t n = copy_file_range(in, &from, out, &to, e - static_cast<uint64_t>(from), 0);
         ok = n > 0;
       }
@@ -92,7 +93,8 @@ void read_identity(InspectReport& r, const std::string& json) {
   for (const auto& kv : doc) {
     std::string key = kv.first.as<std::string>();
     const std::string suffix = "_version";
-    if (key != "pibake_version" && key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (key != "pibake_version" && key.size() > suffix.size() &&
+        key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) {
       r.versions.emplace_back(key.substr(0, key.size() - suffix.size()), kv.second.as<std::string>());
     }
   }
@@ -117,13 +119,18 @@ std::vector<std::string> check_files(const InspectReport& r, const Ext4Fs& root,
       auto exists = [&] { return on_root ? root.exists(f.path) : boot->exists(f.path); };
       auto read = [&] { return on_root ? root.read_file(f.path) : boot->read_file(f.path); };
       if (f.kind == "file") {
-        if (!exists()) { problems.push_back(where + " is missing"); continue; }
+        if (!exists()) {
+          problems.push_back(where + " is missing");
+          continue;
+        }
         std::string data = read();
         if (data.size() != f.size || sha256_hex(data) != f.sha256) {
-          problems.push_back(fmt::format("{} differs from what pibake wrote ({} bytes, expected {})", where, data.size(), f.size));
+          problems.push_back(
+              fmt::format("{} differs from what pibake wrote ({} bytes, expected {})", where, data.size(), f.size));
         }
       } else if (f.kind == "directory") {
-        if (!(on_root ? root.is_directory(f.path) : boot->is_directory(f.path))) problems.push_back(where + " is not a directory");
+        if (!(on_root ? root.is_directory(f.path) : boot->is_directory(f.path)))
+          problems.push_back(where + " is not a directory");
       } else if (f.kind == "symlink" || f.kind == "cmdline-tokens") {
         if (!exists()) problems.push_back(where + " is missing");
       } else if (f.kind == "removed") {
@@ -200,7 +207,8 @@ InspectReport inspect_image(const std::string& path) {
   r.checks.push_back({fmt::format("{} files pibake wrote are present and unchanged", r.files.size()),
                       problems.empty() ? CheckStatus::kPass : CheckStatus::kFail, joined});
   if (r.role == "control-plane") {
-    r.checks.push_back({"no CA key on a worker", CheckStatus::kSkipped, "skipped: a control-plane node holds the CA keys"});
+    r.checks.push_back(
+        {"no CA key on a worker", CheckStatus::kSkipped, "skipped: a control-plane node holds the CA keys"});
   } else {
     std::string found;
     for (const char* key : kCaKeys) {

@@ -15,7 +15,7 @@ enum class CheckStatus { kPass, kFail, kSkipped };
 const char* to_string(CheckStatus s);
 
 struct HealthCheck {
-  std::string name;    // "root filesystem consistent (e2fsck -fn)"
+  std::string name;  // "root filesystem consistent (e2fsck -fn)"
   CheckStatus status = CheckStatus::kSkipped;
   std::string detail;  // why it failed or was skipped; tool output on failure
 };

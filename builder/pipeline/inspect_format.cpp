@@ -7,13 +7,13 @@
 namespace pibake {
 namespace {
 
-
 std::string mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", bytes / 1048576.0); }
 
 }  // namespace
 
 std::string format_report(const InspectReport& r) {
-  std::string out = fmt::format("image: {} ({}, {} partition table)\n", r.image, mib(r.table.image_size), r.table.label);
+  std::string out =
+      fmt::format("image: {} ({}, {} partition table)\n", r.image, mib(r.table.image_size), r.table.label);
   out += fmt::format("  {:<4} {:>12} {:>12} {:>12}  {}\n", "part", "start", "size", "type", "use");
   for (const Partition& p : r.table.partitions) {
     std::string use = p.number == r.boot_partition ? "boot (FAT)" : p.number == r.root_partition ? "root (ext4)" : "";
@@ -61,22 +61,27 @@ std::string format_report_json(const InspectReport& r) {
   std::string checks;
   for (const HealthCheck& c : r.checks) {
     checks += fmt::format("{}{{\"name\": {}, \"status\": \"{}\", \"detail\": {}}}", checks.empty() ? "" : ", ",
-                          json_string(c.name), c.status == CheckStatus::kPass ? "pass" : c.status == CheckStatus::kFail ? "fail" : "skipped",
+                          json_string(c.name),
+                          c.status == CheckStatus::kPass   ? "pass"
+                          : c.status == CheckStatus::kFail ? "fail"
+                                                           : "skipped",
                           json_string(c.detail));
   }
   std::string node = "null";
   if (r.pibake_image) {
-    node = fmt::format("{{\"name\": {}, \"role\": {}, \"ip\": {}, \"gateway\": {}, \"cluster\": {}, \"domain\": {}, "
-                       "\"pibake_version\": {}}}",
-                       json_string(r.node), json_string(r.role), json_string(r.ip), r.gateway ? "true" : "false",
-                       json_string(r.cluster), json_string(r.domain), json_string(r.pibake_version));
+    node = fmt::format(
+        "{{\"name\": {}, \"role\": {}, \"ip\": {}, \"gateway\": {}, \"cluster\": {}, \"domain\": {}, "
+        "\"pibake_version\": {}}}",
+        json_string(r.node), json_string(r.role), json_string(r.ip), r.gateway ? "true" : "false",
+        json_string(r.cluster), json_string(r.domain), json_string(r.pibake_version));
   }
   return fmt::format(
       "{{\"image\": {}, \"image_size\": {}, \"table\": {{\"label\": {}, \"sector_size\": {}, \"partitions\": [{}]}}, "
       "\"boot_partition\": {}, \"root_partition\": {}, \"pibake_image\": {}, \"node\": {}, \"versions\": {{{}}}, "
       "\"files\": [{}], \"checks\": [{}], \"healthy\": {}}}\n",
-      json_string(r.image), r.table.image_size, json_string(r.table.label), r.table.sector_size, parts, r.boot_partition,
-      r.root_partition, r.pibake_image ? "true" : "false", node, versions, files, checks, r.healthy() ? "true" : "false");
+      json_string(r.image), r.table.image_size, json_string(r.table.label), r.table.sector_size, parts,
+      r.boot_partition, r.root_partition, r.pibake_image ? "true" : "false", node, versions, files, checks,
+      r.healthy() ? "true" : "false");
 }
 
 }  // namespace pibake

@@ -9,9 +9,9 @@
 namespace pibake {
 
 struct NodeImageResult {
-  std::string path;        // final path of the image
-  bool grown = false;      // the root filesystem had to grow
-  uint64_t image_size = 0; // bytes (apparent size)
+  std::string path;         // final path of the image
+  bool grown = false;       // the root filesystem had to grow
+  uint64_t image_size = 0;  // bytes (apparent size)
 };
 
 // Writes `out_dir`/`plan.image_file`. The image exists under that name only once complete;

@@ -18,7 +18,9 @@ namespace {
 
 using detail::throw_openssl;
 
-struct BnFree { void operator()(BIGNUM* p) const { BN_free(p); } };
+struct BnFree {
+  void operator()(BIGNUM* p) const { BN_free(p); }
+};
 
 std::time_t to_time_t(const ASN1_TIME* t, const std::string& what) {
   struct tm tm {};
@@ -44,8 +46,7 @@ void set_random_serial(X509* cert, RandomSource& random) {
 void set_subject(X509* cert, std::string_view cn, const std::vector<std::string>& orgs) {
   X509_NAME* name = X509_get_subject_name(cert);
   auto add = [&](const char* field, std::string_view value) {
-    if (X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8,
-                                   reinterpret_cast<const unsigned char*>(value.data()),
+    if (X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(value.data()),
                                    static_cast<int>(value.size()), -1, 0) != 1) {
       throw_openssl("cannot set subject " + std::string(field) + "=" + std::string(value));
     }
@@ -68,8 +69,8 @@ void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
 bool is_dns_name(std::string_view s) {
   if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.') return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '*';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '*';
   });
 }
 
@@ -99,9 +100,12 @@ void add_subject_alt_names(X509* cert, const LeafSpec& spec) {
   for (const std::string& ip : spec.ip_addresses) {
     unsigned char buf[16];
     int len = 0;
-    if (inet_pton(AF_INET, ip.c_str(), buf) == 1) len = 4;
-    else if (inet_pton(AF_INET6, ip.c_str(), buf) == 1) len = 16;
-    else throw Error("certificate " + spec.common_name + ": bad IP address \"" + ip + "\"");
+    if (inet_pton(AF_INET, ip.c_str(), buf) == 1)
+      len = 4;
+    else if (inet_pton(AF_INET6, ip.c_str(), buf) == 1)
+      len = 16;
+    else
+      throw Error("certificate " + spec.common_name + ": bad IP address \"" + ip + "\"");
     ASN1_OCTET_STRING* s = ASN1_OCTET_STRING_new();
     if (s != nullptr) ASN1_OCTET_STRING_set(s, buf, len);
     push(GEN_IPADD, s);
@@ -112,8 +116,8 @@ void add_subject_alt_names(X509* cert, const LeafSpec& spec) {
 }
 
 // Everything both kinds of certificate share: v3, serial, validity, subject, issuer, public key.
-X509Ptr new_cert(std::string_view cn, const std::vector<std::string>& orgs, EVP_PKEY* key,
-                 std::time_t not_before, std::time_t not_after, RandomSource& random) {
+X509Ptr new_cert(std::string_view cn, const std::vector<std::string>& orgs, EVP_PKEY* key, std::time_t not_before,
+                 std::time_t not_after, RandomSource& random) {
   X509Ptr cert(X509_new());
   if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1) throw_openssl("cannot create a certificate");
   set_random_serial(cert.get(), random);
@@ -155,8 +159,7 @@ std::string cert_pem(X509* cert) {
   return detail::bio_string(bio.get());
 }
 
-CertKeyPair create_ca(std::string_view common_name, std::time_t now, RandomSource& random,
-                      std::int64_t validity) {
+CertKeyPair create_ca(std::string_view common_name, std::time_t now, RandomSource& random, std::int64_t validity) {
   PkeyPtr key = generate_rsa_key();
   X509Ptr cert = new_cert(common_name, {}, key.get(), now - kBackdate, now + validity, random);
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())) != 1) {
@@ -173,8 +176,7 @@ CertKeyPair create_ca(std::string_view common_name, std::time_t now, RandomSourc
   return {cert_pem(cert.get()), private_key_pem(key.get())};
 }
 
-CertKeyPair issue_cert(const CertKeyPair& ca, const LeafSpec& spec, std::time_t now,
-                       RandomSource& random) {
+CertKeyPair issue_cert(const CertKeyPair& ca, const LeafSpec& spec, std::time_t now, RandomSource& random) {
   if (spec.common_name.empty()) throw Error("certificate: empty common name");
   if (spec.usages.empty()) throw Error("certificate " + spec.common_name + ": no extended key usage");
   if (spec.validity <= 0) throw Error("certificate " + spec.common_name + ": validity must be positive");
@@ -190,8 +192,7 @@ CertKeyPair issue_cert(const CertKeyPair& ca, const LeafSpec& spec, std::time_t 
   std::time_t not_after = std::min<std::time_t>(now + spec.validity, ca_not_after);
 
   PkeyPtr key = generate_rsa_key();
-  X509Ptr cert = new_cert(spec.common_name, spec.organizations, key.get(), now - kBackdate,
-                          not_after, random);
+  X509Ptr cert = new_cert(spec.common_name, spec.organizations, key.get(), now - kBackdate, not_after, random);
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get())) != 1) {
     throw_openssl("cannot set certificate issuer");
   }

@@ -79,8 +79,7 @@ PkeyPtr generate_rsa_key(int bits) {
 std::string private_key_pem(EVP_PKEY* key) {
   BioPtr bio = detail::memory_bio();
   // The "traditional" form of an RSA key is PKCS#1 ("BEGIN RSA PRIVATE KEY"), as kubeadm writes.
-  if (PEM_write_bio_PrivateKey_traditional(bio.get(), key, nullptr, nullptr, 0, nullptr,
-                                           nullptr) != 1) {
+  if (PEM_write_bio_PrivateKey_traditional(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     detail::throw_openssl("cannot encode a private key");
   }
   return detail::bio_string(bio.get());

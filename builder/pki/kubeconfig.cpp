@@ -3,8 +3,8 @@
 #include <openssl/evp.h>
 
 #include "pki/pki.h"
-#include "util/yaml_text.h"
 #include "util/error.h"
+#include "util/yaml_text.h"
 
 namespace pibake::pki {
 namespace {
@@ -18,8 +18,7 @@ std::string quoted(std::string_view s) { return yaml_quote(s); }
 std::string base64_encode(std::string_view data) {
   std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(data.data()),
-                          static_cast<int>(data.size()));
+                          reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }

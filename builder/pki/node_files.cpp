@@ -12,8 +12,8 @@ std::string node_path(std::string_view name) { return std::string(kNodePkiDir) +
 // Defence in depth for the security model ("workers carry no CA or SA key"): whatever changes in
 // worker_files, an image must not receive a CA key or sa.key.
 void check_no_cluster_secrets(const PkiState& pki, const std::vector<NodeFile>& files) {
-  const std::string* secrets[] = {&pki.cluster_ca.key_pem, &pki.front_proxy_ca.key_pem,
-                                  &pki.etcd_ca.key_pem, &pki.sa_key_pem};
+  const std::string* secrets[] = {&pki.cluster_ca.key_pem, &pki.front_proxy_ca.key_pem, &pki.etcd_ca.key_pem,
+                                  &pki.sa_key_pem};
   for (const NodeFile& f : files) {
     bool leaks = std::any_of(std::begin(secrets), std::end(secrets), [&](const std::string* s) {
       return !s->empty() && f.content.find(*s) != std::string::npos;
@@ -39,9 +39,8 @@ std::vector<NodeFile> control_plane_files(const PkiState& pki) {
   };
 }
 
-std::vector<NodeFile> worker_files(const PkiState& pki, std::string_view node_name,
-                                   std::string_view cluster_name, std::string_view api_server_ip,
-                                   std::time_t now, RandomSource& random) {
+std::vector<NodeFile> worker_files(const PkiState& pki, std::string_view node_name, std::string_view cluster_name,
+                                   std::string_view api_server_ip, std::time_t now, RandomSource& random) {
   if (node_name.empty()) throw Error("worker credentials: empty node name");
   KubeconfigSpec kc;
   kc.cluster_name = std::string(cluster_name);
@@ -60,9 +59,8 @@ std::vector<NodeFile> worker_files(const PkiState& pki, std::string_view node_na
   return files;
 }
 
-std::string admin_kubeconfig(const PkiState& pki, std::string_view cluster_name,
-                             std::string_view api_server_ip, std::string_view kubernetes_version,
-                             std::time_t now, RandomSource& random) {
+std::string admin_kubeconfig(const PkiState& pki, std::string_view cluster_name, std::string_view api_server_ip,
+                             std::string_view kubernetes_version, std::time_t now, RandomSource& random) {
   KubeconfigSpec kc;
   kc.cluster_name = std::string(cluster_name);
   kc.server = api_server_url(api_server_ip);
@@ -75,8 +73,8 @@ std::string admin_kubeconfig(const PkiState& pki, std::string_view cluster_name,
 std::string kubeadm_join_command(const PkiState& pki, std::string_view api_server_ip) {
   std::string host(api_server_ip);
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return "kubeadm join " + host + ":" + std::to_string(kApiServerPort) + " --token " +
-         pki.bootstrap_token + " --discovery-token-ca-cert-hash " + discovery_hash(pki.cluster_ca.cert_pem);
+  return "kubeadm join " + host + ":" + std::to_string(kApiServerPort) + " --token " + pki.bootstrap_token +
+         " --discovery-token-ca-cert-hash " + discovery_hash(pki.cluster_ca.cert_pem);
 }
 
 }  // namespace pibake::pki

@@ -19,11 +19,21 @@
 namespace pibake::pki {
 
 // ---- One RAII type per OpenSSL handle (style.md rule 5). ----
-struct EvpPkeyFree { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
-struct X509Free { void operator()(X509* p) const { X509_free(p); } };
-struct X509ExtensionFree { void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); } };
-struct GeneralNamesFree { void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); } };
-struct BioFree { void operator()(BIO* p) const { BIO_free_all(p); } };
+struct EvpPkeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct X509Free {
+  void operator()(X509* p) const { X509_free(p); }
+};
+struct X509ExtensionFree {
+  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
+};
+struct GeneralNamesFree {
+  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
+};
+struct BioFree {
+  void operator()(BIO* p) const { BIO_free_all(p); }
+};
 using PkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 using X509ExtensionPtr = std::unique_ptr<X509_EXTENSION, X509ExtensionFree>;
@@ -102,8 +112,7 @@ CertKeyPair create_ca(std::string_view common_name, std::time_t now, RandomSourc
 // A leaf certificate with a fresh RSA key, signed by `ca`: keyUsage critical digitalSignature +
 // keyEncipherment, the requested extendedKeyUsage, basicConstraints critical CA:FALSE, SANs, AKI.
 // Throws pibake::Error for an empty CN, no usage, a malformed DNS name or IP, or an expired CA.
-CertKeyPair issue_cert(const CertKeyPair& ca, const LeafSpec& spec, std::time_t now,
-                       RandomSource& random);
+CertKeyPair issue_cert(const CertKeyPair& ca, const LeafSpec& spec, std::time_t now, RandomSource& random);
 
 // The admin client (CN kubernetes-admin) and a worker's kubelet client (CN system:node:<name>,
 // O system:nodes). See admin_group() for the admin's O.

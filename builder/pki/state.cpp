@@ -26,9 +26,9 @@ struct StateFile {
   bool secret;
 };
 constexpr StateFile kStateFiles[] = {
-    {kCaCert, false},  {kCaKey, true},  {kFrontProxyCaCert, false}, {kFrontProxyCaKey, true},
-    {kEtcdCaCert, false}, {kEtcdCaKey, true}, {kSaKey, true}, {kSaPub, false},
-    {kBootstrapTokenFile, true},
+    {kCaCert, false},         {kCaKey, true},       {kFrontProxyCaCert, false},
+    {kFrontProxyCaKey, true}, {kEtcdCaCert, false}, {kEtcdCaKey, true},
+    {kSaKey, true},           {kSaPub, false},      {kBootstrapTokenFile, true},
 };
 
 std::string octal(mode_t mode) {
@@ -143,8 +143,7 @@ void write_state(const std::string& dir, const PkiState& s) {
 }
 
 // Creates <state_dir>/pki in one rename: either the whole PKI is there or none of it is.
-void create_pki(const std::string& state_dir, const std::string& pki_dir, std::time_t now,
-                RandomSource& random) {
+void create_pki(const std::string& state_dir, const std::string& pki_dir, std::time_t now, RandomSource& random) {
   const std::string staging = join(state_dir, kStagingSubdir);
   std::error_code ec;
   // A leftover from an interrupted run: never renamed to pki/, so nothing ever used it.
@@ -157,7 +156,8 @@ void create_pki(const std::string& state_dir, const std::string& pki_dir, std::t
     // Filesystems without RENAME_NOREPLACE: rename() still refuses a non-empty pki/.
     if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) rc = rename(staging.c_str(), pki_dir.c_str());
     if (rc != 0) {
-      if (errno == EEXIST || errno == ENOTEMPTY) throw Error(pki_dir + " appeared while pibake was creating it; run pibake again");
+      if (errno == EEXIST || errno == ENOTEMPTY)
+        throw Error(pki_dir + " appeared while pibake was creating it; run pibake again");
       throw Error("cannot rename " + staging + " to " + pki_dir + ": " + errno_text());
     }
   } catch (...) {
@@ -181,8 +181,8 @@ PkiState load_pki(const std::string& pki_dir) {
   if (!missing.empty()) {
     throw Error(pki_dir + " is incomplete (missing: " + missing +
                 "). pibake never regenerates part of a cluster's PKI, since existing nodes trust "
-                "it; restore the missing files from a backup, or move " + pki_dir +
-                " away to start a new cluster");
+                "it; restore the missing files from a backup, or move " +
+                pki_dir + " away to start a new cluster");
   }
   PkiState s;
   s.dir = pki_dir;

@@ -35,14 +35,14 @@ inline constexpr mode_t kPublicMode = 0644;  // certificates and public keys
 inline constexpr mode_t kDirMode = 0700;
 
 struct PkiState {
-  std::string dir;  // <state_dir>/pki
-  CertKeyPair cluster_ca;      // CN "kubernetes": API server, kubelets, admin
-  CertKeyPair front_proxy_ca;  // CN "front-proxy-ca": the aggregation layer
-  CertKeyPair etcd_ca;         // CN "etcd-ca": etcd peers and clients
-  std::string sa_key_pem;      // signs service-account tokens (secret)
-  std::string sa_pub_pem;      // verifies them
-  std::string bootstrap_token; // for manual `kubeadm join` (secret)
-  bool created = false;        // true when this call generated the material
+  std::string dir;              // <state_dir>/pki
+  CertKeyPair cluster_ca;       // CN "kubernetes": API server, kubelets, admin
+  CertKeyPair front_proxy_ca;   // CN "front-proxy-ca": the aggregation layer
+  CertKeyPair etcd_ca;          // CN "etcd-ca": etcd peers and clients
+  std::string sa_key_pem;       // signs service-account tokens (secret)
+  std::string sa_pub_pem;       // verifies them
+  std::string bootstrap_token;  // for manual `kubeadm join` (secret)
+  bool created = false;         // true when this call generated the material
 };
 
 // Opens the PKI in `state_dir`, creating it when <state_dir>/pki does not exist yet.
@@ -72,14 +72,12 @@ std::vector<NodeFile> control_plane_files(const PkiState& pki);
 // What a worker gets: /etc/kubernetes/pki/ca.crt (the kubelet's clientCAFile) and
 // /etc/kubernetes/kubelet.conf (0600) holding a fresh system:node:<name> client certificate and
 // key, pointing at the API server. Never a CA key or sa.key (checked; throws if violated).
-std::vector<NodeFile> worker_files(const PkiState& pki, std::string_view node_name,
-                                   std::string_view cluster_name, std::string_view api_server_ip,
-                                   std::time_t now, RandomSource& random);
+std::vector<NodeFile> worker_files(const PkiState& pki, std::string_view node_name, std::string_view cluster_name,
+                                   std::string_view api_server_ip, std::time_t now, RandomSource& random);
 
 // out/admin.kubeconfig: a fresh kubernetes-admin client certificate (see admin_group()).
-std::string admin_kubeconfig(const PkiState& pki, std::string_view cluster_name,
-                             std::string_view api_server_ip, std::string_view kubernetes_version,
-                             std::time_t now, RandomSource& random);
+std::string admin_kubeconfig(const PkiState& pki, std::string_view cluster_name, std::string_view api_server_ip,
+                             std::string_view kubernetes_version, std::time_t now, RandomSource& random);
 
 // "kubeadm join <ip>:6443 --token <token> --discovery-token-ca-cert-hash sha256:<hex>" for
 // joining a machine by hand. Contains the token: print it to the user, never log it.

@@ -54,7 +54,8 @@ std::vector<ArtifactSource> artifact_sources(const ClusterSpec& spec) {
 
   const std::string& runc = spec.runc.version;
   std::string runc_base = fmt::format("https://github.com/opencontainers/runc/releases/download/v{}/", runc);
-  out.push_back({"runc", runc, runc_base + "runc." + kArch, runc_base + "runc.sha256sum", false, "/usr/local/sbin", ""});
+  out.push_back(
+      {"runc", runc, runc_base + "runc." + kArch, runc_base + "runc.sha256sum", false, "/usr/local/sbin", ""});
 
   const std::string& cni = spec.cni_plugins.version;
   std::string cni_url = fmt::format(

@@ -11,13 +11,13 @@
 namespace pibake {
 
 struct ArtifactSource {
-  std::string name;          // "kubelet", "containerd", ...: the lock file's key
-  std::string version;       // as the spec names it ("v1.34.2", "2.1.5")
-  std::string url;           // upstream URL (mirrors are applied when fetching)
-  std::string checksum_url;  // the release's checksum file for it
-  bool archive = false;      // a .tar.gz whose members are installed
-  std::string install_dir;   // where the binary, or the archive's selected members, go
-  std::string member_prefix; // archive members installed: those under this prefix ("bin/"); "" = all
+  std::string name;           // "kubelet", "containerd", ...: the lock file's key
+  std::string version;        // as the spec names it ("v1.34.2", "2.1.5")
+  std::string url;            // upstream URL (mirrors are applied when fetching)
+  std::string checksum_url;   // the release's checksum file for it
+  bool archive = false;       // a .tar.gz whose members are installed
+  std::string install_dir;    // where the binary, or the archive's selected members, go
+  std::string member_prefix;  // archive members installed: those under this prefix ("bin/"); "" = all
 };
 
 // Every artifact for the spec, in a fixed order.

@@ -5,16 +5,16 @@
 //   dhcp/                                           → the gateway's DHCP server
 #include "plan/plan.h"
 
-#include <algorithm>
 #include <fmt/format.h>
+#include <algorithm>
 #include <sstream>
 
 #include "plan/template.h"
 #include "util/error.h"
 #include "util/json.h"
-#include "util/yaml_text.h"
-#include "util/sha256.h"
 #include "util/resources.h"
+#include "util/sha256.h"
+#include "util/yaml_text.h"
 
 namespace pibake {
 namespace {
@@ -51,8 +51,8 @@ std::string render_access(const ClusterSpec& spec) {
     for (const auto& k : a.ssh_authorized_keys) out += "      - " + yaml_quote(k) + "\n";
   }
   if (a.ssh_authorized_keys.empty() && a.password_hash.empty()) {
-    out += "chpasswd:\n  expire: true\n  users:\n    - {name: " + yaml_quote(a.user) +
-           ", password: ubuntu, type: text}\n";
+    out +=
+        "chpasswd:\n  expire: true\n  users:\n    - {name: " + yaml_quote(a.user) + ", password: ubuntu, type: text}\n";
   }
   out += a.ssh_authorized_keys.empty() ? "ssh_pwauth: true\n" : "ssh_pwauth: false\n";
   return out;
@@ -237,7 +237,7 @@ void add_runtime(NodePlan& plan, const ClusterSpec& spec, const std::vector<Reso
   }
   // containerd 1.x reads config version 2, containerd 2.x version 3 (different plugin names).
   std::string tmpl = major_version(spec.containerd.version) >= 2 ? "overlays/containerd/config-v3.toml.tmpl"
-                                                                   : "overlays/containerd/config-v2.toml.tmpl";
+                                                                 : "overlays/containerd/config-v2.toml.tmpl";
   plan.ops.push_back(file_op(Fs::kRoot, "/etc/containerd/config.toml", render_resource(tmpl, vars), tmpl));
 }
 
@@ -297,14 +297,15 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) 
   std::string files;
   for (const FileOp& op : node.ops) {
     if (!files.empty()) files += ",\n";
-    std::string kind = op.kind == FileOp::Kind::kSymlink ? "symlink"
-                       : op.kind == FileOp::Kind::kCopyFile ? "file"
+    std::string kind = op.kind == FileOp::Kind::kSymlink          ? "symlink"
+                       : op.kind == FileOp::Kind::kCopyFile       ? "file"
                        : op.kind == FileOp::Kind::kExtractArchive ? "archive"
-                       : op.kind == FileOp::Kind::kCmdlineTokens ? "cmdline-tokens"
-                       : op.kind == FileOp::Kind::kMkdir ? "directory"
-                       : op.kind == FileOp::Kind::kRemove ? "removed" : "file";
-    files += fmt::format("    {{\"fs\": {}, \"path\": {}, \"kind\": \"{}\", \"mode\": \"{:04o}\"", json_string(to_string(op.fs)),
-                         json_string(op.path), kind, op.mode);
+                       : op.kind == FileOp::Kind::kCmdlineTokens  ? "cmdline-tokens"
+                       : op.kind == FileOp::Kind::kMkdir          ? "directory"
+                       : op.kind == FileOp::Kind::kRemove         ? "removed"
+                                                                  : "file";
+    files += fmt::format("    {{\"fs\": {}, \"path\": {}, \"kind\": \"{}\", \"mode\": \"{:04o}\"",
+                         json_string(to_string(op.fs)), json_string(op.path), kind, op.mode);
     if (op.kind == FileOp::Kind::kWrite) {
       files += fmt::format(", \"size\": {}, \"sha256\": \"{}\"", op.data.size(), sha256_hex(op.data));
     } else if (op.kind == FileOp::Kind::kCopyFile || op.kind == FileOp::Kind::kExtractArchive) {
@@ -327,7 +328,6 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) 
 
 const char* to_string(Fs fs) { return fs == Fs::kBoot ? "system-boot" : "writable"; }
 
-
 std::string ensure_cmdline_tokens(const std::string& existing, const std::string& tokens) {
   auto nl = existing.find('\n');
   std::string first = existing.substr(0, nl);
@@ -349,8 +349,8 @@ uint64_t NodePlan::root_bytes_needed(uint64_t block_size) const {
   uint64_t total = 0;
   for (const FileOp& op : ops) {
     if (op.fs != Fs::kRoot) continue;
-    uint64_t bytes = op.kind == FileOp::Kind::kCopyFile || op.kind == FileOp::Kind::kExtractArchive ? op.size
-                                                                                                    : op.data.size();
+    uint64_t bytes =
+        op.kind == FileOp::Kind::kCopyFile || op.kind == FileOp::Kind::kExtractArchive ? op.size : op.data.size();
     total += (bytes + block_size - 1) / block_size * block_size + block_size;
   }
   return total;
@@ -398,7 +398,8 @@ std::string describe(const BuildPlan& plan) {
           line = fmt::format("edit  {}:{} + {}", to_string(op.fs), op.path, op.data);
           break;
         case FileOp::Kind::kCopyFile:
-          line = fmt::format("copy  {}:{} {} bytes, {:04o} ({})", to_string(op.fs), op.path, op.size, op.mode, op.source);
+          line =
+              fmt::format("copy  {}:{} {} bytes, {:04o} ({})", to_string(op.fs), op.path, op.size, op.mode, op.source);
           break;
         case FileOp::Kind::kExtractArchive:
           line = fmt::format("untar {}:{}/ {} bytes, {:04o} ({}{})", to_string(op.fs), op.path, op.size, op.mode,

@@ -30,7 +30,7 @@ struct FileOp {
   uint32_t mode = 0644;
   uint32_t uid = 0;
   uint32_t gid = 0;
-  std::string source;  // what produced it ("overlays/all/etc/hostname.tmpl"), for --dry-run
+  std::string source;       // what produced it ("overlays/all/etc/hostname.tmpl"), for --dry-run
   std::string source_path;  // kCopyFile, kExtractArchive: the file in the cache
   std::string sha256;       // kCopyFile, kExtractArchive: the artifact's sha256
   uint64_t size = 0;        // kCopyFile, kExtractArchive: bytes installed
@@ -64,8 +64,7 @@ struct PlanInputs {
 
 // Builds the plan for every node in spec.nodes (the spec must have passed validate()).
 // `only` restricts it to the named nodes (--node NAME); an unknown name throws pibake::Error.
-BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only = {},
-                    const PlanInputs& inputs = {});
+BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only = {}, const PlanInputs& inputs = {});
 
 // Where each image records what pibake made of it (read by `pibake inspect`): JSON with the
 // cluster, node, role, address, gateway flag, versions, and every file pibake wrote
@@ -80,6 +79,5 @@ std::string describe(const BuildPlan& plan);
 // (space-separated) that the first line lacks, keeps every other token and their order, and is
 // idempotent: applying it twice changes nothing.
 std::string ensure_cmdline_tokens(const std::string& existing, const std::string& tokens);
-
 
 }  // namespace pibake

@@ -35,8 +35,7 @@ std::optional<Ipv4> Ipv4::parse(std::string_view text) {
 }
 
 std::string Ipv4::str() const {
-  return fmt::format("{}.{}.{}.{}", value >> 24, (value >> 16) & 0xff, (value >> 8) & 0xff,
-                     value & 0xff);
+  return fmt::format("{}.{}.{}.{}", value >> 24, (value >> 16) & 0xff, (value >> 8) & 0xff, value & 0xff);
 }
 
 std::optional<Cidr> Cidr::parse(std::string_view text) {
@@ -62,9 +61,7 @@ Ipv4 Cidr::broadcast() const { return Ipv4{base.value | ~netmask()}; }
 bool Cidr::contains(Ipv4 ip) const { return (ip.value & netmask()) == base.value; }
 
 // Two CIDR blocks either nest or are disjoint, so one containing the other's base is enough.
-bool Cidr::overlaps(const Cidr& other) const {
-  return contains(other.base) || other.contains(base);
-}
+bool Cidr::overlaps(const Cidr& other) const { return contains(other.base) || other.contains(base); }
 
 std::optional<Ipv4Range> Ipv4Range::parse(std::string_view text) {
   size_t dash = text.find('-');

@@ -43,9 +43,7 @@ struct Cidr {
   // The k-th address of the range (base + k); k must be < size().
   Ipv4 at(uint32_t k) const { return Ipv4{base.value + k}; }
 
-  friend bool operator==(const Cidr& a, const Cidr& b) {
-    return a.base == b.base && a.prefix == b.prefix;
-  }
+  friend bool operator==(const Cidr& a, const Cidr& b) { return a.base == b.base && a.prefix == b.prefix; }
 };
 
 // An inclusive range of addresses written "FIRST-LAST" (network.dhcp_range), both strict dotted

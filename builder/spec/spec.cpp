@@ -11,9 +11,7 @@
 
 namespace pibake {
 
-const char* to_string(NodeRole role) {
-  return role == NodeRole::kControlPlane ? "control-plane" : "worker";
-}
+const char* to_string(NodeRole role) { return role == NodeRole::kControlPlane ? "control-plane" : "worker"; }
 
 ClusterSpec default_spec() {
   ClusterSpec spec;
@@ -45,10 +43,9 @@ void apply_node_count(ClusterSpec& spec, int count) {
 }
 
 bool same_settings(const ClusterSpec& a, const ClusterSpec& b) {
-  return a.cluster == b.cluster && a.base_image == b.base_image && a.nodes == b.nodes &&
-         a.network == b.network && a.kubernetes == b.kubernetes && a.containerd == b.containerd &&
-         a.runc == b.runc && a.cni_plugins == b.cni_plugins && a.access == b.access &&
-         a.mirrors == b.mirrors;
+  return a.cluster == b.cluster && a.base_image == b.base_image && a.nodes == b.nodes && a.network == b.network &&
+         a.kubernetes == b.kubernetes && a.containerd == b.containerd && a.runc == b.runc &&
+         a.cni_plugins == b.cni_plugins && a.access == b.access && a.mirrors == b.mirrors;
 }
 
 const NodeSpec* find_node(const ClusterSpec& spec, std::string_view name) {
@@ -83,9 +80,7 @@ std::string format_diagnostic(const ClusterSpec& spec, const Diagnostic& d) {
 
 namespace spec_detail {
 
-std::string item_field(std::string_view list, size_t index) {
-  return fmt::format("{}[{}]", list, index);
-}
+std::string item_field(std::string_view list, size_t index) { return fmt::format("{}[{}]", list, index); }
 
 std::string mirror_field(std::string_view prefix) { return "mirrors[" + quote(prefix) + "]"; }
 
@@ -117,9 +112,7 @@ std::string quote_short(std::string_view value, size_t max) {
   return quote(value.substr(0, max)) + "...";
 }
 
-bool starts_with(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;

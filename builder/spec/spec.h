@@ -27,8 +27,7 @@ inline constexpr int kMaxNodes = 1000;
 
 // Values of kubernetes.cni pibake knows how to install: Flannel with the host-gw backend (routes
 // between nodes on one L2 segment, no encapsulation) or the vxlan backend.
-inline constexpr std::array<std::string_view, 2> kSupportedCnis = {"flannel-host-gw",
-                                                                   "flannel-vxlan"};
+inline constexpr std::array<std::string_view, 2> kSupportedCnis = {"flannel-host-gw", "flannel-vxlan"};
 
 // Where a value came from in cluster.yaml. line/column are 1-based; 0 means "no location"
 // (a built-in default or a command-line override).

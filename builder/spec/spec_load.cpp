@@ -90,8 +90,8 @@ class Loader {
   void load(const YAML::Node& root) {
     if (root.IsNull()) return;  // an empty file (or only comments): the defaults
     if (!check_map(root, "",
-                   {"cluster", "base_image", "nodes", "network", "kubernetes", "containerd", "runc",
-                    "cni_plugins", "access", "mirrors"},
+                   {"cluster", "base_image", "nodes", "network", "kubernetes", "containerd", "runc", "cni_plugins",
+                    "access", "mirrors"},
                    "a map of settings (cluster, nodes, network, ...)")) {
       return;
     }
@@ -153,8 +153,7 @@ class Loader {
   // True when `node` is a map whose keys are all in `known` (any key when `known` is empty);
   // reports a non-map, non-string keys, unknown keys and keys given twice (yaml-cpp would quietly
   // use the first). A missing or empty value is not a map but not a problem: defaults stay.
-  bool check_map(const YAML::Node& node, const std::string& field, Keys known,
-                 const char* expected = "a map") {
+  bool check_map(const YAML::Node& node, const std::string& field, Keys known, const char* expected = "a map") {
     if (!node || node.IsNull()) return false;
     locate(field, node);
     if (!node.IsMap()) {
@@ -165,13 +164,11 @@ class Loader {
     for (auto it = node.begin(); it != node.end(); ++it) {
       SourceLoc key_loc = to_loc(it->first.Mark());
       if (!it->first.IsScalar()) {
-        problem(field, std::string("a key must be a string, found ") + describe(it->first),
-                key_loc);
+        problem(field, std::string("a key must be a string, found ") + describe(it->first), key_loc);
         continue;
       }
       const std::string& key = it->first.Scalar();
-      std::string key_field =
-          field == "mirrors" ? spec_detail::mirror_field(key) : join_field(field, key);
+      std::string key_field = field == "mirrors" ? spec_detail::mirror_field(key) : join_field(field, key);
       if (!seen.insert(key).second) {
         problem(key_field, "duplicate key " + quote(key), key_loc);
       } else if (known.size() > 0 && std::find(known.begin(), known.end(), key) == known.end()) {
@@ -182,8 +179,7 @@ class Loader {
   }
 
   // A string value; a missing or empty value keeps `out`'s default.
-  void read_string(const YAML::Node& map, std::string_view key, const std::string& parent,
-                   std::string& out) {
+  void read_string(const YAML::Node& map, std::string_view key, const std::string& parent, std::string& out) {
     const YAML::Node value = map[std::string(key)];
     if (!value || value.IsNull()) return;
     std::string field = join_field(parent, key);
@@ -281,8 +277,7 @@ class Loader {
       NodeSpec& node = spec_.nodes.emplace_back();
       ListedNode& how = listed_.emplace_back();
       if (!check_map(item, field, {"name", "ip", "role"}, "a map {name, ip, role}")) {
-        if (!item || item.IsNull())
-          unreadable(field, "expected a map {name, ip, role}, found nothing");
+        if (!item || item.IsNull()) unreadable(field, "expected a map {name, ip, role}, found nothing");
         continue;
       }
       read_string(item, "name", field, node.name);
@@ -321,8 +316,7 @@ class Loader {
 
   void load_kubernetes(const YAML::Node& node) {
     if (!check_map(node, "kubernetes",
-                   {"version", "pod_cidr", "service_cidr", "api_server_sans", "cni",
-                    "image_repository"})) {
+                   {"version", "pod_cidr", "service_cidr", "api_server_sans", "cni", "image_repository"})) {
       return;
     }
     KubernetesSpec& k = spec_.kubernetes;
@@ -376,8 +370,7 @@ class Loader {
 // True when `field` is `parent` or lies inside it ("nodes[1].name" inside "nodes[1]").
 bool within(const std::string& field, const std::string& parent) {
   if (parent.empty() || field == parent) return true;
-  return spec_detail::starts_with(field, parent) &&
-         (field[parent.size()] == '.' || field[parent.size()] == '[');
+  return spec_detail::starts_with(field, parent) && (field[parent.size()] == '.' || field[parent.size()] == '[');
 }
 
 }  // namespace

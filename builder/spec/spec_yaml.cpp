@@ -9,8 +9,7 @@ namespace pibake {
 namespace {
 
 // Short lists (and empty ones) read best on one line: dns: [8.8.8.8, 8.8.4.4].
-void emit_strings(YAML::Emitter& out, const char* key, const std::vector<std::string>& values,
-                  bool flow) {
+void emit_strings(YAML::Emitter& out, const char* key, const std::vector<std::string>& values, bool flow) {
   out << YAML::Key << key << YAML::Value;
   if (flow || values.empty()) out << YAML::Flow;
   out << YAML::BeginSeq;
@@ -188,17 +187,15 @@ mirrors: {{}}
 #   "https://dl.k8s.io": "http://127.0.0.1:8080/dl.k8s.io"
 #   "https://github.com": "/srv/mirror/github.com"
 )",
-      fmt::arg("name", d.cluster.name), fmt::arg("domain", d.cluster.domain),
-      fmt::arg("url", d.base_image.url), fmt::arg("count", d.node_count),
-      fmt::arg("subnet", d.network.subnet), fmt::arg("interface", d.network.uplink.interface),
-      fmt::arg("dhcp_range", d.network.dhcp_range), fmt::arg("dns", fmt::join(d.network.dns, ", ")),
-      fmt::arg("k8s_version", d.kubernetes.version), fmt::arg("pod_cidr", d.kubernetes.pod_cidr),
-      fmt::arg("service_cidr", d.kubernetes.service_cidr),
-      fmt::arg("sans", fmt::join(d.kubernetes.api_server_sans, ", ")),
-      fmt::arg("cni", d.kubernetes.cni),
-      fmt::arg("image_repository", d.kubernetes.image_repository),
-      fmt::arg("containerd", d.containerd.version), fmt::arg("runc", d.runc.version),
-      fmt::arg("cni_plugins", d.cni_plugins.version), fmt::arg("user", d.access.user));
+      fmt::arg("name", d.cluster.name), fmt::arg("domain", d.cluster.domain), fmt::arg("url", d.base_image.url),
+      fmt::arg("count", d.node_count), fmt::arg("subnet", d.network.subnet),
+      fmt::arg("interface", d.network.uplink.interface), fmt::arg("dhcp_range", d.network.dhcp_range),
+      fmt::arg("dns", fmt::join(d.network.dns, ", ")), fmt::arg("k8s_version", d.kubernetes.version),
+      fmt::arg("pod_cidr", d.kubernetes.pod_cidr), fmt::arg("service_cidr", d.kubernetes.service_cidr),
+      fmt::arg("sans", fmt::join(d.kubernetes.api_server_sans, ", ")), fmt::arg("cni", d.kubernetes.cni),
+      fmt::arg("image_repository", d.kubernetes.image_repository), fmt::arg("containerd", d.containerd.version),
+      fmt::arg("runc", d.runc.version), fmt::arg("cni_plugins", d.cni_plugins.version),
+      fmt::arg("user", d.access.user));
 }
 
 }  // namespace pibake

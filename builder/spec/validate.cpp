@@ -1,8 +1,8 @@
 // validate(): every semantic rule of the spec, all problems collected in file order of sections.
 // The nodes and network rules are in validate_network.cpp, single-value predicates in
 // validate_values.cpp; docs/spec.md lists every rule.
-#include <cstdio>
 #include <fmt/format.h>
+#include <cstdio>
 
 #include <algorithm>
 
@@ -19,31 +19,27 @@ using spec_detail::quote;
 using spec_detail::quote_short;
 using spec_detail::starts_with;
 
-constexpr const char* kLabelRule =
-    "use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-'";
+constexpr const char* kLabelRule = "use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-'";
 
 void check_cluster(const ClusterSpec& spec, Problems& out) {
   const auto& c = spec.cluster;
   if (c.name.empty()) {
     out.push_back({"cluster.name", "is empty"});
   } else if (!spec_detail::is_dns_label(c.name)) {
-    out.push_back(
-        {"cluster.name", quote(c.name) + " is not a valid name (RFC 1123 label): " + kLabelRule});
+    out.push_back({"cluster.name", quote(c.name) + " is not a valid name (RFC 1123 label): " + kLabelRule});
   }
   if (c.domain.empty()) {
     out.push_back({"cluster.domain", "is empty"});
   } else if (!spec_detail::is_dns_name(c.domain)) {
-    out.push_back({"cluster.domain",
-                   quote(c.domain) + " is not a DNS name: use dot-separated labels of lowercase "
-                                     "letters, digits and '-'"});
+    out.push_back({"cluster.domain", quote(c.domain) + " is not a DNS name: use dot-separated labels of lowercase "
+                                                       "letters, digits and '-'"});
   }
 }
 
 // A download source: https:// (TLS, per the security model), file://, or a local path.
 void check_source(const std::string& field, const std::string& value, Problems& out) {
   size_t scheme_end = value.find("://");
-  if (scheme_end == std::string::npos || starts_with(value, "https://") ||
-      starts_with(value, "file://")) {
+  if (scheme_end == std::string::npos || starts_with(value, "https://") || starts_with(value, "file://")) {
     return;
   }
   out.push_back({field, quote(value) + " is not an https:// URL or a local path: downloads must "
@@ -61,8 +57,7 @@ void check_base_image(const ClusterSpec& spec, Problems& out) {
     }
   }
   if (!b.sha256.empty() && (b.sha256.size() != 64 || !spec_detail::is_hex(b.sha256))) {
-    out.push_back({"base_image.sha256",
-                   quote(b.sha256) + " is not a SHA-256 digest (64 hexadecimal digits)"});
+    out.push_back({"base_image.sha256", quote(b.sha256) + " is not a SHA-256 digest (64 hexadecimal digits)"});
   }
   if (!b.sha256sums.empty()) check_source("base_image.sha256sums", b.sha256sums, out);
 }
@@ -73,8 +68,7 @@ bool is_version(std::string_view v) {
   for (size_t start = 0; start <= v.size(); ++parts) {
     size_t dot = std::min(v.find('.', start), v.size());
     std::string_view part = v.substr(start, dot - start);
-    if (part.empty() ||
-        !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (part.empty() || !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return false;
     }
     start = dot + 1;
@@ -85,41 +79,37 @@ bool is_version(std::string_view v) {
 void check_kubernetes(const ClusterSpec& spec, Problems& out) {
   const auto& k = spec.kubernetes;
   if (!starts_with(k.version, "v") && is_version(k.version)) {
-    out.push_back({"kubernetes.version",
-                   fmt::format("{} is not a Kubernetes version: it needs the leading v (v{})",
-                               quote(k.version), k.version)});
+    out.push_back({"kubernetes.version", fmt::format("{} is not a Kubernetes version: it needs the leading v (v{})",
+                                                     quote(k.version), k.version)});
   } else if (!starts_with(k.version, "v") || !is_version(std::string_view(k.version).substr(1))) {
-    out.push_back(
-        {"kubernetes.version", quote(k.version) + " is not a Kubernetes release like v1.34.2"});
+    out.push_back({"kubernetes.version", quote(k.version) + " is not a Kubernetes release like v1.34.2"});
   } else {
     // pibake writes kubeadm's v1beta4 configuration, which kubeadm reads from 1.31 on.
     int major = 0, minor = 0;
     if (std::sscanf(k.version.c_str(), "v%d.%d", &major, &minor) == 2 && (major != 1 || minor < 31)) {
-      out.push_back({"kubernetes.version",
-                     quote(k.version) + " is too old: pibake supports Kubernetes v1.31 and later "
-                                        "(kubeadm's v1beta4 configuration)"});
+      out.push_back({"kubernetes.version", quote(k.version) + " is too old: pibake supports Kubernetes v1.31 and later "
+                                                              "(kubeadm's v1beta4 configuration)"});
     }
   }
   for (size_t i = 0; i < k.api_server_sans.size(); ++i) {
     const std::string& san = k.api_server_sans[i];
     if (!spec_detail::is_san_dns_name(san) && !Ipv4::parse(san) && !spec_detail::is_ipv6(san)) {
-      out.push_back({item_field("kubernetes.api_server_sans", i),
-                     quote(san) + " is neither a DNS name nor an IP address"});
+      out.push_back(
+          {item_field("kubernetes.api_server_sans", i), quote(san) + " is neither a DNS name nor an IP address"});
     }
   }
   if (std::find(kSupportedCnis.begin(), kSupportedCnis.end(), k.cni) == kSupportedCnis.end()) {
-    out.push_back({"kubernetes.cni", fmt::format("{} is not supported: use {}", quote(k.cni),
-                                                 fmt::join(kSupportedCnis, " or "))});
+    out.push_back({"kubernetes.cni",
+                   fmt::format("{} is not supported: use {}", quote(k.cni), fmt::join(kSupportedCnis, " or "))});
   }
   const std::string& repo = k.image_repository;
   if (repo.empty()) {
     out.push_back({"kubernetes.image_repository", "is empty"});
   } else if (size_t scheme = repo.find("://"); scheme != std::string::npos) {
-    out.push_back({"kubernetes.image_repository",
-                   quote(repo) + " must not include a scheme: write " + repo.substr(scheme + 3)});
+    out.push_back(
+        {"kubernetes.image_repository", quote(repo) + " must not include a scheme: write " + repo.substr(scheme + 3)});
   } else if (repo.find_first_of(" \t\n") != std::string::npos || repo.back() == '/') {
-    out.push_back({"kubernetes.image_repository",
-                   quote(repo) + " is not an image repository like registry.k8s.io"});
+    out.push_back({"kubernetes.image_repository", quote(repo) + " is not an image repository like registry.k8s.io"});
   }
 }
 
@@ -188,14 +178,12 @@ void check_mirrors(const ClusterSpec& spec, Problems& out) {
                prefix.find_first_of(" \t\n") != std::string::npos) {
       out.push_back({field, quote(prefix) + " is not an http:// or https:// URL prefix"});
     }
-    bool url = has_host(replacement, "http://") || has_host(replacement, "https://") ||
-               (starts_with(replacement, "file:///"));
+    bool url =
+        has_host(replacement, "http://") || has_host(replacement, "https://") || (starts_with(replacement, "file:///"));
     if (replacement.empty()) {
       out.push_back({field, "the replacement is empty"});
-    } else if ((!url && !starts_with(replacement, "/")) ||
-               replacement.find_first_of(" \t\n") != std::string::npos) {
-      out.push_back({field, quote(replacement) +
-                                " is not a URL (http://, https://, file:///) or an absolute path"});
+    } else if ((!url && !starts_with(replacement, "/")) || replacement.find_first_of(" \t\n") != std::string::npos) {
+      out.push_back({field, quote(replacement) + " is not a URL (http://, https://, file:///) or an absolute path"});
     }
   }
 }
@@ -221,11 +209,11 @@ std::vector<Diagnostic> spec_warnings(const ClusterSpec& spec) {
   std::vector<Diagnostic> out;
   const UplinkSpec& up = spec.network.uplink;
   if (starts_with(up.interface, "wl") && !up.wifi) {
-    out.push_back({"network.uplink.wifi",
-                   fmt::format("not set: the gateway's {} uplink has no Wi-Fi network to join, so "
-                               "the cluster has no internet access on first boot (set ssid, "
-                               "password and country, or use a wired uplink such as eth1)",
-                               up.interface)});
+    out.push_back(
+        {"network.uplink.wifi", fmt::format("not set: the gateway's {} uplink has no Wi-Fi network to join, so "
+                                            "the cluster has no internet access on first boot (set ssid, "
+                                            "password and country, or use a wired uplink such as eth1)",
+                                            up.interface)});
   }
   return out;
 }

@@ -32,12 +32,10 @@ void check_node_names(const ClusterSpec& spec, Problems& out) {
     if (name.empty()) {
       out.push_back({field, "is missing: every node needs a name"});
     } else if (!is_dns_label(name)) {
-      out.push_back({field, quote(name) +
-                                " is not a valid host name (RFC 1123 label): use 1 to 63 lowercase "
-                                "letters, digits and '-', not starting or ending with '-'"});
+      out.push_back({field, quote(name) + " is not a valid host name (RFC 1123 label): use 1 to 63 lowercase "
+                                          "letters, digits and '-', not starting or ending with '-'"});
     } else if (auto [it, fresh] = first_with_name.emplace(name, i); !fresh) {
-      out.push_back(
-          {field, quote(name) + " is also the name of " + item_field("nodes", it->second)});
+      out.push_back({field, quote(name) + " is also the name of " + item_field("nodes", it->second)});
     }
   }
 }
@@ -51,11 +49,10 @@ void check_roles(const ClusterSpec& spec, Problems& out) {
       first = &node;
       continue;
     }
-    out.push_back(
-        {item_field("nodes", i) + ".role",
-         fmt::format("{} is a second control-plane node ({} is the first): exactly one is "
-                     "supported, HA control planes are not supported yet",
-                     quote(node.name), quote(first->name))});
+    out.push_back({item_field("nodes", i) + ".role",
+                   fmt::format("{} is a second control-plane node ({} is the first): exactly one is "
+                               "supported, HA control planes are not supported yet",
+                               quote(node.name), quote(first->name))});
   }
   if (first == nullptr && !spec.nodes.empty()) {
     out.push_back({"nodes", "no node has role control-plane: exactly one is needed"});
@@ -63,8 +60,7 @@ void check_roles(const ClusterSpec& spec, Problems& out) {
 }
 
 // The node addresses; `subnet` is nullopt when network.subnet is itself reported.
-void check_node_addresses(const ClusterSpec& spec, const std::optional<Cidr>& subnet,
-                          Problems& out) {
+void check_node_addresses(const ClusterSpec& spec, const std::optional<Cidr>& subnet, Problems& out) {
   bool subnet_fits = subnet && spec.nodes.size() <= subnet->host_count();
   std::map<uint32_t, size_t> first_with_ip;
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
@@ -97,8 +93,7 @@ void check_node_addresses(const ClusterSpec& spec, const std::optional<Cidr>& su
 
 void check_nodes(const ClusterSpec& spec, const std::optional<Cidr>& subnet, Problems& out) {
   if (!spec.nodes_listed && (spec.node_count < 1 || spec.node_count > kMaxNodes)) {
-    out.push_back({"nodes.count",
-                   fmt::format("{} is out of range: use 1 to {}", spec.node_count, kMaxNodes)});
+    out.push_back({"nodes.count", fmt::format("{} is out of range: use 1 to {}", spec.node_count, kMaxNodes)});
     return;
   }
   if (spec.nodes.empty()) {
@@ -109,8 +104,8 @@ void check_nodes(const ClusterSpec& spec, const std::optional<Cidr>& subnet, Pro
   check_roles(spec, out);
   check_node_addresses(spec, subnet, out);
   if (!spec.network.gateway.empty() && find_node(spec, spec.network.gateway) == nullptr) {
-    out.push_back({"network.gateway", quote(spec.network.gateway) + " is not one of the nodes (" +
-                                          node_names(spec) + ")"});
+    out.push_back(
+        {"network.gateway", quote(spec.network.gateway) + " is not one of the nodes (" + node_names(spec) + ")"});
   }
 }
 
@@ -123,44 +118,37 @@ std::optional<Cidr> parse_cidr(const std::string& field, const std::string& text
   return Cidr::parse(text);
 }
 
-void check_ranges(const ClusterSpec& spec, const std::optional<Cidr>& subnet,
-                  const std::optional<Cidr>& pods, const std::optional<Cidr>& services,
-                  Problems& out) {
+void check_ranges(const ClusterSpec& spec, const std::optional<Cidr>& subnet, const std::optional<Cidr>& pods,
+                  const std::optional<Cidr>& services, Problems& out) {
   const auto& k = spec.kubernetes;
   if (subnet && spec.nodes.size() > subnet->host_count()) {
-    out.push_back(
-        {"network.subnet",
-         fmt::format("{} is too small: it has {} host addresses and {} are needed (one "
-                     "per node)",
-                     quote(spec.network.subnet), subnet->host_count(), spec.nodes.size())});
+    out.push_back({"network.subnet", fmt::format("{} is too small: it has {} host addresses and {} are needed (one "
+                                                 "per node)",
+                                                 quote(spec.network.subnet), subnet->host_count(), spec.nodes.size())});
   }
   if (pods && subnet && pods->overlaps(*subnet)) {
-    out.push_back(
-        {"kubernetes.pod_cidr", quote(k.pod_cidr) + " overlaps network.subnet " + subnet->str()});
+    out.push_back({"kubernetes.pod_cidr", quote(k.pod_cidr) + " overlaps network.subnet " + subnet->str()});
   }
   if (services && subnet && services->overlaps(*subnet)) {
-    out.push_back({"kubernetes.service_cidr",
-                   quote(k.service_cidr) + " overlaps network.subnet " + subnet->str()});
+    out.push_back({"kubernetes.service_cidr", quote(k.service_cidr) + " overlaps network.subnet " + subnet->str()});
   }
   if (services && pods && services->overlaps(*pods)) {
-    out.push_back({"kubernetes.service_cidr",
-                   quote(k.service_cidr) + " overlaps kubernetes.pod_cidr " + pods->str()});
+    out.push_back({"kubernetes.service_cidr", quote(k.service_cidr) + " overlaps kubernetes.pod_cidr " + pods->str()});
   }
   if (pods) {
-    uint64_t per_node =
-        pods->prefix <= kNodePodPrefix ? uint64_t{1} << (kNodePodPrefix - pods->prefix) : 0;
+    uint64_t per_node = pods->prefix <= kNodePodPrefix ? uint64_t{1} << (kNodePodPrefix - pods->prefix) : 0;
     if (per_node < spec.nodes.size()) {
-      out.push_back({"kubernetes.pod_cidr",
-                     fmt::format("{} is too small: every node gets a /{} of it, so it has room for "
-                                 "{} of the {} nodes",
-                                 quote(k.pod_cidr), kNodePodPrefix, per_node, spec.nodes.size())});
+      out.push_back(
+          {"kubernetes.pod_cidr", fmt::format("{} is too small: every node gets a /{} of it, so it has room for "
+                                              "{} of the {} nodes",
+                                              quote(k.pod_cidr), kNodePodPrefix, per_node, spec.nodes.size())});
     }
   }
   if (services && services->prefix > kMaxServicePrefix) {
-    out.push_back({"kubernetes.service_cidr",
-                   fmt::format("{} is too small: kubeadm puts the cluster DNS at its 10th address, "
-                               "so it must be a /{} or larger",
-                               quote(k.service_cidr), kMaxServicePrefix)});
+    out.push_back(
+        {"kubernetes.service_cidr", fmt::format("{} is too small: kubeadm puts the cluster DNS at its 10th address, "
+                                                "so it must be a /{} or larger",
+                                                quote(k.service_cidr), kMaxServicePrefix)});
   }
 }
 
@@ -190,8 +178,7 @@ void check_dhcp_range(const ClusterSpec& spec, const std::optional<Cidr>& subnet
     out.push_back({field, quote(text) + " includes the network address " + subnet->base.str()});
   }
   if (range->contains(subnet->broadcast())) {
-    out.push_back(
-        {field, quote(text) + " includes the broadcast address " + subnet->broadcast().str()});
+    out.push_back({field, quote(text) + " includes the broadcast address " + subnet->broadcast().str()});
   }
   // A lease handed out on a node's static address would cut that node off. One problem for all
   // such nodes: a large node count against the default pool would otherwise print dozens.
@@ -205,8 +192,8 @@ void check_dhcp_range(const ClusterSpec& spec, const std::optional<Cidr>& subnet
   } else if (!clashes.empty()) {
     size_t total = clashes.size();
     if (total > 4) clashes.resize(3);
-    out.push_back({field, fmt::format("{} includes the addresses of {} nodes: {}{}", quote(text),
-                                      total, fmt::join(clashes, ", "), total > 4 ? ", ..." : "")});
+    out.push_back({field, fmt::format("{} includes the addresses of {} nodes: {}{}", quote(text), total,
+                                      fmt::join(clashes, ", "), total > 4 ? ", ..." : "")});
   }
 }
 
@@ -227,8 +214,7 @@ void check_dns(const ClusterSpec& spec, Problems& out) {
 void validate_nodes_and_network(const ClusterSpec& spec, Problems& out) {
   std::optional<Cidr> subnet = parse_cidr("network.subnet", spec.network.subnet, out);
   std::optional<Cidr> pods = parse_cidr("kubernetes.pod_cidr", spec.kubernetes.pod_cidr, out);
-  std::optional<Cidr> services =
-      parse_cidr("kubernetes.service_cidr", spec.kubernetes.service_cidr, out);
+  std::optional<Cidr> services = parse_cidr("kubernetes.service_cidr", spec.kubernetes.service_cidr, out);
   check_nodes(spec, subnet, out);
   check_ranges(spec, subnet, pods, services, out);
   check_dhcp_range(spec, subnet, out);

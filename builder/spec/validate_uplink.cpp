@@ -18,41 +18,37 @@ constexpr size_t kMaxPassphrase = 63;
 
 bool is_interface_name(std::string_view s) {
   if (s.empty() || s.size() > kMaxInterfaceName || s == "." || s == "..") return false;
-  return std::none_of(s.begin(), s.end(), [](char c) {
-    return c == '/' || c == ':' || static_cast<unsigned char>(c) <= ' ';
-  });
+  return std::none_of(s.begin(), s.end(),
+                      [](char c) { return c == '/' || c == ':' || static_cast<unsigned char>(c) <= ' '; });
 }
 
 bool is_country_code(std::string_view s) {
-  return s.size() == 2 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+  return s.size() == 2 && std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
 void check_wifi(const WifiSpec& wifi, const std::string& interface, Problems& out) {
   if (wifi.ssid.empty()) {
-    out.push_back(
-        {"network.uplink.wifi.ssid",
-         fmt::format("is missing: the Wi-Fi uplink {} needs the network's name", interface)});
+    out.push_back({"network.uplink.wifi.ssid",
+                   fmt::format("is missing: the Wi-Fi uplink {} needs the network's name", interface)});
   } else if (wifi.ssid.size() > kMaxSsid) {
-    out.push_back(
-        {"network.uplink.wifi.ssid", fmt::format("{} is {} bytes long: an SSID has at most {}",
-                                                 quote(wifi.ssid), wifi.ssid.size(), kMaxSsid)});
+    out.push_back({"network.uplink.wifi.ssid", fmt::format("{} is {} bytes long: an SSID has at most {}",
+                                                           quote(wifi.ssid), wifi.ssid.size(), kMaxSsid)});
   }
   if (wifi.country.empty()) {
-    out.push_back({"network.uplink.wifi.country",
-                   "is missing: Wi-Fi needs the regulatory domain's country code, like GB"});
+    out.push_back(
+        {"network.uplink.wifi.country", "is missing: Wi-Fi needs the regulatory domain's country code, like GB"});
   } else if (!is_country_code(wifi.country)) {
-    out.push_back({"network.uplink.wifi.country",
-                   quote(wifi.country) + " is not a country code: use two upper-case letters "
-                                         "(ISO 3166-1 alpha-2), like GB"});
+    out.push_back({"network.uplink.wifi.country", quote(wifi.country) +
+                                                      " is not a country code: use two upper-case letters "
+                                                      "(ISO 3166-1 alpha-2), like GB"});
   }
   // The passphrase is never quoted: messages end up in terminals and logs.
   size_t n = wifi.password.size();
   if (n != 0 && (n < kMinPassphrase || n > kMaxPassphrase)) {
-    out.push_back({"network.uplink.wifi.password",
-                   fmt::format("has {} characters: a WPA passphrase has {} to {} (leave it empty "
-                               "for an open network)",
-                               n, kMinPassphrase, kMaxPassphrase)});
+    out.push_back(
+        {"network.uplink.wifi.password", fmt::format("has {} characters: a WPA passphrase has {} to {} (leave it empty "
+                                                     "for an open network)",
+                                                     n, kMinPassphrase, kMaxPassphrase)});
   }
 }
 
@@ -68,13 +64,11 @@ void validate_uplink(const ClusterSpec& spec, Problems& out) {
                    "\"eth0\" is the cluster network: the uplink must be another interface (wlan0, "
                    "eth1, ...)"});
   } else if (!is_interface_name(up.interface)) {
-    out.push_back(
-        {"network.uplink.interface", quote(up.interface) + " is not a network interface name"});
+    out.push_back({"network.uplink.interface", quote(up.interface) + " is not a network interface name"});
   }
   if (up.wifi && !wifi_interface) {
-    out.push_back(
-        {"network.uplink.wifi", "is set, but " + quote(up.interface) +
-                                    " is not a Wi-Fi interface (their names start with \"wl\")"});
+    out.push_back({"network.uplink.wifi",
+                   "is set, but " + quote(up.interface) + " is not a Wi-Fi interface (their names start with \"wl\")"});
   } else if (up.wifi) {
     check_wifi(*up.wifi, up.interface, out);
   }

@@ -77,9 +77,7 @@ bool is_dns_name(std::string_view s) {
   }
 }
 
-bool is_san_dns_name(std::string_view s) {
-  return is_dns_name(starts_with(s, "*.") ? s.substr(2) : s);
-}
+bool is_san_dns_name(std::string_view s) { return is_dns_name(starts_with(s, "*.") ? s.substr(2) : s); }
 
 bool is_ipv6(std::string_view s) {
   in6_addr addr{};
@@ -88,14 +86,12 @@ bool is_ipv6(std::string_view s) {
 
 bool is_linux_user_name(std::string_view s) {
   if (s.empty() || s.size() > 32 || (s[0] >= '0' && s[0] <= '9') || s[0] == '-') return false;
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return is_lower_alnum(c) || c == '_' || c == '-'; });
+  return std::all_of(s.begin(), s.end(), [](char c) { return is_lower_alnum(c) || c == '_' || c == '-'; });
 }
 
 bool is_hex(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-  });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); });
 }
 
 std::optional<std::string> ssh_key_problem(std::string_view line) {
@@ -119,8 +115,7 @@ std::optional<std::string> ssh_key_problem(std::string_view line) {
   if (blob->size() < 4) return "the key data is too short";
   uint32_t length = (uint32_t{static_cast<uint8_t>((*blob)[0])} << 24) |
                     (uint32_t{static_cast<uint8_t>((*blob)[1])} << 16) |
-                    (uint32_t{static_cast<uint8_t>((*blob)[2])} << 8) |
-                    uint32_t{static_cast<uint8_t>((*blob)[3])};
+                    (uint32_t{static_cast<uint8_t>((*blob)[2])} << 8) | uint32_t{static_cast<uint8_t>((*blob)[3])};
   if (length > blob->size() - 4) return "the key data is cut short";
   std::string_view inner = std::string_view(*blob).substr(4, length);
   if (inner != type) return "the key data is a " + quote(inner) + " key, not " + quote(type);

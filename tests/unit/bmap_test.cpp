@@ -79,7 +79,8 @@ TEST_CASE("a damaged bmap file is refused, naming the file") {
   std::string text = render_bmap(make_bmap(make_sparse(dir, 4ull << 20)));
   std::string damaged = text;
   damaged.replace(damaged.find("<Range"), 6, "<Range ");
-  CHECK_THROWS_WITH(parse_bmap(damaged, "node-1.img.bmap"), Catch::Contains("node-1.img.bmap: the bmap file is damaged"));
+  CHECK_THROWS_WITH(parse_bmap(damaged, "node-1.img.bmap"),
+                    Catch::Contains("node-1.img.bmap: the bmap file is damaged"));
   CHECK_THROWS_WITH(parse_bmap("<bmap version=\"1.3\">", "old.bmap"), Catch::Contains("version 1.3 is not supported"));
 }
 
@@ -106,7 +107,12 @@ TEST_CASE("a truncated zstd stream is an error, not a short image") {
   REQUIRE(truncate(r.path.c_str(), static_cast<off_t>(r.bytes / 2)) == 0);
   auto in = open_decompressor(r.path, Compression::kZstd);
   std::string buf(1 << 20, '\0');
-  CHECK_THROWS_AS([&] { while (in->read(buf.data(), buf.size()) > 0) {} }(), pibake::Error);
+  CHECK_THROWS_AS(
+      [&] {
+        while (in->read(buf.data(), buf.size()) > 0) {
+        }
+      }(),
+      pibake::Error);
 }
 
 TEST_CASE("flash refuses mounted, fixed, partition and oversized devices") {

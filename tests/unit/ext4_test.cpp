@@ -100,9 +100,7 @@ std::string dot_slashes(int n) {
   return s;
 }
 
-std::string sha256(const std::string& path) {
-  return t::must_run({"sha256sum", path}).substr(0, 64);
-}
+std::string sha256(const std::string& path) { return t::must_run({"sha256sum", path}).substr(0, 64); }
 
 uint64_t dumpe2fs_free_blocks(const std::string& spec) {
   std::string out = t::must_run({"dumpe2fs", "-h", spec});
@@ -255,9 +253,8 @@ TEST_CASE("Ext4Fs writes a 5 MB file byte-exact, with holes for zero blocks", "[
     ::close(fd);
     CHECK(fs.read_file("/usr/lib/blob") == data);
     CHECK(fs.read_file("/usr/lib/streamed") == data);
-    CHECK_THROWS_WITH(
-        fs.write_file_from("/usr/lib/unreadable", -1),
-        Contains("while writing /usr/lib/unreadable") && Contains("cannot read the source"));
+    CHECK_THROWS_WITH(fs.write_file_from("/usr/lib/unreadable", -1),
+                      Contains("while writing /usr/lib/unreadable") && Contains("cannot read the source"));
     CHECK_FALSE(fs.exists("/usr/lib/unreadable"));
   }
   require_fsck_clean(disk.spec);
@@ -320,18 +317,15 @@ TEST_CASE("Ext4Fs creates and replaces symlinks, fast and slow", "[ext4]") {
     CHECK(fs.read_file("/etc/systemd/slow/foo.service") == "[Service]\nExecStart=/bin/foo\n");
     CHECK_THROWS_WITH(fs.symlink("/etc", "/x"), Contains("is a directory"));
     CHECK_THROWS_WITH(fs.symlink("/etc/x", ""), Contains("empty"));
-    CHECK_THROWS_WITH(fs.symlink("/etc/x", std::string(5000, 'a')),
-                      Contains("longer than a block"));
+    CHECK_THROWS_WITH(fs.symlink("/etc/x", std::string(5000, 'a')), Contains("longer than a block"));
   }
   require_fsck_clean(disk.spec);
   std::string st = debugfs(disk.spec, "stat " + wants + "foo.service");
   CHECK_THAT(st, Contains("Type: symlink"));
   CHECK_THAT(st, Contains("Fast link dest: \"/usr/lib/systemd/system/foo.service\""));
-  CHECK_THAT(debugfs(disk.spec, "stat " + wants + "ssh.service"),
-             Contains("Fast link dest: \"/dev/null\""));
+  CHECK_THAT(debugfs(disk.spec, "stat " + wants + "ssh.service"), Contains("Fast link dest: \"/dev/null\""));
   CHECK_THAT(debugfs(disk.spec, "stat /etc/hostname"), Contains("Type: symlink"));
-  CHECK_THAT(debugfs(disk.spec, "stat /usr/lib/systemd/system/ssh.service"),
-             Contains("Type: regular"));
+  CHECK_THAT(debugfs(disk.spec, "stat /usr/lib/systemd/system/ssh.service"), Contains("Type: regular"));
   CHECK(debugfs(disk.spec, "cat /etc/systemd/slow") == slow_target);  // target in a data block
 }
 
@@ -358,8 +352,7 @@ TEST_CASE("Ext4Fs removes files and symlinks, not directories", "[ext4]") {
   CHECK_THAT(ls, !Contains("hosts"));
   CHECK_THAT(ls, !Contains("resolv.conf"));
   CHECK_THAT(ls, Contains("hostname"));
-  CHECK_THAT(debugfs(disk.spec, "ls -l /etc/systemd/system/multi-user.target.wants"),
-             !Contains("ssh.service"));
+  CHECK_THAT(debugfs(disk.spec, "ls -l /etc/systemd/system/multi-user.target.wants"), !Contains("ssh.service"));
 }
 
 TEST_CASE("Ext4Fs writes through /lib into /usr/lib", "[ext4]") {
@@ -398,11 +391,11 @@ TEST_CASE("Ext4Fs keeps every path inside the image, whatever its symlinks say",
   t::FixtureOptions opts;
   opts.root_dir = extra.path();
   Disk disk(opts);
-  const std::string probe = "pibake-escape-probe-" + std::to_string(::getpid()) + "-" +
-                            std::to_string(std::random_device{}());
+  const std::string probe =
+      "pibake-escape-probe-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
   auto host_untouched = [&] {
-    for (const std::string& dir : {std::string("/"), std::string("/etc"), std::string("/tmp"),
-                                   disk.dir.path(), extra.path(), stdfs::current_path().string()}) {
+    for (const std::string& dir : {std::string("/"), std::string("/etc"), std::string("/tmp"), disk.dir.path(),
+                                   extra.path(), stdfs::current_path().string()}) {
       INFO(dir);
       CHECK_FALSE(stdfs::exists(stdfs::path(dir) / probe));
     }
@@ -477,8 +470,7 @@ TEST_CASE("Ext4Fs grows a directory that runs out of room", "[ext4]") {
   require_fsck_clean(disk.spec);
   std::string ls = debugfs(disk.spec, "ls -l /var/lib/many");
   std::size_t count = 0;
-  for (std::size_t pos = ls.find("file-"); pos != std::string::npos;
-       pos = ls.find("file-", pos + 1)) {
+  for (std::size_t pos = ls.find("file-"); pos != std::string::npos; pos = ls.find("file-", pos + 1)) {
     ++count;
   }
   CHECK(count == 300);
@@ -542,8 +534,7 @@ TEST_CASE("Ext4Fs adds to and removes from an htree-indexed directory, reproduci
       CHECK(debugfs_content(disk.spec, "/usr/share/big/entry-with-a-long-name-1") == "replaced");
       CHECK_THAT(debugfs(disk.spec, "stat /usr/share/big/link-with-a-longer-name-99"),
                  Contains("Fast link dest: \"new-1\""));
-      CHECK_THAT(debugfs(disk.spec, "stat /usr/share/big/dir-with-a-longer-name-99"),
-                 Contains("Type: directory"));
+      CHECK_THAT(debugfs(disk.spec, "stat /usr/share/big/dir-with-a-longer-name-99"), Contains("Type: directory"));
       CHECK_THAT(debugfs(disk.spec, "ls /usr/share/big"), !Contains("entry-with-a-long-name-3 "));
       CHECK_THAT(debugfs(disk.spec, "htree /usr/share/big"), Contains("Root node dump"));
       CHECK(sha256(disk.img.path) == sha256(copy));
@@ -748,8 +739,7 @@ TEST_CASE("Ext4Fs reads inline-data symlinks and writes on an inline_data filesy
     fs.write_file("/inline-link/large", random_bytes(20000, 8));
     fs.mkdir_p("/var/many");
     for (int i = 0; i < 100; ++i) fs.write_file("/var/many/entry-" + std::to_string(i), "x");
-    fs.symlink("/another-inline-link",
-               "/usr/lib/deep/directory/for/inline/symlink/targets/./././././f");
+    fs.symlink("/another-inline-link", "/usr/lib/deep/directory/for/inline/symlink/targets/./././././f");
     CHECK(fs.read_file("/another-inline-link") == "found\n");
     fs.write_file("/inline-link/small", "replaced\n");
   }
@@ -771,8 +761,7 @@ TEST_CASE("Ext4Fs keeps hard links and frees extended-attribute blocks", "[ext4]
   opts.root_dir = tree.path();
   Disk disk(opts);
   t::write_text(disk.dir / "xattr", random_bytes(900, 10));  // too big for the inode: own block
-  t::must_run({"debugfs", "-w", "-R",
-               "ea_set -f " + (disk.dir / "xattr") + " /etc/hostname user.big", disk.spec});
+  t::must_run({"debugfs", "-w", "-R", "ea_set -f " + (disk.dir / "xattr") + " /etc/hostname user.big", disk.spec});
   REQUIRE_THAT(debugfs(disk.spec, "stat /etc/hostname"), !Contains("File ACL: 0"));
   {
     Ext4Fs fs = disk.open();

@@ -78,8 +78,8 @@ std::set<std::string> mdir_bare(const Volume& v, const std::string& path = "", b
 std::string mdir_line(const std::string& listing, const std::string& long_name) {
   std::stringstream ss(listing);
   for (std::string line; std::getline(ss, line);) {
-    if (line.size() > long_name.size() && line.compare(line.size() - long_name.size() - 1, std::string::npos,
-                                                       " " + long_name) == 0)
+    if (line.size() > long_name.size() &&
+        line.compare(line.size() - long_name.size() - 1, std::string::npos, " " + long_name) == 0)
       return line;
   }
   return "";
@@ -170,8 +170,10 @@ struct EnvGuard {
     if (had) old = v;
   }
   ~EnvGuard() {
-    if (had) setenv(name.c_str(), old.c_str(), 1);
-    else unsetenv(name.c_str());
+    if (had)
+      setenv(name.c_str(), old.c_str(), 1);
+    else
+      unsetenv(name.c_str());
   }
 };
 
@@ -294,7 +296,7 @@ TEST_CASE("Long names and names that collide in 8.3 form get unique short aliase
   std::set<std::string> names;
   for (const auto& e : fs.list("")) names.insert(e.name);
   for (const auto& [name, data] : files) CHECK(names.count(name) == 1);
-  CHECK(names.count(utf8_name) == 1);  // UTF-8 -> UCS-2 -> UTF-8 is exact
+  CHECK(names.count(utf8_name) == 1);                               // UTF-8 -> UCS-2 -> UTF-8 is exact
   CHECK(fs.read_file("CAF\xc3\xa9-\xe2\x82\xac.TXT") == "utf8\n");  // only ASCII folds case
   CHECK(fs.read_file("lower.TXT") == "lower\n");
   CHECK(fs.read_file("netwoR~3") == "two\n");
@@ -481,7 +483,7 @@ TEST_CASE("A boot sector that is not FAT is rejected with the reason", "[fat]") 
     poke(v.path, v.offset, original);
   };
   with_byte(510, 0, "no 0x55AA");
-  with_byte(12, 3, "bytes per sector is 768");      // 0x0300
+  with_byte(12, 3, "bytes per sector is 768");  // 0x0300
   with_byte(13, 3, "sectors per cluster is 3");
   with_byte(16, 0, "the number of FATs is 0");
   with_byte(14, 0, "no reserved sectors");
@@ -548,7 +550,8 @@ TEST_CASE("FAT16: files, directories, and a full fixed root directory", "[fat]")
     // 512 root slots; "boot" and cmdline.txt take two.
     for (int i = 0; i < 510; ++i) fs.write_file("F" + std::to_string(i), "");
     uint64_t free_before = fs.free_bytes();
-    CHECK_THROWS_WITH(fs.write_file("one-too-many", "x"), Contains(": one-too-many: the root directory is full (512 entries"));
+    CHECK_THROWS_WITH(fs.write_file("one-too-many", "x"),
+                      Contains(": one-too-many: the root directory is full (512 entries"));
     CHECK_FALSE(fs.exists("one-too-many"));
     CHECK(fs.free_bytes() == free_before);
     CHECK(fs.remove("F0"));

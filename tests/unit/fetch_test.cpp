@@ -1,10 +1,10 @@
 // Downloads, the cache and the base image source, against a server on 127.0.0.1 (never the internet).
-#include <sys/stat.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
 
@@ -35,7 +35,8 @@ FetchOptions quick() {
 size_t count_files(const std::string& dir) {
   std::error_code ec;
   size_t n = 0;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec); it != std::filesystem::recursive_directory_iterator(); ++it)
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       it != std::filesystem::recursive_directory_iterator(); ++it)
     if (it->is_regular_file()) ++n;
   return n;
 }
@@ -210,14 +211,17 @@ TEST_CASE("archive members under the prefix are handed out, and unsafe archives 
     std::string path = dir / name;
     must_run({"python3", "-c",
               "import io,tarfile,sys\nt=tarfile.open(sys.argv[1],'w:gz')\n"
-              "i=tarfile.TarInfo('ok'); i.size=2; t.addfile(i, io.BytesIO(b'ok'))\n" + member_py,
+              "i=tarfile.TarInfo('ok'); i.size=2; t.addfile(i, io.BytesIO(b'ok'))\n" +
+                  member_py,
               path});
     return path;
   };
   std::string abs = make_bad("abs.tgz", "i=tarfile.TarInfo('/etc/passwd'); i.size=1; t.addfile(i, io.BytesIO(b'x'))\n");
   std::string dots = make_bad("dots.tgz", "i=tarfile.TarInfo('a/../../x'); i.size=1; t.addfile(i, io.BytesIO(b'x'))\n");
-  std::string link = make_bad("link.tgz", "i=tarfile.TarInfo('l'); i.type=tarfile.SYMTYPE; i.linkname='/etc'; t.addfile(i)\n");
-  std::string hard = make_bad("hard.tgz", "i=tarfile.TarInfo('h'); i.type=tarfile.LNKTYPE; i.linkname='ok'; t.addfile(i)\n");
+  std::string link =
+      make_bad("link.tgz", "i=tarfile.TarInfo('l'); i.type=tarfile.SYMTYPE; i.linkname='/etc'; t.addfile(i)\n");
+  std::string hard =
+      make_bad("hard.tgz", "i=tarfile.TarInfo('h'); i.type=tarfile.LNKTYPE; i.linkname='ok'; t.addfile(i)\n");
   int handed_out = 0;
   auto count = [&](const std::string&, std::string_view, uint32_t) { ++handed_out; };
   CHECK_THROWS_WITH(for_each_archive_file(abs, "", count), Catch::Contains("absolute"));

@@ -32,10 +32,9 @@ TEST_CASE("An IPv4 address prints as the dotted quad it was parsed from", "[net]
 }
 
 TEST_CASE("IPv4 parsing rejects anything but four plain decimal octets", "[net]") {
-  const char* bad = GENERATE("256.0.0.1", "1.2.3.256", "1000.0.0.1", "1.2.3", "1.2.3.4.5", "",
-                             "1..2.3", "1.2.3.", ".1.2.3", "010.0.0.1", "1.02.3.4", "00.0.0.0",
-                             " 1.2.3.4", "1.2.3.4 ", "1. 2.3.4", "+1.2.3.4", "1.2.3.-4", "a.b.c.d",
-                             "0x1.2.3.4", "1.2.3.4/24", "1,2,3,4", "1.2.3.4\n");
+  const char* bad = GENERATE("256.0.0.1", "1.2.3.256", "1000.0.0.1", "1.2.3", "1.2.3.4.5", "", "1..2.3", "1.2.3.",
+                             ".1.2.3", "010.0.0.1", "1.02.3.4", "00.0.0.0", " 1.2.3.4", "1.2.3.4 ", "1. 2.3.4",
+                             "+1.2.3.4", "1.2.3.-4", "a.b.c.d", "0x1.2.3.4", "1.2.3.4/24", "1,2,3,4", "1.2.3.4\n");
   INFO("input: \"" << bad << "\"");
   CHECK_FALSE(Ipv4::parse(bad));
 }
@@ -57,10 +56,9 @@ TEST_CASE("A CIDR range parses into its base and prefix", "[net]") {
 }
 
 TEST_CASE("CIDR parsing rejects host bits, bad prefixes and missing parts", "[net]") {
-  const char* bad =
-      GENERATE("10.0.0.5/24", "10.0.0.0/4", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0", "/24",
-               "10.0.0.0/024", "10.0.0.0/ 24", "10.0.0.0/24 ", "10.0.0.0/-1", "10.0.0.0/+8",
-               "10.0.0.0/24/24", "10.0.0/24", "10.0.0.256/24", "10.0.0.0/2a");
+  const char* bad = GENERATE("10.0.0.5/24", "10.0.0.0/4", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0", "/24", "10.0.0.0/024",
+                             "10.0.0.0/ 24", "10.0.0.0/24 ", "10.0.0.0/-1", "10.0.0.0/+8", "10.0.0.0/24/24",
+                             "10.0.0/24", "10.0.0.256/24", "10.0.0.0/2a");
   INFO("input: \"" << bad << "\"");
   CHECK_FALSE(Cidr::parse(bad));
 }
@@ -129,9 +127,8 @@ TEST_CASE("An address range parses FIRST-LAST and contains both ends", "[net]") 
 }
 
 TEST_CASE("Address range parsing rejects spaces, other separators and bad addresses", "[net]") {
-  const char* bad =
-      GENERATE("10.0.0.100 - 10.0.0.200", "10.0.0.100..10.0.0.200", "10.0.0.100", "10.0.0.100-",
-               "-10.0.0.200", "10.0.0.100-10.0.0.300", "10.0.0.1-10.0.0.2-10.0.0.3", "");
+  const char* bad = GENERATE("10.0.0.100 - 10.0.0.200", "10.0.0.100..10.0.0.200", "10.0.0.100", "10.0.0.100-",
+                             "-10.0.0.200", "10.0.0.100-10.0.0.300", "10.0.0.1-10.0.0.2-10.0.0.3", "");
   INFO("input: \"" << bad << "\"");
   CHECK_FALSE(Ipv4Range::parse(bad));
 }

@@ -1,6 +1,6 @@
 // Partition tables (libfdisk), sparse copies and root growth, checked with sfdisk, du and e2fsck.
-#include <sys/stat.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,7 +71,8 @@ TEST_CASE("a sparse copy is byte-identical and keeps the holes", "[partitions]")
   CopyStats stats = copy_sparse(img.path, fd, copy);
   close(fd);
   CHECK(must_run({"cmp", img.path, copy}).empty());
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   REQUIRE(stat(img.path.c_str(), &a) == 0);
   REQUIRE(stat(copy.c_str(), &b) == 0);
   CHECK(a.st_size == b.st_size);
@@ -109,8 +110,9 @@ TEST_CASE("growing a GPT image moves the backup table to the new end", "[partiti
   ScratchDir dir;
   std::string img = dir / "gpt.img";
   must_run({"truncate", "-s", "64M", img});
-  must_run({"sfdisk", "-q", img}, "label: gpt\nstart=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n"
-                                  "start=34816, size=65536, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n");
+  must_run({"sfdisk", "-q", img},
+           "label: gpt\nstart=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n"
+           "start=34816, size=65536, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n");
   std::string fs = dir / "root.fs";
   must_run({"mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", fs, "32M"});
   must_run({"dd", "if=" + fs, "of=" + img, "bs=512", "seek=34816", "conv=notrunc,sparse", "status=none"});

@@ -4,11 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <yaml-cpp/yaml.h>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <regex>
 #include <set>
-#include <yaml-cpp/yaml.h>
 
 #include "pki/pki.h"
 #include "pki/state.h"
@@ -57,9 +57,7 @@ const CertKeyPair& test_ca() {
   return ca;
 }
 
-std::string base64_decode(const std::string& b64) {
-  return must_run({"openssl", "base64", "-d", "-A"}, b64);
-}
+std::string base64_decode(const std::string& b64) { return must_run({"openssl", "base64", "-d", "-A"}, b64); }
 
 }  // namespace
 
@@ -73,7 +71,8 @@ TEST_CASE("a CA is a self-signed RSA-2048 certificate valid for ten years", "[pk
   CHECK_THAT(text, Contains("Public-Key: (2048 bit)"));
   CHECK_THAT(text, Contains("Signature Algorithm: sha256WithRSAEncryption"));
   CHECK_THAT(text, Contains("X509v3 Basic Constraints: critical\n                CA:TRUE"));
-  CHECK_THAT(text, Contains("X509v3 Key Usage: critical\n                Digital Signature, Certificate Sign, CRL Sign"));
+  CHECK_THAT(text,
+             Contains("X509v3 Key Usage: critical\n                Digital Signature, Certificate Sign, CRL Sign"));
   CHECK_THAT(text, Contains("X509v3 Subject Key Identifier"));
   CHECK_THAT(text, Contains("X509v3 Authority Key Identifier"));
   // kubeadm's 5-minute backdate, and caCertificateValidityPeriod 87600h = 3650 days.
@@ -88,8 +87,8 @@ TEST_CASE("a CA is a self-signed RSA-2048 certificate valid for ten years", "[pk
 
 TEST_CASE("serial numbers are 128 bits from the injected random source", "[pki]") {
   ScratchDir dir;
-  PatternRandom pattern({0x81, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c,
-                         0x0d, 0x0e, 0x0f, 0x10});
+  PatternRandom pattern(
+      {0x81, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10});
   write_text(dir / "ca.crt", create_ca(kEtcdCaName, kNow, pattern).cert_pem);
   CHECK(must_run({"openssl", "x509", "-noout", "-serial", "-in", dir / "ca.crt"}) ==
         "serial=8102030405060708090A0B0C0D0E0F10\n");
@@ -113,11 +112,11 @@ TEST_CASE("a leaf verifies against its CA and carries the requested names and us
   write_text(dir / "leaf.crt", leaf.cert_pem);
   write_text(dir / "leaf.key", leaf.key_pem);
 
-  CHECK_THAT(must_run({"openssl", "verify", "-attime", kAtTime, "-purpose", "sslserver", "-CAfile",
-                       dir / "ca.crt", dir / "leaf.crt"}),
+  CHECK_THAT(must_run({"openssl", "verify", "-attime", kAtTime, "-purpose", "sslserver", "-CAfile", dir / "ca.crt",
+                       dir / "leaf.crt"}),
              Contains("leaf.crt: OK"));
-  CHECK_THAT(must_run({"openssl", "verify", "-attime", kAtTime, "-purpose", "sslclient", "-CAfile",
-                       dir / "ca.crt", dir / "leaf.crt"}),
+  CHECK_THAT(must_run({"openssl", "verify", "-attime", kAtTime, "-purpose", "sslclient", "-CAfile", dir / "ca.crt",
+                       dir / "leaf.crt"}),
              Contains("leaf.crt: OK"));
   std::string text = text_of(dir / "leaf.crt");
   CHECK_THAT(text, Contains("DNS:kubernetes, DNS:kubernetes.cluster.home, IP Address:10.96.0.1, "
@@ -145,8 +144,8 @@ TEST_CASE("client certificates name the user in CN and the groups in O", "[pki]"
   std::string kubelet = text_of(dir / "kubelet.crt");
   CHECK_THAT(kubelet, Contains("Subject: O = system:nodes, CN = system:node:node-2\n"));
   CHECK_THAT(kubelet, Contains("TLS Web Client Authentication"));
-  CHECK_THAT(must_run({"openssl", "verify", "-attime", kAtTime, "-purpose", "sslclient", "-CAfile",
-                       dir / "ca.crt", dir / "kubelet.crt"}),
+  CHECK_THAT(must_run({"openssl", "verify", "-attime", kAtTime, "-purpose", "sslclient", "-CAfile", dir / "ca.crt",
+                       dir / "kubelet.crt"}),
              Contains(": OK"));
   // A worker may be flashed long after the build: its kubelet certificate ends with the CA.
   CHECK(cert_not_after(read_text(dir / "kubelet.crt")) == cert_not_after(test_ca().cert_pem));
@@ -222,7 +221,8 @@ TEST_CASE("kubeconfigs parse as YAML and kubectl accepts them", "[pki]") {
   struct Expect {
     std::string file, user;
   };
-  for (const Expect& e : {Expect{"admin.kubeconfig", "kubernetes-admin"}, Expect{"kubelet.conf", "system:node:node-3"}}) {
+  for (const Expect& e :
+       {Expect{"admin.kubeconfig", "kubernetes-admin"}, Expect{"kubelet.conf", "system:node:node-3"}}) {
     INFO(e.file);
     YAML::Node y = YAML::LoadFile(dir / e.file);
     CHECK(y["apiVersion"].as<std::string>() == "v1");
@@ -289,9 +289,9 @@ TEST_CASE("the state dir is created 0700 with 0600 keys and reused on later runs
   CHECK(second.etcd_ca.key_pem == first.etcd_ca.key_pem);
   CHECK(second.sa_key_pem == first.sa_key_pem);
   CHECK(second.bootstrap_token == first.bootstrap_token);
-  CHECK(kubeadm_join_command(second, "10.0.0.1") ==
-        "kubeadm join 10.0.0.1:6443 --token " + first.bootstrap_token +
-            " --discovery-token-ca-cert-hash " + discovery_hash(first.cluster_ca.cert_pem));
+  CHECK(kubeadm_join_command(second, "10.0.0.1") == "kubeadm join 10.0.0.1:6443 --token " + first.bootstrap_token +
+                                                        " --discovery-token-ca-cert-hash " +
+                                                        discovery_hash(first.cluster_ca.cert_pem));
 }
 
 TEST_CASE("a state dir open to group or others or owned by someone else is refused", "[pki]") {
@@ -302,7 +302,9 @@ TEST_CASE("a state dir open to group or others or owned by someone else is refus
 
   chmod(state.c_str(), 0755);
   CHECK_THROWS_WITH(load_or_create(state, kNow, system_random()),
-                    "state dir " + state + " has mode 0755; it holds the cluster's CA keys and must be 0700 (run: chmod 700 " + state + ")");
+                    "state dir " + state +
+                        " has mode 0755; it holds the cluster's CA keys and must be 0700 (run: chmod 700 " + state +
+                        ")");
   chmod(state.c_str(), 0700);
   chmod((state + "/pki/etcd").c_str(), 0750);
   CHECK_THROWS_WITH(load_or_create(state, kNow, system_random()), Contains("pki/etcd has mode 0750"));
@@ -330,8 +332,9 @@ TEST_CASE("a partial or inconsistent PKI is refused and left untouched", "[pki]"
 
   SECTION("ca.crt without ca.key") {
     std::filesystem::remove(state + "/pki/ca.key");
-    CHECK_THROWS_WITH(load_or_create(state, kNow, system_random()),
-                      Contains(state + "/pki is incomplete (missing: ca.key)") && Contains("move " + state + "/pki away"));
+    CHECK_THROWS_WITH(
+        load_or_create(state, kNow, system_random()),
+        Contains(state + "/pki is incomplete (missing: ca.key)") && Contains("move " + state + "/pki away"));
     CHECK_FALSE(std::filesystem::exists(state + "/pki/ca.key"));
     CHECK(read_text(state + "/pki/ca.crt") == pki.cluster_ca.cert_pem);
   }
@@ -341,7 +344,8 @@ TEST_CASE("a partial or inconsistent PKI is refused and left untouched", "[pki]"
     chmod((other / "s").c_str(), 0700);
     chmod((other / "s/pki").c_str(), 0700);
     write_text(other / "s/pki/ca.crt", pki.cluster_ca.cert_pem);
-    CHECK_THROWS_WITH(load_or_create(other / "s", kNow, system_random()), Contains("missing: ca.key, front-proxy-ca.crt"));
+    CHECK_THROWS_WITH(load_or_create(other / "s", kNow, system_random()),
+                      Contains("missing: ca.key, front-proxy-ca.crt"));
     CHECK(std::filesystem::directory_iterator(other / "s/pki")->path().filename() == "ca.crt");
   }
   SECTION("a key that does not belong to its certificate") {
@@ -351,7 +355,8 @@ TEST_CASE("a partial or inconsistent PKI is refused and left untouched", "[pki]"
   }
   SECTION("a corrupt certificate") {
     write_text(state + "/pki/etcd/ca.crt", "-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n");
-    CHECK_THROWS_WITH(load_or_create(state, kNow, system_random()), Contains(state + "/pki/etcd/ca.crt: not a PEM certificate"));
+    CHECK_THROWS_WITH(load_or_create(state, kNow, system_random()),
+                      Contains(state + "/pki/etcd/ca.crt: not a PEM certificate"));
   }
   SECTION("sa.pub from another key") {
     write_text(state + "/pki/sa.pub", public_key_pem(generate_rsa_key().get()));
@@ -394,11 +399,14 @@ TEST_CASE("node-1 gets the CAs and the SA key pair while workers get no cluster 
   std::vector<NodeFile> cp = control_plane_files(pki);
   std::vector<std::pair<std::string, mode_t>> got;
   for (const NodeFile& f : cp) got.emplace_back(f.path, f.mode);
-  CHECK(got == std::vector<std::pair<std::string, mode_t>>{
-                   {"/etc/kubernetes/pki/ca.crt", 0644}, {"/etc/kubernetes/pki/ca.key", 0600},
-                   {"/etc/kubernetes/pki/front-proxy-ca.crt", 0644}, {"/etc/kubernetes/pki/front-proxy-ca.key", 0600},
-                   {"/etc/kubernetes/pki/etcd/ca.crt", 0644}, {"/etc/kubernetes/pki/etcd/ca.key", 0600},
-                   {"/etc/kubernetes/pki/sa.key", 0600}, {"/etc/kubernetes/pki/sa.pub", 0644}});
+  CHECK(got == std::vector<std::pair<std::string, mode_t>>{{"/etc/kubernetes/pki/ca.crt", 0644},
+                                                           {"/etc/kubernetes/pki/ca.key", 0600},
+                                                           {"/etc/kubernetes/pki/front-proxy-ca.crt", 0644},
+                                                           {"/etc/kubernetes/pki/front-proxy-ca.key", 0600},
+                                                           {"/etc/kubernetes/pki/etcd/ca.crt", 0644},
+                                                           {"/etc/kubernetes/pki/etcd/ca.key", 0600},
+                                                           {"/etc/kubernetes/pki/sa.key", 0600},
+                                                           {"/etc/kubernetes/pki/sa.pub", 0644}});
   CHECK(cp[1].content == pki.cluster_ca.key_pem);
   CHECK(cp[6].content == pki.sa_key_pem);
 
@@ -412,7 +420,8 @@ TEST_CASE("node-1 gets the CAs and the SA key pair while workers get no cluster 
   for (const NodeFile& f : worker) {
     INFO(f.path);
     CHECK(f.path.find(".key") == std::string::npos);
-    for (const std::string* secret : {&pki.cluster_ca.key_pem, &pki.front_proxy_ca.key_pem, &pki.etcd_ca.key_pem, &pki.sa_key_pem}) {
+    for (const std::string* secret :
+         {&pki.cluster_ca.key_pem, &pki.front_proxy_ca.key_pem, &pki.etcd_ca.key_pem, &pki.sa_key_pem}) {
       CHECK(f.content.find(*secret) == std::string::npos);
       CHECK(f.content.find(base64_encode(*secret)) == std::string::npos);
     }

@@ -54,7 +54,9 @@ TEST_CASE("every node gets its own hostname and cloud-init seed", "[plan]") {
 
 TEST_CASE("the instance-id is stable for the same spec and changes with the seed", "[plan]") {
   ClusterSpec spec = default_spec();
-  auto id_of = [](const ClusterSpec& s) { return find_op(make_plan(s, {"node-2"}).nodes.at(0), Fs::kBoot, "/meta-data")->data; };
+  auto id_of = [](const ClusterSpec& s) {
+    return find_op(make_plan(s, {"node-2"}).nodes.at(0), Fs::kBoot, "/meta-data")->data;
+  };
   std::string first = id_of(spec);
   CHECK(id_of(spec) == first);
   spec.access.ssh_authorized_keys.push_back("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBv me@laptop");

@@ -107,10 +107,9 @@ TEST_CASE("Two specs differing only in where they came from have the same settin
 
 // ---- Loading ----
 
-TEST_CASE("nodes: {count: N} generates node-1..node-N in the subnet wherever it is in the file",
-          "[spec]") {
-  ClusterSpec s = load_clean(
-      "nodes: {count: 3}\nnetwork: {subnet: 172.16.8.0/22, dhcp_range: 172.16.9.0-172.16.9.255}\n");
+TEST_CASE("nodes: {count: N} generates node-1..node-N in the subnet wherever it is in the file", "[spec]") {
+  ClusterSpec s =
+      load_clean("nodes: {count: 3}\nnetwork: {subnet: 172.16.8.0/22, dhcp_range: 172.16.9.0-172.16.9.255}\n");
   REQUIRE(s.nodes.size() == 3);
   CHECK(s.nodes[2] == NodeSpec{"node-3", "172.16.8.3", NodeRole::kWorker});
   CHECK(s.nodes[0].role == NodeRole::kControlPlane);
@@ -180,8 +179,7 @@ TEST_CASE("A problem is printed at its value's line and column", "[spec]") {
         Lines{"cluster.yaml:14:9: nodes[2].ip: \"10.0.0.300\" is not an IPv4 address"});
 }
 
-TEST_CASE("A problem without a location of its own points at its nearest located parent",
-          "[spec]") {
+TEST_CASE("A problem without a location of its own points at its nearest located parent", "[spec]") {
   // nodes[1].ip is a default (10.0.0.2, the gateway's), located at nodes[1]'s entry.
   CHECK(problems_of("nodes:\n  - {name: a, ip: 10.0.0.2}\n  - {name: b}\n") ==
         Lines{"cluster.yaml:3:5: nodes[1].ip: \"10.0.0.2\" is also the address of nodes[0] (a)"});
@@ -198,13 +196,11 @@ TEST_CASE("A problem nothing in the file locates is printed with the file name o
 }
 
 TEST_CASE("Unknown keys are problems, with a suggestion when one is close", "[spec]") {
-  CHECK(
-      problems_of(
-          "network:\n  subnett: 10.0.0.0/24\nclustr: {name: x}\naccess: {ssh_keys: []}\n") ==
-      Lines{"cluster.yaml:2:3: network.subnett: unknown key \"subnett\" (did you mean \"subnet\"?)",
-            "cluster.yaml:3:1: clustr: unknown key \"clustr\" (did you mean \"cluster\"?)",
-            "cluster.yaml:4:10: access.ssh_keys: unknown key \"ssh_keys\" (expected one of: user, "
-            "ssh_authorized_keys, password_hash)"});
+  CHECK(problems_of("network:\n  subnett: 10.0.0.0/24\nclustr: {name: x}\naccess: {ssh_keys: []}\n") ==
+        Lines{"cluster.yaml:2:3: network.subnett: unknown key \"subnett\" (did you mean \"subnet\"?)",
+              "cluster.yaml:3:1: clustr: unknown key \"clustr\" (did you mean \"cluster\"?)",
+              "cluster.yaml:4:10: access.ssh_keys: unknown key \"ssh_keys\" (expected one of: user, "
+              "ssh_authorized_keys, password_hash)"});
 }
 
 TEST_CASE("A key given twice is a problem", "[spec]") {
@@ -219,14 +215,13 @@ TEST_CASE("Values of the wrong type are problems and keep their defaults", "[spe
       "cluster.yaml");
   Lines lines;
   for (const Diagnostic& d : r.problems) lines.push_back(format_diagnostic(r.spec, d));
-  CHECK(lines ==
-        Lines{"cluster.yaml:1:17: cluster.name: expected a string, found a map",
-              "cluster.yaml:2:16: network.dns: expected a list of strings, found a string",
-              "cluster.yaml:2:33: network.subnet: expected a string, found a list",
-              "cluster.yaml:3:16: nodes.count: \"four\" is not a whole number",
-              "cluster.yaml:4:13: kubernetes: expected a map, found a list",
-              "cluster.yaml:5:32: access.ssh_authorized_keys[0]: expected a string, found a "
-              "list"});
+  CHECK(lines == Lines{"cluster.yaml:1:17: cluster.name: expected a string, found a map",
+                       "cluster.yaml:2:16: network.dns: expected a list of strings, found a string",
+                       "cluster.yaml:2:33: network.subnet: expected a string, found a list",
+                       "cluster.yaml:3:16: nodes.count: \"four\" is not a whole number",
+                       "cluster.yaml:4:13: kubernetes: expected a map, found a list",
+                       "cluster.yaml:5:32: access.ssh_authorized_keys[0]: expected a string, found a "
+                       "list"});
   CHECK(r.spec.cluster.name == "pi");
   CHECK(r.spec.nodes.size() == 4);
 }
@@ -297,8 +292,7 @@ TEST_CASE("apply_node_count replaces a listed node list and forgets its location
 }
 
 TEST_CASE("load_spec reads a file and names it in messages; a missing file throws", "[spec]") {
-  CHECK_THROWS_WITH(load_spec("/nonexistent/cluster.yaml"),
-                    Catch::Contains("cannot read /nonexistent/cluster.yaml"));
+  CHECK_THROWS_WITH(load_spec("/nonexistent/cluster.yaml"), Catch::Contains("cannot read /nonexistent/cluster.yaml"));
 }
 
 // ---- Validation rules: each check fails when its rule is removed ----

@@ -56,8 +56,8 @@ inline ClusterSpec load_clean(const std::string& yaml) {
 inline ClusterSpec custom_spec() {
   ClusterSpec s;
   s.cluster = {"lab", "lab.example.org"};
-  s.base_image = {"/srv/images/ubuntu-24.04.3-preinstalled-server-arm64+raspi.img",
-                  std::string(64, 'a'), "https://example.org/SHA256SUMS"};
+  s.base_image = {"/srv/images/ubuntu-24.04.3-preinstalled-server-arm64+raspi.img", std::string(64, 'a'),
+                  "https://example.org/SHA256SUMS"};
   s.nodes_listed = true;
   s.nodes = {{"edge", "192.168.50.10", NodeRole::kWorker},
              {"brain", "192.168.50.11", NodeRole::kControlPlane},
@@ -68,10 +68,9 @@ inline ClusterSpec custom_spec() {
   s.network.uplink = {"wlan1", WifiSpec{"null", "p@ss: #word!", "DE"}};
   s.network.dhcp_range = "192.168.50.200-192.168.50.250";
   s.network.dns = {"1.1.1.1"};
-  s.kubernetes = {
-      "v1.33.1",       "10.200.0.0/16",
-      "10.32.0.0/16",  {"api.lab.example.org", "*.lab.example.org", "192.168.50.11", "fd00::1"},
-      "flannel-vxlan", "mirror.local:5000/k8s"};
+  s.kubernetes = {"v1.33.1",       "10.200.0.0/16",
+                  "10.32.0.0/16",  {"api.lab.example.org", "*.lab.example.org", "192.168.50.11", "fd00::1"},
+                  "flannel-vxlan", "mirror.local:5000/k8s"};
   s.containerd = {"1.7.28"};
   s.runc = {"1.2.6"};
   s.cni_plugins = {"1.7.1"};

@@ -13,8 +13,7 @@ TEST_CASE("Node addresses must be IPv4 host addresses inside the subnet", "[spec
         Lines{"nodes[1].ip: \"10.0.0.0\" is the network address of 10.0.0.0/24"});
   CHECK(problems_with([](ClusterSpec& s) { s.nodes[1].ip = "10.0.0.255"; }) ==
         Lines{"nodes[1].ip: \"10.0.0.255\" is the broadcast address of 10.0.0.0/24"});
-  CHECK(problems_with([](ClusterSpec& s) { s.nodes[1].ip.clear(); }) ==
-        Lines{"nodes[1].ip: is missing"});
+  CHECK(problems_with([](ClusterSpec& s) { s.nodes[1].ip.clear(); }) == Lines{"nodes[1].ip: is missing"});
 }
 
 TEST_CASE("Node names and addresses must be unique", "[spec]") {
@@ -28,8 +27,7 @@ TEST_CASE("Node names must be RFC 1123 labels", "[spec]") {
   const std::string rule =
       " is not a valid host name (RFC 1123 label): use 1 to 63 lowercase letters, digits and "
       "'-', not starting or ending with '-'";
-  for (const std::string& bad :
-       Lines{"Node-1", "node_1", "-node", "node-", "node.1", std::string(64, 'n')}) {
+  for (const std::string& bad : Lines{"Node-1", "node_1", "-node", "node-", "node.1", std::string(64, 'n')}) {
     CHECK(problems_with([&](ClusterSpec& s) { s.nodes[1].name = bad; }) ==
           Lines{"nodes[1].name: \"" + bad + "\"" + rule});
   }
@@ -51,10 +49,8 @@ TEST_CASE("Exactly one node is the control plane", "[spec]") {
 }
 
 TEST_CASE("The gateway must be one of the nodes", "[spec]") {
-  CHECK(
-      problems_with([](ClusterSpec& s) { s.network.gateway = "node-9"; }) ==
-      Lines{
-          "network.gateway: \"node-9\" is not one of the nodes (node-1, node-2, node-3, node-4)"});
+  CHECK(problems_with([](ClusterSpec& s) { s.network.gateway = "node-9"; }) ==
+        Lines{"network.gateway: \"node-9\" is not one of the nodes (node-1, node-2, node-3, node-4)"});
   CHECK(problems_with([](ClusterSpec& s) { s.network.gateway = "node-3"; }) == Lines{});
 }
 
@@ -63,8 +59,7 @@ TEST_CASE("The node count must be between 1 and the maximum", "[spec]") {
     CHECK(problems_with([&](ClusterSpec& s) { apply_node_count(s, count); }) ==
           Lines{"nodes.count: " + std::to_string(count) + " is out of range: use 1 to 1000"});
   }
-  CHECK(problems_of("nodes: []\n") ==
-        Lines{"cluster.yaml:1:8: nodes: no nodes are listed: at least one is needed"});
+  CHECK(problems_of("nodes: []\n") == Lines{"cluster.yaml:1:8: nodes: no nodes are listed: at least one is needed"});
 }
 
 TEST_CASE("CIDR values must parse, without host bits", "[spec]") {
@@ -106,15 +101,13 @@ TEST_CASE("The subnet, pod CIDR and service CIDR must not overlap", "[spec]") {
 }
 
 TEST_CASE("The pod CIDR holds a /24 per node and the service CIDR a DNS address", "[spec]") {
-  CHECK(
-      problems_with([](ClusterSpec& s) { s.kubernetes.pod_cidr = "10.244.0.0/23"; }) ==
-      Lines{"kubernetes.pod_cidr: \"10.244.0.0/23\" is too small: every node gets a /24 of it, so "
-            "it has room for 2 of the 4 nodes"});
+  CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.pod_cidr = "10.244.0.0/23"; }) ==
+        Lines{"kubernetes.pod_cidr: \"10.244.0.0/23\" is too small: every node gets a /24 of it, so "
+              "it has room for 2 of the 4 nodes"});
   CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.pod_cidr = "10.244.0.0/22"; }) == Lines{});
-  CHECK(
-      problems_with([](ClusterSpec& s) { s.kubernetes.service_cidr = "10.96.0.0/29"; }) ==
-      Lines{"kubernetes.service_cidr: \"10.96.0.0/29\" is too small: kubeadm puts the cluster DNS "
-            "at its 10th address, so it must be a /28 or larger"});
+  CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.service_cidr = "10.96.0.0/29"; }) ==
+        Lines{"kubernetes.service_cidr: \"10.96.0.0/29\" is too small: kubeadm puts the cluster DNS "
+              "at its 10th address, so it must be a /28 or larger"});
 }
 
 TEST_CASE("The DHCP pool is a FIRST-LAST range of free host addresses in the subnet", "[spec]") {
@@ -143,8 +136,7 @@ TEST_CASE("The DHCP pool is a FIRST-LAST range of free host addresses in the sub
   CHECK(problems_with([](ClusterSpec& s) { apply_node_count(s, 150); }) ==
         Lines{"network.dhcp_range: \"10.0.0.100-10.0.0.200\" includes the addresses of 51 nodes: "
               "node-100 (10.0.0.100), node-101 (10.0.0.101), node-102 (10.0.0.102), ..."});
-  CHECK(with_range("") ==
-        Lines{"network.dhcp_range: is empty: give a pool like 10.0.0.100-10.0.0.200"});
+  CHECK(with_range("") == Lines{"network.dhcp_range: is empty: give a pool like 10.0.0.100-10.0.0.200"});
   CHECK(with_range("10.0.0.5-10.0.0.5") == Lines{});
 }
 
@@ -160,8 +152,7 @@ TEST_CASE("The cluster name is a label and the domain a DNS name", "[spec]") {
   CHECK(problems_with([](ClusterSpec& s) { s.cluster.name = "my_cluster"; }) ==
         Lines{"cluster.name: \"my_cluster\" is not a valid name (RFC 1123 label): use 1 to 63 "
               "lowercase letters, digits and '-', not starting or ending with '-'"});
-  CHECK(problems_with([](ClusterSpec& s) { s.cluster.name = ""; }) ==
-        Lines{"cluster.name: is empty"});
+  CHECK(problems_with([](ClusterSpec& s) { s.cluster.name = ""; }) == Lines{"cluster.name: is empty"});
   for (const char* bad : {"cluster..home", ".home", "home.", "Cluster.Home", "a_b.home"}) {
     CHECK(problems_with([&](ClusterSpec& s) { s.cluster.domain = bad; }) ==
           Lines{std::string("cluster.domain: \"") + bad +
@@ -185,38 +176,32 @@ TEST_CASE("The uplink is a named interface other than eth0", "[spec]") {
 }
 
 TEST_CASE("A Wi-Fi uplink needs an SSID, a country code and a WPA passphrase or none", "[spec]") {
-  auto with_wifi = [](WifiSpec wifi) {
-    return problems_with([&](ClusterSpec& s) { s.network.uplink.wifi = wifi; });
-  };
+  auto with_wifi = [](WifiSpec wifi) { return problems_with([&](ClusterSpec& s) { s.network.uplink.wifi = wifi; }); };
   CHECK(with_wifi({"home", "correct horse", "GB"}) == Lines{});
   CHECK(with_wifi({"cafe", "", "FR"}) == Lines{});  // an open network
-  CHECK(
-      with_wifi({"", "correct horse", ""}) ==
-      Lines{"network.uplink.wifi.ssid: is missing: the Wi-Fi uplink wlan0 needs the network's "
-            "name",
-            "network.uplink.wifi.country: is missing: Wi-Fi needs the regulatory domain's country "
-            "code, like GB"});
+  CHECK(with_wifi({"", "correct horse", ""}) ==
+        Lines{"network.uplink.wifi.ssid: is missing: the Wi-Fi uplink wlan0 needs the network's "
+              "name",
+              "network.uplink.wifi.country: is missing: Wi-Fi needs the regulatory domain's country "
+              "code, like GB"});
   CHECK(with_wifi({std::string(33, 's'), "correct horse", "GB"}) ==
-        Lines{"network.uplink.wifi.ssid: \"" + std::string(33, 's') +
-              "\" is 33 bytes long: an SSID has at most 32"});
+        Lines{"network.uplink.wifi.ssid: \"" + std::string(33, 's') + "\" is 33 bytes long: an SSID has at most 32"});
   CHECK(with_wifi({"home", "correct horse", "gb"}) ==
         Lines{"network.uplink.wifi.country: \"gb\" is not a country code: use two upper-case "
               "letters (ISO 3166-1 alpha-2), like GB"});
   CHECK(with_wifi({"home", "secret", "GB"}) ==
         Lines{"network.uplink.wifi.password: has 6 characters: a WPA passphrase has 8 to 63 (leave "
               "it empty for an open network)"});
-  CHECK(
-      with_wifi({"home", std::string(64, 'p'), "GB"}) ==
-      Lines{"network.uplink.wifi.password: has 64 characters: a WPA passphrase has 8 to 63 (leave "
-            "it empty for an open network)"});
+  CHECK(with_wifi({"home", std::string(64, 'p'), "GB"}) ==
+        Lines{"network.uplink.wifi.password: has 64 characters: a WPA passphrase has 8 to 63 (leave "
+              "it empty for an open network)"});
 }
 
 TEST_CASE("Wi-Fi settings on a wired uplink are a problem", "[spec]") {
   CHECK(problems_with([](ClusterSpec& s) {
           s.network.uplink = {"eth1", WifiSpec{"home", "correct horse", "GB"}};
-        }) ==
-        Lines{"network.uplink.wifi: is set, but \"eth1\" is not a Wi-Fi interface (their names "
-              "start with \"wl\")"});
+        }) == Lines{"network.uplink.wifi: is set, but \"eth1\" is not a Wi-Fi interface (their names "
+                    "start with \"wl\")"});
 }
 
 TEST_CASE("Versions are vX.Y.Z for Kubernetes and X.Y.Z for the other components", "[spec]") {
@@ -225,8 +210,7 @@ TEST_CASE("Versions are vX.Y.Z for Kubernetes and X.Y.Z for the other components
               "(v1.34.2)"});
   for (const char* bad : {"v1.34", "v1.34.2-rc.1", "latest", "v1.34.x", ""}) {
     CHECK(problems_with([&](ClusterSpec& s) { s.kubernetes.version = bad; }) ==
-          Lines{std::string("kubernetes.version: \"") + bad +
-                "\" is not a Kubernetes release like v1.34.2"});
+          Lines{std::string("kubernetes.version: \"") + bad + "\" is not a Kubernetes release like v1.34.2"});
   }
   CHECK(problems_with([](ClusterSpec& s) { s.containerd.version = "v2.1.5"; }) ==
         Lines{"containerd.version: \"v2.1.5\" has a leading \"v\": write 2.1.5 (the release tag "
@@ -245,8 +229,7 @@ TEST_CASE("The CNI is one pibake supports", "[spec]") {
 
 TEST_CASE("API server SANs are DNS names or IP addresses", "[spec]") {
   CHECK(problems_with([](ClusterSpec& s) {
-          s.kubernetes.api_server_sans = {"k8s.home", "*.home",   "10.0.0.1",
-                                          "fd00::1",  "bad_name", "https://k8s.home"};
+          s.kubernetes.api_server_sans = {"k8s.home", "*.home", "10.0.0.1", "fd00::1", "bad_name", "https://k8s.home"};
         }) == Lines{"kubernetes.api_server_sans[4]: \"bad_name\" is neither a DNS name nor an IP "
                     "address",
                     "kubernetes.api_server_sans[5]: \"https://k8s.home\" is neither a DNS name nor "
@@ -254,8 +237,7 @@ TEST_CASE("API server SANs are DNS names or IP addresses", "[spec]") {
 }
 
 TEST_CASE("The image repository is a registry path without a scheme", "[spec]") {
-  CHECK(problems_with(
-            [](ClusterSpec& s) { s.kubernetes.image_repository = "https://registry.k8s.io"; }) ==
+  CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.image_repository = "https://registry.k8s.io"; }) ==
         Lines{"kubernetes.image_repository: \"https://registry.k8s.io\" must not include a scheme: "
               "write registry.k8s.io"});
   CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.image_repository = ""; }) ==
@@ -263,19 +245,16 @@ TEST_CASE("The image repository is a registry path without a scheme", "[spec]") 
   CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.image_repository = "registry.k8s.io/"; }) ==
         Lines{"kubernetes.image_repository: \"registry.k8s.io/\" is not an image repository like "
               "registry.k8s.io"});
-  CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.image_repository = "mirror:5000/k8s"; }) ==
-        Lines{});
+  CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.image_repository = "mirror:5000/k8s"; }) == Lines{});
 }
 
 TEST_CASE("The login user is an ordinary Linux user name", "[spec]") {
-  CHECK(
-      problems_with([](ClusterSpec& s) { s.access.user = "Admin"; }) ==
-      Lines{"access.user: \"Admin\" is not a valid Linux user name: use lowercase letters, digits, "
-            "'_' and '-', starting with a letter or '_', at most 32 characters"});
+  CHECK(problems_with([](ClusterSpec& s) { s.access.user = "Admin"; }) ==
+        Lines{"access.user: \"Admin\" is not a valid Linux user name: use lowercase letters, digits, "
+              "'_' and '-', starting with a letter or '_', at most 32 characters"});
   CHECK(problems_with([](ClusterSpec& s) { s.access.user = "root"; }) ==
         Lines{"access.user: \"root\" cannot be the login user: name an ordinary user"});
-  CHECK(problems_with([](ClusterSpec& s) { s.access.user = ""; }) ==
-        Lines{"access.user: is empty"});
+  CHECK(problems_with([](ClusterSpec& s) { s.access.user = ""; }) == Lines{"access.user: is empty"});
   CHECK(problems_with([](ClusterSpec& s) { s.access.user = "_svc-pi2"; }) == Lines{});
 }
 
@@ -297,9 +276,8 @@ TEST_CASE("SSH keys are public key lines of a known type", "[spec]") {
               "key: the key data is not base64"});
   // The ed25519 key's data under the rsa type: a copy-paste slip sshd would reject silently.
   std::string swapped = "ssh-rsa" + std::string(kEd25519Key).substr(11);
-  CHECK(with_key(swapped) ==
-        Lines{"access.ssh_authorized_keys[0]: \"ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIDv9cpKm\"... is "
-              "not an SSH public key: the key data is a \"ssh-ed25519\" key, not \"ssh-rsa\""});
+  CHECK(with_key(swapped) == Lines{"access.ssh_authorized_keys[0]: \"ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIDv9cpKm\"... is "
+                                   "not an SSH public key: the key data is a \"ssh-ed25519\" key, not \"ssh-rsa\""});
   CHECK(with_key("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n") ==
         Lines{"access.ssh_authorized_keys[0]: is a private key: give the public key (the .pub "
               "file) and keep the private key secret"});
@@ -309,14 +287,12 @@ TEST_CASE("SSH keys are public key lines of a known type", "[spec]") {
   CHECK(with_key("") == Lines{"access.ssh_authorized_keys[0]: is empty"});
 }
 
-TEST_CASE("The password hash is a crypt(3) hash and a plaintext password is never echoed",
-          "[spec]") {
+TEST_CASE("The password hash is a crypt(3) hash and a plaintext password is never echoed", "[spec]") {
   CHECK(problems_with([](ClusterSpec& s) { s.access.password_hash = kHash; }) == Lines{});
   Lines plaintext = problems_with([](ClusterSpec& s) { s.access.password_hash = "hunter22"; });
-  CHECK(plaintext ==
-        Lines{"access.password_hash: is not a crypt(3) hash (it must start with \"$\", "
-              "like the output of \"mkpasswd -m sha-512\"): never put a plaintext "
-              "password in the spec"});
+  CHECK(plaintext == Lines{"access.password_hash: is not a crypt(3) hash (it must start with \"$\", "
+                           "like the output of \"mkpasswd -m sha-512\"): never put a plaintext "
+                           "password in the spec"});
   CHECK(plaintext[0].find("hunter22") == std::string::npos);
   CHECK(problems_with([](ClusterSpec& s) { s.access.password_hash = "$6$only-salt"; }) ==
         Lines{"access.password_hash: is not a crypt(3) hash of the form $id$salt$hash (like the "
@@ -325,15 +301,12 @@ TEST_CASE("The password hash is a crypt(3) hash and a plaintext password is neve
 
 TEST_CASE("The base image is an https URL or a path to an .img or .img.xz", "[spec]") {
   CHECK(problems_with([](ClusterSpec& s) { s.base_image.url = "ubuntu.img"; }) == Lines{});
-  CHECK(problems_with([](ClusterSpec& s) { s.base_image.url = "file:///srv/ubuntu.img.xz"; }) ==
-        Lines{});
-  CHECK(problems_with(
-            [](ClusterSpec& s) { s.base_image.url = "http://example.org/ubuntu.img.xz"; }) ==
+  CHECK(problems_with([](ClusterSpec& s) { s.base_image.url = "file:///srv/ubuntu.img.xz"; }) == Lines{});
+  CHECK(problems_with([](ClusterSpec& s) { s.base_image.url = "http://example.org/ubuntu.img.xz"; }) ==
         Lines{"base_image.url: \"http://example.org/ubuntu.img.xz\" is not an https:// URL or a "
               "local path: downloads must use TLS (a mirror may point elsewhere)"});
-  CHECK(
-      problems_with([](ClusterSpec& s) { s.base_image.url = "https://example.org/ubuntu.iso"; }) ==
-      Lines{"base_image.url: \"https://example.org/ubuntu.iso\" is not an .img or .img.xz file"});
+  CHECK(problems_with([](ClusterSpec& s) { s.base_image.url = "https://example.org/ubuntu.iso"; }) ==
+        Lines{"base_image.url: \"https://example.org/ubuntu.iso\" is not an .img or .img.xz file"});
   CHECK(problems_with([](ClusterSpec& s) { s.base_image.url.clear(); }) ==
         Lines{"base_image.url: is empty: give the Ubuntu image's URL or a local path"});
   CHECK(problems_with([](ClusterSpec& s) { s.base_image.sha256sums = "ftp://example.org/SUMS"; }) ==
@@ -343,11 +316,9 @@ TEST_CASE("The base image is an https URL or a path to an .img or .img.xz", "[sp
 
 TEST_CASE("The base image digest is 64 hexadecimal digits", "[spec]") {
   CHECK(problems_with([](ClusterSpec& s) { s.base_image.sha256 = std::string(63, 'f'); }) ==
-        Lines{"base_image.sha256: \"" + std::string(63, 'f') +
-              "\" is not a SHA-256 digest (64 hexadecimal digits)"});
+        Lines{"base_image.sha256: \"" + std::string(63, 'f') + "\" is not a SHA-256 digest (64 hexadecimal digits)"});
   CHECK(problems_with([](ClusterSpec& s) { s.base_image.sha256 = std::string(64, 'g'); }) ==
-        Lines{"base_image.sha256: \"" + std::string(64, 'g') +
-              "\" is not a SHA-256 digest (64 hexadecimal digits)"});
+        Lines{"base_image.sha256: \"" + std::string(64, 'g') + "\" is not a SHA-256 digest (64 hexadecimal digits)"});
 }
 
 TEST_CASE("Mirrors map http(s) URL prefixes to URLs or absolute paths", "[spec]") {
@@ -363,8 +334,7 @@ TEST_CASE("Mirrors map http(s) URL prefixes to URLs or absolute paths", "[spec]"
   CHECK(with_mirror("https://", "/srv") ==
         Lines{"mirrors[\"https://\"]: \"https://\" is not an http:// or https:// URL prefix"});
   CHECK(with_mirror("", "/srv") == Lines{"mirrors[\"\"]: the URL prefix is empty"});
-  CHECK(with_mirror("https://dl.k8s.io", "") ==
-        Lines{"mirrors[\"https://dl.k8s.io\"]: the replacement is empty"});
+  CHECK(with_mirror("https://dl.k8s.io", "") == Lines{"mirrors[\"https://dl.k8s.io\"]: the replacement is empty"});
   CHECK(with_mirror("https://dl.k8s.io", "mirror/dl.k8s.io") ==
         Lines{"mirrors[\"https://dl.k8s.io\"]: \"mirror/dl.k8s.io\" is not a URL (http://, "
               "https://, file:///) or an absolute path"});

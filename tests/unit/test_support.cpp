@@ -96,8 +96,9 @@ std::string read_text(const std::string& path) {
 HttpServer::HttpServer(const std::string& root, const std::vector<std::string>& extra_args) {
   std::string port_file = state_ / "port", log_file = state_ / "log";
   write_text(log_file, "");
-  std::vector<std::string> argv = {find_tool("python3"), std::string(PIBAKE_SOURCE_DIR) + "/tests/fixtures/http_server.py",
-                                   root, port_file, log_file};
+  std::vector<std::string> argv = {find_tool("python3"),
+                                   std::string(PIBAKE_SOURCE_DIR) + "/tests/fixtures/http_server.py", root, port_file,
+                                   log_file};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   REQUIRE(!argv[0].empty());
   std::fflush(nullptr);
@@ -111,8 +112,10 @@ HttpServer::HttpServer(const std::string& root, const std::vector<std::string>& 
   }
   for (int i = 0; i < 500 && port_ == 0; ++i) {
     std::string text = read_text(port_file);
-    if (!text.empty()) port_ = std::stoi(text);
-    else usleep(10000);
+    if (!text.empty())
+      port_ = std::stoi(text);
+    else
+      usleep(10000);
   }
   REQUIRE(port_ != 0);
 }
@@ -127,14 +130,22 @@ void HttpServer::stop() {
   }
 }
 
-std::string HttpServer::url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+std::string HttpServer::url(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(port_) + path;
+}
 
 std::string HttpServer::log() const { return read_text(state_ / "log"); }
 
 FixtureImage make_fixture_image(const std::string& path, const FixtureOptions& opts) {
-  std::vector<std::string> argv = {"bash", std::string(PIBAKE_SOURCE_DIR) + "/tests/fixtures/make-base-image.sh",
-                                   path, "--boot-mib", std::to_string(opts.boot_mib), "--root-mib",
-                                   std::to_string(opts.root_mib), "--root-fs", opts.root_fs};
+  std::vector<std::string> argv = {"bash",
+                                   std::string(PIBAKE_SOURCE_DIR) + "/tests/fixtures/make-base-image.sh",
+                                   path,
+                                   "--boot-mib",
+                                   std::to_string(opts.boot_mib),
+                                   "--root-mib",
+                                   std::to_string(opts.root_mib),
+                                   "--root-fs",
+                                   opts.root_fs};
   if (!opts.boot_dir.empty()) argv.insert(argv.end(), {"--boot-dir", opts.boot_dir});
   if (!opts.root_dir.empty()) argv.insert(argv.end(), {"--root-dir", opts.root_dir});
   std::string out = must_run(argv);
@@ -142,8 +153,8 @@ FixtureImage make_fixture_image(const std::string& path, const FixtureOptions& o
   img.path = path;
   unsigned long long bo = 0, bs = 0, ro = 0, rs = 0;
   std::string last = out.substr(out.rfind("boot_offset="));
-  REQUIRE(std::sscanf(last.c_str(), "boot_offset=%llu boot_size=%llu root_offset=%llu root_size=%llu", &bo,
-                      &bs, &ro, &rs) == 4);
+  REQUIRE(std::sscanf(last.c_str(), "boot_offset=%llu boot_size=%llu root_offset=%llu root_size=%llu", &bo, &bs, &ro,
+                      &rs) == 4);
   img.boot_offset = bo;
   img.boot_size = bs;
   img.root_offset = ro;

@@ -61,7 +61,7 @@ class HttpServer {
   void stop();
   int port() const { return port_; }
   std::string url(const std::string& path) const;  // "http://127.0.0.1:PORT" + path
-  std::string log() const;                          // "GET /path bytes=N-" lines
+  std::string log() const;                         // "GET /path bytes=N-" lines
 
  private:
   ScratchDir state_;
