@@ -43,7 +43,9 @@ std::string read_all(const std::string& path) {
   char buf[65536];
   ssize_t n;
   while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  int e = errno;
   close(fd);
+  if (n < 0) throw Error(path + ": " + std::strerror(e));
   return out;
 }
 
@@ -84,14 +86,34 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
   make_dirs(dir_ + "/partial");
   std::string part = dir_ + "/partial/" + sha256 + ".part";
   if (is_local_source(source)) {
-    // A local file or a mirror directory: hash it in place, then copy it in.
+    // A local file or a mirror directory: copied in while hashed, committed only when it matches.
     std::string path = local_path(source);
-    std::string got = sha256_file(path);
+    int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) throw Error(what + ": " + path + ": " + std::strerror(errno));
+    AtomicFile out(blob, 0644);
+    Sha256 h;
+    std::vector<char> buf(1 << 20);
+    ssize_t n;
+    while ((n = read(in, buf.data(), buf.size())) > 0) {
+      h.update(buf.data(), static_cast<size_t>(n));
+      for (ssize_t done = 0; done < n;) {
+        ssize_t w = write(out.fd(), buf.data() + done, static_cast<size_t>(n - done));
+        if (w <= 0) {
+          int e = errno;
+          close(in);
+          throw Error("cannot store " + blob + ": " + std::strerror(e));
+        }
+        done += w;
+      }
+    }
+    int e = errno;
+    close(in);
+    if (n < 0) throw Error(what + ": " + path + ": " + std::strerror(e));
+    std::string got = h.hex_digest();
     if (got != sha256) {
       throw Error(fmt::format("checksum mismatch for {} ({}): expected sha256 {}, got {}", what, path, sha256, got));
     }
-    std::string data = read_all(path);
-    write_file_atomic(blob, data, 0644);
+    out.commit();
     return blob;
   }
   if (offline) {
@@ -107,6 +129,11 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
     unlink(part.c_str());  // nothing unverified is kept, not even for resuming
     throw Error(fmt::format("checksum mismatch for {} downloaded from {}: expected sha256 {}, got {}", what, source,
                             sha256, got));
+  }
+  int fd = open(part.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    fsync(fd);  // a blob's name promises its content: on disk before the rename
+    close(fd);
   }
   if (rename(part.c_str(), blob.c_str()) != 0) throw Error("cannot store " + blob + ": " + std::strerror(errno));
   return blob;
@@ -126,6 +153,10 @@ std::string Cache::get_text(Fetcher& fetcher, const std::string& source, bool of
   std::string text = read_all(tmp);
   if (rename(tmp.c_str(), path.c_str()) != 0) throw Error("cannot store " + path + ": " + std::strerror(errno));
   return text;
+}
+
+void Cache::drop_text(const std::string& source) {
+  if (!is_local_source(source)) unlink((dir_ + "/text/" + sha256_hex(source)).c_str());
 }
 
 std::string Cache::decompressed_image(const std::string& xz_path, const std::string& xz_sha256) {

@@ -28,6 +28,10 @@ class Cache {
   // build can still read it. Not verified: it is the thing checksums come from.
   std::string get_text(Fetcher& fetcher, const std::string& source, bool offline, const std::string& what);
 
+  // Forgets a cached text that turned out useless (a checksum file without the wanted entry:
+  // a captive portal's page, say), so the next run fetches it again.
+  void drop_text(const std::string& source);
+
   // The raw image decompressed (sparse) from the .xz file `xz_path` whose sha256 is `xz_sha256`,
   // made on first use and kept as images/<xz_sha256>.img.
   std::string decompressed_image(const std::string& xz_path, const std::string& xz_sha256);

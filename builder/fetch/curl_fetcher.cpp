@@ -33,6 +33,24 @@ void global_init() {
   (void)done;
 }
 
+// Every download goes over TLS (product brief, security model). Plain http is accepted only from
+// this machine itself (a local mirror: 127.0.0.0/8, localhost, [::1]), where there is no wire to
+// tamper with; the sha256 is checked either way.
+bool is_https(const std::string& url) { return url.rfind("https://", 0) == 0; }
+
+void check_transport(const std::string& url) {
+  if (is_https(url)) return;
+  if (url.rfind("http://", 0) == 0) {
+    std::string host = url.substr(7, url.find_first_of("/?#", 7) - 7);
+    if (host.rfind("[::1]", 0) == 0) return;
+    host = host.substr(0, host.rfind(':') == std::string::npos ? host.size() : host.rfind(':'));
+    if (host == "localhost" || host.rfind("127.", 0) == 0) return;
+  }
+  throw Error("refusing to download " + url +
+              ": pibake downloads over https only (plain http only from a mirror on this machine, such as "
+              "http://127.0.0.1:8080/…)");
+}
+
 uint64_t file_size(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
@@ -53,6 +71,7 @@ class CurlFetcher : public Fetcher {
   explicit CurlFetcher(FetchOptions opts) : opts_(opts) { global_init(); }
 
   void fetch(const std::string& url, const std::string& dest) override {
+    check_transport(url);
     std::string last_error;
     int backoff = opts_.first_backoff_ms;
     for (int attempt = 1; attempt <= opts_.attempts; ++attempt) {
@@ -126,9 +145,10 @@ class CurlFetcher : public Fetcher {
     curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(curl.get(), CURLOPT_MAXREDIRS, 10L);
-    // Redirects may not downgrade to plain HTTP or leave for file:// and friends.
-    curl_easy_setopt(curl.get(), CURLOPT_REDIR_PROTOCOLS_STR, "https,http");
-    curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "https,http");
+    // Redirects may not downgrade an https download to plain http, nor leave for file:// and friends.
+    const char* protocols = is_https(url) ? "https" : "https,http";
+    curl_easy_setopt(curl.get(), CURLOPT_REDIR_PROTOCOLS_STR, protocols);
+    curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, protocols);
     curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);

@@ -10,9 +10,12 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -109,8 +112,6 @@ void write_node_images(const BaseImage& base, const BuildPlan& plan, const Build
       try {
         auto start = std::chrono::steady_clock::now();
         NodeImageResult r = write_node_image(base, node, opts.out_dir);
-        // compressed copy, on request: next to the sparse .img, which stays the default output.
-        if (opts.compress != Compression::kNone) compress_image(r.path, opts.compress);
         std::lock_guard<std::mutex> lock(mu);
         fmt::print("{}: {} ({}, {}){} in {:.1f} s\n", r.path, node.node.name, node.node.ip, to_string(node.node.role),
                    r.grown ? ", root filesystem grown" : "", seconds_since(start));
@@ -122,11 +123,23 @@ void write_node_images(const BaseImage& base, const BuildPlan& plan, const Build
       }
     }
   };
+  // Signals go to this thread only: the clean-up handler then never runs while a worker is
+  // half-way through registering a temporary file.
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&block, sig);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
   std::vector<std::thread> threads;
   for (unsigned j = 1; j < jobs; ++j) threads.emplace_back(worker);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   worker();
   for (std::thread& t : threads) t.join();
   if (first_error) std::rethrow_exception(first_error);
+  // compressed copies, on request, next to the sparse images (which stay the default output): one
+  // at a time, as each encoder already uses every core.
+  if (opts.compress != Compression::kNone) {
+    for (const NodePlan& node : plan.nodes) compress_image(opts.out_dir + "/" + node.image_file, opts.compress);
+  }
 }
 
 }  // namespace
@@ -196,7 +209,10 @@ void run_build(const BuildOptions& opts) {
   write_file_atomic(opts.out_dir + "/cluster.yaml", to_yaml(spec), 0600);
   std::string join = write_admin_kubeconfig(spec, state_dir, opts.out_dir);
   fmt::print("kubectl --kubeconfig {}/admin.kubeconfig get nodes   # once the cluster is up\n", opts.out_dir);
-  fmt::print("to join another machine by hand:\n  {}\n", join);
+  fmt::print(
+      "to join another machine by hand, within 24 h of node-1's first boot (later, run\n"
+      "`kubeadm token create --print-join-command` on node-1):\n  {}\n",
+      join);
   fmt::print("{} image{} written to {}/ in {:.1f} s\n", plan.nodes.size(), plan.nodes.size() == 1 ? "" : "s",
              opts.out_dir, seconds_since(start));
 }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -97,8 +98,16 @@ void check_cluster_identity(const ClusterSpec& spec, const std::string& state_di
     compare(("node " + old.name + "'s role").c_str(), to_string(old.role), to_string(now->role));
   }
   if (changes.empty()) {
-    // Nodes may be added: record the larger cluster.
-    write_file_atomic(path, to_yaml(spec), 0600);
+    // Nodes may be added; nodes left out of this spec stay in the record, so one that comes back
+    // later with another address or role is still caught.
+    ClusterSpec merged = spec;
+    for (const NodeSpec& old : was.nodes) {
+      bool ip_reused =
+          std::any_of(merged.nodes.begin(), merged.nodes.end(), [&](const NodeSpec& n) { return n.ip == old.ip; });
+      if (find_node(merged, old.name) == nullptr && !ip_reused) merged.nodes.push_back(old);
+    }
+    merged.nodes_listed = true;
+    write_file_atomic(path, to_yaml(merged), 0600);
     return;
   }
   std::string list;

@@ -248,7 +248,7 @@ CompressResult compress_image(const std::string& image_path, Compression c) {
   try {
     File in(image_path, O_RDONLY);
     posix_fadvise(in.fd(), 0, 0, POSIX_FADV_SEQUENTIAL);
-    AtomicFile out(result.path, 0644);
+    AtomicFile out(result.path, 0600);  // as secret as the image it compresses
     Sha256 hash;
     if (c == Compression::kZstd)
       compress_zstd(in, out.fd(), out.temp_path(), hash);

@@ -71,10 +71,14 @@ std::vector<ResolvedArtifact> fetch_artifacts(const ClusterSpec& spec, const std
       r.source.url = locked->url;
       r.sha256 = locked->sha256;
     } else {
-      std::string sums = cache.get_text(fetcher, apply_mirrors(src.checksum_url, spec.mirrors), offline,
-                                        "the checksum of " + src.name + " " + src.version);
+      const std::string sums_url = apply_mirrors(src.checksum_url, spec.mirrors);
+      std::string sums = cache.get_text(fetcher, sums_url, offline, "the checksum of " + src.name + " " + src.version);
       auto sha = find_sha256(sums, base_name(src.url));
-      if (!sha) throw Error(src.checksum_url + " lists no sha256 for " + base_name(src.url));
+      if (!sha) {
+        cache.drop_text(sums_url);
+        throw Error(sums_url + " lists no sha256 for " + base_name(src.url) +
+                    " (not kept; the next run fetches it again)");
+      }
       r.sha256 = *sha;
       lock.artifacts.push_back({src.name, src.version, src.url, r.sha256});
       lock_changed = true;

@@ -29,10 +29,13 @@ std::string expected_sha256(const ClusterSpec& spec, const std::string& url, boo
   std::string sums_url = from_spec && !spec.base_image.sha256sums.empty()
                              ? spec.base_image.sha256sums
                              : url.substr(0, url.rfind('/') + 1) + "SHA256SUMS";
-  std::string text =
-      cache.get_text(fetcher, apply_mirrors(sums_url, spec.mirrors), offline, "the base image's checksum list");
+  const std::string fetched_from = apply_mirrors(sums_url, spec.mirrors);
+  std::string text = cache.get_text(fetcher, fetched_from, offline, "the base image's checksum list");
   auto sha = find_sha256(text, base_name(url));
-  if (!sha) throw Error(sums_url + " lists no sha256 for " + base_name(url));
+  if (!sha) {
+    cache.drop_text(fetched_from);
+    throw Error(fetched_from + " lists no sha256 for " + base_name(url) + " (not kept; the next run fetches it again)");
+  }
   return *sha;
 }
 
@@ -48,7 +51,17 @@ std::string obtain_base_image(const ClusterSpec& spec, const std::string& overri
     std::string path = local_path(source);
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) throw Error("base image " + path + ": " + std::strerror(errno));
-    if (!ends_with(path, ".xz")) return path;
+    if (!ends_with(path, ".xz")) {
+      // A raw image is used in place; when the spec pins its hash, it is checked first.
+      if (from_spec && !spec.base_image.sha256.empty()) {
+        std::string got = sha256_file(path);
+        if (got != spec.base_image.sha256) {
+          throw Error("checksum mismatch for the base image " + path + ": expected sha256 " + spec.base_image.sha256 +
+                      ", got " + got);
+        }
+      }
+      return path;
+    }
     // A local .img.xz: decompressed once into the cache, keyed by its content.
     std::string sha = sha256_file(path);
     if (from_spec && !spec.base_image.sha256.empty() && spec.base_image.sha256 != sha) {

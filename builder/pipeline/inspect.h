@@ -23,7 +23,8 @@ struct HealthCheck {
 struct InjectedFile {
   std::string fs, path, kind, mode;  // as recorded in node.json
   uint64_t size = 0;                 // kind "file" only
-  std::string sha256;                // kind "file" only
+  std::string sha256;                // kind "file" only, and not for secrets
+  bool secret = false;               // keys and kubeconfigs: node.json records no digest of them
 };
 
 struct InspectReport {

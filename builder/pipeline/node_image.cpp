@@ -106,7 +106,8 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
   result.path = out_dir + "/" + plan.image_file;
   std::string step = "cloning the base image";
   try {
-    AtomicFile out(result.path, 0644);
+    // 0600: the image holds this node's keys (node-1: every CA key), whatever modes are inside it.
+    AtomicFile out(result.path, 0600);
     // clone: a sparse copy (or reflink) of the base; the base itself is only ever read.
     copy_sparse(base.path, out.fd(), out.temp_path());
     // Start writing the copy back now, without waiting: the final fsync then has little left to do

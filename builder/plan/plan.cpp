@@ -306,7 +306,11 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) 
                                                                   : "file";
     files += fmt::format("    {{\"fs\": {}, \"path\": {}, \"kind\": \"{}\", \"mode\": \"{:04o}\"",
                          json_string(to_string(op.fs)), json_string(op.path), kind, op.mode);
-    if (op.kind == FileOp::Kind::kWrite) {
+    const bool secret = (op.mode & 077) == 0 && op.kind != FileOp::Kind::kSymlink;
+    if (op.kind == FileOp::Kind::kWrite && secret) {
+      // Secret files (keys, kubeconfigs, the token): their size only, not even a digest.
+      files += fmt::format(", \"size\": {}, \"secret\": true", op.data.size());
+    } else if (op.kind == FileOp::Kind::kWrite) {
       files += fmt::format(", \"size\": {}, \"sha256\": \"{}\"", op.data.size(), sha256_hex(op.data));
     } else if (op.kind == FileOp::Kind::kCopyFile || op.kind == FileOp::Kind::kExtractArchive) {
       files += fmt::format(", \"size\": {}, \"sha256\": \"{}\", \"artifact\": {}", op.size, op.sha256,

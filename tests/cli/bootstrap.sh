@@ -48,7 +48,7 @@ reset_calls
 run firstboot-1 FAIL_kubeadm=2 || fail "control-plane bootstrap failed"
 grep -E '^(apt-get install|systemctl enable --now isc-dhcp|kubeadm init|kubectl)' calls.log | cut -d' ' -f1-2 > order
 assert_eq "$(tr '\n' ' ' < order)" "apt-get install systemctl enable kubeadm init kubeadm init kubeadm init kubectl --kubeconfig " "call order"
-assert_contains calls.log "apt-get install -y -q --no-install-recommends conntrack socat iptables isc-dhcp-server"
+assert_contains calls.log "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold conntrack socat iptables isc-dhcp-server"
 assert_contains calls.log "kubeadm init --config $SCRATCH/root/etc/kubernetes/pibake/kubeadm-init.yaml --skip-token-print"
 assert_contains calls.log "kubectl --kubeconfig $SCRATCH/root/etc/kubernetes/admin.conf apply -f $SCRATCH/root/etc/kubernetes/pibake/cni.yaml"
 assert_eq "$(grep -c '^sleep' calls.log)" 2 "sleeps between kubeadm retries"

@@ -14,6 +14,7 @@ for k in 1 2 3 4; do
   img=out/node-$k.img
   [ -f "$img" ] || fail "$img missing"
   check_image "$img"
+  assert_eq "$(stat -c %a "$img")" 600 "$img mode (it holds keys)"
   assert_eq "$(root_cat "$img" /etc/hostname)" "node-$k" "$img /etc/hostname"
   boot_cat "$img" /meta-data > meta
   assert_contains meta "local-hostname: node-$k"

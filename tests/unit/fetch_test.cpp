@@ -230,3 +230,30 @@ TEST_CASE("archive members under the prefix are handed out, and unsafe archives 
   CHECK_THROWS_WITH(for_each_archive_file(hard, "", count), Catch::Contains("link"));
   CHECK(handed_out == 0);  // not even the good member "ok" of a bad archive
 }
+
+TEST_CASE("plain http is refused except from this machine, before any connection", "[fetch]") {
+  ScratchDir dir;
+  auto fetcher = make_curl_fetcher(quick());
+  CHECK_THROWS_WITH(fetcher->fetch("http://dl.k8s.io/release/stable.txt", dir / "x"),
+                    Catch::Contains("pibake downloads over https only"));
+  CHECK_THROWS_WITH(fetcher->fetch("ftp://127.0.0.1/x", dir / "x"), Catch::Contains("https only"));
+  // Loopback mirrors are fine (the sha256 is still checked): the server below is on 127.0.0.1.
+  std::filesystem::create_directories(dir / "www");
+  write_text(dir / "www/a", "a");
+  HttpServer server(dir / "www");
+  fetcher->fetch(server.url("/a"), dir / "got");
+  CHECK(read_text(dir / "got") == "a");
+}
+
+TEST_CASE("a local file with the wrong hash never enters the cache", "[fetch]") {
+  ScratchDir dir;
+  write_text(dir / "local.bin", "not what was pinned");
+  Cache cache(dir / "cache");
+  auto fetcher = make_curl_fetcher(quick());
+  CHECK_THROWS_WITH(cache.get_blob(*fetcher, dir / "local.bin", std::string(64, 'a'), true, "runc"),
+                    Catch::Contains("checksum mismatch for runc"));
+  CHECK(count_files(dir / "cache") == 0);
+  std::string good = sha256_hex("not what was pinned");
+  CHECK(read_text(cache.get_blob(*fetcher, "file://" + (dir / "local.bin"), good, true, "runc")) ==
+        "not what was pinned");
+}

@@ -5,6 +5,7 @@
 #include "plan/plan.h"
 #include "plan/template.h"
 #include "util/error.h"
+#include "util/sha256.h"
 
 using namespace pibake;
 
@@ -188,4 +189,22 @@ TEST_CASE("/etc/hosts lists every node on every node", "[plan]") {
     }
     CHECK(hosts.find("127.0.0.1 localhost\n") != std::string::npos);
   }
+}
+
+TEST_CASE("node.json records no digest of a secret file", "[plan]") {
+  ClusterSpec spec = default_spec();
+  PlanInputs inputs;
+  FileOp key;
+  key.path = "/etc/kubernetes/kubelet.conf";
+  key.data = "secret material";
+  key.mode = 0600;
+  inputs.credentials["node-2"] = {key};
+  const NodePlan node = make_plan(spec, {"node-2"}, inputs).nodes.at(0);
+  std::string json = find_op(node, Fs::kRoot, kNodeIdentityPath)->data;
+  auto at = json.find("\"path\": \"/etc/kubernetes/kubelet.conf\"");
+  REQUIRE(at != std::string::npos);
+  std::string line = json.substr(at, json.find('\n', at) - at);
+  CHECK(line.find("\"secret\": true") != std::string::npos);
+  CHECK(line.find("sha256") == std::string::npos);
+  CHECK(json.find(sha256_hex("secret material")) == std::string::npos);
 }
