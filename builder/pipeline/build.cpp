@@ -182,9 +182,13 @@ void run_build(const BuildOptions& opts) {
   Cache cache(Cache::default_dir());
   std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
   const std::string state_dir = state_dir_for(spec);
+  ensure_state_dir(state_dir);
+  LockFile lock = load_lock(state_dir);
+  const std::string lock_before = render_lock(lock);
   PlanInputs inputs;
-  inputs.artifacts = fetch_artifacts(spec, state_dir, cache, *fetcher, opts.offline);
-  std::string base_path = obtain_base_image(spec, opts.base_image, opts.offline, cache, *fetcher);
+  inputs.artifacts = fetch_artifacts(spec, lock, cache, *fetcher, opts.offline);
+  std::string base_path = obtain_base_image(spec, opts.base_image, opts.offline, cache, *fetcher, &lock);
+  if (render_lock(lock) != lock_before) save_lock(state_dir, lock);
   // pki: the spec must still describe the cluster the state dir's keys belong to; then the CAs
   // (made once) and each node's credentials.
   check_cluster_identity(spec, state_dir);
@@ -202,7 +206,7 @@ void run_build(const BuildOptions& opts) {
   fmt::print("base image {}: boot p{} ({} MiB), root p{} ({} MiB, {} MiB free)\n", base_path, base.boot.number,
              base.boot.size >> 20, base.root.number, base.root.size >> 20, base.root_free_bytes >> 20);
 
-  OutDirLock lock(opts.out_dir);
+  OutDirLock out_lock(opts.out_dir);
   // per node: clone → root partition → boot partition → finalize, one node per core at a time.
   write_node_images(base, plan, opts);
   // The spec that was used, next to the outputs. It may hold the Wi-Fi password: owner-only.
@@ -227,10 +231,15 @@ void run_fetch(const SpecOptions& spec_opts, const std::string& base_image) {
   ClusterSpec spec = resolve_spec(spec_opts);
   Cache cache(Cache::default_dir());
   std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
-  for (const ResolvedArtifact& a : fetch_artifacts(spec, state_dir_for(spec), cache, *fetcher, false)) {
+  const std::string state_dir = state_dir_for(spec);
+  ensure_state_dir(state_dir);
+  LockFile lock = load_lock(state_dir);
+  const std::string lock_before = render_lock(lock);
+  for (const ResolvedArtifact& a : fetch_artifacts(spec, lock, cache, *fetcher, false)) {
     fmt::print("{} {} ready: {}\n", a.source.name, a.source.version, a.path);
   }
-  std::string path = obtain_base_image(spec, base_image, /*offline=*/false, cache, *fetcher);
+  std::string path = obtain_base_image(spec, base_image, /*offline=*/false, cache, *fetcher, &lock);
+  if (render_lock(lock) != lock_before) save_lock(state_dir, lock);
   fmt::print("base image ready: {}\n", path);
 }
 

@@ -52,11 +52,14 @@ void ensure_state_dir(const std::string& state_dir) {
   if (st.st_uid != geteuid()) throw Error("state dir " + state_dir + " belongs to another user");
 }
 
-std::vector<ResolvedArtifact> fetch_artifacts(const ClusterSpec& spec, const std::string& state_dir, Cache& cache,
-                                              Fetcher& fetcher, bool offline) {
-  ensure_state_dir(state_dir);
-  LockFile lock = read_lock(lock_path(state_dir));
-  bool lock_changed = false;
+LockFile load_lock(const std::string& state_dir) { return read_lock(lock_path(state_dir)); }
+
+void save_lock(const std::string& state_dir, const LockFile& lock) {
+  write_file_atomic(lock_path(state_dir), render_lock(lock), 0644);
+}
+
+std::vector<ResolvedArtifact> fetch_artifacts(const ClusterSpec& spec, LockFile& lock, Cache& cache, Fetcher& fetcher,
+                                              bool offline) {
   std::vector<ResolvedArtifact> out;
   for (const ArtifactSource& src : artifact_sources(spec)) {
     ResolvedArtifact r;
@@ -66,7 +69,7 @@ std::vector<ResolvedArtifact> fetch_artifacts(const ClusterSpec& spec, const std
         throw Error(
             fmt::format("{} pins {} {} but the spec asks for {}: the running cluster was built with the pinned one. "
                         "To upgrade, remove the \"{}\" entry from {} and rebuild every node",
-                        lock_path(state_dir), src.name, locked->version, src.version, src.name, lock_path(state_dir)));
+                        "the lock file", src.name, locked->version, src.version, src.name, "pibake-state/lock.yaml"));
       }
       r.source.url = locked->url;
       r.sha256 = locked->sha256;
@@ -81,7 +84,6 @@ std::vector<ResolvedArtifact> fetch_artifacts(const ClusterSpec& spec, const std
       }
       r.sha256 = *sha;
       lock.artifacts.push_back({src.name, src.version, src.url, r.sha256});
-      lock_changed = true;
     }
     r.path = cache.get_blob(fetcher, apply_mirrors(r.source.url, spec.mirrors), r.sha256, offline,
                             src.name + " " + src.version);
@@ -93,7 +95,6 @@ std::vector<ResolvedArtifact> fetch_artifacts(const ClusterSpec& spec, const std
     }
     out.push_back(std::move(r));
   }
-  if (lock_changed) write_file_atomic(lock_path(state_dir), render_lock(lock), 0644);
   return out;
 }
 

@@ -13,6 +13,9 @@
 namespace pibake {
 namespace {
 
+constexpr const char* kLockName = "base_image";
+constexpr const char* kRaspiSuffix = "-preinstalled-server-arm64+raspi.img.xz";
+
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -42,7 +45,7 @@ std::string expected_sha256(const ClusterSpec& spec, const std::string& url, boo
 }  // namespace
 
 std::string obtain_base_image(const ClusterSpec& spec, const std::string& override_source, bool offline, Cache& cache,
-                              Fetcher& fetcher) {
+                              Fetcher& fetcher, LockFile* lock) {
   const bool from_spec = override_source.empty();
   const std::string source = from_spec ? spec.base_image.url : override_source;
   if (source.empty()) throw Error("no base image: set base_image.url in the spec or pass --base-image");
@@ -71,9 +74,34 @@ std::string obtain_base_image(const ClusterSpec& spec, const std::string& overri
     return cache.decompressed_image(path, sha);
   }
 
-  std::string sha = expected_sha256(spec, source, from_spec, offline, cache, fetcher);
-  std::string blob = cache.get_blob(fetcher, apply_mirrors(source, spec.mirrors), sha, offline, "the base image");
-  return ends_with(base_name(source), ".xz") ? cache.decompressed_image(blob, sha) : blob;
+  std::string url = source, sha;
+  const LockedArtifact* locked = lock ? lock->find(kLockName) : nullptr;
+  if (locked != nullptr) {
+    if (locked->version != source) {
+      throw Error("the lock file pins the base image " + locked->url + " (from " + locked->version +
+                  ") but the spec asks for " + source +
+                  ": the cluster's nodes were built from the pinned one. To change it, remove the \"" + kLockName +
+                  "\" entry from pibake-state/lock.yaml and rebuild every node");
+    }
+    url = locked->url;
+    sha = locked->sha256;
+  } else if (ends_with(source, "/")) {
+    // A release folder: its newest raspi server image, by the folder's own SHA256SUMS.
+    const std::string sums = apply_mirrors(source + "SHA256SUMS", spec.mirrors);
+    std::string text = cache.get_text(fetcher, sums, offline, "the release's checksum list");
+    auto entry = find_newest_with_suffix(text, kRaspiSuffix);
+    if (!entry) {
+      cache.drop_text(sums);
+      throw Error(sums + " lists no *" + kRaspiSuffix + " (not kept; the next run fetches it again)");
+    }
+    url = source + entry->name;
+    sha = from_spec && !spec.base_image.sha256.empty() ? spec.base_image.sha256 : entry->sha256;
+  } else {
+    sha = expected_sha256(spec, source, from_spec, offline, cache, fetcher);
+  }
+  if (lock != nullptr && locked == nullptr) lock->artifacts.push_back({kLockName, source, url, sha});
+  std::string blob = cache.get_blob(fetcher, apply_mirrors(url, spec.mirrors), sha, offline, "the base image");
+  return ends_with(base_name(url), ".xz") ? cache.decompressed_image(blob, sha) : blob;
 }
 
 }  // namespace pibake

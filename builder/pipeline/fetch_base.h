@@ -6,13 +6,17 @@
 
 #include "fetch/cache.h"
 #include "fetch/fetcher.h"
+#include "plan/artifacts.h"
 #include "spec/spec.h"
 
 namespace pibake {
 
 // Returns the path of a raw image to build from. `override_source` is --base-image (empty: the
-// spec's base_image). Throws pibake::Error naming the source on any failure.
+// spec's base_image). A downloaded image is pinned in `lock` (entry "base_image": the source as
+// written, the file's URL and sha256), so a node regenerated later gets the same image even after
+// a new point release. A source ending in "/" is a release folder: the newest raspi server image
+// its SHA256SUMS lists. Throws pibake::Error naming the source on any failure.
 std::string obtain_base_image(const ClusterSpec& spec, const std::string& override_source, bool offline, Cache& cache,
-                              Fetcher& fetcher);
+                              Fetcher& fetcher, LockFile* lock = nullptr);
 
 }  // namespace pibake

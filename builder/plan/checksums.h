@@ -13,4 +13,12 @@ std::optional<std::string> find_sha256(const std::string& text, const std::strin
 
 bool is_sha256_hex(const std::string& s);
 
+struct ChecksumEntry {
+  std::string name;
+  std::string sha256;
+};
+// The entry with the greatest name among those ending in `suffix` ("...-preinstalled-server-arm64
+// +raspi.img.xz"): the newest point release of a release folder.
+std::optional<ChecksumEntry> find_newest_with_suffix(const std::string& text, const std::string& suffix);
+
 }  // namespace pibake

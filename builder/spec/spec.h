@@ -16,11 +16,10 @@
 
 namespace pibake {
 
-// The image `pibake build` starts from when neither cluster.yaml nor --base-image names one.
-// Its SHA256SUMS sits in the same folder (see base_image.sha256sums).
-inline constexpr std::string_view kDefaultBaseImageUrl =
-    "https://cdimage.ubuntu.com/releases/24.04/release/"
-    "ubuntu-24.04.3-preinstalled-server-arm64+raspi.img.xz";
+// The image `pibake build` starts from when neither cluster.yaml nor --base-image names one: a
+// release folder, in which the newest "*-preinstalled-server-arm64+raspi.img.xz" its SHA256SUMS
+// lists is taken (and then pinned by the lock file), so point releases need no pibake update.
+inline constexpr std::string_view kDefaultBaseImageUrl = "https://cdimage.ubuntu.com/releases/24.04/release/";
 
 // Upper bound of nodes.count / --nodes: keeps a typo ("4000") from generating thousands of images.
 inline constexpr int kMaxNodes = 1000;

@@ -52,8 +52,9 @@ void check_base_image(const ClusterSpec& spec, Problems& out) {
     out.push_back({"base_image.url", "is empty: give the Ubuntu image's URL or a local path"});
   } else {
     check_source("base_image.url", b.url, out);
-    if (!ends_with(b.url, ".img") && !ends_with(b.url, ".img.xz")) {
-      out.push_back({"base_image.url", quote(b.url) + " is not an .img or .img.xz file"});
+    if (!ends_with(b.url, ".img") && !ends_with(b.url, ".img.xz") && !ends_with(b.url, "/")) {
+      out.push_back(
+          {"base_image.url", quote(b.url) + " is not an .img or .img.xz file, nor a release folder ending in /"});
     }
   }
   if (!b.sha256.empty() && (b.sha256.size() != 64 || !spec_detail::is_hex(b.sha256))) {

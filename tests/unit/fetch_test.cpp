@@ -257,3 +257,53 @@ TEST_CASE("a local file with the wrong hash never enters the cache", "[fetch]") 
   CHECK(read_text(cache.get_blob(*fetcher, "file://" + (dir / "local.bin"), good, true, "runc")) ==
         "not what was pinned");
 }
+
+TEST_CASE("the newest raspi image of a release folder is found, numbers compared as numbers", "[fetch]") {
+  std::string a(64, 'a'), b(64, 'b'), c(64, 'c');
+  std::string text = a + " *ubuntu-24.04.9-preinstalled-server-arm64+raspi.img.xz\n" + b +
+                     " *ubuntu-24.04.10-preinstalled-server-arm64+raspi.img.xz\n" + c +
+                     " *ubuntu-24.04.10-live-server-amd64.iso\n";
+  auto e = find_newest_with_suffix(text, "-preinstalled-server-arm64+raspi.img.xz");
+  REQUIRE(e);
+  CHECK(e->name == "ubuntu-24.04.10-preinstalled-server-arm64+raspi.img.xz");
+  CHECK(e->sha256 == b);
+  CHECK_FALSE(find_newest_with_suffix(text, ".img"));
+}
+
+TEST_CASE("a release folder resolves to its newest image, and the lock keeps it after a new point release", "[fetch]") {
+  ScratchDir dir;
+  std::string rel = dir / "www/releases/24.04/release";
+  std::filesystem::create_directories(rel);
+  auto publish = [&](const std::string& version) {
+    std::string name = "ubuntu-" + version + "-preinstalled-server-arm64+raspi.img";
+    must_run({"truncate", "-s", "4M", rel + "/" + name});
+    must_run({"xz", "-f", rel + "/" + name});
+    return sha256_file(rel + "/" + name + ".xz") + " *" + name + ".xz\n";
+  };
+  write_text(rel + "/SHA256SUMS", publish("24.04.2") + publish("24.04.3"));
+  HttpServer server(dir / "www");
+  ClusterSpec spec = default_spec();
+  spec.base_image.sha256.clear();
+  spec.mirrors = {{"https://cdimage.ubuntu.com", server.url("")}};
+  Cache cache(dir / "cache");
+  auto fetcher = make_curl_fetcher(quick());
+  LockFile lock;
+  obtain_base_image(spec, "", false, cache, *fetcher, &lock);
+  const LockedArtifact* pinned = lock.find("base_image");
+  REQUIRE(pinned != nullptr);
+  CHECK(pinned->version == "https://cdimage.ubuntu.com/releases/24.04/release/");
+  CHECK(pinned->url ==
+        "https://cdimage.ubuntu.com/releases/24.04/release/ubuntu-24.04.3-preinstalled-server-arm64+raspi.img.xz");
+  // 24.04.4 comes out and the cache is lost: the lock still gets 24.04.3 (by its hash).
+  std::string old_line = read_text(rel + "/SHA256SUMS");
+  write_text(rel + "/SHA256SUMS", old_line + publish("24.04.4"));
+  Cache fresh(dir / "cache2");
+  LockFile again = parse_lock(render_lock(lock), "lock.yaml");
+  obtain_base_image(spec, "", false, fresh, *fetcher, &again);
+  CHECK(again.find("base_image")->url == pinned->url);
+  CHECK(server.log().find("24.04.4-preinstalled") == std::string::npos);
+  // Asking for another source than the pinned one is refused with the way out.
+  spec.base_image.url = "https://cdimage.ubuntu.com/releases/26.04/release/";
+  CHECK_THROWS_WITH(obtain_base_image(spec, "", false, fresh, *fetcher, &again),
+                    Catch::Contains("remove the \"base_image\" entry"));
+}

@@ -300,13 +300,17 @@ TEST_CASE("The password hash is a crypt(3) hash and a plaintext password is neve
 }
 
 TEST_CASE("The base image is an https URL or a path to an .img or .img.xz", "[spec]") {
+  CHECK(problems_with([](ClusterSpec& s) {
+          s.base_image.url = "https://cdimage.ubuntu.com/releases/26.04/release/";
+        }).empty());
   CHECK(problems_with([](ClusterSpec& s) { s.base_image.url = "ubuntu.img"; }) == Lines{});
   CHECK(problems_with([](ClusterSpec& s) { s.base_image.url = "file:///srv/ubuntu.img.xz"; }) == Lines{});
   CHECK(problems_with([](ClusterSpec& s) { s.base_image.url = "http://example.org/ubuntu.img.xz"; }) ==
         Lines{"base_image.url: \"http://example.org/ubuntu.img.xz\" is not an https:// URL or a "
               "local path: downloads must use TLS (a mirror may point elsewhere)"});
   CHECK(problems_with([](ClusterSpec& s) { s.base_image.url = "https://example.org/ubuntu.iso"; }) ==
-        Lines{"base_image.url: \"https://example.org/ubuntu.iso\" is not an .img or .img.xz file"});
+        Lines{"base_image.url: \"https://example.org/ubuntu.iso\" is not an .img or .img.xz file, nor a release "
+              "folder ending in /"});
   CHECK(problems_with([](ClusterSpec& s) { s.base_image.url.clear(); }) ==
         Lines{"base_image.url: is empty: give the Ubuntu image's URL or a local path"});
   CHECK(problems_with([](ClusterSpec& s) { s.base_image.sha256sums = "ftp://example.org/SUMS"; }) ==
