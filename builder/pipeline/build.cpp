@@ -96,6 +96,27 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+struct Fetched {
+  std::vector<ResolvedArtifact> artifacts;
+  std::string base_image;  // a raw image to build from
+};
+
+// The fetch stage, shared by `build` and `fetch`: every artifact and the base image, resolved
+// through the state dir's lock file (which gains what was resolved anew), verified, cached.
+Fetched fetch_all(const ClusterSpec& spec, const std::string& state_dir, const std::string& base_override,
+                  bool offline) {
+  Cache cache(Cache::default_dir());
+  std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
+  ensure_state_dir(state_dir);
+  LockFile lock = load_lock(state_dir);
+  const std::string lock_before = render_lock(lock);
+  Fetched out;
+  out.artifacts = fetch_artifacts(spec, lock, cache, *fetcher, offline);
+  out.base_image = obtain_base_image(spec, base_override, offline, cache, *fetcher, &lock);
+  if (render_lock(lock) != lock_before) save_lock(state_dir, lock);
+  return out;
+}
+
 // Writes every node's image, `opts.jobs` at a time. The first failure stops the others from
 // starting new nodes; images already complete keep their final names, partial ones are removed.
 void write_node_images(const BaseImage& base, const BuildPlan& plan, const BuildOptions& opts) {
@@ -178,17 +199,12 @@ void run_build(const BuildOptions& opts) {
     }
     return;
   }
-  // fetch: the binaries (pinned by the lock file) and the base image, verified, into the cache.
-  Cache cache(Cache::default_dir());
-  std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
+  // fetch: the binaries and the base image (pinned by the lock file), verified, into the cache.
   const std::string state_dir = state_dir_for(spec);
-  ensure_state_dir(state_dir);
-  LockFile lock = load_lock(state_dir);
-  const std::string lock_before = render_lock(lock);
+  Fetched fetched = fetch_all(spec, state_dir, opts.base_image, opts.offline);
   PlanInputs inputs;
-  inputs.artifacts = fetch_artifacts(spec, lock, cache, *fetcher, opts.offline);
-  std::string base_path = obtain_base_image(spec, opts.base_image, opts.offline, cache, *fetcher, &lock);
-  if (render_lock(lock) != lock_before) save_lock(state_dir, lock);
+  inputs.artifacts = fetched.artifacts;
+  const std::string& base_path = fetched.base_image;
   // pki: the spec must still describe the cluster the state dir's keys belong to; then the CAs
   // (made once) and each node's credentials.
   check_cluster_identity(spec, state_dir);
@@ -229,18 +245,11 @@ std::string state_dir_for(const ClusterSpec& spec) {
 
 void run_fetch(const SpecOptions& spec_opts, const std::string& base_image) {
   ClusterSpec spec = resolve_spec(spec_opts);
-  Cache cache(Cache::default_dir());
-  std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
-  const std::string state_dir = state_dir_for(spec);
-  ensure_state_dir(state_dir);
-  LockFile lock = load_lock(state_dir);
-  const std::string lock_before = render_lock(lock);
-  for (const ResolvedArtifact& a : fetch_artifacts(spec, lock, cache, *fetcher, false)) {
+  Fetched fetched = fetch_all(spec, state_dir_for(spec), base_image, /*offline=*/false);
+  for (const ResolvedArtifact& a : fetched.artifacts) {
     fmt::print("{} {} ready: {}\n", a.source.name, a.source.version, a.path);
   }
-  std::string path = obtain_base_image(spec, base_image, /*offline=*/false, cache, *fetcher, &lock);
-  if (render_lock(lock) != lock_before) save_lock(state_dir, lock);
-  fmt::print("base image ready: {}\n", path);
+  fmt::print("base image ready: {}\n", fetched.base_image);
 }
 
 void run_init(const std::string& path) {
