@@ -62,7 +62,7 @@ stamp() { echo "make-rootfs-image: $1 at +$(( $(date +%s) - t0 ))s" >&2; }
 packages=systemd,systemd-sysv,udev,dbus,systemd-resolved,systemd-timesyncd,cloud-init,netplan.io
 packages+=,openssh-server,iproute2,iptables,kmod,linux-image-arm64,initramfs-tools,ca-certificates
 packages+=,conntrack,socat,isc-dhcp-server,e2fsprogs,dosfstools,fdisk,cloud-guest-utils,sudo,procps
-packages+=,less,iputils-ping,curl
+packages+=,less,iputils-ping,curl,locales,zstd
 
 # Hooks run on the host with the tree as $1; `chroot "$1"` runs arm64 binaries through binfmt.
 essential_hook='set -e
@@ -73,6 +73,9 @@ essential_hook='set -e
 customize_hook='set -e
   rm -f "$1/usr/sbin/update-initramfs"
   chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs
+  sed -i "s/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/" "$1/etc/locale.gen"
+  chroot "$1" locale-gen
+  printf "LANG=C.UTF-8\n" > "$1/etc/default/locale"
   chroot "$1" update-initramfs -c -k all
   chroot "$1" apt-get clean
   rm -rf "$1"/var/lib/apt/lists/*'
@@ -132,6 +135,8 @@ stamp "layout: rootfs ${used_mib} MiB used, writable ${root_mib} MiB"
 SOURCE_DATE_EPOCH=1700000000 bash "$src/tests/fixtures/make-base-image.sh" "$work/image.img" --bare \
   --boot-mib 256 --root-mib "$root_mib" --boot-dir "$work/boot" --root-dir "$r" >&2
 mv "$work/image.img" "$out"
+# Older cached images of this suite (other keys) are dead weight.
+find "$cache" -maxdepth 1 -name "base-$suite-arm64-*.img" ! -name "$(basename "$out")" -delete
 stamp "image written: $out ($(du -h --apparent-size "$out" | cut -f1) apparent, $(du -h "$out" | cut -f1) on disk)"
 echo "$(date -u +%FT%TZ) make-rootfs-image total $(( $(date +%s) - t0 ))s key=$key" >> "$cache/timings.log"
 echo "$out"
