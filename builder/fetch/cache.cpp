@@ -20,6 +20,7 @@
 #include "plan/mirrors.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/sha256.h"
 
 namespace pibake {
@@ -34,19 +35,6 @@ void make_dirs(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error("cannot create cache directory " + dir + ": " + ec.message());
-}
-
-std::string read_all(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": " + std::strerror(errno));
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  int e = errno;
-  close(fd);
-  if (n < 0) throw Error(path + ": " + std::strerror(e));
-  return out;
 }
 
 }  // namespace
@@ -140,17 +128,17 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
 }
 
 std::string Cache::get_text(Fetcher& fetcher, const std::string& source, bool offline, const std::string& what) {
-  if (is_local_source(source)) return read_all(local_path(source));
+  if (is_local_source(source)) return read_file(local_path(source));
   make_dirs(dir_ + "/text");
   std::string path = dir_ + "/text/" + sha256_hex(source);
-  if (exists(path)) return read_all(path);
+  if (exists(path)) return read_file(path);
   if (offline) {
     throw Error(fmt::format("{} ({}) is not in the cache and --offline forbids downloading it", what, source));
   }
   std::string tmp = path + ".part";
   unlink(tmp.c_str());
   fetcher.fetch(source, tmp);
-  std::string text = read_all(tmp);
+  std::string text = read_file(tmp);
   if (rename(tmp.c_str(), path.c_str()) != 0) throw Error("cannot store " + path + ": " + std::strerror(errno));
   return text;
 }

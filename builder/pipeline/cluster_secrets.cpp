@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
@@ -16,28 +14,14 @@
 #include "pki/state.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace pibake {
 namespace {
 
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
 void make_private_dir(const std::string& dir) {
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     throw Error("cannot create " + dir + ": " + std::strerror(errno));
-}
-
-const NodeSpec& control_plane(const ClusterSpec& spec) {
-  for (const NodeSpec& n : spec.nodes)
-    if (n.role == NodeRole::kControlPlane) return n;
-  return spec.nodes.front();
 }
 
 FileOp secret_op(const std::string& path, const std::string& content, uint32_t mode) {
@@ -71,7 +55,7 @@ std::time_t admin_cert_not_after(const std::string& kubeconfig) {
 void check_cluster_identity(const ClusterSpec& spec, const std::string& state_dir) {
   const std::string path = state_dir + "/cluster.yaml";
   std::string text;
-  if (!read_file(path, text)) {
+  if (!read_file_if_exists(path, text)) {
     write_file_atomic(path, to_yaml(spec), 0600);
     return;
   }
@@ -90,7 +74,7 @@ void check_cluster_identity(const ClusterSpec& spec, const std::string& state_di
   compare("network.subnet", was.network.subnet, spec.network.subnet);
   compare("kubernetes.pod_cidr", was.kubernetes.pod_cidr, spec.kubernetes.pod_cidr);
   compare("kubernetes.service_cidr", was.kubernetes.service_cidr, spec.kubernetes.service_cidr);
-  compare("the control plane", control_plane(was).name, control_plane(spec).name);
+  compare("the control plane", control_plane_node(was).name, control_plane_node(spec).name);
   for (const NodeSpec& old : was.nodes) {
     const NodeSpec* now = find_node(spec, old.name);
     if (now == nullptr) continue;  // a node left out of this spec is not rebuilt: no conflict
@@ -125,7 +109,7 @@ void gather_credentials(const ClusterSpec& spec, const std::string& state_dir,
   if (pki.created) fmt::print("created the cluster's certificate authorities in {}/pki\n", state_dir);
   inputs.bootstrap_token = pki.bootstrap_token;
   inputs.ca_not_before = static_cast<int64_t>(pki::cert_not_before(pki.cluster_ca.cert_pem));
-  const NodeSpec& cp = control_plane(spec);
+  const NodeSpec& cp = control_plane_node(spec);
   make_private_dir(state_dir + "/nodes");
   for (const std::string& name : plan_nodes) {
     const NodeSpec* node = find_node(spec, name);
@@ -144,7 +128,7 @@ void gather_credentials(const ClusterSpec& spec, const std::string& state_dir,
     std::string dir = state_dir + "/nodes/" + name;
     std::string kept_conf;
     std::vector<pki::NodeFile> files;
-    if (read_file(dir + "/kubelet.conf", kept_conf)) {
+    if (read_file_if_exists(dir + "/kubelet.conf", kept_conf)) {
       files.push_back(
           {std::string(pki::kNodePkiDir) + "/" + std::string(pki::kCaCert), pki.cluster_ca.cert_pem, pki::kPublicMode});
       files.push_back({std::string(pki::kKubeletKubeconfig), kept_conf, pki::kSecretMode});
@@ -161,13 +145,13 @@ void gather_credentials(const ClusterSpec& spec, const std::string& state_dir,
 
 std::string write_admin_kubeconfig(const ClusterSpec& spec, const std::string& state_dir, const std::string& out_dir) {
   pki::PkiState pki = pki::load_or_create(state_dir);
-  const NodeSpec& cp = control_plane(spec);
+  const NodeSpec& cp = control_plane_node(spec);
   std::string kept = state_dir + "/admin.kubeconfig";
   std::string conf;
   // The admin certificate lives a year (kubeadm's leaf validity): issue a new one within 30 days
   // of its end, so out/admin.kubeconfig keeps working for a cluster that lives on.
   constexpr std::time_t kRenewBefore = 30 * 24 * 3600;
-  bool fresh = read_file(kept, conf) && admin_cert_not_after(conf) > time(nullptr) + kRenewBefore;
+  bool fresh = read_file_if_exists(kept, conf) && admin_cert_not_after(conf) > time(nullptr) + kRenewBefore;
   if (!fresh) {
     conf = pki::admin_kubeconfig(pki, spec.cluster.name, cp.ip, spec.kubernetes.version, time(nullptr),
                                  pki::system_random());

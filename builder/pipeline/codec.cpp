@@ -15,6 +15,7 @@
 
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/sha256.h"
 
 namespace pibake {
@@ -207,11 +208,6 @@ void compress_xz(File& in, int out_fd, const std::string& out_name, Sha256& hash
     if (ret != LZMA_OK)
       throw Error(fmt::format("liblzma: compressing into {} failed (error {})", out_name, static_cast<int>(ret)));
   }
-}
-
-std::string base_name(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
 }  // namespace

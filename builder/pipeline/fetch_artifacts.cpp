@@ -8,14 +8,13 @@
 #include <fmt/format.h>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "fetch/archive.h"
 #include "plan/checksums.h"
 #include "plan/mirrors.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace pibake {
 namespace {
@@ -23,14 +22,9 @@ namespace {
 std::string lock_path(const std::string& state_dir) { return state_dir + "/lock.yaml"; }
 
 LockFile read_lock(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return {};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_lock(ss.str(), path);
+  std::string text;
+  return read_file_if_exists(path, text) ? parse_lock(text, path) : LockFile{};
 }
-
-std::string base_name(const std::string& url) { return url.substr(url.rfind('/') + 1); }
 
 }  // namespace
 

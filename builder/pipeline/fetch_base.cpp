@@ -9,6 +9,7 @@
 #include "plan/checksums.h"
 #include "plan/mirrors.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace pibake {
 namespace {
@@ -16,14 +17,8 @@ namespace {
 constexpr const char* kLockName = "base_image";
 constexpr const char* kRaspiSuffix = "-preinstalled-server-arm64+raspi.img.xz";
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::string base_name(const std::string& url) {
-  std::string path = url.substr(0, url.find_first_of("?#"));
-  return path.substr(path.rfind('/') + 1);
-}
+// The file a URL names, without its query or fragment.
+std::string url_file_name(const std::string& url) { return base_name(url.substr(0, url.find_first_of("?#"))); }
 
 // The sha256 the spec pins, else the one the release's SHA256SUMS lists for the file.
 std::string expected_sha256(const ClusterSpec& spec, const std::string& url, bool from_spec, bool offline, Cache& cache,
@@ -34,10 +29,11 @@ std::string expected_sha256(const ClusterSpec& spec, const std::string& url, boo
                              : url.substr(0, url.rfind('/') + 1) + "SHA256SUMS";
   const std::string fetched_from = apply_mirrors(sums_url, spec.mirrors);
   std::string text = cache.get_text(fetcher, fetched_from, offline, "the base image's checksum list");
-  auto sha = find_sha256(text, base_name(url));
+  auto sha = find_sha256(text, url_file_name(url));
   if (!sha) {
     cache.drop_text(fetched_from);
-    throw Error(fetched_from + " lists no sha256 for " + base_name(url) + " (not kept; the next run fetches it again)");
+    throw Error(fetched_from + " lists no sha256 for " + url_file_name(url) +
+                " (not kept; the next run fetches it again)");
   }
   return *sha;
 }
@@ -54,7 +50,7 @@ std::string obtain_base_image(const ClusterSpec& spec, const std::string& overri
     std::string path = local_path(source);
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) throw Error("base image " + path + ": " + std::strerror(errno));
-    if (!ends_with(path, ".xz")) {
+    if (!path.ends_with(".xz")) {
       // A raw image is used in place; when the spec pins its hash, it is checked first.
       if (from_spec && !spec.base_image.sha256.empty()) {
         std::string got = sha256_file(path);
@@ -85,7 +81,7 @@ std::string obtain_base_image(const ClusterSpec& spec, const std::string& overri
     }
     url = locked->url;
     sha = locked->sha256;
-  } else if (ends_with(source, "/")) {
+  } else if (source.ends_with("/")) {
     // A release folder: its newest raspi server image, by the folder's own SHA256SUMS.
     const std::string sums = apply_mirrors(source + "SHA256SUMS", spec.mirrors);
     std::string text = cache.get_text(fetcher, sums, offline, "the release's checksum list");
@@ -101,7 +97,7 @@ std::string obtain_base_image(const ClusterSpec& spec, const std::string& overri
   }
   if (lock != nullptr && locked == nullptr) lock->artifacts.push_back({kLockName, source, url, sha});
   std::string blob = cache.get_blob(fetcher, apply_mirrors(url, spec.mirrors), sha, offline, "the base image");
-  return ends_with(base_name(url), ".xz") ? cache.decompressed_image(blob, sha) : blob;
+  return url_file_name(url).ends_with(".xz") ? cache.decompressed_image(blob, sha) : blob;
 }
 
 }  // namespace pibake

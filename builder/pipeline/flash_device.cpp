@@ -12,6 +12,7 @@
 
 #include "pipeline/flash.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace pibake {
 namespace {
@@ -21,13 +22,6 @@ std::string read_line(const std::string& path) {
   std::string line;
   std::getline(in, line);
   return line;
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Mount table fields escape space, tab, newline and backslash as \ooo.
@@ -101,7 +95,9 @@ DeviceFacts probe_device(const std::string& path) {
       paths.push_back("/dev/" + entry.path().filename().string());
   }
   // Sources may be symlinks (/dev/disk/by-uuid/…, /dev/mapper/…): compare canonical paths.
-  std::istringstream in(read_all("/proc/self/mounts"));
+  std::string mounts;
+  read_file_if_exists("/proc/self/mounts", mounts);
+  std::istringstream in(mounts);
   std::string canonical_text;
   for (std::string line; std::getline(in, line);) {
     std::istringstream fields(line);

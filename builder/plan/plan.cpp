@@ -24,10 +24,6 @@ constexpr std::string_view kManifest = "/_manifest";
 // Kubernetes on Raspberry Pi kernels needs the memory cgroup, which they disable by default.
 constexpr const char* kCgroupTokens = "cgroup_enable=memory cgroup_memory=1";
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 std::string join(const std::vector<std::string>& items, std::string_view sep) {
   std::string out;
   for (const auto& i : items) out += (out.empty() ? "" : std::string(sep)) + i;
@@ -80,16 +76,9 @@ std::string render_hosts_entries(const ClusterSpec& spec) {
   return out;
 }
 
-const NodeSpec& control_plane_node(const ClusterSpec& spec) {
-  for (const NodeSpec& n : spec.nodes)
-    if (n.role == NodeRole::kControlPlane) return n;
-  return spec.nodes.front();
-}
-
 const NodeSpec& gateway_node(const ClusterSpec& spec) {
-  for (const NodeSpec& n : spec.nodes)
-    if (n.name == spec.network.gateway) return n;
-  return spec.nodes.front();
+  const NodeSpec* gateway = find_node(spec, gateway_name(spec));
+  return gateway ? *gateway : spec.nodes.front();
 }
 
 TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number) {
@@ -195,7 +184,7 @@ void add_tree(NodePlan& plan, std::string_view dir, const TemplateVars& vars) {
     }
     FileOp op;
     op.source = r->path;
-    if (ends_with(path, kTemplateSuffix)) {
+    if (path.ends_with(kTemplateSuffix)) {
       path.resize(path.size() - kTemplateSuffix.size());
       op.data = render_template(body, vars, r->path);
     } else {

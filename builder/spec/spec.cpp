@@ -60,6 +60,12 @@ std::string gateway_name(const ClusterSpec& spec) {
   return spec.nodes.empty() ? std::string() : spec.nodes.front().name;
 }
 
+const NodeSpec& control_plane_node(const ClusterSpec& spec) {
+  for (const NodeSpec& n : spec.nodes)
+    if (n.role == NodeRole::kControlPlane) return n;
+  return spec.nodes.front();
+}
+
 SourceLoc diagnostic_location(const ClusterSpec& spec, const Diagnostic& d) {
   if (d.location.known()) return d.location;
   // The nearest located ancestor: a defaulted nodes[2].ip still points at nodes[2]'s entry.

@@ -176,6 +176,9 @@ bool same_settings(const ClusterSpec& a, const ClusterSpec& b);
 const NodeSpec* find_node(const ClusterSpec& spec, std::string_view name);
 // network.gateway, or the first node's name when it is empty ("" when there are no nodes).
 std::string gateway_name(const ClusterSpec& spec);
+// The control-plane node (validate() ensures there is exactly one; the first node otherwise).
+// The spec must have at least one node.
+const NodeSpec& control_plane_node(const ClusterSpec& spec);
 
 struct LoadResult {
   ClusterSpec spec;
