@@ -214,7 +214,7 @@ void run_build(const BuildOptions& opts) {
         std::find(opts.only_nodes.begin(), opts.only_nodes.end(), n.name) != opts.only_nodes.end())
       names.push_back(n.name);
   }
-  gather_credentials(spec, state_dir, names, inputs);
+  const pki::PkiState pki = gather_credentials(spec, state_dir, names, inputs);
   // plan: every node's files, computed before the first byte of an image is written.
   BuildPlan plan = make_plan(spec, opts.only_nodes, inputs);
   // prepare base: find and check its partitions.
@@ -227,7 +227,7 @@ void run_build(const BuildOptions& opts) {
   write_node_images(base, plan, opts);
   // The spec that was used, next to the outputs. It may hold the Wi-Fi password: owner-only.
   write_file_atomic(opts.out_dir + "/cluster.yaml", to_yaml(spec), 0600);
-  std::string join = write_admin_kubeconfig(spec, state_dir, opts.out_dir);
+  std::string join = write_admin_kubeconfig(spec, pki, state_dir, opts.out_dir);
   fmt::print("kubectl --kubeconfig {}/admin.kubeconfig get nodes   # once the cluster is up\n", opts.out_dir);
   fmt::print(
       "to join another machine by hand, within 24 h of node-1's first boot (later, run\n"

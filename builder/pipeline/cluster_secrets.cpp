@@ -103,8 +103,8 @@ void check_cluster_identity(const ClusterSpec& spec, const std::string& state_di
                   state_dir, path, list, state_dir));
 }
 
-void gather_credentials(const ClusterSpec& spec, const std::string& state_dir,
-                        const std::vector<std::string>& plan_nodes, PlanInputs& inputs) {
+pki::PkiState gather_credentials(const ClusterSpec& spec, const std::string& state_dir,
+                                 const std::vector<std::string>& plan_nodes, PlanInputs& inputs) {
   pki::PkiState pki = pki::load_or_create(state_dir);
   if (pki.created) fmt::print("created the cluster's certificate authorities in {}/pki\n", state_dir);
   inputs.bootstrap_token = pki.bootstrap_token;
@@ -141,10 +141,11 @@ void gather_credentials(const ClusterSpec& spec, const std::string& state_dir,
     }
     for (const pki::NodeFile& f : files) ops.push_back(secret_op(f.path, f.content, f.mode));
   }
+  return pki;
 }
 
-std::string write_admin_kubeconfig(const ClusterSpec& spec, const std::string& state_dir, const std::string& out_dir) {
-  pki::PkiState pki = pki::load_or_create(state_dir);
+std::string write_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState& pki, const std::string& state_dir,
+                                   const std::string& out_dir) {
   const NodeSpec& cp = control_plane_node(spec);
   std::string kept = state_dir + "/admin.kubeconfig";
   std::string conf;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "pki/state.h"
 #include "plan/plan.h"
 #include "spec/spec.h"
 
@@ -18,12 +19,14 @@ void check_cluster_identity(const ClusterSpec& spec, const std::string& state_di
 
 // Loads or creates the PKI and fills `inputs` with the bootstrap token and the credentials of
 // every node in `plan_nodes`. A worker's kubelet credentials are issued once and kept in
-// `state_dir`/nodes/<name>/, so regenerating its image gives it the same identity.
-void gather_credentials(const ClusterSpec& spec, const std::string& state_dir,
-                        const std::vector<std::string>& plan_nodes, PlanInputs& inputs);
+// `state_dir`/nodes/<name>/, so regenerating its image gives it the same identity. Returns the
+// PKI, loaded once for the whole build.
+pki::PkiState gather_credentials(const ClusterSpec& spec, const std::string& state_dir,
+                                 const std::vector<std::string>& plan_nodes, PlanInputs& inputs);
 
 // Writes `out_dir`/admin.kubeconfig (0600), issued once and kept in the state dir, and returns
 // the line to print for joining a machine by hand (without the token itself).
-std::string write_admin_kubeconfig(const ClusterSpec& spec, const std::string& state_dir, const std::string& out_dir);
+std::string write_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState& pki, const std::string& state_dir,
+                                   const std::string& out_dir);
 
 }  // namespace pibake
