@@ -46,8 +46,9 @@ mkdir -p root/etc/kubernetes/pibake/pki
 # Control plane (and gateway): packages, DHCP, kubeadm init, CNI, in that order; kubeadm fails twice.
 reset_calls
 run firstboot-1 FAIL_kubeadm=2 || fail "control-plane bootstrap failed"
-grep -E '^(apt-get install|systemctl enable --now isc-dhcp|kubeadm init|kubectl)' calls.log | cut -d' ' -f1-2 > order
-assert_eq "$(tr '\n' ' ' < order)" "apt-get install systemctl enable kubeadm init kubeadm init kubeadm init kubectl --kubeconfig " "call order"
+grep -E '^(apt-get install|systemctl (enable|restart) isc-dhcp|kubeadm init|kubectl)' calls.log | cut -d' ' -f1-2 > order
+assert_eq "$(tr '\n' ' ' < order)" "apt-get install systemctl enable systemctl restart kubeadm init kubeadm init kubeadm init kubectl --kubeconfig " "call order"
+assert_contains calls.log "systemctl is-active --quiet isc-dhcp-server.service"
 assert_contains calls.log "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold conntrack socat iptables isc-dhcp-server"
 assert_contains calls.log "kubeadm init --config $SCRATCH/root/etc/kubernetes/pibake/kubeadm-init.yaml --skip-token-print"
 assert_contains calls.log "kubectl --kubeconfig $SCRATCH/root/etc/kubernetes/admin.conf apply -f $SCRATCH/root/etc/kubernetes/pibake/cni.yaml"

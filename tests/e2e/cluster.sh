@@ -1,0 +1,391 @@
+#!/usr/bin/env bash
+# End-to-end test (issue 7): pibake builds a 3-node cluster from an arm64 stand-in of Ubuntu's raspi
+# image, the images boot together under qemu-system-aarch64, and the test checks on the running
+# nodes what pibake promised them.
+#
+#   1. base image   tests/e2e/make-rootfs-image.sh: Debian bookworm arm64 in Ubuntu's raspi layout
+#                   (cached; about 10 minutes the first time, under qemu-user, without root)
+#   2. artifacts    served by this test on 127.0.0.1 through `mirrors:`: containerd, runc and the
+#                   CNI plugins are Debian's arm64 builds repackaged in the upstream release
+#                   layouts; kubelet, kubeadm, kubectl and crictl are a stand-in script that records
+#                   its calls (k8s-stand-in.sh). NO REAL KUBERNETES RUNS HERE: no arm64 Kubernetes
+#                   binaries can be downloaded on this machine, so the test proves everything pibake
+#                   sets up around them, and the calls pibake's bootstrap makes, not that a
+#                   Kubernetes control plane comes up.
+#   3. pibake build 3 nodes (node-1 control plane + gateway with a wired uplink on eth1)
+#   4. boot         each node: -M virt, TCG, direct kernel boot with the kernel, initrd and
+#                   cmdline.txt from its own system-boot partition. eth0 of every VM is on one
+#                   private L2, a vde_switch on a unix socket. node-1's eth1 is QEMU user
+#                   networking with restrict=on: no guest packet can leave, except an SSH hostfwd
+#                   from 127.0.0.1 and a guestfwd of 10.0.2.100:80 to this test's HTTP server on
+#                   127.0.0.1. A fourth VM, the unmodified base image, joins the L2 as an
+#                   unconfigured machine that must get a lease from node-1's DHCP server.
+#   5. checks       over SSH with the key from the spec (workers through node-1): addresses,
+#                   routes, hostnames, /etc/hosts, modules, sysctls, the memory cgroup, containerd
+#                   and `ctr version`, the DHCP lease, the NAT rule and a worker's request through
+#                   it, the bootstrap's steps and calls (once, in order, with pibake's kubeadm
+#                   config); then node-1 and node-2 reboot and the bootstrap must not run again;
+#                   last, clean power-off and e2fsck of every image.
+#   6. report       stage times and every check, in report.txt; a failed check adds that node's
+#                   journal (or serial console) excerpt.
+#
+# Runs as an ordinary user; started as root (CI), it prepares binfmt and subordinate ids, then
+# re-runs itself as nobody (lib.sh). Env: PIBAKE (binary; default build/pibake), PIBAKE_E2E_CACHE,
+# PIBAKE_E2E_TIMEOUT (seconds for the boot, default 2400), PIBAKE_E2E_KEEP=1 (keep the work dir),
+# PIBAKE_TEST_TMP (work dir parent). Exit 0 pass, 1 fail, 77 skipped (a tool is missing).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+export PATH=$PATH:/usr/sbin:/sbin
+# shellcheck source=tests/e2e/lib.sh
+. "$here/lib.sh"
+e2e_as_user "$@"
+PIBAKE=${PIBAKE:-$src/build/pibake}
+timeout_s=${PIBAKE_E2E_TIMEOUT:-2400}
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
+NODES=(node-1 node-2 node-3)
+
+skip() { echo "SKIP (e2e.cluster): $*" >&2; exit 77; }
+for t in qemu-system-aarch64 vde_switch socat mcopy mtype sfdisk debugfs e2fsck ssh ssh-keygen python3 dpkg-deb; do
+  command -v $t >/dev/null || skip "$t is not installed"
+done
+[ -x "$PIBAKE" ] || skip "no pibake binary at $PIBAKE (set PIBAKE)"
+
+mkdir -p "${PIBAKE_TEST_TMP:-/tmp}"
+W=$(mktemp -d "${PIBAKE_TEST_TMP:-/tmp}/e2e-cluster.XXXXXX")
+declare -A QEMU_PID=()
+VDE_PID=""; HTTP_PID=""; failed=0
+cleanup() {
+  local n
+  for n in "${!QEMU_PID[@]}"; do kill "${QEMU_PID[$n]}" 2>/dev/null || true; done
+  [ -z "$VDE_PID" ] || kill "$VDE_PID" 2>/dev/null || true
+  [ -z "$HTTP_PID" ] || kill "$HTTP_PID" 2>/dev/null || true
+  if [ "${PIBAKE_E2E_KEEP:-0}" = 1 ] || [ "$failed" = 1 ]; then
+    echo "work dir kept: $W" >&2
+  else
+    rm -rf "$W"
+  fi
+}
+trap cleanup EXIT
+cd "$W"
+
+# --- report: stage times, checks, problems --------------------------------------------------
+report=$W/report.txt
+t_start=$(date +%s); t_stage=$t_start
+stage() {  # stage NAME: how long the stage that just ended took
+  local now; now=$(date +%s)
+  printf 'stage %-40s %5ss\n' "$1" $((now - t_stage)) | tee -a "$report"
+  t_stage=$now
+}
+fail() {  # fatal: nothing more can be checked
+  failed=1
+  echo "FAIL (e2e.cluster): $*" | tee -a "$report" >&2
+  local n
+  for n in "${!QEMU_PID[@]}"; do excerpt "$n"; done
+  echo "report: $report" >&2
+  exit 1
+}
+problems=0
+declare -A excerpted=()
+serial_text() { tr -d '\r' < "$W/$1.serial" | sed 's/\x1b\[[0-9;]*m//g'; }
+serial_has() { grep -aqE -- "$2" <(serial_text "$1"); }
+# excerpt NODE: the node's journal for pibake's units (or its serial console), once per node.
+excerpt() {
+  [ -z "${excerpted[$1]:-}" ] || return 0
+  excerpted[$1]=1
+  {
+    echo "--- $1: journal excerpt ---"
+    if ! on "$1" 'systemctl --failed --no-legend; sudo journalctl -b --no-pager -o short-monotonic \
+         -u pibake-firstboot -u containerd -u kubelet -u isc-dhcp-server -u pibake-nat -u cloud-init \
+         -u cloud-config -u cloud-final | tail -n 60' 2>/dev/null; then
+      echo "(no ssh to $1; last 40 lines of its serial console)"
+      [ ! -s "$W/$1.serial" ] || serial_text "$1" | tail -n 40
+    fi
+  } 2>&1 | tee -a "$report" >&2
+}
+# check NODE WHAT COMMAND: COMMAND runs on NODE over SSH; exit 0 passes.
+check() {
+  local node=$1 what=$2
+  if on "$node" "$3" >/dev/null 2>&1; then
+    echo "PASS $node: $what" | tee -a "$report"
+  else
+    problems=$((problems + 1))
+    echo "FAIL $node: $what" | tee -a "$report" >&2
+    excerpt "$node"
+  fi
+}
+# holds COMMAND...: prints 0 when COMMAND (run on this side) succeeds, else 1; for verdict.
+holds() { if "$@" >/dev/null 2>&1; then echo 0; else echo 1; fi; }
+# verdict NODE WHAT STATUS: a check decided on this side (STATUS 0 passes).
+verdict() {
+  if [ "$3" = 0 ]; then echo "PASS $1: $2" | tee -a "$report"
+  else problems=$((problems + 1)); echo "FAIL $1: $2" | tee -a "$report" >&2; excerpt "$1"; fi
+}
+
+# --- 1. base image ---------------------------------------------------------------------------
+base=$(bash "$here/make-rootfs-image.sh" | tail -n 1) || {
+  rc=$?; [ $rc = 77 ] && skip "cannot build the arm64 base image"; fail "make-rootfs-image.sh exited $rc"; }
+debs=${base%.img}.debs
+[ -s "$base" ] && [ -d "$debs" ] || fail "no base image or .debs from make-rootfs-image.sh"
+stage "base image ($(basename "$base"))"
+
+# --- 2. artifacts on 127.0.0.1 -----------------------------------------------------------------
+deb_version() {  # upstream version of a Debian package file: 1:1.6.20~ds1-1+b1 -> 1.6.20
+  dpkg-deb -f "$(ls "$debs/$1"_*_arm64.deb)" Version | sed -e 's/^[0-9]*://' -e 's/[~+-].*//'
+}
+ctd=$(deb_version containerd); runc=$(deb_version runc); cni=$(deb_version containernetworking-plugins)
+PIBAKE_ARTIFACT_DEBS=$debs PIBAKE_ARTIFACT_STAND_IN=$here/k8s-stand-in.sh \
+  bash "$src/tests/fixtures/make-artifacts.sh" "$W/upstream" v1.34.2 "$ctd" "$runc" "$cni" >/dev/null
+nat_token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+mkdir -p "$W/upstream/e2e" && echo "$nat_token" > "$W/upstream/e2e/nat-check"
+python3 "$src/tests/fixtures/http_server.py" "$W/upstream" "$W/http.port" "$W/http.log" &
+HTTP_PID=$!
+for _ in $(seq 50); do [ -s "$W/http.port" ] && break; sleep 0.1; done
+http_port=$(cat "$W/http.port")
+echo "artifacts: containerd $ctd, runc $runc, CNI plugins $cni (Debian arm64); kubelet/kubeadm/kubectl/crictl stand-ins" | tee -a "$report"
+stage "artifacts served on 127.0.0.1:$http_port"
+
+# --- 3. pibake build -------------------------------------------------------------------------
+ssh-keygen -q -t ed25519 -N '' -C pibake-e2e -f "$W/id_e2e"
+cat > cluster.yaml <<YAML
+cluster: {name: e2e}
+nodes: {count: 3}
+network:
+  uplink: {interface: eth1}
+containerd: {version: "$ctd"}
+runc: {version: "$runc"}
+cni_plugins: {version: "$cni"}
+access:
+  ssh_authorized_keys: ["$(cat "$W/id_e2e.pub")"]
+mirrors:
+  "https://dl.k8s.io": "http://127.0.0.1:$http_port/dl.k8s.io"
+  "https://github.com": "http://127.0.0.1:$http_port/github.com"
+YAML
+XDG_CACHE_HOME=$W/xdg "$PIBAKE" build --base-image "$base" --out out > build.log 2>&1 ||
+  { cat build.log >&2; fail "pibake build failed"; }
+for n in "${NODES[@]}"; do [ -s "out/$n.img" ] || fail "pibake wrote no $n.img"; done
+grep -q "GET /github.com/containerd/containerd/releases/download/v$ctd/" http.log ||
+  fail "pibake did not fetch containerd from the test's server"
+stage "pibake build (3 nodes)"
+
+part_offset() {  # part_offset IMAGE N: byte offset of partition N
+  sfdisk -d "$1" | awk -v n="$2" '/^[^ ].* : start=/ { i++; if (i == n) { s = $0; sub(".*start= *", "", s); sub(",.*", "", s); print s * 512 } }'
+}
+image_file() { debugfs -R "cat $2" "$1?offset=$(part_offset "$1" 2)" 2>/dev/null; }
+image_file out/node-1.img /etc/kubernetes/pibake/kubeadm-init.yaml > kubeadm-init.built.yaml
+[ -s kubeadm-init.built.yaml ] || fail "node-1.img has no /etc/kubernetes/pibake/kubeadm-init.yaml"
+
+# --- 4. boot ---------------------------------------------------------------------------------
+vde_switch -s "$W/lan.vde" -M "$W/lan.mgmt" -d -p "$W/vde.pid" </dev/null >/dev/null 2>&1 || fail "vde_switch did not start"
+VDE_PID=$(cat "$W/vde.pid")
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ssh_port=$(free_port)
+# start_vm NAME IMAGE INDEX [QEMU ARGS...]: boots IMAGE with the kernel, initrd and command line on
+# its own system-boot partition; eth0 (MAC 52:54:00:e2:e0:0INDEX) on the vde L2.
+start_vm() {
+  local name=$1 img=$2 idx=$3 boot cmdline
+  shift 3
+  boot=$(part_offset "$img" 1)
+  mkdir -p "$W/$name.boot"
+  mcopy -n -i "$img@@$boot" ::vmlinuz ::initrd.img "$W/$name.boot/"
+  cmdline=$(mtype -i "$img@@$boot" ::cmdline.txt | head -n 1 | tr -d '\r\n')
+  case " $cmdline " in *" console=ttyAMA0 "*) ;; *) cmdline="$cmdline console=ttyAMA0" ;; esac
+  echo "$name cmdline: $cmdline" >> "$report"
+  : > "$W/$name.serial"
+  qemu-system-aarch64 -M virt -cpu cortex-a72 -m 768 -smp 1 -nodefaults -display none \
+    -kernel "$W/$name.boot/vmlinuz" -initrd "$W/$name.boot/initrd.img" -append "$cmdline" \
+    -drive file="$img",format=raw,if=virtio \
+    -netdev vde,id=lan,sock="$W/lan.vde" -device virtio-net-pci,netdev=lan,romfile=,mac=52:54:00:e2:e0:0"$idx" \
+    "$@" -serial file:"$W/$name.serial" -monitor unix:"$W/$name.monitor",server,nowait \
+    > "$W/$name.qemu.log" 2>&1 &
+  QEMU_PID[$name]=$!
+}
+# node-1's uplink: user networking that reaches nothing but the two forwards on 127.0.0.1.
+start_vm node-1 out/node-1.img 1 \
+  -netdev "user,id=up,restrict=on,hostfwd=tcp:127.0.0.1:$ssh_port-:22,guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:$http_port" \
+  -device virtio-net-pci,netdev=up,romfile=,mac=52:54:00:e2:e1:01
+start_vm node-2 out/node-2.img 2
+start_vm node-3 out/node-3.img 3
+
+cat > ssh_config <<EOF
+Host *
+  User ubuntu
+  IdentityFile $W/id_e2e
+  IdentitiesOnly yes
+  StrictHostKeyChecking no
+  UserKnownHostsFile /dev/null
+  LogLevel ERROR
+  BatchMode yes
+  ConnectTimeout 30
+  ServerAliveInterval 15
+  ControlMaster auto
+  ControlPath $W/cm-%n
+  ControlPersist 900
+Host node-1
+  HostName 127.0.0.1
+  Port $ssh_port
+Host node-2
+  HostName 10.0.0.2
+  ProxyJump node-1
+Host node-3
+  HostName 10.0.0.3
+  ProxyJump node-1
+EOF
+on() { local n=$1; shift; ssh -F "$W/ssh_config" "$n" "$@"; }
+
+deadline=$(( $(date +%s) + timeout_s ))
+declare -A up=() done_=()
+vm4_started=0
+while :; do
+  for n in "${NODES[@]}"; do
+    kill -0 "${QEMU_PID[$n]}" 2>/dev/null || { cat "$W/$n.qemu.log" >&2; fail "qemu of $n exited"; }
+    if [ -z "${up[$n]:-}" ] && serial_has "$n" "$n login:"; then up[$n]=1; stage "$n: boot to '$n login:'"; fi
+    if [ -n "${up[$n]:-}" ] && [ -z "${done_[$n]:-}" ] && on "$n" 'test -e /var/lib/pibake/firstboot.done' 2>/dev/null; then
+      done_[$n]=1; stage "$n: pibake-firstboot done"
+    fi
+  done
+  # The unconfigured machine joins once the gateway is up, so the four VMs do not all boot at once.
+  if [ $vm4_started = 0 ] && [ -n "${up[node-1]:-}" ]; then
+    cp --sparse=always "$base" "$W/unconfigured.img"
+    start_vm unconfigured "$W/unconfigured.img" 4
+    vm4_started=1
+  fi
+  [ ${#done_[@]} = ${#NODES[@]} ] && break
+  [ "$(date +%s)" -lt "$deadline" ] || break
+  sleep 10
+done
+for n in "${NODES[@]}"; do
+  serial_has "$n" 'ordering cycle on pibake-firstboot|skipping pibake-firstboot' &&
+    verdict "$n" "no systemd ordering cycle around pibake-firstboot" 1
+  [ -n "${up[$n]:-}" ] || fail "no '$n login:' on its serial console within ${timeout_s}s"
+  [ -n "${done_[$n]:-}" ] || { verdict "$n" "pibake-firstboot finished within ${timeout_s}s" 1; fail "bootstrap did not finish"; }
+done
+
+# --- 5. checks -------------------------------------------------------------------------------
+# cloud-final may still be running after the bootstrap is done.
+for n in "${NODES[@]}"; do on "$n" 'timeout 600 cloud-init status --wait' >/dev/null 2>&1 || true; done
+stage "cloud-init finished everywhere"
+echo "--- checks ---" | tee -a "$report"
+hosts_ok='grep -qE "^10\.0\.0\.1[[:space:]].*\bnode-1\b" /etc/hosts && grep -qE "^10\.0\.0\.2[[:space:]].*\bnode-2\b" /etc/hosts && grep -qE "^10\.0\.0\.3[[:space:]].*\bnode-3\b" /etc/hosts'
+common_checks() {  # common_checks NODE INDEX
+  local n=$1 k=$2
+  check "$n" "hostname is $n" "[ \"\$(hostname)\" = $n ]"
+  check "$n" "eth0 is 10.0.0.$k/24 (static)" "ip -4 -o addr show dev eth0 | grep -q ' 10.0.0.$k/24 ' && ! ip -4 -o addr show dev eth0 | grep -q dynamic"
+  check "$n" "/etc/hosts names node-1..3" "$hosts_ok"
+  check "$n" "cloud-init status: done" "cloud-init status | grep -q 'status: done'"
+  verdict "$n" "cloud-init took pibake's seed from system-boot (serial: DataSourceNoCloud [seed=/dev/vda1])" \
+    "$(holds serial_has "$n" 'DataSourceNoCloud \[seed=/dev/vda1\]')"
+  check "$n" "modules overlay and br_netfilter loaded" "lsmod | grep -q '^overlay ' && lsmod | grep -q '^br_netfilter '"
+  check "$n" "sysctls: ip_forward=1, bridge-nf-call-iptables=1" \
+    "[ \$(cat /proc/sys/net/ipv4/ip_forward) = 1 ] && [ \$(cat /proc/sys/net/bridge/bridge-nf-call-iptables) = 1 ]"
+  check "$n" "memory cgroup on (cmdline tokens, cgroup2 controller)" \
+    "grep -q 'cgroup_enable=memory' /proc/cmdline && grep -qw memory /sys/fs/cgroup/cgroup.controllers"
+  check "$n" "swap off" "[ \$(wc -l < /proc/swaps) = 1 ]"
+  check "$n" "containerd active" "systemctl is-active -q containerd"
+  check "$n" "ctr version answers (client and server $ctd)" \
+    "sudo ctr version | grep -A2 '^Server:' | grep -q 'Version: *$ctd'"
+  check "$n" "pibake-firstboot ran once this boot" \
+    "[ \$(sudo journalctl -b -u pibake-firstboot -o cat | grep -c 'pibake-firstboot: done') = 1 ]"
+  check "$n" "no failed units" "[ -z \"\$(systemctl --failed --no-legend)\" ]"
+}
+common_checks node-1 1
+check node-1 "uplink eth1 has its DHCP address 10.0.2.15" "ip -4 -o addr show dev eth1 | grep -q ' 10.0.2.15/24 '"
+check node-1 "bootstrap steps in order: packages dhcp-server kubeadm-init cni" \
+  "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages dhcp-server kubeadm-init cni ' ]"
+check node-1 "isc-dhcp-server active" "systemctl is-active -q isc-dhcp-server"
+check node-1 "NAT rule: POSTROUTING -o eth1 -j MASQUERADE" \
+  "sudo iptables -t nat -S POSTROUTING | grep -q -- '-o eth1 -j MASQUERADE'"
+check node-1 "kubeadm init called once, with pibake's config" \
+  "[ \$(grep -c ' kubeadm init ' /var/log/pibake-e2e/calls.log) = 1 ] && grep -q ' kubeadm init --config /etc/kubernetes/pibake/kubeadm-init.yaml --skip-token-print$' /var/log/pibake-e2e/calls.log"
+check node-1 "CNI applied once, after kubeadm init" \
+  "[ \$(grep -c ' kubectl .* apply -f /etc/kubernetes/pibake/cni.yaml' /var/log/pibake-e2e/calls.log) = 1 ] &&
+   [ \$(grep -n ' kubeadm init ' /var/log/pibake-e2e/calls.log | cut -d: -f1) -lt \$(grep -n ' apply -f ' /var/log/pibake-e2e/calls.log | cut -d: -f1) ]"
+on node-1 'sudo cat /var/log/pibake-e2e/kubeadm-init.yaml' > kubeadm-init.seen.yaml 2>/dev/null || true
+verdict node-1 "kubeadm saw the kubeadm-init.yaml pibake built" "$(holds cmp -s kubeadm-init.built.yaml kubeadm-init.seen.yaml)"
+verdict node-1 "kubeadm config advertises 10.0.0.1" \
+  "$(holds grep -qE 'advertiseAddress: "?10\.0\.0\.1"?$' kubeadm-init.seen.yaml)"
+
+# The unconfigured VM: a lease from node-1's DHCP server, seen on both ends.
+lease=""
+for _ in $(seq 1 40); do
+  lease=$(on node-1 "sudo awk '/^lease /{ip=\$2} /hardware ethernet 52:54:00:e2:e0:04;/{print ip}' /var/lib/dhcp/dhcpd.leases | tail -n 1" 2>/dev/null || true)
+  [ -n "$lease" ] && break
+  sleep 10
+done
+case "$lease" in
+  10.0.0.1[0-9][0-9]|10.0.0.200) verdict node-1 "DHCP lease $lease (pool 10.0.0.100-200) to the unconfigured VM" 0 ;;
+  *) verdict node-1 "DHCP lease in 10.0.0.100-200 to the unconfigured VM (got '${lease}')" 1 ;;
+esac
+if [ -n "$lease" ]; then
+  check node-1 "the unconfigured VM answers on $lease" "sudo ping -c 1 -W 5 $lease || { sleep 20; sudo ping -c 1 -W 10 $lease; }"
+fi
+kill "${QEMU_PID[unconfigured]}" 2>/dev/null || true
+unset 'QEMU_PID[unconfigured]'
+
+for k in 2 3; do
+  n=node-$k
+  common_checks "$n" "$k"
+  check "$n" "default route via node-1 (10.0.0.1)" "ip route show default | grep -q '^default via 10.0.0.1 dev eth0'"
+  check "$n" "bootstrap steps in order: packages kubelet" \
+    "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages kubelet ' ]"
+  check "$n" "kubelet running with its kubeconfig and config" \
+    "systemctl is-active -q kubelet && grep -q ' kubelet .*--kubeconfig=/etc/kubernetes/kubelet.conf.*--config=/var/lib/kubelet/config.yaml' /var/log/pibake-e2e/calls.log"
+  check "$n" "kubelet.conf (pibake's node credentials) in place, 0600" \
+    "sudo test -s /etc/kubernetes/kubelet.conf && [ \$(sudo stat -c %a /etc/kubernetes/kubelet.conf) = 600 ]"
+  check "$n" "kubeadm never called on a worker" "! grep -q ' kubeadm ' /var/log/pibake-e2e/calls.log"
+  check "$n" "reaches the test's 127.0.0.1 server through node-1's NAT" \
+    "[ \"\$(curl -fsS --max-time 30 http://10.0.2.100/e2e/nat-check?from=$n)\" = $nat_token ]"
+  verdict "$n" "the test's server logged that request" "$(holds grep -q "GET /e2e/nat-check?from=$n " http.log)"
+done
+stage "checks"
+
+# --- reboot: the bootstrap must not run again -------------------------------------------------
+declare -A boot_id=()
+for n in node-1 node-2; do boot_id[$n]=$(on "$n" 'cat /proc/sys/kernel/random/boot_id'); done
+on node-2 'sudo systemctl reboot' >/dev/null 2>&1 || true
+on node-1 'sudo systemctl reboot' >/dev/null 2>&1 || true
+for n in node-3 node-2 node-1; do ssh -F "$W/ssh_config" -O exit "$n" >/dev/null 2>&1 || true; done
+sleep 20
+deadline=$(( $(date +%s) + 900 ))
+for n in node-1 node-2; do
+  until b=$(on "$n" 'cat /proc/sys/kernel/random/boot_id' 2>/dev/null) && [ -n "$b" ] && [ "$b" != "${boot_id[$n]}" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "$n did not come back after reboot"
+    sleep 10
+  done
+  on "$n" 'timeout 300 systemctl is-system-running --wait' >/dev/null 2>&1 || true
+done
+stage "reboot of node-1 and node-2"
+for n in node-1 node-2; do
+  check "$n" "after reboot: pibake-firstboot skipped (ConditionPathExists unmet)" \
+    "[ \"\$(systemctl show -p ConditionResult --value pibake-firstboot)\" = no ] && ! sudo journalctl -b -u pibake-firstboot -o cat | grep -q 'step .*: starting'"
+  check "$n" "after reboot: containerd active, eth0 still static" \
+    "systemctl is-active -q containerd && ip -4 -o addr show dev eth0 | grep -q ' 10.0.0.${n#node-}/24 '"
+done
+check node-1 "after reboot: still exactly one kubeadm init" "[ \$(grep -c ' kubeadm init ' /var/log/pibake-e2e/calls.log) = 1 ]"
+check node-1 "after reboot: NAT rule and DHCP server back" \
+  "sudo iptables -t nat -S POSTROUTING | grep -q -- '-o eth1 -j MASQUERADE' && systemctl is-active -q isc-dhcp-server"
+check node-2 "after reboot: kubelet running" "systemctl is-active -q kubelet"
+stage "checks after reboot"
+
+# --- power off; the images must be clean --------------------------------------------------------
+for n in "${NODES[@]}"; do on "$n" 'sudo systemctl poweroff' >/dev/null 2>&1 || true; done
+for n in "${NODES[@]}"; do
+  for _ in $(seq 1 90); do kill -0 "${QEMU_PID[$n]}" 2>/dev/null || break; sleep 2; done
+  if kill -0 "${QEMU_PID[$n]}" 2>/dev/null; then kill "${QEMU_PID[$n]}"; verdict "$n" "powers off cleanly" 1; fi
+  wait "${QEMU_PID[$n]}" 2>/dev/null || true
+  unset "QEMU_PID[$n]"
+done
+for n in "${NODES[@]}"; do
+  verdict "$n" "e2fsck -fn clean after power-off" "$(holds e2fsck -fn "out/$n.img?offset=$(part_offset "out/$n.img" 2)")"
+done
+image_file out/node-1.img /var/log/pibake-e2e/calls.log > node-1.calls.log
+echo "--- node-1 calls to the Kubernetes stand-ins ---" | tee -a "$report"
+tee -a "$report" < node-1.calls.log
+stage "power off and fsck"
+printf 'stage %-40s %5ss\n' total $(( $(date +%s) - t_start )) | tee -a "$report"
+if [ "$problems" -gt 0 ]; then
+  failed=1
+  echo "FAIL (e2e.cluster): $problems check(s) failed; report: $report" >&2
+  exit 1
+fi
+echo "PASS (e2e.cluster): report: $report"

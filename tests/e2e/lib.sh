@@ -1,0 +1,38 @@
+# shellcheck shell=bash
+# Sourced by the e2e scripts. Everything in them runs as an ordinary user: mmdebstrap in its
+# unshare mode, the image layout in a user namespace, pibake and QEMU. Root, when the scripts are
+# started as root (CI), only prepares the machine and then hands over to an unprivileged user.
+
+# e2e_as_user "$@": when root, prepares the fixtures that need root and re-runs the calling script
+# as $PIBAKE_E2E_USER (default nobody):
+#   - subordinate uid/gid ranges for that user (mmdebstrap --mode=unshare and `unshare --map-auto`)
+#   - the qemu-aarch64 binfmt handler (mmdebstrap runs arm64 maintainer scripts through it)
+#   - a cache dir the user owns (default /var/cache/pibake-e2e)
+# Returns at once when not root.
+e2e_as_user() {
+  [ "$(id -u)" = 0 ] || return 0
+  local user=${PIBAKE_E2E_USER:-nobody} f
+  for f in /etc/subuid /etc/subgid; do
+    touch "$f"
+    grep -q "^$user:" "$f" || echo "$user:1000000:65536" >> "$f"
+  done
+  if [ "$(dpkg --print-architecture 2>/dev/null)" != arm64 ]; then
+    [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+    grep -qs enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 ||
+      update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  fi
+  export PIBAKE_E2E_CACHE=${PIBAKE_E2E_CACHE:-/var/cache/pibake-e2e}
+  mkdir -p "$PIBAKE_E2E_CACHE/home"
+  chown -R "$user" "$PIBAKE_E2E_CACHE"
+  if [ -n "${PIBAKE_TEST_TMP:-}" ]; then mkdir -p "$PIBAKE_TEST_TMP" && chmod 1777 "$PIBAKE_TEST_TMP"; fi
+  exec runuser -u "$user" -- env HOME="$PIBAKE_E2E_CACHE/home" bash "$0" "$@"
+}
+
+# e2e_need_unshare: exit 77 unless this user can map a full uid range in a user namespace.
+e2e_need_unshare() {
+  if ! command -v unshare >/dev/null || ! command -v newuidmap >/dev/null; then
+    echo "e2e: unshare/newuidmap missing (apt-get install util-linux uidmap)" >&2; exit 77
+  fi
+  unshare --map-auto --map-root-user --setuid 0 --setgid 0 true 2>/dev/null ||
+    { echo "e2e: $(id -un) cannot map subordinate ids (no /etc/subuid entry?)" >&2; exit 77; }
+}
