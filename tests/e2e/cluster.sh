@@ -32,7 +32,8 @@
 # Runs as an ordinary user; started as root (CI), it prepares binfmt and subordinate ids, then
 # re-runs itself as nobody (lib.sh). Env: PIBAKE (binary; default build/pibake), PIBAKE_E2E_CACHE,
 # PIBAKE_E2E_TIMEOUT (seconds for the boot, default 2400), PIBAKE_E2E_KEEP=1 (keep the work dir),
-# PIBAKE_TEST_TMP (work dir parent). Exit 0 pass, 1 fail, 77 skipped (a tool is missing).
+# PIBAKE_TEST_TMP (work dir parent), PIBAKE_E2E_REPORT (where to copy report.txt).
+# Exit 0 pass, 1 fail, 77 skipped (a tool is missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -45,7 +46,12 @@ timeout_s=${PIBAKE_E2E_TIMEOUT:-2400}
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
 NODES=(node-1 node-2 node-3)
 
-skip() { echo "SKIP (e2e.cluster): $*" >&2; exit 77; }
+skip() {
+  echo "SKIP (e2e.cluster): $*" >&2
+  [ -z "${report:-}" ] || echo "SKIPPED: $*" >> "$report"
+  [ -z "${PIBAKE_E2E_REPORT:-}" ] || echo "SKIPPED: $*" > "$PIBAKE_E2E_REPORT" 2>/dev/null || true
+  exit 77
+}
 for t in qemu-system-aarch64 vde_switch socat mcopy mtype sfdisk debugfs e2fsck ssh ssh-keygen python3 dpkg-deb; do
   command -v $t >/dev/null || skip "$t is not installed"
 done
@@ -53,10 +59,14 @@ done
 
 mkdir -p "${PIBAKE_TEST_TMP:-/tmp}"
 W=$(mktemp -d "${PIBAKE_TEST_TMP:-/tmp}/e2e-cluster.XXXXXX")
+# --- report: stage times, checks, problems (also copied to $PIBAKE_E2E_REPORT at the end) ----
+report=$W/report.txt
+[ -z "${PIBAKE_E2E_REPORT:-}" ] || rm -f "$PIBAKE_E2E_REPORT"
 declare -A QEMU_PID=()
 VDE_PID=""; HTTP_PID=""; failed=0
 cleanup() {
   local n
+  [ -z "${PIBAKE_E2E_REPORT:-}" ] || cp "$report" "$PIBAKE_E2E_REPORT" 2>/dev/null || true
   for n in "${!QEMU_PID[@]}"; do kill "${QEMU_PID[$n]}" 2>/dev/null || true; done
   [ -z "$VDE_PID" ] || kill "$VDE_PID" 2>/dev/null || true
   [ -z "$HTTP_PID" ] || kill "$HTTP_PID" 2>/dev/null || true
@@ -69,8 +79,6 @@ cleanup() {
 trap cleanup EXIT
 cd "$W"
 
-# --- report: stage times, checks, problems --------------------------------------------------
-report=$W/report.txt
 t_start=$(date +%s); t_stage=$t_start
 stage() {  # stage NAME: how long the stage that just ended took
   local now; now=$(date +%s)
