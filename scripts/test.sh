@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh
+report=build/test-tmp/e2e-report.txt
+rm -f "$report"
 status=0
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@" || status=$?
 # The QEMU end-to-end test's report (stage times, every check), whether it passed or not.
-report=build/test-tmp/e2e-report.txt
 if [ -s "$report" ]; then
   echo "--- e2e.cluster report ($report) ---"
   cat "$report"

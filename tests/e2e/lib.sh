@@ -12,9 +12,12 @@
 e2e_as_user() {
   [ "$(id -u)" = 0 ] || return 0
   local user=${PIBAKE_E2E_USER:-nobody} f
+  local first
+  touch /etc/subuid /etc/subgid
+  # The first range (from 1000000) that no other user's subordinate ids overlap.
+  first=$(awk -F: '$2 + $3 > m { m = $2 + $3 } END { print (m > 1000000 ? m : 1000000) }' /etc/subuid /etc/subgid)
   for f in /etc/subuid /etc/subgid; do
-    touch "$f"
-    grep -q "^$user:" "$f" || echo "$user:1000000:65536" >> "$f"
+    grep -q "^$user:" "$f" || echo "$user:$first:65536" >> "$f"
   done
   if [ "$(dpkg --print-architecture 2>/dev/null)" != arm64 ]; then
     [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true

@@ -123,6 +123,18 @@ fi
 e2e_need_unshare
 
 mkdir -p "$cache"
+# One build at a time; a run that waited here may find the image made meanwhile.
+exec 9> "$cache/.lock"
+flock 9
+if [ $force = 0 ] && [ -s "$out" ] && [ -d "${out%.img}.debs" ]; then
+  echo "make-rootfs-image: cached" >&2; echo "$out"; exit 0
+fi
+# A run killed outright (SIGKILL) leaves its work dir, with files owned by subordinate uids that
+# only the user namespace can remove.
+for stale in "$cache"/rootfs-work.*; do
+  [ -d "$stale" ] || continue
+  unshare --map-auto --map-root-user --setuid 0 --setgid 0 rm -rf "$stale" 2>/dev/null || rm -rf "$stale" || true
+done
 work=$(mktemp -d "$cache/rootfs-work.XXXXXX")
 chmod 755 "$work"   # mmdebstrap's namespace root is a subordinate uid: it must be able to enter
 # Files made in the user namespace belong to subordinate ids: remove them from inside it.
