@@ -67,17 +67,9 @@ start_server() {
 }
 stop_server() { [ -z "$SERVER_PID" ] || { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }; SERVER_PID=""; }
 
-# part_offset IMG N / part_size IMG N: byte offset and size of partition N, read with sfdisk.
-part_field() {
-  sfdisk -d "$1" | awk -v n="$2" -v f="$3" '
-    /^[^ ].* : start=/ { i++; if (i == n) { s = $0; sub(".*" f "= *", "", s); sub(",.*", "", s); print s * 512 } }'
-}
-part_offset() { part_field "$1" "$2" start; }
-part_size() { part_field "$1" "$2" size; }
-
-# Reads a file from the ext4 root (p2) and the FAT boot partition (p1) with debugfs and mtools.
-root_cat() { debugfs -R "cat $2" "$1?offset=$(part_offset "$1" 2)" 2>/dev/null; }
-boot_cat() { mtype -i "$1@@$(part_offset "$1" 1)" "::$2"; }
+# part_offset, part_size, root_cat, boot_cat: shared with the e2e test.
+# shellcheck source=tests/fixtures/image-read.sh
+. "$PIBAKE_SOURCE_DIR/tests/fixtures/image-read.sh"
 
 # Every check an image must pass, with tools that did not write it.
 check_image() {

@@ -41,6 +41,8 @@ src=$(cd "$here/../.." && pwd)
 export PATH=$PATH:/usr/sbin:/sbin
 # shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/fixtures/image-read.sh
+. "$src/tests/fixtures/image-read.sh"
 e2e_as_user "$@"
 PIBAKE=${PIBAKE:-$src/build/pibake}
 timeout_s=${PIBAKE_E2E_TIMEOUT:-2400}
@@ -191,11 +193,7 @@ grep -q "GET /github.com/containerd/containerd/releases/download/v$ctd/" http.lo
   fail "pibake did not fetch containerd from the test's server"
 stage "pibake build (3 nodes)"
 
-part_offset() {  # part_offset IMAGE N: byte offset of partition N
-  sfdisk -d "$1" | awk -v n="$2" '/^[^ ].* : start=/ { i++; if (i == n) { s = $0; sub(".*start= *", "", s); sub(",.*", "", s); print s * 512 } }'
-}
-image_file() { debugfs -R "cat $2" "$1?offset=$(part_offset "$1" 2)" 2>/dev/null; }
-image_file out/node-1.img /etc/kubernetes/pibake/kubeadm-init.yaml > kubeadm-init.built.yaml
+root_cat out/node-1.img /etc/kubernetes/pibake/kubeadm-init.yaml > kubeadm-init.built.yaml
 [ -s kubeadm-init.built.yaml ] || fail "node-1.img has no /etc/kubernetes/pibake/kubeadm-init.yaml"
 
 # --- 4. boot ---------------------------------------------------------------------------------
@@ -423,11 +421,12 @@ done
 for n in "${NODES[@]}"; do
   verdict "$n" "e2fsck -fn clean after power-off" "$(holds e2fsck -fn "out/$n.img?offset=$(part_offset "out/$n.img" 2)")"
 done
-image_file out/node-1.img /var/log/pibake-e2e/calls.log > node-1.calls.log
+root_cat out/node-1.img /var/log/pibake-e2e/calls.log > node-1.calls.log
 echo "--- node-1 calls to the Kubernetes stand-ins ---" | tee -a "$report"
 tee -a "$report" < node-1.calls.log
 stage "power off and fsck"
-printf 'stage %-40s %5ss\n' total $(( $(date +%s) - t_start )) | tee -a "$report"
+t_stage=$t_start
+stage total
 if [ "$problems" -gt 0 ]; then
   failed=1
   echo "FAIL (e2e.cluster): $problems check(s) failed; report: $report" >&2

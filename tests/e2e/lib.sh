@@ -31,11 +31,15 @@ e2e_as_user() {
   exec runuser -u "$user" -- env HOME="$PIBAKE_E2E_CACHE/home" bash "$0" "$@"
 }
 
+# ns_root CMD...: CMD as root of a user namespace that maps this user to 0 and its subordinate
+# ids to 1..65535, so files keep their owners (what `tar -p` and `mke2fs -d` need).
+ns_root() { unshare --map-auto --map-root-user --setuid 0 --setgid 0 "$@"; }
+
 # e2e_need_unshare: exit 77 unless this user can map a full uid range in a user namespace.
 e2e_need_unshare() {
   if ! command -v unshare >/dev/null || ! command -v newuidmap >/dev/null; then
     echo "e2e: unshare/newuidmap missing (apt-get install util-linux uidmap)" >&2; exit 77
   fi
-  unshare --map-auto --map-root-user --setuid 0 --setgid 0 true 2>/dev/null ||
+  ns_root true 2>/dev/null ||
     { echo "e2e: $(id -un) cannot map subordinate ids (no /etc/subuid entry?)" >&2; exit 77; }
 }

@@ -106,9 +106,12 @@ key=$(cat "$here/rootfs-recipe.sh" "$0" "$src/tests/fixtures/make-base-image.sh"
 tarball=$cache/rootfs-$suite-arm64-$rootfs_key.tar
 out=$cache/base-$suite-arm64-$key.img
 if [ $print_path = 1 ]; then echo "$out"; exit 0; fi
-if [ $force = 0 ] && [ -s "$out" ] && [ -d "${out%.img}.debs" ]; then
-  echo "make-rootfs-image: cached" >&2; echo "$out"; exit 0
-fi
+exit_if_cached() {
+  if [ $force = 0 ] && [ -s "$out" ] && [ -d "${out%.img}.debs" ]; then
+    echo "make-rootfs-image: cached" >&2; echo "$out"; exit 0
+  fi
+}
+exit_if_cached
 
 for t in mmdebstrap sfdisk mkfs.vfat mke2fs mcopy mmd tar; do
   command -v $t >/dev/null || { echo "make-rootfs-image: $t is missing" >&2; exit 77; }
@@ -126,19 +129,16 @@ mkdir -p "$cache"
 # One build at a time; a run that waited here may find the image made meanwhile.
 exec 9> "$cache/.lock"
 flock 9
-if [ $force = 0 ] && [ -s "$out" ] && [ -d "${out%.img}.debs" ]; then
-  echo "make-rootfs-image: cached" >&2; echo "$out"; exit 0
-fi
-# A run killed outright (SIGKILL) leaves its work dir, with files owned by subordinate uids that
-# only the user namespace can remove.
+exit_if_cached
+# Work dirs hold files owned by subordinate ids: only the user namespace can remove them.
+remove_work_dir() { ns_root rm -rf "$1" 2>/dev/null || rm -rf "$1" || true; }
+# A run killed outright (SIGKILL) leaves its work dir behind.
 for stale in "$cache"/rootfs-work.*; do
-  [ -d "$stale" ] || continue
-  unshare --map-auto --map-root-user --setuid 0 --setgid 0 rm -rf "$stale" 2>/dev/null || rm -rf "$stale" || true
+  [ ! -d "$stale" ] || remove_work_dir "$stale"
 done
 work=$(mktemp -d "$cache/rootfs-work.XXXXXX")
 chmod 755 "$work"   # mmdebstrap's namespace root is a subordinate uid: it must be able to enter
-# Files made in the user namespace belong to subordinate ids: remove them from inside it.
-trap 'unshare --map-auto --map-root-user --setuid 0 --setgid 0 rm -rf "$work" 2>/dev/null || rm -rf "$work"' EXIT
+trap 'remove_work_dir "$work"' EXIT
 t0=$(date +%s)
 stamp() { echo "make-rootfs-image: $1 at +$(( $(date +%s) - t0 ))s" >&2; }
 
@@ -152,8 +152,7 @@ if [ $force = 1 ] || [ ! -s "$tarball" ]; then
   echo "$(date -u +%FT%TZ) mmdebstrap $(( $(date +%s) - t0 ))s rootfs_key=$rootfs_key" >> "$cache/timings.log"
 fi
 
-unshare --map-auto --map-root-user --setuid 0 --setgid 0 \
-  bash "$0" --layout-in-userns "$tarball" "$work" "$work/image.img"
+ns_root bash "$0" --layout-in-userns "$tarball" "$work" "$work/image.img"
 rm -rf "${out%.img}.debs"
 mkdir -p "${out%.img}.debs"
 cp "$work"/debs/*.deb "${out%.img}.debs/"
