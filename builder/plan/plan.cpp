@@ -1,8 +1,12 @@
 // The build plan (see plan.h): which files each node gets, rendered from the built-in templates.
+// Every template folder holds trees named after the nodes that get them; inside a tree a file has
+// its path on a running Pi (docs/overlays.md):
 //   overlays/<all|control-plane|worker|gateway>/…  → the root filesystem, same path
+//   overlays/containerd-<1.x|2.x>/…                 → the root filesystem, by containerd's major version
 //   overlays/*/_manifest                            → modes and symlinks for that tree
-//   netplan/, firmware/                             → the cloud-init seed on system-boot
-//   dhcp/                                           → the gateway's DHCP server
+//   dhcp/gateway/…                                  → the gateway's DHCP server, root filesystem
+//   netplan/<gateway|non-gateway>/boot/firmware/    → the cloud-init network-config on system-boot
+//   firmware/all/boot/firmware/                     → the rest of the cloud-init seed on system-boot
 #include "plan/plan.h"
 
 #include <fmt/format.h>
@@ -225,9 +229,8 @@ void add_runtime(NodePlan& plan, const ClusterSpec& spec, const std::vector<Reso
     plan.ops.push_back(std::move(op));
   }
   // containerd 1.x reads config version 2, containerd 2.x version 3 (different plugin names).
-  std::string tmpl = major_version(spec.containerd.version) >= 2 ? "overlays/containerd/config-v3.toml.tmpl"
-                                                                 : "overlays/containerd/config-v2.toml.tmpl";
-  plan.ops.push_back(file_op(Fs::kRoot, "/etc/containerd/config.toml", render_resource(tmpl, vars), tmpl));
+  add_tree(plan, major_version(spec.containerd.version) >= 2 ? "overlays/containerd-2.x" : "overlays/containerd-1.x",
+           vars);
 }
 
 NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, const PlanInputs& inputs) {
@@ -251,8 +254,7 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   }
   if (plan.gateway) {
     add_tree(plan, "overlays/gateway", vars);
-    plan.ops.push_back(file_op(Fs::kRoot, "/etc/dhcp/dhcpd.conf", render_resource("dhcp/dhcpd.conf.tmpl", vars),
-                               "dhcp/dhcpd.conf.tmpl"));
+    add_tree(plan, "dhcp/gateway", vars);
   }
 
   // Boot partition: kernel parameters and the cloud-init NoCloud seed. The instance-id is derived
@@ -266,15 +268,17 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   cmdline.kind = FileOp::Kind::kCmdlineTokens;
   plan.ops.push_back(cmdline);
 
-  std::string netplan_tmpl = plan.gateway ? "netplan/gateway.yaml.tmpl" : "netplan/worker.yaml.tmpl";
+  const std::string netplan_tmpl = plan.gateway ? "netplan/gateway/boot/firmware/network-config.tmpl"
+                                                : "netplan/non-gateway/boot/firmware/network-config.tmpl";
+  const std::string user_data_tmpl = "firmware/all/boot/firmware/user-data.tmpl";
+  const std::string meta_data_tmpl = "firmware/all/boot/firmware/meta-data.tmpl";
   std::string network_config = render_resource(netplan_tmpl, vars);
-  std::string user_data = render_resource("firmware/user-data.tmpl", vars);
+  std::string user_data = render_resource(user_data_tmpl, vars);
   vars["instance_id"] = fmt::format("pibake-{}-{}-{}", spec.cluster.name, node.name,
                                     sha256_hex(node.name + "\n" + user_data + network_config).substr(0, 12));
-  plan.ops.push_back(file_op(Fs::kBoot, "/user-data", user_data, "firmware/user-data.tmpl"));
+  plan.ops.push_back(file_op(Fs::kBoot, "/user-data", user_data, user_data_tmpl));
   plan.ops.push_back(file_op(Fs::kBoot, "/network-config", network_config, netplan_tmpl));
-  plan.ops.push_back(
-      file_op(Fs::kBoot, "/meta-data", render_resource("firmware/meta-data.tmpl", vars), "firmware/meta-data.tmpl"));
+  plan.ops.push_back(file_op(Fs::kBoot, "/meta-data", render_resource(meta_data_tmpl, vars), meta_data_tmpl));
   // Last: the record of everything above, for `pibake inspect`.
   plan.ops.push_back(file_op(Fs::kRoot, kNodeIdentityPath, render_node_identity(spec, plan), "pibake"));
   return plan;

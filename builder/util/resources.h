@@ -1,4 +1,4 @@
-// The files kept in overlays/, netplan/, dhcp/ and firmware/, built into the binary.
+// The files kept in overlays/, dhcp/, netplan/ and firmware/, built into the binary (docs/overlays.md).
 #pragma once
 
 #include <cstddef>
@@ -9,7 +9,7 @@
 namespace pibake {
 
 struct Resource {
-  const char* path;  // relative to the source tree: "overlays/etc/modules-load.d/k8s.conf"
+  const char* path;  // relative to the source tree: "overlays/all/etc/hostname.tmpl"
   const char* data;
   std::size_t size;
 };

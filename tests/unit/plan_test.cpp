@@ -208,3 +208,33 @@ TEST_CASE("node.json records no digest of a secret file", "[plan]") {
   CHECK(line.find("sha256") == std::string::npos);
   CHECK(json.find(sha256_hex("secret material")) == std::string::npos);
 }
+
+TEST_CASE("every template lands at the path its tree gives it, boot/firmware/ meaning the boot partition", "[plan]") {
+  // docs/overlays.md: <folder>/<tree>/<path on a running Pi>; the boot partition is /boot/firmware.
+  for (const char* containerd : {"1.7.22", "2.0.0"}) {
+    ClusterSpec spec = default_spec();
+    spec.containerd.version = containerd;
+    std::set<std::string> folders;
+    for (const NodePlan& n : make_plan(spec).nodes) {
+      for (const FileOp& op : n.ops) {
+        const std::string& src = op.source;
+        const auto folder_end = src.find('/');
+        const std::string folder = src.substr(0, folder_end);
+        if (folder != "overlays" && folder != "dhcp" && folder != "netplan" && folder != "firmware") continue;
+        if (src.ends_with("/_manifest")) continue;  // modes and links, checked by the tests of each file
+        folders.insert(folder);
+        std::string path = src.substr(src.find('/', folder_end + 1));  // "/etc/hostname.tmpl"
+        if (path.ends_with(".tmpl")) path.resize(path.size() - 5);
+        Fs fs = Fs::kRoot;
+        if (path.starts_with("/boot/firmware/")) {
+          fs = Fs::kBoot;
+          path = path.substr(std::string("/boot/firmware").size());
+        }
+        INFO(src);
+        CHECK(op.fs == fs);
+        CHECK(op.path == path);
+      }
+    }
+    CHECK(folders == std::set<std::string>{"overlays", "dhcp", "netplan", "firmware"});
+  }
+}
