@@ -32,6 +32,7 @@
 #include "pipeline/fetch_base.h"
 #include "pipeline/node_image.h"
 #include "plan/plan.h"
+#include "state/state_dir.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 
@@ -103,17 +104,15 @@ struct Fetched {
 
 // The fetch stage, shared by `build` and `fetch`: every artifact and the base image, resolved
 // through the state dir's lock file (which gains what was resolved anew), verified, cached.
-Fetched fetch_all(const ClusterSpec& spec, const std::string& state_dir, const std::string& base_override,
-                  bool offline) {
+Fetched fetch_all(const ClusterSpec& spec, const StateDir& state, const std::string& base_override, bool offline) {
   Cache cache(Cache::default_dir());
   std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
-  ensure_state_dir(state_dir);
-  LockFile lock = load_lock(state_dir);
+  LockFile lock = state.load_lock();
   const std::string lock_before = render_lock(lock);
   Fetched out;
   out.artifacts = fetch_artifacts(spec, lock, cache, *fetcher, offline);
   out.base_image = obtain_base_image(spec, base_override, offline, cache, *fetcher, &lock);
-  if (render_lock(lock) != lock_before) save_lock(state_dir, lock);
+  if (render_lock(lock) != lock_before) state.save_lock(lock);
   return out;
 }
 
@@ -200,21 +199,21 @@ void run_build(const BuildOptions& opts) {
     return;
   }
   // fetch: the binaries and the base image (pinned by the lock file), verified, into the cache.
-  const std::string state_dir = state_dir_for(spec);
-  Fetched fetched = fetch_all(spec, state_dir, opts.base_image, opts.offline);
+  const StateDir state(StateDir::path_for(spec));
+  Fetched fetched = fetch_all(spec, state, opts.base_image, opts.offline);
   PlanInputs inputs;
   inputs.artifacts = fetched.artifacts;
   const std::string& base_path = fetched.base_image;
   // pki: the spec must still describe the cluster the state dir's keys belong to; then the CAs
   // (made once) and each node's credentials.
-  check_cluster_identity(spec, state_dir);
+  state.check_identity(spec);
   std::vector<std::string> names;
   for (const NodeSpec& n : spec.nodes) {
     if (opts.only_nodes.empty() ||
         std::find(opts.only_nodes.begin(), opts.only_nodes.end(), n.name) != opts.only_nodes.end())
       names.push_back(n.name);
   }
-  const pki::PkiState pki = gather_credentials(spec, state_dir, names, inputs);
+  const pki::PkiState pki = gather_credentials(spec, state, names, inputs);
   // plan: every node's files, computed before the first byte of an image is written.
   BuildPlan plan = make_plan(spec, opts.only_nodes, inputs);
   // prepare base: find and check its partitions.
@@ -227,7 +226,7 @@ void run_build(const BuildOptions& opts) {
   write_node_images(base, plan, opts);
   // The spec that was used, next to the outputs. It may hold the Wi-Fi password: owner-only.
   write_file_atomic(opts.out_dir + "/cluster.yaml", to_yaml(spec), 0600);
-  std::string join = write_admin_kubeconfig(spec, pki, state_dir, opts.out_dir);
+  std::string join = write_admin_kubeconfig(spec, pki, state, opts.out_dir);
   fmt::print("kubectl --kubeconfig {}/admin.kubeconfig get nodes   # once the cluster is up\n", opts.out_dir);
   fmt::print(
       "to join another machine by hand, within 24 h of node-1's first boot (later, run\n"
@@ -237,15 +236,9 @@ void run_build(const BuildOptions& opts) {
              opts.out_dir, seconds_since(start));
 }
 
-std::string state_dir_for(const ClusterSpec& spec) {
-  auto slash = spec.source_path.rfind('/');
-  std::string dir = spec.source_path.empty() || slash == std::string::npos ? "." : spec.source_path.substr(0, slash);
-  return dir + "/pibake-state";
-}
-
 void run_fetch(const SpecOptions& spec_opts, const std::string& base_image) {
   ClusterSpec spec = resolve_spec(spec_opts);
-  Fetched fetched = fetch_all(spec, state_dir_for(spec), base_image, /*offline=*/false);
+  Fetched fetched = fetch_all(spec, StateDir(StateDir::path_for(spec)), base_image, /*offline=*/false);
   for (const ResolvedArtifact& a : fetched.artifacts) {
     fmt::print("{} {} ready: {}\n", a.source.name, a.source.version, a.path);
   }

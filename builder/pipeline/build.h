@@ -29,9 +29,6 @@ struct BuildOptions {
 // load spec → apply flags → validate. Prints every problem and throws pibake::Error when any.
 ClusterSpec resolve_spec(const SpecOptions& opts);
 
-// The state dir: "pibake-state" next to the spec file (or in the current directory).
-std::string state_dir_for(const ClusterSpec& spec);
-
 // plan → fetch → prepare base → per node: clone → root partition → boot partition → finalize.
 void run_build(const BuildOptions& opts);
 

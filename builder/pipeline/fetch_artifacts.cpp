@@ -1,56 +1,17 @@
 // Fetching the cluster's binaries with the lock file (see fetch_artifacts.h).
 #include "pipeline/fetch_artifacts.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <fmt/format.h>
-#include <cerrno>
-#include <cstring>
 
 #include "fetch/archive.h"
 #include "plan/checksums.h"
 #include "plan/mirrors.h"
-#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/files.h"
 
 namespace pibake {
-namespace {
-
-std::string lock_path(const std::string& state_dir) { return state_dir + "/lock.yaml"; }
-
-LockFile read_lock(const std::string& path) {
-  std::string text;
-  return read_file_if_exists(path, text) ? parse_lock(text, path) : LockFile{};
-}
-
-}  // namespace
-
-void ensure_state_dir(const std::string& state_dir) {
-  struct stat st {};
-  if (stat(state_dir.c_str(), &st) != 0) {
-    if (errno != ENOENT) throw Error("state dir " + state_dir + ": " + std::strerror(errno));
-    if (mkdir(state_dir.c_str(), 0700) != 0)
-      throw Error("cannot create state dir " + state_dir + ": " + std::strerror(errno));
-    return;
-  }
-  if (!S_ISDIR(st.st_mode)) throw Error("state dir " + state_dir + " is not a directory");
-  if ((st.st_mode & 077) != 0) {
-    throw Error(
-        fmt::format("state dir {} has mode {:04o}; it holds the cluster's keys and must be 0700 "
-                    "(chmod 700 {})",
-                    state_dir, st.st_mode & 07777, state_dir));
-  }
-  if (st.st_uid != geteuid()) throw Error("state dir " + state_dir + " belongs to another user");
-}
-
-LockFile load_lock(const std::string& state_dir) { return read_lock(lock_path(state_dir)); }
-
-void save_lock(const std::string& state_dir, const LockFile& lock) {
-  write_file_atomic(lock_path(state_dir), render_lock(lock), 0644);
-}
 
 std::vector<ResolvedArtifact> fetch_artifacts(const ClusterSpec& spec, LockFile& lock, Cache& cache, Fetcher& fetcher,
                                               bool offline) {

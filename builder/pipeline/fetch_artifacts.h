@@ -13,13 +13,6 @@
 
 namespace pibake {
 
-// Creates the state dir (0700) when missing and refuses one that others can read.
-void ensure_state_dir(const std::string& state_dir);
-
-// `state_dir`/lock.yaml: empty when there is none yet; save_lock writes it atomically.
-LockFile load_lock(const std::string& state_dir);
-void save_lock(const std::string& state_dir, const LockFile& lock);
-
 // Resolves and fetches every artifact of the spec. `lock` is obeyed (a version that differs from
 // the spec's is refused with an explanation) and gains an entry for each artifact resolved anew.
 std::vector<ResolvedArtifact> fetch_artifacts(const ClusterSpec& spec, LockFile& lock, Cache& cache, Fetcher& fetcher,

@@ -1,6 +1,7 @@
 // kubeconfig files (client-go's clientcmd v1 Config) with embedded credentials, as kubeadm writes
 // admin.conf and as `kubectl config set-cluster --embed-certs` would.
 #include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
 
 #include "pki/pki.h"
 #include "util/error.h"
@@ -59,6 +60,21 @@ std::string render_kubeconfig(const KubeconfigSpec& spec) {
   y += "    client-certificate-data: " + base64_encode(spec.client.cert_pem) + "\n";
   y += "    client-key-data: " + base64_encode(spec.client.key_pem) + "\n";
   return y;
+}
+
+std::time_t kubeconfig_client_cert_not_after(const std::string& kubeconfig) {
+  try {
+    YAML::Node root = YAML::Load(kubeconfig);
+    std::string b64 = root["users"][0]["user"]["client-certificate-data"].as<std::string>();
+    std::string pem(b64.size(), '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(pem.data()),
+                            reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
+    if (n <= 0) return 0;
+    pem.resize(static_cast<size_t>(n));
+    return cert_not_after(pem);
+  } catch (const std::exception&) {
+    return 0;
+  }
 }
 
 }  // namespace pibake::pki

@@ -148,6 +148,9 @@ struct KubeconfigSpec {
 std::string api_server_url(std::string_view address, int port = kApiServerPort);
 // apiVersion v1 Config with the CA and the client certificate/key embedded as base64 *-data.
 std::string render_kubeconfig(const KubeconfigSpec& spec);
+// notAfter of the client certificate embedded in a kubeconfig (users[0].user.client-certificate-data);
+// 0 when there is none or it cannot be read.
+std::time_t kubeconfig_client_cert_not_after(const std::string& kubeconfig);
 
 std::string base64_encode(std::string_view data);  // RFC 4648, one line, padded
 

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "state/state_dir.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 
@@ -38,29 +39,6 @@ std::string octal(mode_t mode) {
 }
 
 std::string errno_text() { return std::strerror(errno); }
-
-// The state dir holds the keys every node trusts: anyone who can read them owns the cluster, and
-// anyone who can write them can swap the CA. So: ours, and closed to group and others.
-void check_private_dir(const std::string& path, const char* what) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) throw Error("cannot open " + std::string(what) + " " + path + ": " + errno_text());
-  if (!S_ISDIR(st.st_mode)) throw Error(std::string(what) + " " + path + " is not a directory");
-  if (st.st_uid != geteuid()) {
-    throw Error(std::string(what) + " " + path + " belongs to uid " + std::to_string(st.st_uid) +
-                ", not to the user running pibake (uid " + std::to_string(geteuid()) +
-                "); refusing to use cluster keys another user controls");
-  }
-  if ((st.st_mode & 077) != 0) {
-    throw Error(std::string(what) + " " + path + " has mode " + octal(st.st_mode) +
-                "; it holds the cluster's CA keys and must be 0700 (run: chmod 700 " + path + ")");
-  }
-}
-
-void make_private_dir(const std::string& path) {
-  if (mkdir(path.c_str(), kDirMode) != 0) throw Error("cannot create " + path + ": " + errno_text());
-  // mkdir's mode is filtered by the umask; state must be exactly 0700, not narrower or wider.
-  if (chmod(path.c_str(), kDirMode) != 0) throw Error("cannot chmod " + path + ": " + errno_text());
-}
 
 void fsync_dir(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -213,15 +191,8 @@ PkiState load_pki(const std::string& pki_dir) {
 }  // namespace
 
 PkiState load_or_create(const std::string& state_dir, std::time_t now, RandomSource& random) {
-  if (state_dir.empty()) throw Error("no state dir given");
-  if (mkdir(state_dir.c_str(), kDirMode) == 0) {
-    if (chmod(state_dir.c_str(), kDirMode) != 0) throw Error("cannot chmod " + state_dir + ": " + errno_text());
-  } else if (errno != EEXIST) {
-    throw Error("cannot create state dir " + state_dir + ": " + errno_text());
-  }
-  check_private_dir(state_dir, "state dir");
-
-  const std::string pki_dir = join(state_dir, kPkiSubdir);
+  const StateDir state(state_dir);
+  const std::string pki_dir = state.pki_dir();
   struct stat st {};
   bool created = false;
   if (lstat(pki_dir.c_str(), &st) != 0) {

@@ -13,9 +13,8 @@
 
 namespace pibake::pki {
 
-// Layout under <state_dir>/pki, mirroring /etc/kubernetes/pki on the control plane so that
-// `kubeadm init` finds and reuses every CA and the service-account key.
-inline constexpr std::string_view kPkiSubdir = "pki";
+// Layout under <state_dir>/pki (StateDir::pki_dir(), state/state_dir.h), mirroring /etc/kubernetes/pki on the control
+// plane so that `kubeadm init` finds and reuses every CA and the service-account key.
 inline constexpr std::string_view kCaCert = "ca.crt";
 inline constexpr std::string_view kCaKey = "ca.key";
 inline constexpr std::string_view kFrontProxyCaCert = "front-proxy-ca.crt";
@@ -32,7 +31,6 @@ inline constexpr std::string_view kKubeletKubeconfig = "/etc/kubernetes/kubelet.
 
 inline constexpr mode_t kSecretMode = 0600;  // keys, tokens, kubeconfigs with a key
 inline constexpr mode_t kPublicMode = 0644;  // certificates and public keys
-inline constexpr mode_t kDirMode = 0700;
 
 struct PkiState {
   std::string dir;              // <state_dir>/pki
@@ -46,7 +44,7 @@ struct PkiState {
 };
 
 // Opens the PKI in `state_dir`, creating it when <state_dir>/pki does not exist yet.
-// - state_dir is created 0700 when missing (its parent must exist).
+// - state_dir is opened as StateDir does: created 0700 when missing (its parent must exist).
 // - Creation writes everything into <state_dir>/.pki.tmp (files via write_file_atomic, keys 0600)
 //   and renames it to pki/ as the last step, so an interrupted run leaves no partial PKI.
 // - An existing pki/ is loaded and checked, never modified: every file present, regular, owned by

@@ -1,0 +1,161 @@
+// The state dir's layout, creation and modes (see state_dir.h).
+#include "state/state_dir.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace pibake {
+namespace {
+
+constexpr std::string_view kStateDirName = "pibake-state";
+constexpr mode_t kPrivateDirMode = 0700;
+constexpr mode_t kSecretFileMode = 0600;
+constexpr mode_t kLockFileMode = 0644;  // versions, URLs and hashes: nothing secret
+
+std::string errno_text() { return std::strerror(errno); }
+
+std::optional<std::string> read_kept(const std::string& path) {
+  std::string text;
+  if (!read_file_if_exists(path, text)) return std::nullopt;
+  return text;
+}
+
+// mkdir 0700 unless it exists (then it is left as it is; check_private_dir says whether it will do).
+void ensure_private_dir(const std::string& path, const std::string& what) {
+  if (mkdir(path.c_str(), kPrivateDirMode) == 0) {
+    // mkdir's mode is filtered by the umask; state must be exactly 0700, not narrower or wider.
+    if (chmod(path.c_str(), kPrivateDirMode) != 0) throw Error("cannot chmod " + path + ": " + errno_text());
+  } else if (errno != EEXIST) {
+    throw Error("cannot create " + what + path + ": " + errno_text());
+  }
+}
+
+}  // namespace
+
+void make_private_dir(const std::string& path) {
+  if (mkdir(path.c_str(), kPrivateDirMode) != 0) throw Error("cannot create " + path + ": " + errno_text());
+  if (chmod(path.c_str(), kPrivateDirMode) != 0) throw Error("cannot chmod " + path + ": " + errno_text());
+}
+
+// Anyone who can read the state dir's keys owns the cluster, and anyone who can write them can swap
+// the CA. So: ours, and closed to group and others.
+void check_private_dir(const std::string& path, const char* what) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) throw Error("cannot open " + std::string(what) + " " + path + ": " + errno_text());
+  if (!S_ISDIR(st.st_mode)) throw Error(std::string(what) + " " + path + " is not a directory");
+  if (st.st_uid != geteuid()) {
+    throw Error(std::string(what) + " " + path + " belongs to uid " + std::to_string(st.st_uid) +
+                ", not to the user running pibake (uid " + std::to_string(geteuid()) +
+                "); refusing to use cluster keys another user controls");
+  }
+  if ((st.st_mode & 077) != 0) {
+    throw Error(
+        fmt::format("{} {} has mode {:04o}; it holds the cluster's CA keys and must be 0700 (run: chmod 700 {})", what,
+                    path, st.st_mode & 07777, path));
+  }
+}
+
+std::string StateDir::path_for(const ClusterSpec& spec) {
+  auto slash = spec.source_path.rfind('/');
+  std::string dir = spec.source_path.empty() || slash == std::string::npos ? "." : spec.source_path.substr(0, slash);
+  return dir + "/" + std::string(kStateDirName);
+}
+
+StateDir::StateDir(std::string path) : path_(std::move(path)) {
+  if (path_.empty()) throw Error("no state dir given");
+  ensure_private_dir(path_, "state dir ");
+  check_private_dir(path_, "state dir");
+}
+
+std::string StateDir::pki_dir() const { return path_ + "/pki"; }
+
+std::string StateDir::lock_path() const { return path_ + "/lock.yaml"; }
+
+LockFile StateDir::load_lock() const {
+  std::optional<std::string> text = read_kept(lock_path());
+  return text ? parse_lock(*text, lock_path()) : LockFile{};
+}
+
+void StateDir::save_lock(const LockFile& lock) const {
+  write_file_atomic(lock_path(), render_lock(lock), kLockFileMode);
+}
+
+void StateDir::check_identity(const ClusterSpec& spec) const {
+  const std::string path = path_ + "/cluster.yaml";
+  std::optional<std::string> text = read_kept(path);
+  if (!text) {
+    write_file_atomic(path, to_yaml(spec), kSecretFileMode);
+    return;
+  }
+  LoadResult recorded = load_spec_text(*text, path);
+  if (!recorded.problems.empty()) {
+    throw Error(path + " (the spec the cluster was built from) no longer loads: " +
+                format_diagnostic(recorded.spec, recorded.problems.front()));
+  }
+  const ClusterSpec& was = recorded.spec;
+  std::vector<std::string> changes;
+  auto compare = [&](const char* field, const std::string& before, const std::string& now) {
+    if (before != now) changes.push_back(fmt::format("{} was \"{}\", now \"{}\"", field, before, now));
+  };
+  compare("cluster.name", was.cluster.name, spec.cluster.name);
+  compare("cluster.domain", was.cluster.domain, spec.cluster.domain);
+  compare("network.subnet", was.network.subnet, spec.network.subnet);
+  compare("kubernetes.pod_cidr", was.kubernetes.pod_cidr, spec.kubernetes.pod_cidr);
+  compare("kubernetes.service_cidr", was.kubernetes.service_cidr, spec.kubernetes.service_cidr);
+  compare("the control plane", control_plane_node(was).name, control_plane_node(spec).name);
+  for (const NodeSpec& old : was.nodes) {
+    const NodeSpec* now = find_node(spec, old.name);
+    if (now == nullptr) continue;  // a node left out of this spec is not rebuilt: no conflict
+    compare(("node " + old.name + "'s address").c_str(), old.ip, now->ip);
+    compare(("node " + old.name + "'s role").c_str(), to_string(old.role), to_string(now->role));
+  }
+  if (changes.empty()) {
+    // Nodes may be added; nodes left out of this spec stay in the record, so one that comes back
+    // later with another address or role is still caught.
+    ClusterSpec merged = spec;
+    for (const NodeSpec& old : was.nodes) {
+      bool ip_reused =
+          std::any_of(merged.nodes.begin(), merged.nodes.end(), [&](const NodeSpec& n) { return n.ip == old.ip; });
+      if (find_node(merged, old.name) == nullptr && !ip_reused) merged.nodes.push_back(old);
+    }
+    merged.nodes_listed = true;
+    write_file_atomic(path, to_yaml(merged), kSecretFileMode);
+    return;
+  }
+  std::string list;
+  for (const std::string& c : changes) list += "\n  " + c;
+  throw Error(
+      fmt::format("this spec does not match the cluster whose keys are in {} (recorded in {}):{}\n"
+                  "Images built from it could not join the running cluster. Undo those changes, or move {} away "
+                  "to build a new cluster with new keys.",
+                  path_, path, list, path_));
+}
+
+std::optional<std::string> StateDir::kubelet_kubeconfig(std::string_view node) const {
+  return read_kept(path_ + "/nodes/" + std::string(node) + "/kubelet.conf");
+}
+
+void StateDir::keep_kubelet_kubeconfig(std::string_view node, const std::string& kubeconfig) const {
+  const std::string dir = path_ + "/nodes/" + std::string(node);
+  ensure_private_dir(path_ + "/nodes", "");
+  ensure_private_dir(dir, "");
+  write_file_atomic(dir + "/kubelet.conf", kubeconfig, kSecretFileMode);
+}
+
+std::optional<std::string> StateDir::admin_kubeconfig() const { return read_kept(path_ + "/admin.kubeconfig"); }
+
+void StateDir::keep_admin_kubeconfig(const std::string& kubeconfig) const {
+  write_file_atomic(path_ + "/admin.kubeconfig", kubeconfig, kSecretFileMode);
+}
+
+}  // namespace pibake

@@ -1,0 +1,66 @@
+// The state dir (pibake-state/, docs/cluster.md "The state dir"): the one owner of its path, its
+// creation and modes, and of every file in it except the PKI's own, which pki/state.h keeps:
+//   lock.yaml                  every resolved artifact: version, URL, sha256 (0644)
+//   cluster.yaml               the spec the cluster was first built from: its identity (0600)
+//   nodes/<name>/kubelet.conf  a worker's kubelet credentials, issued once (0600)
+//   admin.kubeconfig           the admin credentials out/admin.kubeconfig is copied from (0600)
+//   pki/                       the CAs, the service-account key pair, the bootstrap token
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "plan/artifacts.h"
+#include "spec/spec.h"
+
+namespace pibake {
+
+// Creates the directory `path` with mode exactly 0700, whatever the umask. Throws pibake::Error
+// naming the path when it exists already or cannot be made.
+void make_private_dir(const std::string& path);
+
+// Throws pibake::Error (naming `what`, the path and the fix) unless `path` is a directory owned by
+// the user running pibake and closed to group and others: it holds keys every node trusts.
+void check_private_dir(const std::string& path, const char* what);
+
+class StateDir {
+ public:
+  // The state dir of `spec`: "pibake-state" next to its file, or in the current directory when
+  // the spec is the built-in default.
+  static std::string path_for(const ClusterSpec& spec);
+
+  // Opens the state dir at `path`, creating it 0700 when missing (its parent must exist). Throws
+  // pibake::Error (see check_private_dir) for one that is not a directory, belongs to another user
+  // or grants group or other access.
+  explicit StateDir(std::string path);
+
+  const std::string& path() const { return path_; }
+  // <path>/pki, whose content pki::load_or_create() creates and checks.
+  std::string pki_dir() const;
+
+  // The lock file: empty when there is none yet; save_lock writes it atomically, 0644.
+  std::string lock_path() const;
+  LockFile load_lock() const;
+  void save_lock(const LockFile& lock) const;
+
+  // Refuses (pibake::Error listing every difference) a spec whose cluster name, domain, subnet,
+  // pod or service range, control plane, or any recorded node's address or role differs from the
+  // identity record (cluster.yaml) written by the first build; records it when there is none yet,
+  // and adds the spec's new nodes to it otherwise.
+  void check_identity(const ClusterSpec& spec) const;
+
+  // A worker's kubeconfig for its kubelet (nodes/<name>/kubelet.conf), kept so a regenerated image
+  // gets the same identity; nullopt when none was issued yet. keep_* writes it atomically, 0600.
+  std::optional<std::string> kubelet_kubeconfig(std::string_view node) const;
+  void keep_kubelet_kubeconfig(std::string_view node, const std::string& kubeconfig) const;
+
+  // The admin kubeconfig (admin.kubeconfig); nullopt when none was issued yet. 0600.
+  std::optional<std::string> admin_kubeconfig() const;
+  void keep_admin_kubeconfig(const std::string& kubeconfig) const;
+
+ private:
+  std::string path_;
+};
+
+}  // namespace pibake
