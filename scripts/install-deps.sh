@@ -13,7 +13,7 @@ tool_deps=(e2fsprogs dosfstools mtools fdisk util-linux bmap-tools xz-utils zstd
   shellcheck cloud-init netplan.io isc-dhcp-server systemd iptables)
 # The QEMU end-to-end test (tests/e2e, docs/e2e.md): an arm64 base image built with mmdebstrap
 # through qemu-user, booted with qemu-system-aarch64 on a vde_switch L2.
-e2e_deps=(mmdebstrap qemu-user-static binfmt-support uidmap qemu-system-arm vde2 socat
+e2e_deps=(mmdebstrap arch-test qemu-user-static binfmt-support uidmap qemu-system-arm vde2 socat
   openssh-client)
 tool_deps+=("${e2e_deps[@]}")
 # kubectl reads the kubeconfigs in the tests; Debian's kubernetes-client unless one is installed.

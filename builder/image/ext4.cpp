@@ -2,6 +2,8 @@
 // calls. Path walking is in ext4_path.cpp, inode creation and removal in ext4_inode.cpp.
 #include "image/ext4.h"
 
+#include <algorithm>
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -207,6 +209,8 @@ uint64_t Ext4Fs::free_bytes() const {
   return ext2fs_free_blocks_count(impl_->fs()->super) * uint64_t{impl_->fs()->blocksize};
 }
 
+bool Ext4Fs::has_bigalloc() const { return ext2fs_has_feature_bigalloc(impl_->fs()->super); }
+
 void Ext4Fs::set_timestamp(int64_t unix_seconds) {
   impl_->timestamp = unix_seconds;
   // fs->now == 0 means "ask the clock" to libext2fs; only the superblock write time is affected.
@@ -275,6 +279,41 @@ bool Ext4Fs::remove(std::string_view path) {
     impl_->fail("removing", path, "it is a directory (pibake only removes files and symlinks)");
   }
   impl_->drop_link(r.parent, r.name, r.ino, path);
+  return true;
+}
+
+std::vector<std::string> Ext4Fs::list(std::string_view path) const {
+  Resolved r = impl_->resolve(path, Follow::kYes);
+  if (r.status != Resolved::Status::kFound) impl_->fail("listing", path, r.problem);
+  if (!LINUX_S_ISDIR(impl_->read_inode(r.ino, path).i_mode)) impl_->fail("listing", path, "it is not a directory");
+  std::vector<std::string> names;
+  auto collect = [](ext2_ino_t, int, ext2_dir_entry* dirent, int, int, char*, void* priv) -> int {
+    std::string name(dirent->name, ext2fs_dirent_name_len(dirent));
+    if (name != "." && name != "..") static_cast<std::vector<std::string>*>(priv)->push_back(std::move(name));
+    return 0;
+  };
+  impl_->check(ext2fs_dir_iterate2(impl_->fs(), r.ino, 0, nullptr, collect, &names), "listing", path);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool Ext4Fs::remove_tree(std::string_view path) {
+  impl_->require_writable("removing", path);
+  Resolved r = impl_->resolve(path, Follow::kNo);
+  if (r.status != Resolved::Status::kFound) return false;
+  if (r.name.empty()) impl_->fail("removing", path, "it is the root directory or ends in \"..\"");
+  if (!LINUX_S_ISDIR(impl_->read_inode(r.ino, path).i_mode)) {
+    impl_->drop_link(r.parent, r.name, r.ino, path);
+    return true;
+  }
+  std::string dir(path);
+  for (const std::string& name : list(dir)) remove_tree(dir + "/" + name);
+  // debugfs do_rmdir: unlink, drop the parent's link from "..", free the empty directory.
+  impl_->check(ext2fs_unlink(impl_->fs(), r.parent, r.name.c_str(), r.ino, 0), "unlinking", path);
+  ext2_inode_large parent = impl_->read_inode(r.parent, path);
+  if (parent.i_links_count > 1) --parent.i_links_count;
+  impl_->write_inode(r.parent, parent, path);
+  impl_->free_inode(r.ino, path);
   return true;
 }
 

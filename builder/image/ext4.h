@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pibake {
 
@@ -32,6 +33,9 @@ class Ext4Fs {
   uint64_t block_size() const;
   uint64_t blocks_count() const;
   uint64_t free_bytes() const;
+  // The `bigalloc` feature (allocation in clusters of several blocks): resize2fs cannot grow
+  // such a filesystem safely, so pibake refuses to grow it.
+  bool has_bigalloc() const;
 
   // Timestamps (atime/mtime/ctime/crtime) given to inodes created or changed from now on, and to
   // the superblock's write time, so that builds are reproducible: the clock is never read.
@@ -63,6 +67,12 @@ class Ext4Fs {
   // Creates or replaces `path` as a symlink to `target` (target stored verbatim).
   void symlink(std::string_view path, std::string_view target, Ownership own = {0777, 0, 0});
   bool remove(std::string_view path);  // a file or symlink; false when absent; directories refused
+  // Like `rm -rf` (debugfs' rm/rmdir per entry): removes a file, a symlink, or a directory with
+  // everything below it (a final symlink is removed, never followed); false when absent.
+  bool remove_tree(std::string_view path);
+  // The names in directory `path` (a final symlink is followed), without "." and "..", sorted.
+  // Throws when `path` is missing or not a directory.
+  std::vector<std::string> list(std::string_view path) const;
 
   // Mode bits, uid, gid of `path` (lstat semantics); throws if missing.
   Ownership stat(std::string_view path) const;

@@ -2,6 +2,7 @@
 #include "pipeline/base_image.h"
 
 #include <optional>
+#include <vector>
 
 #include "image/ext4.h"
 #include "image/fat.h"
@@ -17,6 +18,40 @@ bool same_label(std::string a, std::string b) {
   for (auto* s : {&a, &b})
     for (char& c : *s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return a == b;
+}
+
+// Identity an earlier boot leaves behind (machine-id(5), systemd-random-seed.service(8),
+// cloud-init's per-instance state in /var/lib/cloud, sshd's host keys).
+std::vector<std::string> booted_traces(const Ext4Fs& fs) {
+  std::vector<std::string> traces;
+  auto nonempty = [&](const char* path) {
+    if (!fs.exists(path) || fs.is_directory(path)) return false;
+    std::string text = fs.read_file(path);
+    return !text.empty() && text != "uninitialized\n";
+  };
+  if (nonempty("/etc/machine-id")) traces.push_back("/etc/machine-id is set");
+  if (fs.exists("/var/lib/systemd/random-seed")) traces.push_back("/var/lib/systemd/random-seed exists");
+  if (fs.exists("/var/lib/cloud/instance") ||
+      (fs.is_directory("/var/lib/cloud/instances") && !fs.list("/var/lib/cloud/instances").empty())) {
+    traces.push_back("cloud-init has per-instance state in /var/lib/cloud");
+  }
+  if (fs.is_directory("/etc/ssh")) {
+    for (const std::string& name : fs.list("/etc/ssh")) {
+      if (name.rfind("ssh_host_", 0) == 0) {
+        traces.push_back("/etc/ssh holds SSH host keys");
+        break;
+      }
+    }
+  }
+  return traces;
+}
+
+OsRelease read_os_release(const Ext4Fs& fs) {
+  // os-release(5): /etc/os-release, else /usr/lib/os-release.
+  for (const char* path : {"/etc/os-release", "/usr/lib/os-release"}) {
+    if (fs.exists(path) && !fs.is_directory(path)) return parse_os_release(fs.read_file(path));
+  }
+  return {};
 }
 
 std::string describe_table(const PartitionTable& t) {
@@ -55,6 +90,9 @@ BaseImage inspect_base_image(const std::string& path) {
           root = p;
           base.root_block_size = fs.block_size();
           base.root_free_bytes = fs.free_bytes();
+          base.root_bigalloc = fs.has_bigalloc();
+          base.os = read_os_release(fs);
+          base.booted_traces = booted_traces(fs);
         }
       } catch (const Error& e) {
         root_problem = std::string("; p") + std::to_string(p.number) + ": " + e.what();
@@ -72,7 +110,22 @@ BaseImage inspect_base_image(const std::string& path) {
   }
   base.boot = *boot;
   base.root = *root;
+  FatFs fat(path, base.boot.start, base.boot.size, /*writable=*/false);
+  try {
+    base.boot_layout = resolve_boot_layout(
+        [&](const std::string& file) -> std::optional<std::string> {
+          if (!fat.exists(file) || fat.is_directory(file)) return std::nullopt;
+          return fat.read_file(file);
+        },
+        base.boot.number);
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
   return base;
+}
+
+std::string describe_base(const BaseImage& base) {
+  return base.os.describe() + "; boot: " + base.boot_layout.describe();
 }
 
 }  // namespace pibake

@@ -4,8 +4,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "image/partitions.h"
+#include "plan/boot_config.h"
+#include "plan/os_release.h"
 
 namespace pibake {
 
@@ -16,10 +19,20 @@ struct BaseImage {
   Partition root;
   uint64_t root_block_size = 4096;
   uint64_t root_free_bytes = 0;
+  bool root_bigalloc = false;  // resize2fs cannot grow it safely: pibake refuses to grow it
+  OsRelease os;                // from the root's /etc/os-release (or /usr/lib/os-release)
+  BootLayout boot_layout;      // from system-boot's config.txt and autoboot.txt
+  // Traces of an earlier boot that would give every node the same identity ("/etc/machine-id
+  // is set", ...); empty for a base that never booted. pibake resets them on every node.
+  std::vector<std::string> booted_traces;
 };
 
-// Reads the partition table and opens both filesystems read-only. Throws pibake::Error saying
-// what was expected and what was found when the image is not of the Ubuntu raspi shape.
+// Reads the partition table, opens both filesystems read-only, and reads the release and the boot
+// layout. Throws pibake::Error saying what was expected and what was found when the image is not
+// of the Ubuntu raspi shape, or when no kernel command line can be found (resolve_boot_layout).
 BaseImage inspect_base_image(const std::string& path);
+
+// One line for the build summary, --dry-run and inspect: "Ubuntu 26.04 LTS (...); boot: A/B ...".
+std::string describe_base(const BaseImage& base);
 
 }  // namespace pibake

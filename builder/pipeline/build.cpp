@@ -21,6 +21,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -116,6 +117,20 @@ Fetched fetch_all(const ClusterSpec& spec, const StateDir& state, const std::str
   return out;
 }
 
+// The base image for --dry-run, only when it is already on this machine (a local raw image, or
+// the cache holds it): nothing is downloaded, nothing written to the state dir. nullopt otherwise.
+std::optional<BaseImage> cached_base_image(const ClusterSpec& spec, const std::string& base_override) {
+  try {
+    Cache cache(Cache::default_dir());
+    std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
+    const std::string state_dir = state_dir_for(spec);
+    LockFile lock = file_exists(state_dir) ? load_lock(state_dir) : LockFile{};
+    return inspect_base_image(obtain_base_image(spec, base_override, /*offline=*/true, cache, *fetcher, &lock));
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
 // Writes every node's image, `opts.jobs` at a time. The first failure stops the others from
 // starting new nodes; images already complete keep their final names, partial ones are removed.
 void write_node_images(const BaseImage& base, const BuildPlan& plan, const BuildOptions& opts) {
@@ -191,8 +206,17 @@ void run_build(const BuildOptions& opts) {
   ClusterSpec spec = resolve_spec(opts.spec);
   add_default_ssh_keys(spec);
   if (opts.dry_run) {
-    // The plan without fetching anything: binaries are listed by name only.
-    fmt::print("{}", describe(make_plan(spec, opts.only_nodes)));
+    // The plan without fetching anything: binaries are listed by name only, and the kernel command
+    // line by the base's boot layout when the base is already in the cache.
+    PlanInputs inputs;
+    if (std::optional<BaseImage> base = cached_base_image(spec, opts.base_image)) {
+      fmt::print("base image {}: {}\n", base->path, describe_base(*base));
+      inputs.cmdline_paths = base->boot_layout.cmdlines;
+    } else {
+      fmt::print("base image not in the cache yet (`pibake fetch` gets it): its boot layout, and so which kernel "
+                 "command line gets the memory cgroup tokens, is not known\n");
+    }
+    fmt::print("{}", describe(make_plan(spec, opts.only_nodes, inputs)));
     for (const ArtifactSource& a : artifact_sources(spec)) {
       fmt::print("  (every node) {} {} -> {}\n", a.name, a.version, a.install_dir);
     }
@@ -204,6 +228,9 @@ void run_build(const BuildOptions& opts) {
   PlanInputs inputs;
   inputs.artifacts = fetched.artifacts;
   const std::string& base_path = fetched.base_image;
+  // prepare base: its partitions, release and boot layout, read before anything else is written.
+  BaseImage base = inspect_base_image(base_path);
+  inputs.cmdline_paths = base.boot_layout.cmdlines;
   // pki: the spec must still describe the cluster the state dir's keys belong to; then the CAs
   // (made once) and each node's credentials.
   state.check_identity(spec);
@@ -216,10 +243,18 @@ void run_build(const BuildOptions& opts) {
   const pki::PkiState pki = gather_credentials(spec, state, names, inputs);
   // plan: every node's files, computed before the first byte of an image is written.
   BuildPlan plan = make_plan(spec, opts.only_nodes, inputs);
-  // prepare base: find and check its partitions.
-  BaseImage base = inspect_base_image(base_path);
-  fmt::print("base image {}: boot p{} ({} MiB), root p{} ({} MiB, {} MiB free)\n", base_path, base.boot.number,
-             base.boot.size >> 20, base.root.number, base.root.size >> 20, base.root_free_bytes >> 20);
+  check_growth_possible(base, plan);
+  fmt::print("base image {}: boot p{} ({} MiB), root p{} ({} MiB, {} MiB free)\n  {}\n", base_path, base.boot.number,
+             base.boot.size >> 20, base.root.number, base.root.size >> 20, base.root_free_bytes >> 20,
+             describe_base(base));
+  if (!base.booted_traces.empty()) {
+    std::string traces;
+    for (const std::string& t : base.booted_traces) traces += (traces.empty() ? "" : ", ") + t;
+    fmt::print(stderr,
+               "warning: the base image has booted before ({}); every node gets a fresh identity (empty "
+               "machine-id, no random seed, no cloud-init instance state, no SSH host keys)\n",
+               traces);
+  }
 
   OutDirLock out_lock(opts.out_dir);
   // per node: clone → root partition → boot partition → finalize, one node per core at a time.

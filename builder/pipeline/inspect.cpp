@@ -145,6 +145,24 @@ std::vector<std::string> check_files(const InspectReport& r, const Ext4Fs& root,
   return problems;
 }
 
+// The memory cgroup tokens on the first line of every command line the firmware may read; the
+// one that boots is what matters (an edit elsewhere would be a command line nobody reads).
+void check_cmdline(InspectReport& r, const FatFs* boot, const BootLayout& layout) {
+  std::string name = "memory cgroup on the kernel command line that boots (" + layout.cmdline + ")";
+  if (boot == nullptr) {
+    r.checks.push_back({name, CheckStatus::kFail, "system-boot cannot be read"});
+    return;
+  }
+  std::string missing;
+  for (const std::string& path : layout.cmdlines) {
+    std::string text = boot->read_file(path);
+    std::string first = text.substr(0, text.find('\n'));
+    if (ensure_cmdline_tokens(first, kMemoryCgroupTokens) != first) missing += (missing.empty() ? "" : ", ") + path;
+  }
+  r.checks.push_back({name, missing.empty() ? CheckStatus::kPass : CheckStatus::kFail,
+                      missing.empty() ? "" : "cgroup_enable=memory cgroup_memory=1 missing from " + missing});
+}
+
 }  // namespace
 
 const char* to_string(CheckStatus s) {
@@ -195,6 +213,16 @@ InspectReport inspect_image(const std::string& path) {
   } catch (const Error&) {
     // Reported by the file checks below when a boot file is listed.
   }
+  r.os_id = layout->os.id;
+  r.os_version_id = layout->os.version_id;
+  r.os_codename = layout->os.version_codename;
+  r.os_pretty_name = layout->os.pretty_name;
+  r.boot_layout = layout->boot_layout.describe();
+  r.cmdline_paths = layout->boot_layout.cmdlines;
+  if (boot) {
+    std::string text = boot->read_file(layout->boot_layout.cmdline);
+    r.cmdline = text.substr(0, text.find('\n'));
+  }
   if (!root.exists(kNodeIdentityPath)) return r;  // not a pibake image: nothing more to check
   try {
     read_identity(r, root.read_file(kNodeIdentityPath));
@@ -203,6 +231,7 @@ InspectReport inspect_image(const std::string& path) {
     r.checks.push_back({std::string(kNodeIdentityPath) + " readable", CheckStatus::kFail, e.what()});
     return r;
   }
+  check_cmdline(r, boot.get(), layout->boot_layout);
   std::vector<std::string> problems = check_files(r, root, boot.get());
   std::string joined;
   for (const std::string& p : problems) joined += (joined.empty() ? "" : "; ") + p;

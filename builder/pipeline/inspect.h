@@ -32,6 +32,11 @@ struct InspectReport {
   PartitionTable table;
   int boot_partition = 0;  // 0 when not found
   int root_partition = 0;
+  // The base's release (/etc/os-release) and boot layout (config.txt, autoboot.txt), when found.
+  std::string os_id, os_version_id, os_codename, os_pretty_name;
+  std::string boot_layout;                   // BootLayout::describe()
+  std::vector<std::string> cmdline_paths;    // BootLayout::cmdlines: the one that boots first
+  std::string cmdline;                       // the first line of the command line that boots
   bool pibake_image = false;  // node.json found and parsed
   std::string pibake_version, cluster, domain, node, role, ip;
   bool gateway = false;

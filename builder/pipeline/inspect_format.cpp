@@ -19,6 +19,13 @@ std::string format_report(const InspectReport& r) {
     std::string use = p.number == r.boot_partition ? "boot (FAT)" : p.number == r.root_partition ? "root (ext4)" : "";
     out += fmt::format("  p{:<3} {:>12} {:>12} {:>12}  {}\n", p.number, p.start, mib(p.size), p.type, use);
   }
+  if (!r.boot_layout.empty()) {
+    std::string os = r.os_pretty_name.empty() ? r.os_id + " " + r.os_version_id : r.os_pretty_name;
+    out += fmt::format("release: {}{}\n", r.os_id.empty() && r.os_pretty_name.empty() ? "unknown (no /etc/os-release)" : os,
+                       r.os_codename.empty() ? "" : " (" + r.os_codename + ")");
+    out += fmt::format("boot: {}\n", r.boot_layout);
+    out += fmt::format("kernel command line: {}\n", r.cmdline);
+  }
   if (r.pibake_image) {
     out += fmt::format("node: {} ({}), {}{}, cluster {} ({}), written by pibake {}\n", r.node, r.ip, r.role,
                        r.gateway ? ", gateway" : "", r.cluster, r.domain, r.pibake_version);
@@ -67,6 +74,13 @@ std::string format_report_json(const InspectReport& r) {
                                                            : "skipped",
                           json_string(c.detail));
   }
+  std::string cmdlines;
+  for (const std::string& c : r.cmdline_paths) cmdlines += (cmdlines.empty() ? "" : ", ") + json_string(c);
+  std::string release = fmt::format(
+      "{{\"id\": {}, \"version_id\": {}, \"version_codename\": {}, \"pretty_name\": {}}}", json_string(r.os_id),
+      json_string(r.os_version_id), json_string(r.os_codename), json_string(r.os_pretty_name));
+  std::string boot = fmt::format("{{\"layout\": {}, \"cmdline_files\": [{}], \"cmdline\": {}}}",
+                                 json_string(r.boot_layout), cmdlines, json_string(r.cmdline));
   std::string node = "null";
   if (r.pibake_image) {
     node = fmt::format(
@@ -77,10 +91,10 @@ std::string format_report_json(const InspectReport& r) {
   }
   return fmt::format(
       "{{\"image\": {}, \"image_size\": {}, \"table\": {{\"label\": {}, \"sector_size\": {}, \"partitions\": [{}]}}, "
-      "\"boot_partition\": {}, \"root_partition\": {}, \"pibake_image\": {}, \"node\": {}, \"versions\": {{{}}}, "
-      "\"files\": [{}], \"checks\": [{}], \"healthy\": {}}}\n",
+      "\"boot_partition\": {}, \"root_partition\": {}, \"release\": {}, \"boot\": {}, \"pibake_image\": {}, "
+      "\"node\": {}, \"versions\": {{{}}}, \"files\": [{}], \"checks\": [{}], \"healthy\": {}}}\n",
       json_string(r.image), r.table.image_size, json_string(r.table.label), r.table.sector_size, parts,
-      r.boot_partition, r.root_partition, r.pibake_image ? "true" : "false", node, versions, files, checks,
+      r.boot_partition, r.root_partition, release, boot, r.pibake_image ? "true" : "false", node, versions, files, checks,
       r.healthy() ? "true" : "false");
 }
 

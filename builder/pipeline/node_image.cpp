@@ -44,11 +44,10 @@ void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
         fs.symlink(op.path, op.data, own);
         break;
       case FileOp::Kind::kRemove:
-        fs.remove(op.path);
+        fs.remove_tree(op.path);
         break;
       case FileOp::Kind::kCmdlineTokens:
-        fs.write_file(op.path, ensure_cmdline_tokens(fs.exists(op.path) ? fs.read_file(op.path) : "", op.data), own);
-        break;
+        throw Error("internal error: the kernel command line lives on system-boot");
       case FileOp::Kind::kCopyFile: {
         fs.mkdir_p(parent);
         int fd = open(op.source_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -90,7 +89,9 @@ void apply_boot_ops(FatFs& fat, const NodePlan& plan) {
       case FileOp::Kind::kSymlink:
         throw Error("system-boot is FAT and cannot hold the symlink " + op.path);
       case FileOp::Kind::kCmdlineTokens:
-        fat.write_file(op.path, ensure_cmdline_tokens(fat.exists(op.path) ? fat.read_file(op.path) : "", op.data));
+        // The plan names only command lines the base's boot layout reads, which exist.
+        if (!fat.exists(op.path)) throw Error("the kernel command line " + op.path + " is missing on system-boot");
+        fat.write_file(op.path, ensure_cmdline_tokens(fat.read_file(op.path), op.data));
         break;
       case FileOp::Kind::kCopyFile:
       case FileOp::Kind::kExtractArchive:
@@ -100,6 +101,24 @@ void apply_boot_ops(FatFs& fat, const NodePlan& plan) {
 }
 
 }  // namespace
+
+uint64_t root_growth_needed(const BaseImage& base, const NodePlan& plan) {
+  uint64_t needed = plan.root_bytes_needed(base.root_block_size) + kRootHeadroom;
+  return needed > base.root_free_bytes ? needed - base.root_free_bytes : 0;
+}
+
+void check_growth_possible(const BaseImage& base, const BuildPlan& plan) {
+  if (!base.root_bigalloc) return;
+  for (const NodePlan& node : plan.nodes) {
+    if (uint64_t deficit = root_growth_needed(base, node); deficit > 0) {
+      throw Error(base.path + ": the root filesystem (p" + std::to_string(base.root.number) +
+                  ") uses the ext4 feature bigalloc, which resize2fs cannot grow safely, and " + node.node.name +
+                  "'s files need " + std::to_string((deficit + (1 << 20) - 1) >> 20) +
+                  " MiB more than it has free; use a base image with more free space on its root, or one "
+                  "without bigalloc");
+    }
+  }
+}
 
 NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, const std::string& out_dir) {
   NodeImageResult result;
@@ -117,11 +136,9 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
 
     // root partition: grow first when this node's files would not fit, then write them.
     Partition root = base.root;
-    uint64_t needed = plan.root_bytes_needed(base.root_block_size) + kRootHeadroom;
-    if (needed > base.root_free_bytes) {
+    if (uint64_t deficit = root_growth_needed(base, plan); deficit > 0) {
       step = "growing the root partition";
       // New block groups bring their own inode tables and bitmaps: allow 1/8 plus 16 MiB for them.
-      uint64_t deficit = needed - base.root_free_bytes;
       root = grow_root_partition(out.temp_path(), root, deficit + deficit / 8 + (16ull << 20));
       result.grown = true;
     }

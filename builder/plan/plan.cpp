@@ -25,8 +25,6 @@ namespace {
 
 constexpr std::string_view kTemplateSuffix = ".tmpl";
 constexpr std::string_view kManifest = "/_manifest";
-// Kubernetes on Raspberry Pi kernels needs the memory cgroup, which they disable by default.
-constexpr const char* kCgroupTokens = "cgroup_enable=memory cgroup_memory=1";
 
 std::string join(const std::vector<std::string>& items, std::string_view sep) {
   std::string out;
@@ -233,6 +231,34 @@ void add_runtime(NodePlan& plan, const ClusterSpec& spec, const std::vector<Reso
            vars);
 }
 
+// Whatever the base has been through, each node starts as a machine that never booted: an empty
+// /etc/machine-id (machine-id(5): systemd then generates one and runs first-boot units), D-Bus's
+// copy a link to it (as Debian's and Ubuntu's dbus package installs it), no saved random seed
+// (systemd-random-seed.service(8)), no cloud-init instance state (what `cloud-init clean`
+// removes) and no SSH host keys (cloud-init's ssh module makes new ones for the new instance).
+void add_fresh_identity(NodePlan& plan) {
+  const char* source = "fresh node identity";
+  FileOp machine_id = file_op(Fs::kRoot, "/etc/machine-id", "", source);
+  machine_id.mode = 0444;
+  plan.ops.push_back(machine_id);
+  FileOp dbus = file_op(Fs::kRoot, "/var/lib/dbus/machine-id", "/etc/machine-id", source);
+  dbus.kind = FileOp::Kind::kSymlink;
+  dbus.mode = 0777;
+  plan.ops.push_back(dbus);
+  std::vector<std::string> gone = {"/var/lib/systemd/random-seed", "/var/lib/cloud/instance",
+                                   "/var/lib/cloud/instances",     "/var/lib/cloud/data",
+                                   "/var/lib/cloud/sem",           "/var/lib/cloud/handlers"};
+  for (const char* type : {"rsa", "ecdsa", "ed25519", "dsa"}) {
+    gone.push_back(fmt::format("/etc/ssh/ssh_host_{}_key", type));
+    gone.push_back(fmt::format("/etc/ssh/ssh_host_{}_key.pub", type));
+  }
+  for (const std::string& path : gone) {
+    FileOp op = file_op(Fs::kRoot, path, "", source);
+    op.kind = FileOp::Kind::kRemove;
+    plan.ops.push_back(op);
+  }
+}
+
 NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, const PlanInputs& inputs) {
   NodePlan plan;
   plan.node = node;
@@ -244,7 +270,8 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   vars["bootstrap_token"] = inputs.bootstrap_token.empty() ? "<bootstrap token>" : inputs.bootstrap_token;
   vars["ca_not_before"] = std::to_string(inputs.ca_not_before);
 
-  // Root filesystem: the common overlay, then the role's, then the gateway's.
+  // Root filesystem: first a fresh identity, then the common overlay, the role's, the gateway's.
+  add_fresh_identity(plan);
   add_tree(plan, "overlays/all", vars);
   add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
   add_runtime(plan, spec, inputs.artifacts, vars);
@@ -259,14 +286,16 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
 
   // Boot partition: kernel parameters and the cloud-init NoCloud seed. The instance-id is derived
   // from the seed itself: the same spec gives the same id, any change a new one.
-  std::string tokens = kCgroupTokens;
+  std::string tokens = kMemoryCgroupTokens;
   if (plan.gateway && is_wifi(spec.network.uplink) && spec.network.uplink.wifi &&
       !spec.network.uplink.wifi->country.empty()) {
     tokens += " cfg80211.ieee80211_regdom=" + spec.network.uplink.wifi->country;
   }
-  FileOp cmdline = file_op(Fs::kBoot, "/cmdline.txt", tokens, "kernel parameters");
-  cmdline.kind = FileOp::Kind::kCmdlineTokens;
-  plan.ops.push_back(cmdline);
+  for (const std::string& path : inputs.cmdline_paths) {
+    FileOp cmdline = file_op(Fs::kBoot, path, tokens, "kernel parameters (the base's boot layout)");
+    cmdline.kind = FileOp::Kind::kCmdlineTokens;
+    plan.ops.push_back(cmdline);
+  }
 
   const std::string netplan_tmpl = plan.gateway ? "netplan/gateway/boot/firmware/network-config.tmpl"
                                                 : "netplan/non-gateway/boot/firmware/network-config.tmpl";

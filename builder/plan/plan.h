@@ -18,7 +18,10 @@ const char* to_string(Fs fs);
 
 struct FileOp {
   // kCmdlineTokens: `data` holds space-separated kernel parameters that the first line of the
-  // existing file must contain; missing ones are appended (see ensure_cmdline_tokens).
+  // existing file must contain; missing ones are appended (see ensure_cmdline_tokens). The file
+  // must exist: a command line the firmware does not read is never created.
+  // kRemove: on the root filesystem like `rm -rf` (files, symlinks, whole directories); on
+  // system-boot a file or an empty directory. Absent paths are fine.
   // kCopyFile: the file at `source_path` (a cached artifact) becomes `path`.
   // kExtractArchive: the regular files of the archive at `source_path` that lie directly under
   // the member prefix `data` are written into the directory `path`.
@@ -60,6 +63,10 @@ struct PlanInputs {
   int64_t ca_not_before = 0;                // the cluster CA's notBefore (Unix time)
   // Per node name: its certificates, keys and kubeconfigs (kWrite ops with their modes).
   std::map<std::string, std::vector<FileOp>> credentials;
+  // The kernel command line files of the base's boot layout (BootLayout::cmdlines: the one that
+  // boots first, "/current/cmdline.txt" on Ubuntu 26.04, "/cmdline.txt" on 24.04). Empty when the
+  // base is not known yet (--dry-run before `pibake fetch`): then no command line op is planned.
+  std::vector<std::string> cmdline_paths;
 };
 
 // Builds the plan for every node in spec.nodes (the spec must have passed validate()).
@@ -74,6 +81,9 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node);
 
 // Human-readable listing of the plan, one line per file operation.
 std::string describe(const BuildPlan& plan);
+
+// Kubernetes on Raspberry Pi kernels needs the memory cgroup, which they disable by default.
+inline constexpr const char* kMemoryCgroupTokens = "cgroup_enable=memory cgroup_memory=1";
 
 // cmdline.txt holds one line; only the first is read by the firmware. Appends each of `tokens`
 // (space-separated) that the first line lacks, keeps every other token and their order, and is

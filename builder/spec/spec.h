@@ -19,7 +19,7 @@ namespace pibake {
 // The image `pibake build` starts from when neither cluster.yaml nor --base-image names one: a
 // release folder, in which the newest "*-preinstalled-server-arm64+raspi.img.xz" its SHA256SUMS
 // lists is taken (and then pinned by the lock file), so point releases need no pibake update.
-inline constexpr std::string_view kDefaultBaseImageUrl = "https://cdimage.ubuntu.com/releases/24.04/release/";
+inline constexpr std::string_view kDefaultBaseImageUrl = "https://cdimage.ubuntu.com/releases/26.04/release/";
 
 // Upper bound of nodes.count / --nodes: keeps a typo ("4000") from generating thousands of images.
 inline constexpr int kMaxNodes = 1000;

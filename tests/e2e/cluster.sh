@@ -3,7 +3,8 @@
 # image, the images boot together under qemu-system-aarch64, and the test checks on the running
 # nodes what pibake promised them.
 #
-#   1. base image   tests/e2e/make-rootfs-image.sh: Debian bookworm arm64 in Ubuntu's raspi layout
+#   1. base image   tests/e2e/make-rootfs-image.sh: Debian 13 (trixie) arm64 in Ubuntu 26.04's
+#                   raspi layout (A/B boot from current/; PIBAKE_E2E_LAYOUT=flat for 24.04's)
 #                   (cached; about 10 minutes the first time, under qemu-user, without root)
 #   2. artifacts    served by this test on 127.0.0.1 through `mirrors:`: containerd, runc and the
 #                   CNI plugins are Debian's arm64 builds repackaged in the upstream release
@@ -14,7 +15,8 @@
 #                   Kubernetes control plane comes up.
 #   3. pibake build 3 nodes (node-1 control plane + gateway with a wired uplink on eth1)
 #   4. boot         each node: -M virt, TCG, direct kernel boot with the kernel, initrd and
-#                   cmdline.txt from its own system-boot partition. eth0 of every VM is on one
+#                   cmdline.txt from its own system-boot partition, where config.txt's os_prefix
+#                   puts them (current/ on the A/B layout), as the Pi firmware would. eth0 of every VM is on one
 #                   private L2, a vde_switch on a unix socket. node-1's eth1 is QEMU user
 #                   networking with restrict=on: no guest packet can leave, except an SSH hostfwd
 #                   from 127.0.0.1 and a guestfwd of 10.0.2.100:80 to this test's HTTP server on
@@ -204,15 +206,31 @@ for _ in $(seq 100); do [ -s "$W/vde.pid" ] && [ -S "$W/lan.vde/ctl" ] && break;
 VDE_PID=$(cat "$W/vde.pid")
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ssh_port=$(free_port)
+# firmware_prefix IMAGE BOOT_OFFSET: the os_prefix a Raspberry Pi's firmware would use for a
+# normal boot of IMAGE, read here independently of pibake: config.txt's os_prefix set outside
+# [tryboot], [none] and model sections, kept only when its vmlinuz exists (the firmware's
+# viability test; Raspberry Pi documentation, config_txt/boot.adoc).
+firmware_prefix() {
+  local img=$1 boot=$2 prefix
+  prefix=$(mtype -i "$img@@$boot" ::config.txt 2>/dev/null | tr -d '\r' | awk '
+    /^\[/ { on = ($0 == "[all]"); next }
+    on && /^os_prefix=/ { p = substr($0, 11) }
+    END { print p }' ) || true
+  if [ -n "$prefix" ] && ! mdir -i "$img@@$boot" "::${prefix}vmlinuz" >/dev/null 2>&1; then prefix=""; fi
+  printf '%s' "$prefix"
+}
 # start_vm NAME IMAGE INDEX [QEMU ARGS...]: boots IMAGE with the kernel, initrd and command line on
-# its own system-boot partition; eth0 (MAC 52:54:00:e2:e0:0INDEX) on the vde L2.
+# its own system-boot partition, where the firmware would take them (firmware_prefix); eth0
+# (MAC 52:54:00:e2:e0:0INDEX) on the vde L2.
 start_vm() {
-  local name=$1 img=$2 idx=$3 boot cmdline
+  local name=$1 img=$2 idx=$3 boot cmdline prefix
   shift 3
   boot=$(part_offset "$img" 1)
+  prefix=$(firmware_prefix "$img" "$boot")
+  echo "$name boots from system-boot:/${prefix}" >> "$report"
   mkdir -p "$W/$name.boot"
-  mcopy -n -i "$img@@$boot" ::vmlinuz ::initrd.img "$W/$name.boot/"
-  cmdline=$(mtype -i "$img@@$boot" ::cmdline.txt | head -n 1 | tr -d '\r\n')
+  mcopy -n -i "$img@@$boot" "::${prefix}vmlinuz" "::${prefix}initrd.img" "$W/$name.boot/"
+  cmdline=$(mtype -i "$img@@$boot" "::${prefix}cmdline.txt" | head -n 1 | tr -d '\r\n')
   case " $cmdline " in *" console=ttyAMA0 "*) ;; *) cmdline="$cmdline console=ttyAMA0" ;; esac
   echo "$name cmdline: $cmdline" >> "$report"
   : > "$W/$name.serial"
@@ -304,8 +322,8 @@ common_checks() {  # common_checks NODE INDEX
   check "$n" "modules overlay and br_netfilter loaded" "lsmod | grep -q '^overlay ' && lsmod | grep -q '^br_netfilter '"
   check "$n" "sysctls: ip_forward=1, bridge-nf-call-iptables=1" \
     "[ \$(cat /proc/sys/net/ipv4/ip_forward) = 1 ] && [ \$(cat /proc/sys/net/bridge/bridge-nf-call-iptables) = 1 ]"
-  check "$n" "memory cgroup on (cmdline tokens, cgroup2 controller)" \
-    "grep -q 'cgroup_enable=memory' /proc/cmdline && grep -qw memory /sys/fs/cgroup/cgroup.controllers"
+  check "$n" "memory cgroup on (tokens once on the command line that booted, cgroup2 controller)" \
+    "[ \$(grep -o 'cgroup_enable=memory' /proc/cmdline | wc -l) = 1 ] && grep -qw 'cgroup_memory=1' /proc/cmdline && grep -qw memory /sys/fs/cgroup/cgroup.controllers"
   check "$n" "swap.target masked" "[ \"\$(systemctl is-enabled swap.target)\" = masked ]"
   check "$n" "containerd active" "systemctl is-active -q containerd"
   check "$n" "ctr version answers (client and server $ctd)" \
@@ -364,6 +382,15 @@ for k in 2 3; do
     "[ \"\$(curl -fsS --max-time 30 'http://10.0.2.100/e2e/nat-check?from=$n')\" = $nat_token ]"
   verdict "$n" "the test's server logged that request" "$(holds grep -q "GET /e2e/nat-check?from=$n " http.log)"
 done
+# Each node its own identity, whatever the base went through (machine-id(5)): three different
+# machine-ids generated on first boot, and D-Bus's id the same as systemd's.
+machine_ids=""
+for n in "${NODES[@]}"; do
+  check "$n" "D-Bus machine-id is /etc/machine-id" "[ \"\$(cat /var/lib/dbus/machine-id)\" = \"\$(cat /etc/machine-id)\" ]"
+  machine_ids+="$(on "$n" 'cat /etc/machine-id' 2>/dev/null | grep -E '^[0-9a-f]{32}$' || true)"$'\n'
+done
+verdict node-1 "every node generated its own machine-id ($(grep -c . <<<"$machine_ids") ids, $(grep . <<<"$machine_ids" | sort -u | wc -l) distinct)" \
+  "$(holds test "$(grep . <<<"$machine_ids" | sort -u | wc -l)" = ${#NODES[@]})"
 stage "checks"
 
 # --- reboot: the bootstrap must not run again -------------------------------------------------

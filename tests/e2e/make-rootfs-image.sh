@@ -6,20 +6,23 @@
 #      part (about 10 minutes); cached, keyed by a hash of rootfs-recipe.sh alone. The tarball also
 #      carries Debian's arm64 containerd, runc and CNI plugin packages for the test's artifacts.
 #   2. Inside a user namespace (unshare --map-auto --map-root-user, so files keep their owners),
-#      the tree is unpacked, given Ubuntu's shape (hostname, fstab, cloud-init NoCloud seed on
-#      system-boot, the ubuntu user), and laid out like Ubuntu's image by
-#      tests/fixtures/make-base-image.sh: MBR, p1 FAT32 "system-boot" (vmlinuz, initrd.img,
-#      cmdline.txt, config.txt, the default seed), p2 ext4 "writable" (mke2fs -d).
+#      the tree is unpacked, given Ubuntu's shape (hostname, fstab, os-release, cloud-init NoCloud
+#      seed on system-boot, the ubuntu user), and laid out like Ubuntu's image by
+#      tests/fixtures/make-base-image.sh: MBR, p1 FAT32 "system-boot", p2 ext4 "writable"
+#      (mke2fs -d). PIBAKE_E2E_LAYOUT picks system-boot's shape: `ab` (default), Ubuntu 26.04's
+#      A/B boot (config.txt os_prefix=current/, [tryboot] new/, autoboot.txt tryboot_a_b=1;
+#      vmlinuz, initrd.img and the only cmdline.txt in current/); `flat`, Ubuntu 24.04's (all of
+#      them at the partition root).
 #
 # Output, under ${PIBAKE_E2E_CACHE:-$HOME/.cache/pibake-e2e}:
-#   base-<suite>-arm64-<key>.img     the image (its path is the last line on stdout)
-#   base-<suite>-arm64-<key>.debs/   the containerd, runc and containernetworking-plugins .debs
+#   base-<suite>-<layout>-arm64-<key>.img     the image (its path is the last line on stdout)
+#   base-<suite>-<layout>-arm64-<key>.debs/   the containerd, runc and containernetworking-plugins .debs
 #
 # usage: make-rootfs-image.sh [--force] [--print-path]
 #   --force        rebuild the image (the rootfs tarball too) even when cached
 #   --print-path   print the image's cache path and exit (whether or not it exists)
 # Env: PIBAKE_E2E_MIRROR (default http://deb.debian.org/debian; the only network access, and only
-# when the cache is cold), PIBAKE_E2E_SUITE (bookworm), PIBAKE_E2E_CACHE.
+# when the cache is cold), PIBAKE_E2E_SUITE (trixie), PIBAKE_E2E_LAYOUT (ab), PIBAKE_E2E_CACHE.
 # Exit 77 when a tool is missing (mmdebstrap, the qemu-aarch64 binfmt handler, uidmap, mke2fs...).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +33,7 @@ PATH=$PATH:/sbin:/usr/sbin
 
 # --- inside the user namespace: unpack, shape, lay out (called by the script itself, below) ---
 if [ "${1:-}" = --layout-in-userns ]; then
-  tarball=$2 work=$3 out=$4
+  tarball=$2 work=$3 out=$4 layout=$5
   r=$work/root
   mkdir -p "$r"
   # /dev comes from devtmpfs at boot; device nodes cannot be made in a user namespace anyway.
@@ -66,13 +69,33 @@ system_info:
     sudo: ["ALL=(ALL) NOPASSWD:ALL"]
     shell: /bin/bash
 EOF
-  # The kernel and initrd go to system-boot, as on a Pi (the firmware loads them from there).
+  # The release pibake reads (/etc/os-release -> ../usr/lib/os-release, as on Debian and Ubuntu):
+  # the Ubuntu release this stand-in is shaped like, saying what it really is.
+  case "$layout" in
+    ab) os_version=26.04; os_codename=resolute; os_pretty="Ubuntu 26.04 LTS" ;;
+    flat) os_version=24.04; os_codename=noble; os_pretty="Ubuntu 24.04.3 LTS" ;;
+  esac
+  printf 'PRETTY_NAME="%s (pibake e2e stand-in: Debian %s)"\nNAME="Ubuntu"\nVERSION_ID="%s"\nVERSION_CODENAME=%s\nID=ubuntu\nID_LIKE=debian\n' \
+    "$os_pretty" "$(cat "$r/etc/debian_version")" "$os_version" "$os_codename" > "$r/usr/lib/os-release"
+  # The kernel, initrd and command line go to system-boot, as on a Pi (the firmware loads them
+  # from there): on 26.04's A/B layout into current/, named by config.txt's os_prefix, with
+  # autoboot.txt's tryboot_a_b=1 (canonical/pi-gadget configs/resolute-arm64-server); on 24.04's
+  # at the partition root (configs/noble-arm64-server).
   b=$work/boot
+  os_dir=$b
   mkdir -p "$b"
-  cp "$(ls "$r"/boot/vmlinuz-* | sort -V | tail -n 1)" "$b/vmlinuz"
-  cp "$(ls "$r"/boot/initrd.img-* | sort -V | tail -n 1)" "$b/initrd.img"
-  printf 'console=ttyAMA0 root=LABEL=writable rootfstype=ext4 rootwait net.ifnames=0\n' > "$b/cmdline.txt"
-  printf '[all]\nkernel=vmlinuz\ncmdline=cmdline.txt\ninitramfs initrd.img followkernel\n' > "$b/config.txt"
+  if [ "$layout" = ab ]; then
+    os_dir=$b/current
+    mkdir -p "$os_dir"
+    printf '[all]\nos_prefix=current/\n\n[tryboot]\nos_prefix=new/\n\n[all]\narm_64bit=1\nkernel=vmlinuz\ncmdline=cmdline.txt\ninitramfs initrd.img followkernel\n\n[pi4]\nmax_framebuffers=2\narm_boost=1\n\n[all]\n' > "$b/config.txt"
+    printf '[all]\ntryboot_a_b=1\n' > "$b/autoboot.txt"
+    printf 'console=ttyAMA0 root=LABEL=writable rootfstype=ext4 panic=10 rootwait net.ifnames=0\n' > "$os_dir/cmdline.txt"
+  else
+    printf '[all]\nkernel=vmlinuz\ncmdline=cmdline.txt\ninitramfs initrd.img followkernel\n\n[all]\narm_64bit=1\n' > "$b/config.txt"
+    printf 'console=ttyAMA0 root=LABEL=writable rootfstype=ext4 rootwait net.ifnames=0\n' > "$os_dir/cmdline.txt"
+  fi
+  cp "$(ls "$r"/boot/vmlinuz-* | sort -V | tail -n 1)" "$os_dir/vmlinuz"
+  cp "$(ls "$r"/boot/initrd.img-* | sort -V | tail -n 1)" "$os_dir/initrd.img"
   printf '#cloud-config\n\nchpasswd:\n  expire: true\n  list:\n  - ubuntu:ubuntu\n\nssh_pwauth: true\n' > "$b/user-data"
   printf 'version: 2\nethernets:\n  eth0:\n    dhcp4: true\n    optional: true\n' > "$b/network-config"
   printf 'instance-id: ubuntu-raspi\n' > "$b/meta-data"
@@ -101,10 +124,12 @@ e2e_as_user "${args[@]}"
 . "$here/rootfs-recipe.sh"
 cache=${PIBAKE_E2E_CACHE:-$HOME/.cache/pibake-e2e}
 mirror=${PIBAKE_E2E_MIRROR:-http://deb.debian.org/debian}
+layout=${PIBAKE_E2E_LAYOUT:-ab}
+case "$layout" in ab|flat) ;; *) echo "make-rootfs-image: PIBAKE_E2E_LAYOUT is ab or flat, not $layout" >&2; exit 2 ;; esac
 rootfs_key=$(sha256sum < "$here/rootfs-recipe.sh" | cut -c1-16)
 key=$(cat "$here/rootfs-recipe.sh" "$0" "$src/tests/fixtures/make-base-image.sh" | sha256sum | cut -c1-16)
 tarball=$cache/rootfs-$suite-arm64-$rootfs_key.tar
-out=$cache/base-$suite-arm64-$key.img
+out=$cache/base-$suite-$layout-arm64-$key.img
 if [ $print_path = 1 ]; then echo "$out"; exit 0; fi
 exit_if_cached() {
   if [ $force = 0 ] && [ -s "$out" ] && [ -d "${out%.img}.debs" ]; then
@@ -152,13 +177,13 @@ if [ $force = 1 ] || [ ! -s "$tarball" ]; then
   echo "$(date -u +%FT%TZ) mmdebstrap $(( $(date +%s) - t0 ))s rootfs_key=$rootfs_key" >> "$cache/timings.log"
 fi
 
-ns_root bash "$0" --layout-in-userns "$tarball" "$work" "$work/image.img"
+ns_root bash "$0" --layout-in-userns "$tarball" "$work" "$work/image.img" "$layout"
 rm -rf "${out%.img}.debs"
 mkdir -p "${out%.img}.debs"
 cp "$work"/debs/*.deb "${out%.img}.debs/"
 mv "$work/image.img" "$out"
 # Older cached images and tarballs of this suite (other keys) are dead weight.
-find "$cache" -maxdepth 1 -name "base-$suite-arm64-*" ! -name "$(basename "${out%.img}").*" -exec rm -rf {} +
+find "$cache" -maxdepth 1 -name "base-$suite-$layout-arm64-*" ! -name "$(basename "${out%.img}").*" -exec rm -rf {} +
 find "$cache" -maxdepth 1 -name "rootfs-$suite-arm64-*.tar" ! -name "$(basename "$tarball")" -delete
 stamp "image written: $out ($(du -h --apparent-size "$out" | cut -f1) apparent, $(du -h "$out" | cut -f1) on disk)"
 echo "$(date -u +%FT%TZ) make-rootfs-image total $(( $(date +%s) - t0 ))s key=$key" >> "$cache/timings.log"

@@ -2,7 +2,7 @@
 # Sourced by make-rootfs-image.sh: WHAT goes into the arm64 stand-in root filesystem. The cache of
 # the slow part (mmdebstrap under qemu-user) is keyed by a hash of this file alone, so edit it only
 # to change the package set or the hooks; everything else lives in make-rootfs-image.sh.
-suite=${PIBAKE_E2E_SUITE:-bookworm}
+suite=${PIBAKE_E2E_SUITE:-trixie}
 
 packages=systemd,systemd-sysv,udev,dbus,systemd-resolved,systemd-timesyncd,cloud-init,netplan.io
 packages+=,openssh-server,iproute2,iptables,kmod,linux-image-arm64,initramfs-tools,ca-certificates

@@ -283,6 +283,7 @@ TEST_CASE("a release folder resolves to its newest image, and the lock keeps it 
   write_text(rel + "/SHA256SUMS", publish("24.04.2") + publish("24.04.3"));
   HttpServer server(dir / "www");
   ClusterSpec spec = default_spec();
+  spec.base_image.url = "https://cdimage.ubuntu.com/releases/24.04/release/";  // the older LTS, still supported
   spec.base_image.sha256.clear();
   spec.mirrors = {{"https://cdimage.ubuntu.com", server.url("")}};
   Cache cache(dir / "cache");

@@ -131,7 +131,9 @@ TEST_CASE("the gateway gets the uplink, DHCP and NAT; workers route through it",
   ClusterSpec spec = default_spec();
   spec.network.uplink.interface = "wlan0";
   spec.network.uplink.wifi = WifiSpec{"home \"net\"", "pass:word", "GB"};
-  BuildPlan plan = make_plan(spec);
+  PlanInputs inputs;
+  inputs.cmdline_paths = {"/current/cmdline.txt", "/new/cmdline.txt"};  // Ubuntu 26.04 with an update pending
+  BuildPlan plan = make_plan(spec, {}, inputs);
   const NodePlan& gw = plan.nodes[0];
   const NodePlan& worker = plan.nodes[2];
   std::string gw_net = find_op(gw, Fs::kBoot, "/network-config")->data;
@@ -161,9 +163,37 @@ TEST_CASE("the gateway gets the uplink, DHCP and NAT; workers route through it",
   CHECK(enable->kind == FileOp::Kind::kSymlink);
   CHECK(enable->data == "/etc/systemd/system/pibake-nat.service");
 
-  std::string gw_cmd = find_op(gw, Fs::kBoot, "/cmdline.txt")->data;
-  CHECK(gw_cmd == "cgroup_enable=memory cgroup_memory=1 cfg80211.ieee80211_regdom=GB");
-  CHECK(find_op(worker, Fs::kBoot, "/cmdline.txt")->data == "cgroup_enable=memory cgroup_memory=1");
+  // Every command line of the base's boot layout gets the tokens; no other is planned.
+  for (const char* path : {"/current/cmdline.txt", "/new/cmdline.txt"}) {
+    REQUIRE(find_op(gw, Fs::kBoot, path) != nullptr);
+    CHECK(find_op(gw, Fs::kBoot, path)->kind == FileOp::Kind::kCmdlineTokens);
+    CHECK(find_op(gw, Fs::kBoot, path)->data == "cgroup_enable=memory cgroup_memory=1 cfg80211.ieee80211_regdom=GB");
+    CHECK(find_op(worker, Fs::kBoot, path)->data == "cgroup_enable=memory cgroup_memory=1");
+  }
+  CHECK(find_op(gw, Fs::kBoot, "/cmdline.txt") == nullptr);
+  // Without a known base (--dry-run before fetch) no command line is planned at all.
+  for (const FileOp& op : make_plan(spec).nodes[0].ops) CHECK(op.kind != FileOp::Kind::kCmdlineTokens);
+}
+
+TEST_CASE("every node starts with a fresh identity whatever the base went through", "[plan]") {
+  for (const NodePlan& n : make_plan(default_spec()).nodes) {
+    const FileOp* machine_id = find_op(n, Fs::kRoot, "/etc/machine-id");
+    REQUIRE(machine_id != nullptr);
+    CHECK(machine_id->kind == FileOp::Kind::kWrite);
+    CHECK(machine_id->data.empty());
+    CHECK(machine_id->mode == 0444);
+    const FileOp* dbus = find_op(n, Fs::kRoot, "/var/lib/dbus/machine-id");
+    REQUIRE(dbus != nullptr);
+    CHECK(dbus->kind == FileOp::Kind::kSymlink);
+    CHECK(dbus->data == "/etc/machine-id");
+    for (const char* gone : {"/var/lib/systemd/random-seed", "/var/lib/cloud/instances", "/var/lib/cloud/instance",
+                             "/var/lib/cloud/data", "/var/lib/cloud/sem", "/etc/ssh/ssh_host_ed25519_key",
+                             "/etc/ssh/ssh_host_rsa_key.pub"}) {
+      const FileOp* op = find_op(n, Fs::kRoot, gone);
+      REQUIRE(op != nullptr);
+      CHECK(op->kind == FileOp::Kind::kRemove);
+    }
+  }
 }
 
 TEST_CASE("a wired uplink is an ethernet with DHCP and no Wi-Fi settings", "[plan]") {
@@ -174,7 +204,10 @@ TEST_CASE("a wired uplink is an ethernet with DHCP and no Wi-Fi settings", "[pla
   std::string net = find_op(gw, Fs::kBoot, "/network-config")->data;
   CHECK(net.find("    eth1:\n      dhcp4: true\n      optional: true\n") != std::string::npos);
   CHECK(net.find("wifis") == std::string::npos);
-  CHECK(find_op(gw, Fs::kBoot, "/cmdline.txt")->data == "cgroup_enable=memory cgroup_memory=1");
+  PlanInputs inputs;
+  inputs.cmdline_paths = {"/cmdline.txt"};  // Ubuntu 24.04
+  CHECK(find_op(make_plan(spec, {}, inputs).nodes[0], Fs::kBoot, "/cmdline.txt")->data ==
+        "cgroup_enable=memory cgroup_memory=1");
   CHECK(find_op(gw, Fs::kRoot, "/usr/local/sbin/pibake-nat")->data.find("UPLINK=eth1\n") != std::string::npos);
 }
 
