@@ -11,6 +11,8 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <set>
+#include <sstream>
 
 #include "image/bmap.h"
 #include "image/ext4.h"
@@ -156,8 +158,15 @@ void check_cmdline(InspectReport& r, const FatFs* boot, const BootLayout& layout
   std::string missing;
   for (const std::string& path : layout.cmdlines) {
     std::string text = boot->read_file(path);
-    std::string first = text.substr(0, text.find('\n'));
-    if (ensure_cmdline_tokens(first, kMemoryCgroupTokens) != first) missing += (missing.empty() ? "" : ", ") + path;
+    std::istringstream first(text.substr(0, text.find('\n'))), wanted(kMemoryCgroupTokens);
+    std::set<std::string> have;
+    for (std::string t; first >> t;) have.insert(t);
+    for (std::string t; wanted >> t;) {
+      if (!have.count(t)) {
+        missing += (missing.empty() ? "" : ", ") + path;
+        break;
+      }
+    }
   }
   r.checks.push_back({name, missing.empty() ? CheckStatus::kPass : CheckStatus::kFail,
                       missing.empty() ? "" : "cgroup_enable=memory cgroup_memory=1 missing from " + missing});

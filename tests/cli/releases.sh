@@ -71,8 +71,8 @@ done
 note "--dry-run shows the release and layout of a base on this machine"
 pibake_ok build -c cluster.yaml --base-image base-26.04.img --dry-run
 assert_contains out.log "Ubuntu 26.04 LTS (ubuntu 26.04, resolute); boot: A/B"
-assert_contains out.log "cmdline-tokens"
-assert_contains out.log "/current/cmdline.txt"
+assert_contains out.log "edit  system-boot:/current/cmdline.txt + cgroup_enable=memory cgroup_memory=1"
+grep -q "system-boot:/cmdline.txt" out.log && fail "--dry-run plans the root cmdline.txt on the A/B layout"
 
 note "an update pending in new/: both command lines are edited"
 mkdir -p pending/new

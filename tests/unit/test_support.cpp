@@ -145,7 +145,9 @@ FixtureImage make_fixture_image(const std::string& path, const FixtureOptions& o
                                    "--root-mib",
                                    std::to_string(opts.root_mib),
                                    "--root-fs",
-                                   opts.root_fs};
+                                   opts.root_fs,
+                                   "--release",
+                                   opts.release};
   if (!opts.boot_dir.empty()) argv.insert(argv.end(), {"--boot-dir", opts.boot_dir});
   if (!opts.root_dir.empty()) argv.insert(argv.end(), {"--root-dir", opts.root_dir});
   std::string out = must_run(argv);

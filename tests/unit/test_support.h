@@ -50,6 +50,10 @@ struct FixtureOptions {
   std::string root_fs = "ext4";  // anything mke2fs -t takes, or "vfat" for a wrong-root test
   std::string boot_dir;          // copied into system-boot with mcopy when not empty
   std::string root_dir;          // populated into writable with mke2fs -d when not empty
+  // The Ubuntu release whose shape the skeleton has (make-base-image.sh --release): the unit
+  // tests read system-boot's files at its root, as 24.04 has them; tests/cli/releases.sh covers
+  // 25.10 and 26.04's A/B layout (the CLI tests' default).
+  std::string release = "24.04";
 };
 
 // tests/fixtures/http_server.py on 127.0.0.1 serving `root` (Range support, request log, and
