@@ -123,8 +123,8 @@ std::optional<BaseImage> cached_base_image(const ClusterSpec& spec, const std::s
   try {
     Cache cache(Cache::default_dir());
     std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
-    const std::string state_dir = state_dir_for(spec);
-    LockFile lock = file_exists(state_dir) ? load_lock(state_dir) : LockFile{};
+    const std::string state_path = StateDir::path_for(spec);  // read only when it exists: never created here
+    LockFile lock = file_exists(state_path) ? StateDir(state_path).load_lock() : LockFile{};
     return inspect_base_image(obtain_base_image(spec, base_override, /*offline=*/true, cache, *fetcher, &lock));
   } catch (const Error&) {
     return std::nullopt;
