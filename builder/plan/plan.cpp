@@ -10,6 +10,7 @@
 #include "plan/plan.h"
 
 #include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
 #include <algorithm>
 #include <sstream>
 
@@ -259,6 +260,27 @@ void add_fresh_identity(NodePlan& plan) {
   }
 }
 
+// The kubelet does not create the static-pod directory its configuration names: without it, it logs
+// "path does not exist, ignoring" on every config sync. kubeadm creates /etc/kubernetes/manifests
+// on the control plane (init and join); pibake's workers skip `kubeadm join`, so the plan adds every
+// directory named in a kubelet configuration it writes (`staticPodPath`), read from the rendered file.
+void add_kubelet_dirs(NodePlan& plan) {
+  std::vector<FileOp> dirs;
+  for (const FileOp& op : plan.ops) {
+    if (op.fs != Fs::kRoot || op.kind != FileOp::Kind::kWrite || op.path != kKubeletConfigPath) continue;
+    YAML::Node config = YAML::Load(op.data);
+    if (!config["staticPodPath"]) continue;
+    FileOp dir;
+    dir.kind = FileOp::Kind::kMkdir;
+    dir.path = config["staticPodPath"].as<std::string>();
+    dir.mode = 0755;
+    dir.source = std::string("staticPodPath in ") + kKubeletConfigPath;
+    if (dir.path.empty() || dir.path[0] != '/') throw Error(op.source + ": staticPodPath must be an absolute path");
+    dirs.push_back(std::move(dir));
+  }
+  for (FileOp& d : dirs) plan.ops.push_back(std::move(d));
+}
+
 NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, const PlanInputs& inputs) {
   NodePlan plan;
   plan.node = node;
@@ -275,6 +297,7 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   add_tree(plan, "overlays/all", vars);
   add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
   add_runtime(plan, spec, inputs.artifacts, vars);
+  add_kubelet_dirs(plan);
   // Certificates, keys and kubeconfigs: the control plane's CAs, or a worker's own credentials.
   if (auto it = inputs.credentials.find(node.name); it != inputs.credentials.end()) {
     for (const FileOp& op : it->second) plan.ops.push_back(op);

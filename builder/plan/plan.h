@@ -77,6 +77,10 @@ BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& onl
 // cluster, node, role, address, gateway flag, versions, and every file pibake wrote
 // (filesystem, path, size, sha256; symlinks with their target).
 inline constexpr const char* kNodeIdentityPath = "/etc/pibake/node.json";
+
+// The kubelet configuration a worker gets (what `kubeadm join` would have written); every
+// directory it names (`staticPodPath`) is created in the image too.
+inline constexpr const char* kKubeletConfigPath = "/var/lib/kubelet/config.yaml";
 std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node);
 
 // Human-readable listing of the plan, one line per file operation.

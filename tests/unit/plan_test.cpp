@@ -271,3 +271,18 @@ TEST_CASE("every template lands at the path its tree gives it, boot/firmware/ me
     CHECK(folders == std::set<std::string>{"overlays", "dhcp", "netplan", "firmware"});
   }
 }
+
+TEST_CASE("workers get the static-pod directory their kubelet configuration names", "[plan]") {
+  BuildPlan plan = make_plan(default_spec());
+  const NodePlan& worker = plan.nodes[1];
+  const FileOp* config = find_op(worker, Fs::kRoot, kKubeletConfigPath);
+  REQUIRE(config != nullptr);
+  REQUIRE(config->data.find("staticPodPath: /etc/kubernetes/manifests\n") != std::string::npos);
+  const FileOp* dir = find_op(worker, Fs::kRoot, "/etc/kubernetes/manifests");
+  REQUIRE(dir != nullptr);
+  CHECK(dir->kind == FileOp::Kind::kMkdir);
+  CHECK(dir->mode == 0755);
+  // The control plane's kubelet configuration and manifests directory come from kubeadm init.
+  CHECK(find_op(plan.nodes[0], Fs::kRoot, kKubeletConfigPath) == nullptr);
+  CHECK(find_op(plan.nodes[0], Fs::kRoot, "/etc/kubernetes/manifests") == nullptr);
+}
