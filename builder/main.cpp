@@ -56,6 +56,14 @@ int main(int argc, char** argv) {
   std::string fetch_base;
   add_spec_flags(fetch, fetch_spec);
   fetch->add_option("--base-image", fetch_base, "base image: a path or URL to a raw .img or an .img.xz");
+  CLI::App* kubeconfig = app.add_subcommand(
+      "kubeconfig", "issue a fresh admin kubeconfig (new 1-year certificate) from the state dir, at any time");
+  pibake::SpecOptions kubeconfig_spec;
+  std::string kubeconfig_out = "out/admin.kubeconfig";
+  kubeconfig->add_option("-c,--config", kubeconfig_spec.config_path,
+                         "the cluster's spec; its state dir (pibake-state/ beside it) holds the CA");
+  kubeconfig->add_option("-o,--output", kubeconfig_out, "where to write it (0600); - for stdout")
+      ->capture_default_str();
   std::string compress = "none";
   build->add_option("--compress", compress, "also write node-N.img.zst or .img.xz (+ .sha256), multi-threaded")
       ->check(CLI::IsMember({"none", "zstd", "xz"}));
@@ -98,6 +106,7 @@ int main(int argc, char** argv) {
       pibake::run_build(build_opts);
     }
     if (*fetch) pibake::run_fetch(fetch_spec, fetch_base);
+    if (*kubeconfig) pibake::run_kubeconfig(kubeconfig_spec, kubeconfig_out);
     if (*inspect) return pibake::run_inspect(image, inspect_json);  // 1 when a health check failed
     if (*flash) {
       flash_opts.max_bytes = max_gib << 30;

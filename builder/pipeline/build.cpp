@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include <fmt/format.h>
 #include <pthread.h>
@@ -278,6 +279,36 @@ void run_fetch(const SpecOptions& spec_opts, const std::string& base_image) {
     fmt::print("{} {} ready: {}\n", a.source.name, a.source.version, a.path);
   }
   fmt::print("base image ready: {}\n", fetched.base_image);
+}
+
+void run_kubeconfig(const SpecOptions& spec_opts, const std::string& output) {
+  ClusterSpec spec = resolve_spec(spec_opts);
+  const std::string state_path = StateDir::path_for(spec);
+  struct stat st {};
+  if (stat(state_path.c_str(), &st) != 0) {  // refused without creating one (StateDir would)
+    throw Error("no cluster in " + state_path + ": run `pibake build` first, or pass -c with the spec the cluster " +
+                "was built from");
+  }
+  AdminKubeconfig conf = issue_admin_kubeconfig(StateDir(state_path));
+  char until[32];
+  std::tm tm{};
+  gmtime_r(&conf.not_after, &tm);
+  std::strftime(until, sizeof until, "%Y-%m-%d %H:%M UTC", &tm);
+  if (output == "-") {
+    fmt::print("{}", conf.text);
+    fmt::print(stderr, "kubernetes-admin certificate valid until {}\n", until);
+    return;
+  }
+  auto slash = output.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(output.substr(0, slash), ec);
+    if (ec) throw Error("cannot create the directory of " + output + ": " + ec.message());
+  }
+  write_file_atomic(output, conf.text, 0600);
+  fmt::print("wrote {} (kubernetes-admin, certificate valid until {}; API server https://{}:6443)\n", output, until,
+             conf.server_ip);
+  fmt::print("kubectl --kubeconfig {} get nodes\n", output);
 }
 
 void run_init(const std::string& path) {

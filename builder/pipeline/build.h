@@ -35,6 +35,10 @@ void run_build(const BuildOptions& opts);
 // Fills the download cache with everything the spec needs, for a later --offline build.
 void run_fetch(const SpecOptions& spec_opts, const std::string& base_image);
 
+// `pibake kubeconfig`: issues a fresh admin kubeconfig from the state dir of the spec's cluster
+// (see issue_admin_kubeconfig) and writes it to `output` (0600, atomically; "-" = stdout).
+void run_kubeconfig(const SpecOptions& spec_opts, const std::string& output);
+
 // Writes a commented cluster.yaml at `path`; never overwrites.
 void run_init(const std::string& path);
 

@@ -1,11 +1,14 @@
 // The PKI stage (see cluster_secrets.h).
 #include "pipeline/cluster_secrets.h"
 
+#include <sys/stat.h>
+
 #include <fmt/format.h>
 #include <optional>
 
 #include "pki/state.h"
 #include "util/atomic_file.h"
+#include "util/error.h"
 
 namespace pibake {
 namespace {
@@ -59,6 +62,19 @@ pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
   return pki;
 }
 
+namespace {
+
+// A new kubernetes-admin kubeconfig (1-year certificate from the cluster CA), also kept in the
+// state dir so later builds hand out the same one.
+std::string issue_and_keep_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState& pki, const StateDir& state) {
+  std::string conf = pki::admin_kubeconfig(pki, spec.cluster.name, control_plane_node(spec).ip, spec.kubernetes.version,
+                                           time(nullptr), pki::system_random());
+  state.keep_admin_kubeconfig(conf);
+  return conf;
+}
+
+}  // namespace
+
 std::string write_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState& pki, const StateDir& state,
                                    const std::string& out_dir) {
   const NodeSpec& cp = control_plane_node(spec);
@@ -67,13 +83,30 @@ std::string write_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState&
   constexpr std::time_t kRenewBefore = 30 * 24 * 3600;
   std::optional<std::string> conf = state.admin_kubeconfig();
   if (!conf || pki::kubeconfig_client_cert_not_after(*conf) <= time(nullptr) + kRenewBefore) {
-    conf = pki::admin_kubeconfig(pki, spec.cluster.name, cp.ip, spec.kubernetes.version, time(nullptr),
-                                 pki::system_random());
-    state.keep_admin_kubeconfig(*conf);
+    conf = issue_and_keep_admin_kubeconfig(spec, pki, state);
   }
   write_file_atomic(out_dir + "/admin.kubeconfig", *conf, 0600);
   return fmt::format("kubeadm join {}:6443 --token \"$(cat {}/{})\" --discovery-token-ca-cert-hash {}", cp.ip,
                      state.pki_dir(), pki::kBootstrapTokenFile, pki::discovery_hash(pki.cluster_ca.cert_pem));
+}
+
+AdminKubeconfig issue_admin_kubeconfig(const StateDir& state) {
+  struct stat st {};
+  if (stat(state.pki_dir().c_str(), &st) != 0) {
+    throw Error("no cluster in " + state.path() + " (it has no pki/): run `pibake build` first, or pass -c with " +
+                "the spec the cluster was built from");
+  }
+  std::optional<ClusterSpec> recorded = state.identity();
+  if (!recorded) {
+    throw Error(state.path() + "/cluster.yaml (the spec the cluster was built from) is missing: run `pibake build` " +
+                "once to record it");
+  }
+  pki::PkiState pki = pki::load_or_create(state.path());  // pki/ exists: loaded and checked, never changed
+  AdminKubeconfig out;
+  out.text = issue_and_keep_admin_kubeconfig(*recorded, pki, state);
+  out.not_after = pki::kubeconfig_client_cert_not_after(out.text);
+  out.server_ip = control_plane_node(*recorded).ip;
+  return out;
 }
 
 }  // namespace pibake

@@ -2,6 +2,7 @@
 // node's credentials for the plan, and out/admin.kubeconfig.
 #pragma once
 
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -23,5 +24,17 @@ pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
 // the line to print for joining a machine by hand (without the token itself).
 std::string write_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState& pki, const StateDir& state,
                                    const std::string& out_dir);
+
+// `pibake kubeconfig`: a fresh kubernetes-admin kubeconfig (new key, certificate valid 1 year, see
+// docs/pki.md) from the state dir alone: its CA and the spec the cluster was built from
+// (its identity record, cluster.yaml), at any time, whatever the admin kubeconfigs handed out
+// before. Also kept in the state dir (StateDir::keep_admin_kubeconfig). Throws pibake::Error when the state dir holds no
+// cluster or fails its checks (pki::load_or_create); never creates a CA.
+struct AdminKubeconfig {
+  std::string text;         // the kubeconfig (holds the private key: write it 0600)
+  std::time_t not_after{};  // the certificate's end, Unix seconds
+  std::string server_ip;    // the API server it points at (node-1)
+};
+AdminKubeconfig issue_admin_kubeconfig(const StateDir& state);
 
 }  // namespace pibake

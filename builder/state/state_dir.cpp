@@ -90,19 +90,26 @@ void StateDir::save_lock(const LockFile& lock) const {
   write_file_atomic(lock_path(), render_lock(lock), kLockFileMode);
 }
 
-void StateDir::check_identity(const ClusterSpec& spec) const {
+std::optional<ClusterSpec> StateDir::identity() const {
   const std::string path = path_ + "/cluster.yaml";
   std::optional<std::string> text = read_kept(path);
-  if (!text) {
-    write_file_atomic(path, to_yaml(spec), kSecretFileMode);
-    return;
-  }
+  if (!text) return std::nullopt;
   LoadResult recorded = load_spec_text(*text, path);
   if (!recorded.problems.empty()) {
     throw Error(path + " (the spec the cluster was built from) no longer loads: " +
                 format_diagnostic(recorded.spec, recorded.problems.front()));
   }
-  const ClusterSpec& was = recorded.spec;
+  return std::move(recorded.spec);
+}
+
+void StateDir::check_identity(const ClusterSpec& spec) const {
+  const std::string path = path_ + "/cluster.yaml";
+  std::optional<ClusterSpec> recorded = identity();
+  if (!recorded) {
+    write_file_atomic(path, to_yaml(spec), kSecretFileMode);
+    return;
+  }
+  const ClusterSpec& was = *recorded;
   std::vector<std::string> changes;
   auto compare = [&](const char* field, const std::string& before, const std::string& now) {
     if (before != now) changes.push_back(fmt::format("{} was \"{}\", now \"{}\"", field, before, now));

@@ -44,6 +44,10 @@ class StateDir {
   LockFile load_lock() const;
   void save_lock(const LockFile& lock) const;
 
+  // The identity record: the spec the cluster was built from (cluster.yaml); nullopt before the
+  // first build. Throws pibake::Error when it no longer loads.
+  std::optional<ClusterSpec> identity() const;
+
   // Refuses (pibake::Error listing every difference) a spec whose cluster name, domain, subnet,
   // pod or service range, control plane, or any recorded node's address or role differs from the
   // identity record (cluster.yaml) written by the first build; records it when there is none yet,

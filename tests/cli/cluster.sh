@@ -80,6 +80,12 @@ for k in 2 3; do
   assert_contains kcfg.yaml "clientCAFile: /etc/kubernetes/pki/ca.crt"
   assert_contains kcfg.yaml "cgroupDriver: systemd"
   assert_contains kcfg.yaml "- 10.96.0.10"
+  # The directory staticPodPath names exists (else the kubelet logs an error on every sync).
+  static_dir=$(sed -n 's/^staticPodPath: //p' kcfg.yaml)
+  assert_eq "$static_dir" /etc/kubernetes/manifests "node-$k staticPodPath"
+  debugfs -R "stat $static_dir" "$w?offset=$(part_offset "$w" 2)" 2>/dev/null | grep -q "Type: directory" \
+    || fail "node-$k has no directory $static_dir"
+  assert_eq "$(mode_of "$w" "$static_dir")" 0755 "node-$k $static_dir mode"
 done
 
 # The admin kubeconfig verifies, and kubectl (when installed) reads it.
@@ -96,6 +102,30 @@ want_hash=$(openssl x509 -pubkey -in "$state/pki/ca.crt" -noout | openssl pkey -
 assert_contains out.log "--discovery-token-ca-cert-hash sha256:$want_hash"
 if grep -qF "$(cat $state/pki/bootstrap-token)" out.log err.log; then fail "the bootstrap token was printed"; fi
 
+# `pibake kubeconfig`: a fresh admin kubeconfig from the state dir at any time (new key and
+# certificate, 1 year), 0600, verified by openssl; the PKI is untouched; later builds hand it out.
+pki_before=$(cd $state && find pki -type f | sort | xargs sha256sum)
+pibake_ok kubeconfig -o fresh/admin.kubeconfig
+assert_eq "$(stat -c %a fresh/admin.kubeconfig)" 600 "pibake kubeconfig output mode"
+assert_contains out.log "wrote fresh/admin.kubeconfig"
+sed -n 's/^ *client-certificate-data: //p' fresh/admin.kubeconfig | base64 -d > fresh.crt
+openssl verify -CAfile "$state/pki/ca.crt" fresh.crt >/dev/null || fail "the fresh admin certificate does not verify"
+[ "$(openssl x509 -in fresh.crt -noout -serial)" != "$(openssl x509 -in admin.crt -noout -serial)" ] || fail "pibake kubeconfig did not issue a new certificate"
+openssl x509 -in fresh.crt -noout -subject -nameopt RFC2253 | grep -q "CN=kubernetes-admin" || fail "fresh admin certificate subject"
+openssl x509 -in fresh.crt -noout -checkend $((364 * 86400)) >/dev/null || fail "the fresh admin certificate ends within 364 days"
+if openssl x509 -in fresh.crt -noout -checkend $((366 * 86400)) >/dev/null; then fail "the fresh admin certificate lasts over 366 days"; fi
+grep -q 'server: "https://10.0.0.1:6443"' fresh/admin.kubeconfig || fail "the fresh kubeconfig does not point at node-1"
+cmp -s fresh/admin.kubeconfig $state/admin.kubeconfig || fail "the state dir does not keep the fresh admin kubeconfig"
+assert_eq "$(cd $state && find pki -type f | sort | xargs sha256sum)" "$pki_before" "the PKI after pibake kubeconfig"
+pibake_ok kubeconfig -o -
+grep -q "client-key-data:" out.log || fail "pibake kubeconfig -o - printed no kubeconfig"
+assert_contains err.log "kubernetes-admin certificate valid until"
+# Without a cluster (no state dir): refused, and no CA is created.
+mkdir -p empty && chmod 0777 empty && echo 'nodes: {count: 3}' > empty/cluster.yaml
+if pibake kubeconfig -c empty/cluster.yaml -o empty/k; then fail "pibake kubeconfig without a state dir succeeded"; fi
+assert_contains err.log "no cluster in empty/pibake-state"
+[ ! -e empty/pibake-state ] && [ ! -e empty/k ] || fail "pibake kubeconfig without a cluster created files"
+
 # Regenerate node-3: same image (its credentials are kept), everything else untouched.
 sums_before=$(cd out && sha256sum node-1.img node-2.img node-3.img)
 pki_before=$(cd $state && find pki -type f | sort | xargs sha256sum)
@@ -103,6 +133,8 @@ rm out/node-3.img
 pibake_ok build --base-image base.img --out out --node node-3
 assert_eq "$(cd out && sha256sum node-1.img node-2.img node-3.img)" "$sums_before" "images after regenerating node-3"
 assert_eq "$(cd $state && find pki -type f | sort | xargs sha256sum)" "$pki_before" "the PKI after regenerating node-3"
+cmp -s out/admin.kubeconfig $state/admin.kubeconfig || fail "the next build did not hand out the fresh admin kubeconfig"
+if cmp -s out/admin.kubeconfig fresh/admin.kubeconfig; then fail "the kubeconfig printed by -o - was not kept"; fi
 
 # A changed subnet would strand the running cluster: refused, nothing written.
 sed -i '1i network: {subnet: 10.1.0.0/24, dhcp_range: 10.1.0.100-10.1.0.200}' cluster.yaml

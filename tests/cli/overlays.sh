@@ -89,6 +89,7 @@ cp -a /usr/lib/systemd/system "$vroot/usr/lib/systemd/"
 ln -sf "$(command -v modprobe || echo /bin/true)" "$vroot/sbin/modprobe"  # only its presence is checked
 units="/etc/systemd/system/pibake-nat.service /etc/systemd/system/pibake-firstboot.service
   /etc/systemd/system/pibake-label-workers.service /etc/systemd/system/kubelet.service
+  /etc/systemd/system/pibake-renew-certs.service /etc/systemd/system/pibake-renew-certs.timer
   /usr/local/lib/systemd/system/containerd.service"
 for u in $units; do
   mkdir -p "$vroot$(dirname "$u")"
