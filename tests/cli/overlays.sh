@@ -73,6 +73,35 @@ assert_contains dhcpd.conf 'option domain-name "cluster.home";'
 assert_contains dhcpd.conf "option domain-name-servers 1.1.1.1, 9.9.9.9;"
 assert_contains dhcpd.conf "authoritative;"
 assert_contains <(root_cat "$g" /etc/default/isc-dhcp-server) 'INTERFACESv4="eth0"'
+# The DHCP server waits for eth0's address, however late, then runs dhcpd in the foreground (so
+# systemd restarts it whenever it exits). Run against stand-ins: `ip` shows no address for its
+# first 3 calls (the link is down), sleep and dhcpd record their calls.
+root_cat "$g" /usr/local/sbin/pibake-dhcp-server > pibake-dhcp-server
+shellcheck -s sh pibake-dhcp-server || fail "shellcheck finds problems in pibake-dhcp-server"
+debugfs -R "stat /usr/local/sbin/pibake-dhcp-server" "$g?offset=$(part_offset "$g" 2)" 2>/dev/null | grep -q "Mode:  0755" \
+  || fail "pibake-dhcp-server is not 0755"
+root_cat "$g" /etc/systemd/system/isc-dhcp-server.service > dhcp.service
+assert_contains dhcp.service "Restart=always"
+assert_contains dhcp.service "StartLimitIntervalSec=0"
+dhcp_root=$SCRATCH/dhcp-root; mkdir -p "$dhcp_root/etc/default" "$dhcp_root/etc/dhcp" stand-ins
+root_cat "$g" /etc/default/isc-dhcp-server > "$dhcp_root/etc/default/isc-dhcp-server"
+cat > stand-ins/ip <<STUB
+#!/bin/sh
+echo "ip \$*" >> "$SCRATCH/dhcp-calls.log"
+n=\$(grep -c '^ip ' "$SCRATCH/dhcp-calls.log")
+[ "\$n" -gt 3 ] || exit 0
+echo "2: eth0    inet 10.0.0.1/24 brd 10.0.0.255 scope global eth0"
+STUB
+printf '#!/bin/sh\necho "sleep $*" >> "%s/dhcp-calls.log"\n' "$SCRATCH" > stand-ins/sleep
+printf '#!/bin/sh\necho "dhcpd $*" >> "%s/dhcp-calls.log"\n' "$SCRATCH" > stand-ins/dhcpd
+chmod +x stand-ins/*
+env PATH="$SCRATCH/stand-ins:$PATH" PIBAKE_TEST_ROOT="$dhcp_root" sh pibake-dhcp-server > dhcp-run.log 2>&1 \
+  || { cat dhcp-run.log >&2; fail "pibake-dhcp-server failed"; }
+assert_eq "$(grep -c 'waiting for 10.0.0.1 on eth0' dhcp-run.log)" 1 "'waiting' lines (logged once)"
+assert_eq "$(grep -c '^ip -4 -o addr show dev eth0$' dhcp-calls.log)" 4 "address checks"
+assert_eq "$(grep -c '^sleep 2$' dhcp-calls.log)" 2 "waits between address checks"
+assert_eq "$(tail -n 1 dhcp-calls.log)" "dhcpd -f -4 -cf $dhcp_root/etc/dhcp/dhcpd.conf -lf $dhcp_root/var/lib/dhcp/dhcpd.leases -pf $dhcp_root/run/dhcp-server/dhcpd.pid eth0" "dhcpd command line"
+[ -f "$dhcp_root/var/lib/dhcp/dhcpd.leases" ] || fail "pibake-dhcp-server did not create the leases file"
 root_cat "$g" /usr/local/sbin/pibake-nat > pibake-nat
 shellcheck -s sh pibake-nat || fail "shellcheck finds problems in pibake-nat"
 assert_contains pibake-nat "UPLINK=wlan0"
@@ -90,6 +119,7 @@ ln -sf "$(command -v modprobe || echo /bin/true)" "$vroot/sbin/modprobe"  # only
 units="/etc/systemd/system/pibake-nat.service /etc/systemd/system/pibake-firstboot.service
   /etc/systemd/system/pibake-label-workers.service /etc/systemd/system/kubelet.service
   /etc/systemd/system/pibake-renew-certs.service /etc/systemd/system/pibake-renew-certs.timer
+  /etc/systemd/system/isc-dhcp-server.service
   /usr/local/lib/systemd/system/containerd.service"
 for u in $units; do
   mkdir -p "$vroot$(dirname "$u")"
@@ -111,7 +141,8 @@ done
 
 for k in 2 3 4; do
   w=out/node-$k.img; woff=$(part_offset "$w" 2)
-  for f in /etc/dhcp/dhcpd.conf /etc/default/isc-dhcp-server /usr/local/sbin/pibake-nat /etc/systemd/system/pibake-nat.service; do
+  for f in /etc/dhcp/dhcpd.conf /etc/default/isc-dhcp-server /usr/local/sbin/pibake-nat /etc/systemd/system/pibake-nat.service \
+    /etc/systemd/system/isc-dhcp-server.service /usr/local/sbin/pibake-dhcp-server; do
     if debugfs -R "stat $f" "$w?offset=$woff" 2>&1 | grep -q "Inode:"; then fail "worker node-$k has $f"; fi
   done
 done
