@@ -257,7 +257,8 @@ CompressResult compress_image(const std::string& image_path, Compression c) {
     out.commit();
     write_file_atomic(result.path + ".sha256", result.sha256 + "  " + base_name(result.path) + "\n", 0644);
   } catch (const Error& e) {
-    throw Error("while compressing " + image_path + " into " + result.path + ": " + e.what());
+    throw Error("while compressing " + image_path + " into " + result.path + ": " +
+                mention_final_path(e.what(), result.path));
   }
   return result;
 }

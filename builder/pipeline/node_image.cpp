@@ -168,7 +168,7 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
     step = "writing the block map";
     write_file_atomic(bmap_path_for(result.path), bmap_text, 0644);
   } catch (const Error& e) {
-    throw Error(plan.image_file + ": while " + step + ": " + e.what());
+    throw Error(plan.image_file + ": while " + step + ": " + mention_final_path(e.what(), result.path));
   }
   return result;
 }

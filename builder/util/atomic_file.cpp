@@ -87,7 +87,7 @@ AtomicFile::AtomicFile(std::string final_path, mode_t mode)
   if (fd_ < 0) {
     int e = errno;
     unregister_temp(slot_);
-    throw Error("cannot create " + temp_path_ + ": " + std::strerror(e));
+    throw Error("cannot create " + final_path_ + ": " + std::strerror(e));
   }
   fchmod(fd_, mode);  // umask must not widen or narrow what we promise (0600 for secrets)
 }
@@ -114,7 +114,7 @@ void AtomicFile::commit() {
   close_fd();
   if (interrupted()) throw Error("interrupted");
   if (rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
-    throw Error("cannot rename " + temp_path_ + " to " + final_path_ + ": " + std::strerror(errno));
+    throw Error("cannot write " + final_path_ + " (rename): " + std::strerror(errno));
   }
   committed_ = true;
   fsync_dir_of(final_path_);
@@ -132,11 +132,27 @@ void write_file_atomic(const std::string& path, const std::string& data, mode_t 
   out.commit();
 }
 
+std::string mention_final_path(std::string message, const std::string& final_path) {
+  const std::string temp = temp_name_for(final_path);
+  for (size_t at = message.find(temp); at != std::string::npos; at = message.find(temp, at + final_path.size())) {
+    message.replace(at, temp.size(), final_path);
+  }
+  return message;
+}
+
+bool is_temp_name(const std::string& file_name, std::string* final_name) {
+  constexpr std::string_view kSuffix = ".tmp";
+  if (file_name.size() <= 1 + kSuffix.size() || file_name[0] != '.' || !file_name.ends_with(kSuffix)) return false;
+  if (final_name) *final_name = file_name.substr(1, file_name.size() - 1 - kSuffix.size());
+  return true;
+}
+
 void install_interrupt_cleanup() {
   struct sigaction sa {};
   sa.sa_handler = on_interrupt;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+  signal(SIGXFSZ, SIG_IGN);
 }
 
 bool interrupted() { return g_interrupted.load(); }

@@ -37,8 +37,18 @@ class AtomicFile {
 // Writes `data` to `path` atomically with `mode` (used for small outputs: kubeconfig, spec, bmap).
 void write_file_atomic(const std::string& path, const std::string& data, mode_t mode);
 
+// Error messages name the user's file, never the temporary one: `message` with every mention of
+// final_path's temporary (".<name>.tmp" beside it) replaced by final_path itself. For the catch
+// blocks around code that works on AtomicFile::temp_path().
+std::string mention_final_path(std::string message, const std::string& final_path);
+
+// True for a name AtomicFile gives its temporaries (".<name>.tmp"); `final_name` gets "<name>".
+bool is_temp_name(const std::string& file_name, std::string* final_name = nullptr);
+
 // SIGINT, SIGTERM and SIGHUP remove every uncommitted temporary file, then the process dies of
-// the signal as usual (exit status 128+N). Call once, early in main.
+// the signal as usual (exit status 128+N). SIGXFSZ (a write past the file-size limit, RLIMIT_FSIZE)
+// is ignored, so such a write fails with EFBIG and ends in the usual error, clean-up included,
+// instead of killing the process with its temporaries in place. Call once, early in main.
 void install_interrupt_cleanup();
 
 // For tests and progress checks: true once one of those signals arrived.
