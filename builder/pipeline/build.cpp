@@ -78,7 +78,35 @@ void report_problems(const ClusterSpec& spec, const std::vector<Diagnostic>& pro
   throw Error(fmt::format("{} problem{} in {}", problems.size(), problems.size() == 1 ? "" : "s", where));
 }
 
-// Only one build at a time may write into an output directory.
+// True for the names of what a build writes into the output directory (images, their block maps,
+// compressed copies and checksums, admin.kubeconfig, cluster.yaml).
+bool is_output_name(const std::string& name) {
+  if (name == "admin.kubeconfig" || name == "cluster.yaml") return true;
+  for (const char* suffix : {".img", ".img.bmap", ".img.zst", ".img.xz", ".img.zst.sha256", ".img.xz.sha256"}) {
+    if (name.ends_with(suffix)) return true;
+  }
+  return false;
+}
+
+// Removes the temporaries (".<output>.tmp") a killed build (SIGKILL, power loss) left in `dir`
+// and says so: only regular files of ours named after one of our outputs. Call with the
+// directory's lock held, so no running build's temporaries are touched.
+void remove_stale_temporaries(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string final_name;
+    const std::string name = entry.path().filename();
+    if (!is_temp_name(name, &final_name) || !is_output_name(final_name)) continue;
+    struct stat st {};
+    if (lstat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) continue;
+    if (unlink(entry.path().c_str()) == 0) {
+      fmt::print("removed {}/{}, left by an earlier build that was killed\n", dir, name);
+    }
+  }
+}
+
+// Only one build at a time may write into an output directory. Holding the lock, it removes the
+// temporaries a killed build left there.
 class OutDirLock {
  public:
   explicit OutDirLock(const std::string& dir) {
@@ -87,7 +115,11 @@ class OutDirLock {
     if (ec) throw Error("cannot create output directory " + dir + ": " + ec.message());
     fd_ = open((dir + "/.pibake.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw Error("cannot write to output directory " + dir + ": " + std::strerror(errno));
-    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) throw Error("another pibake build is writing to " + dir);
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      close(fd_);
+      throw Error("another pibake build is writing to " + dir);
+    }
+    remove_stale_temporaries(dir);
   }
   ~OutDirLock() { close(fd_); }
 
@@ -105,7 +137,8 @@ struct Fetched {
 };
 
 // The fetch stage, shared by `build` and `fetch`: every artifact and the base image, resolved
-// through the state dir's lock file (which gains what was resolved anew), verified, cached.
+// through the state dir's lock file (which gains what was resolved anew), verified, cached. The
+// caller holds the StateDirLock.
 Fetched fetch_all(const ClusterSpec& spec, const StateDir& state, const std::string& base_override, bool offline) {
   Cache cache(Cache::default_dir());
   std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
@@ -201,11 +234,31 @@ ClusterSpec resolve_spec(const SpecOptions& opts) {
   return spec;
 }
 
+namespace {
+
+// Every check of the input that needs no download, in one place, before the first download and
+// before the first write to the state dir or the output directory (issue 13): the spec (already
+// loaded and validated), the node names (--node), the base image when it is a local file, the
+// output directory. Returns the nodes to build. The checks that read the state dir (its modes, the
+// cluster it records, its PKI) follow under its lock, still before any download.
+std::vector<std::string> preflight(const ClusterSpec& spec, const BuildOptions& opts) {
+  std::vector<std::string> names = select_nodes(spec, opts.only_nodes);
+  check_base_image_source(spec, opts.base_image);
+  struct stat st {};
+  if (stat(opts.out_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+    throw Error("output directory " + opts.out_dir + " exists and is not a directory");
+  }
+  return names;
+}
+
+}  // namespace
+
 void run_build(const BuildOptions& opts) {
   auto start = std::chrono::steady_clock::now();
   // load spec → validate: every problem is reported before anything is written.
   ClusterSpec spec = resolve_spec(opts.spec);
   add_default_ssh_keys(spec);
+  const std::vector<std::string> names = preflight(spec, opts);
   if (opts.dry_run) {
     // The plan without fetching anything: binaries are listed by name only, and the kernel command
     // line by the base's boot layout when the base is already in the cache.
@@ -223,25 +276,22 @@ void run_build(const BuildOptions& opts) {
     }
     return;
   }
-  // fetch: the binaries and the base image (pinned by the lock file), verified, into the cache.
+  // The state dir, locked until the build ends.
   const StateDir state(StateDir::path_for(spec));
-  Fetched fetched = fetch_all(spec, state, opts.base_image, opts.offline);
+  const StateDirLock state_lock(state);
+  // pki: the spec must still describe the cluster the state dir's keys belong to; then the CAs
+  // (checked, or made once) and each node's credentials. No download is needed for any of it.
+  state.check_identity(spec);
   PlanInputs inputs;
+  const pki::PkiState pki = gather_credentials(spec, state, names, inputs);
+  OutDirLock out_lock(opts.out_dir);
+  // fetch: the binaries and the base image (pinned by the lock file), verified, into the cache.
+  Fetched fetched = fetch_all(spec, state, opts.base_image, opts.offline);
   inputs.artifacts = fetched.artifacts;
   const std::string& base_path = fetched.base_image;
-  // prepare base: its partitions, release and boot layout, read before anything else is written.
+  // prepare base: its partitions, release and boot layout, read before any image is written.
   BaseImage base = inspect_base_image(base_path);
   inputs.cmdline_paths = base.boot_layout.cmdlines;
-  // pki: the spec must still describe the cluster the state dir's keys belong to; then the CAs
-  // (made once) and each node's credentials.
-  state.check_identity(spec);
-  std::vector<std::string> names;
-  for (const NodeSpec& n : spec.nodes) {
-    if (opts.only_nodes.empty() ||
-        std::find(opts.only_nodes.begin(), opts.only_nodes.end(), n.name) != opts.only_nodes.end())
-      names.push_back(n.name);
-  }
-  const pki::PkiState pki = gather_credentials(spec, state, names, inputs);
   // plan: every node's files, computed before the first byte of an image is written.
   BuildPlan plan = make_plan(spec, opts.only_nodes, inputs);
   check_growth_possible(base, plan);
@@ -257,7 +307,6 @@ void run_build(const BuildOptions& opts) {
                traces);
   }
 
-  OutDirLock out_lock(opts.out_dir);
   // per node: clone → root partition → boot partition → finalize, one node per core at a time.
   write_node_images(base, plan, opts);
   // The spec that was used, next to the outputs. It may hold the Wi-Fi password: owner-only.
@@ -274,7 +323,9 @@ void run_build(const BuildOptions& opts) {
 
 void run_fetch(const SpecOptions& spec_opts, const std::string& base_image) {
   ClusterSpec spec = resolve_spec(spec_opts);
-  Fetched fetched = fetch_all(spec, StateDir(StateDir::path_for(spec)), base_image, /*offline=*/false);
+  const StateDir state(StateDir::path_for(spec));
+  const StateDirLock state_lock(state);
+  Fetched fetched = fetch_all(spec, state, base_image, /*offline=*/false);
   for (const ResolvedArtifact& a : fetched.artifacts) {
     fmt::print("{} {} ready: {}\n", a.source.name, a.source.version, a.path);
   }
@@ -289,7 +340,9 @@ void run_kubeconfig(const SpecOptions& spec_opts, const std::string& output) {
     throw Error("no cluster in " + state_path + ": run `pibake build` first, or pass -c with the spec the cluster " +
                 "was built from");
   }
-  AdminKubeconfig conf = issue_admin_kubeconfig(StateDir(state_path));
+  const StateDir state(state_path);
+  const StateDirLock state_lock(state);
+  AdminKubeconfig conf = issue_admin_kubeconfig(state);
   char until[32];
   std::tm tm{};
   gmtime_r(&conf.not_after, &tm);

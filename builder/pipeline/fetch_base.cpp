@@ -1,7 +1,9 @@
 // Obtaining the base image (see fetch_base.h).
 #include "pipeline/fetch_base.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -39,6 +41,20 @@ std::string expected_sha256(const ClusterSpec& spec, const std::string& url, boo
 }
 
 }  // namespace
+
+void check_base_image_source(const ClusterSpec& spec, const std::string& override_source) {
+  const std::string source = override_source.empty() ? spec.base_image.url : override_source;
+  if (source.empty()) throw Error("no base image: set base_image.url in the spec or pass --base-image");
+  if (!is_local_source(source)) return;
+  const std::string path = local_path(source);
+  // O_NONBLOCK: a FIFO or device must not block the check; it is refused below.
+  int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw Error("base image " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  close(fd);
+  if (!regular) throw Error("base image " + path + " is not a regular file");
+}
 
 std::string obtain_base_image(const ClusterSpec& spec, const std::string& override_source, bool offline, Cache& cache,
                               Fetcher& fetcher, LockFile* lock) {

@@ -11,6 +11,10 @@
 
 namespace pibake {
 
+// The checks of the base image that need no download (part of the build's preflight): a source is
+// given, and a local one is an existing regular file pibake can read. Throws pibake::Error naming it.
+void check_base_image_source(const ClusterSpec& spec, const std::string& override_source);
+
 // Returns the path of a raw image to build from. `override_source` is --base-image (empty: the
 // spec's base_image). A downloaded image is pinned in `lock` (entry "base_image": the source as
 // written, the file's URL and sha256), so a node regenerated later gets the same image even after

@@ -405,19 +405,26 @@ uint64_t NodePlan::root_bytes_needed(uint64_t block_size) const {
   return total;
 }
 
-BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only, const PlanInputs& inputs) {
+std::vector<std::string> select_nodes(const ClusterSpec& spec, const std::vector<std::string>& only) {
+  std::vector<std::string> all, selected;
+  for (const NodeSpec& n : spec.nodes) all.push_back(n.name);
   for (const std::string& name : only) {
-    bool known = std::any_of(spec.nodes.begin(), spec.nodes.end(), [&](const NodeSpec& n) { return n.name == name; });
-    if (!known) {
-      std::vector<std::string> names;
-      for (const NodeSpec& n : spec.nodes) names.push_back(n.name);
-      throw Error("no node named \"" + name + "\" in the spec (nodes: " + join(names, ", ") + ")");
+    if (std::find(all.begin(), all.end(), name) == all.end()) {
+      throw Error("no node named \"" + name + "\" in the spec (nodes: " + join(all, ", ") + ")");
     }
   }
+  for (const std::string& name : all) {
+    if (only.empty() || std::find(only.begin(), only.end(), name) != only.end()) selected.push_back(name);
+  }
+  return selected;
+}
+
+BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only, const PlanInputs& inputs) {
+  const std::vector<std::string> selected = select_nodes(spec, only);
   BuildPlan plan;
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
     const NodeSpec& node = spec.nodes[i];
-    if (!only.empty() && std::find(only.begin(), only.end(), node.name) == only.end()) continue;
+    if (std::find(selected.begin(), selected.end(), node.name) == selected.end()) continue;
     plan.nodes.push_back(plan_node(spec, node, static_cast<int>(i) + 1, inputs));
   }
   return plan;

@@ -69,6 +69,10 @@ struct PlanInputs {
   std::vector<std::string> cmdline_paths;
 };
 
+// The names of the nodes to build, in spec order: every node, or those `only` names (--node).
+// An unknown name throws pibake::Error listing the spec's nodes. The one place that checks --node.
+std::vector<std::string> select_nodes(const ClusterSpec& spec, const std::vector<std::string>& only);
+
 // Builds the plan for every node in spec.nodes (the spec must have passed validate()).
 // `only` restricts it to the named nodes (--node NAME); an unknown name throws pibake::Error.
 BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only = {}, const PlanInputs& inputs = {});

@@ -1,6 +1,8 @@
 // The state dir's layout, creation and modes (see state_dir.h).
 #include "state/state_dir.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "util/atomic_file.h"
@@ -37,6 +40,28 @@ void ensure_private_dir(const std::string& path, const std::string& what) {
     if (chmod(path.c_str(), kPrivateDirMode) != 0) throw Error("cannot chmod " + path + ": " + errno_text());
   } else if (errno != EEXIST) {
     throw Error("cannot create " + what + path + ": " + errno_text());
+  }
+}
+
+// Removes the temporaries a killed run left (see StateDirLock), reporting each.
+void remove_stale_temporaries(const std::string& state_dir) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> dirs = {state_dir};
+  for (const auto& entry : std::filesystem::directory_iterator(state_dir + "/nodes", ec)) {
+    if (entry.is_directory(ec) && !entry.is_symlink(ec)) dirs.push_back(entry.path());
+  }
+  for (const std::filesystem::path& d : dirs) {
+    for (const auto& entry : std::filesystem::directory_iterator(d, ec)) {
+      const std::string name = entry.path().filename();
+      struct stat st {};
+      if (!is_temp_name(name) || lstat(entry.path().c_str(), &st) != 0 || st.st_uid != geteuid()) continue;
+      if (S_ISREG(st.st_mode) && unlink(entry.path().c_str()) == 0) {
+        fmt::print("removed {}, left by an earlier run that was killed\n", entry.path().string());
+      } else if (S_ISDIR(st.st_mode) && d == state_dir && name == ".pki.tmp") {
+        std::filesystem::remove_all(entry.path(), ec);
+        if (!ec) fmt::print("removed {}/, an unfinished first build's keys (never used)\n", entry.path().string());
+      }
+    }
   }
 }
 
@@ -164,5 +189,23 @@ std::optional<std::string> StateDir::admin_kubeconfig() const { return read_kept
 void StateDir::keep_admin_kubeconfig(const std::string& kubeconfig) const {
   write_file_atomic(path_ + "/admin.kubeconfig", kubeconfig, kSecretFileMode);
 }
+
+StateDirLock::StateDirLock(const StateDir& state) {
+  fd_ = open(state.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd_ < 0) throw Error("cannot open the state dir " + state.path() + ": " + errno_text());
+  if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    fmt::print(stderr, "waiting for another pibake run that is using the state dir {} …\n", state.path());
+    std::fflush(stderr);
+    while (flock(fd_, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const std::string why = errno_text();
+      close(fd_);
+      throw Error("cannot lock the state dir " + state.path() + ": " + why);
+    }
+  }
+  remove_stale_temporaries(state.path());
+}
+
+StateDirLock::~StateDirLock() { close(fd_); }
 
 }  // namespace pibake

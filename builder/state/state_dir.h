@@ -67,4 +67,23 @@ class StateDir {
   std::string path_;
 };
 
+// The state dir locked for a whole build, fetch or `pibake kubeconfig` (issue 17 item 8): two runs
+// on one state dir (with different --out) must not both create or change its keys and records.
+// flock(2) on the directory itself, so there is no lock file to leave behind or half-write. A
+// second run waits for the first, saying so once on stderr; the lock ends with this object (or the
+// process). Holding it, the temporaries a killed run left are removed, each reported on stdout:
+// ".<name>.tmp" files in the state dir and in nodes/<name>/, and an unfinished ".pki.tmp/" (keys a
+// first build never finished, never used). Throws pibake::Error when the directory cannot be opened
+// or locked.
+class StateDirLock {
+ public:
+  explicit StateDirLock(const StateDir& state);
+  ~StateDirLock();
+  StateDirLock(const StateDirLock&) = delete;
+  StateDirLock& operator=(const StateDirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 }  // namespace pibake
