@@ -28,8 +28,8 @@ std::string write_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState&
 // `pibake kubeconfig`: a fresh kubernetes-admin kubeconfig (new key, certificate valid 1 year, see
 // docs/pki.md) from the state dir alone: its CA and the spec the cluster was built from
 // (its identity record, cluster.yaml), at any time, whatever the admin kubeconfigs handed out
-// before. Also kept in the state dir (StateDir::keep_admin_kubeconfig). Throws pibake::Error when the state dir holds no
-// cluster or fails its checks (pki::load_or_create); never creates a CA.
+// before. Also kept in the state dir (StateDir::keep_admin_kubeconfig). Throws pibake::Error when the state dir holds
+// no cluster or fails its checks (pki::load_or_create); never creates a CA.
 struct AdminKubeconfig {
   std::string text;         // the kubeconfig (holds the private key: write it 0600)
   std::time_t not_after{};  // the certificate's end, Unix seconds
