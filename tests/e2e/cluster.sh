@@ -349,13 +349,17 @@ verdict node-1 "kubeadm saw the kubeadm-init.yaml pibake built" "$(holds cmp -s 
 verdict node-1 "kubeadm config advertises 10.0.0.1" \
   "$(holds grep -qE 'advertiseAddress: "?10\.0\.0\.1"?$' kubeadm-init.seen.yaml)"
 
+# wait_lease MAC: sets lease to the address node-1's DHCP server leased to MAC (empty after 400 s).
+wait_lease() {
+  lease=""
+  for _ in $(seq 1 40); do
+    lease=$(on node-1 "sudo awk '/^lease /{ip=\$2} /hardware ethernet $1;/{print ip}' /var/lib/dhcp/dhcpd.leases | tail -n 1" 2>/dev/null || true)
+    [ -n "$lease" ] && break
+    sleep 10
+  done
+}
 # The unconfigured VM: a lease from node-1's DHCP server, seen on both ends.
-lease=""
-for _ in $(seq 1 40); do
-  lease=$(on node-1 "sudo awk '/^lease /{ip=\$2} /hardware ethernet 52:54:00:e2:e0:04;/{print ip}' /var/lib/dhcp/dhcpd.leases | tail -n 1" 2>/dev/null || true)
-  [ -n "$lease" ] && break
-  sleep 10
-done
+wait_lease 52:54:00:e2:e0:04
 case "$lease" in
   10.0.0.1[0-9][0-9]|10.0.0.200) verdict node-1 "DHCP lease $lease (pool 10.0.0.100-200) to the unconfigured VM" 0 ;;
   *) verdict node-1 "DHCP lease in 10.0.0.100-200 to the unconfigured VM (got '${lease}')" 1 ;;
@@ -463,12 +467,7 @@ check node-1 "link up: eth0 has 10.0.0.1/24, dhcpd running, no failed start" \
    [ \"\$(systemctl show -p NRestarts --value isc-dhcp-server)\" = 0 ]"
 cp --sparse=always "$base" "$W/unconfigured2.img"
 start_vm unconfigured2 "$W/unconfigured2.img" 5
-lease=""
-for _ in $(seq 1 40); do
-  lease=$(on node-1 "sudo awk '/^lease /{ip=\$2} /hardware ethernet 52:54:00:e2:e0:05;/{print ip}' /var/lib/dhcp/dhcpd.leases | tail -n 1" 2>/dev/null || true)
-  [ -n "$lease" ] && break
-  sleep 10
-done
+wait_lease 52:54:00:e2:e0:05
 case "$lease" in
   10.0.0.1[0-9][0-9]|10.0.0.200) verdict node-1 "after the late link: DHCP lease $lease to a new unconfigured VM" 0 ;;
   *) verdict node-1 "after the late link: DHCP lease in 10.0.0.100-200 to a new unconfigured VM (got '${lease}')" 1 ;;
