@@ -6,16 +6,8 @@ require_tool debugfs sfdisk e2fsck fsck.fat mtype python3
 
 make_base base.img
 up=$SCRATCH/upstream
-bash "$PIBAKE_SOURCE_DIR/tests/fixtures/make-artifacts.sh" "$up" >/dev/null
-chmod -R a+rX "$up"
-start_server "$up"
-cat > cluster.yaml <<YAML
-nodes: {count: 2}
-mirrors:
-  "https://dl.k8s.io": "$SERVER_URL/dl.k8s.io"
-  "https://github.com": "$SERVER_URL/github.com"
-YAML
-chmod 0644 cluster.yaml
+echo 'nodes: {count: 2}' > cluster.yaml
+fake_upstream http
 
 pibake_ok build --base-image base.img --out out
 gh=$up/github.com

@@ -41,15 +41,21 @@ make_base() {
   chmod 0644 "$1"
 }
 
-# fake_upstream: upstream-shaped artifacts in $SCRATCH/upstream, and mirrors pointing there
-# appended to ./cluster.yaml (created when missing). file:// mirrors: no network at all.
+# fake_upstream [http]: upstream-shaped artifacts in $SCRATCH/upstream, and mirrors pointing there
+# appended to ./cluster.yaml (created when missing). file:// mirrors: no network at all; with
+# "http", served by start_server on 127.0.0.1 (SERVER_URL, SERVER_LOG: every download is logged).
 fake_upstream() {
   bash "$PIBAKE_SOURCE_DIR/tests/fixtures/make-artifacts.sh" "$SCRATCH/upstream" >/dev/null
   chmod -R a+rX "$SCRATCH/upstream"
+  local base=file://$SCRATCH/upstream
+  if [ "${1:-}" = http ]; then
+    start_server "$SCRATCH/upstream"
+    base=$SERVER_URL
+  fi
   cat >> cluster.yaml <<YAML
 mirrors:
-  "https://dl.k8s.io": "file://$SCRATCH/upstream/dl.k8s.io"
-  "https://github.com": "file://$SCRATCH/upstream/github.com"
+  "https://dl.k8s.io": "$base/dl.k8s.io"
+  "https://github.com": "$base/github.com"
 YAML
   chmod 0644 cluster.yaml
 }
