@@ -10,7 +10,8 @@ build_deps=(build-essential cmake pkg-config
   libext2fs-dev comerr-dev libcli11-dev libfmt-dev liblzma-dev libzstd-dev catch2)
 # Independent tools the tests check images with, and that pibake runs (resize2fs).
 tool_deps=(e2fsprogs dosfstools mtools fdisk util-linux bmap-tools xz-utils zstd openssl python3
-  shellcheck cloud-init netplan.io isc-dhcp-server systemd iptables)
+  shellcheck cloud-init netplan.io isc-dhcp-server systemd iptables
+  wireless-regdb)  # the Wi-Fi country table's source, checked by tests/cli/regdb_countries.sh
 # The QEMU end-to-end test (tests/e2e, docs/e2e.md): an arm64 base image built with mmdebstrap
 # through qemu-user, booted with qemu-system-aarch64 on a vde_switch L2.
 e2e_deps=(mmdebstrap arch-test qemu-user-static binfmt-support uidmap qemu-system-arm vde2 socat

@@ -51,6 +51,24 @@ using Problems = std::vector<Diagnostic>;
 void validate_nodes_and_network(const ClusterSpec& spec, Problems& out);
 void validate_uplink(const ClusterSpec& spec, Problems& out);
 
+// Flannel (through kube-controller-manager's default node CIDR mask) gives every node a /24 of
+// the pod CIDR.
+inline constexpr int kNodePodPrefix = 24;
+
+// kubeadm's own limits on the pod and service subnets (validate_kubeadm_limits.cpp): a service
+// subnet with more than 20 host bits, a pod subnet more than 16 bits wider than the per-node /24.
+// `pods`/`services` are nullopt when the field is itself reported as malformed.
+void validate_kubeadm_subnet_limits(const std::optional<Cidr>& pods, const std::optional<Cidr>& services,
+                                    Problems& out);
+
+// ---- The wireless regulatory database (regdb_countries.cpp, generated) ----
+
+// True when `alpha2` ("GB") is a country of the Linux wireless regulatory database (Debian's
+// wireless-regdb regulatory.db); the world domain "00" is not a country and gives false.
+bool is_regdb_country(std::string_view alpha2);
+// The version of wireless-regdb the table was generated from ("2026.05.30-1~deb12u1").
+std::string_view regdb_version();
+
 // Why `text` is not a CIDR range, phrased after the value ("is not ..."), or nullopt when it is.
 std::optional<std::string> cidr_problem(std::string_view text);
 

@@ -9,8 +9,6 @@
 namespace pibake::spec_detail {
 namespace {
 
-// Flannel (through kube-controller-manager) gives every node a /24 of the pod CIDR.
-constexpr int kNodePodPrefix = 24;
 // kubeadm puts the cluster DNS service at the 10th address of the service CIDR (GetDNSIP).
 constexpr int kMaxServicePrefix = 28;
 
@@ -217,6 +215,7 @@ void validate_nodes_and_network(const ClusterSpec& spec, Problems& out) {
   std::optional<Cidr> services = parse_cidr("kubernetes.service_cidr", spec.kubernetes.service_cidr, out);
   check_nodes(spec, subnet, out);
   check_ranges(spec, subnet, pods, services, out);
+  validate_kubeadm_subnet_limits(pods, services, out);
   check_dhcp_range(spec, subnet, out);
   check_dns(spec, out);
 }

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <utility>
 
 #include "spec/spec_internal.h"
 
@@ -26,6 +28,28 @@ bool is_country_code(std::string_view s) {
   return s.size() == 2 && std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
+// Codes people write for a country whose ISO 3166-1 code (the one the regulatory database uses)
+// differs: the United Kingdom's "UK" (an ISO exceptional reservation) and Greece's "EL" (the EU's
+// own abbreviation).
+constexpr std::array<std::pair<std::string_view, std::string_view>, 2> kCountrySlips = {{{"UK", "GB"}, {"EL", "GR"}}};
+
+// The regulatory domain must be one the kernel's wireless regulatory database knows, or
+// cfg80211 ignores it and the radio stays on the restrictive world domain.
+std::string unknown_country_message(const std::string& country) {
+  for (const auto& [slip, iso] : kCountrySlips) {
+    if (country == slip) {
+      return fmt::format(
+          "{} is not a country of the wireless regulatory database: did you mean \"{}\" (its ISO "
+          "3166-1 code)?",
+          quote(country), iso);
+    }
+  }
+  return fmt::format(
+      "{} is not a country of the wireless regulatory database (wireless-regdb {}): use the ISO "
+      "3166-1 alpha-2 code of the country the gateway is in, like GB",
+      quote(country), regdb_version());
+}
+
 void check_wifi(const WifiSpec& wifi, const std::string& interface, Problems& out) {
   if (wifi.ssid.empty()) {
     out.push_back({"network.uplink.wifi.ssid",
@@ -41,6 +65,8 @@ void check_wifi(const WifiSpec& wifi, const std::string& interface, Problems& ou
     out.push_back({"network.uplink.wifi.country", quote(wifi.country) +
                                                       " is not a country code: use two upper-case letters "
                                                       "(ISO 3166-1 alpha-2), like GB"});
+  } else if (!is_regdb_country(wifi.country)) {
+    out.push_back({"network.uplink.wifi.country", unknown_country_message(wifi.country)});
   }
   // The passphrase is never quoted: messages end up in terminals and logs.
   size_t n = wifi.password.size();
