@@ -33,7 +33,9 @@
 #include "pipeline/fetch_artifacts.h"
 #include "pipeline/fetch_base.h"
 #include "pipeline/node_image.h"
+#include "pipeline/resolve_version.h"
 #include "plan/plan.h"
+#include "spec/compat.h"
 #include "state/state_dir.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -136,19 +138,39 @@ struct Fetched {
   std::string base_image;  // a raw image to build from
 };
 
-// The fetch stage, shared by `build` and `fetch`: every artifact and the base image, resolved
-// through the state dir's lock file (which gains what was resolved anew), verified, cached. The
-// caller holds the StateDirLock.
-Fetched fetch_all(const ClusterSpec& spec, const StateDir& state, const std::string& base_override, bool offline) {
+// A Kubernetes channel (kubernetes.version stable, stable-1.NN) becomes a release: the one the
+// lock pins, else the channel's current one (pinned in `lock` when given). The release is then
+// checked against the compatibility table like a release written in the spec.
+void resolve_channel(ClusterSpec& spec, LockFile* lock, Cache& cache, Fetcher& fetcher, bool offline) {
+  if (!is_kubernetes_channel(spec.kubernetes.version)) return;
+  std::string release = resolve_kubernetes_version(spec, lock, cache, fetcher, offline);
+  fmt::print("kubernetes.version {} is {}\n", spec.kubernetes.version, release);
+  spec.kubernetes.version = release;
+  report_problems(spec, validate(spec));
+  for (const Diagnostic& w : version_warnings(spec, utc_date_today()))
+    fmt::print(stderr, "warning: {}\n", format_diagnostic(spec, w));
+}
+
+// The fetch stage, shared by `build` and `fetch`: a Kubernetes channel, every artifact and the
+// base image, resolved through the state dir's lock file (which gains what was resolved anew),
+// verified, cached. The caller holds the StateDirLock.
+Fetched fetch_all(ClusterSpec& spec, const StateDir& state, const std::string& base_override, bool offline) {
   Cache cache(Cache::default_dir());
   std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
   LockFile lock = state.load_lock();
   const std::string lock_before = render_lock(lock);
+  resolve_channel(spec, &lock, cache, *fetcher, offline);
   Fetched out;
   out.artifacts = fetch_artifacts(spec, lock, cache, *fetcher, offline);
   out.base_image = obtain_base_image(spec, base_override, offline, cache, *fetcher, &lock);
   if (render_lock(lock) != lock_before) state.save_lock(lock);
   return out;
+}
+
+// The state dir's lock file, read only when the state dir exists: never created here (--dry-run).
+LockFile existing_lock(const ClusterSpec& spec) {
+  const std::string state_path = StateDir::path_for(spec);
+  return file_exists(state_path) ? StateDir(state_path).load_lock() : LockFile{};
 }
 
 // The base image for --dry-run, only when it is already on this machine (a local raw image, or
@@ -157,8 +179,7 @@ std::optional<BaseImage> cached_base_image(const ClusterSpec& spec, const std::s
   try {
     Cache cache(Cache::default_dir());
     std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
-    const std::string state_path = StateDir::path_for(spec);  // read only when it exists: never created here
-    LockFile lock = file_exists(state_path) ? StateDir(state_path).load_lock() : LockFile{};
+    LockFile lock = existing_lock(spec);
     return inspect_base_image(obtain_base_image(spec, base_override, /*offline=*/true, cache, *fetcher, &lock));
   } catch (const Error&) {
     return std::nullopt;
@@ -260,15 +281,22 @@ void run_build(const BuildOptions& opts) {
   add_default_ssh_keys(spec);
   const std::vector<std::string> names = preflight(spec, opts);
   if (opts.dry_run) {
-    // The plan without fetching anything: binaries are listed by name only, and the kernel command
-    // line by the base's boot layout when the base is already in the cache.
+    // The plan without fetching anything but a channel's one-line file when the lock does not pin
+    // it yet: binaries are listed by name only, the state dir is not touched, and the kernel
+    // command line is shown by the base's boot layout when the base is already in the cache.
+    if (is_kubernetes_channel(spec.kubernetes.version)) {
+      Cache cache(Cache::default_dir());
+      LockFile lock = existing_lock(spec);
+      resolve_channel(spec, &lock, cache, *make_curl_fetcher(), opts.offline);
+    }
     PlanInputs inputs;
     if (std::optional<BaseImage> base = cached_base_image(spec, opts.base_image)) {
       fmt::print("base image {}: {}\n", base->path, describe_base(*base));
       inputs.cmdline_paths = base->boot_layout.cmdlines;
     } else {
-      fmt::print("base image not in the cache yet (`pibake fetch` gets it): its boot layout, and so which kernel "
-                 "command line gets the memory cgroup tokens, is not known\n");
+      fmt::print(
+          "base image not in the cache yet (`pibake fetch` gets it): its boot layout, and so which kernel "
+          "command line gets the memory cgroup tokens, is not known\n");
     }
     fmt::print("{}", describe(make_plan(spec, opts.only_nodes, inputs)));
     for (const ArtifactSource& a : artifact_sources(spec)) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "plan/checksums.h"
+#include "spec/compat.h"
 #include "util/error.h"
 
 namespace pibake {
@@ -21,17 +22,9 @@ int kubernetes_minor(const std::string& version) {
   return minor;
 }
 
-int major_version(const std::string& version) {
-  int major = 0;
-  return std::sscanf(version.c_str(), "%d.", &major) == 1 ? major : 0;
-}
-
 std::string sandbox_image(const ClusterSpec& spec) {
-  // kubeadm's constants.PauseVersion per release: 3.10.1 from 1.34, 3.10 for 1.31-1.33,
-  // 3.9 for 1.29-1.30.
-  int minor = kubernetes_minor(spec.kubernetes.version);
-  const char* pause = minor >= 34 ? "3.10.1" : minor >= 31 ? "3.10" : "3.9";
-  return spec.kubernetes.image_repository + "/pause:" + pause;
+  const KubernetesMinor& k = kubernetes_minor_settings(kubernetes_minor(spec.kubernetes.version));
+  return spec.kubernetes.image_repository + "/pause:" + std::string(k.pause);
 }
 
 std::vector<ArtifactSource> artifact_sources(const ClusterSpec& spec) {

@@ -23,14 +23,13 @@ struct ArtifactSource {
 // Every artifact for the spec, in a fixed order.
 std::vector<ArtifactSource> artifact_sources(const ClusterSpec& spec);
 
-// The pause (sandbox) image kubeadm pulls for this Kubernetes version: containerd must use the
-// same one, or kubeadm's preflight warns and pods wait for a second pull.
+// The pause (sandbox) image kubeadm pulls for this Kubernetes version (the compatibility table's
+// pause tag for its minor, spec/compat.h): containerd must use the same one, or kubeadm's
+// preflight warns and pods wait for a second pull. The version must be a resolved release.
 std::string sandbox_image(const ClusterSpec& spec);
 
 // "v1.34.2" -> 34; 0 when the version does not parse.
 int kubernetes_minor(const std::string& version);
-// "2.1.5" -> 2
-int major_version(const std::string& version);
 
 // An artifact fetched and verified: what the plan installs from.
 struct ResolvedArtifact {

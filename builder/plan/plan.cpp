@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "plan/template.h"
+#include "spec/compat.h"
 #include "util/error.h"
 #include "util/json.h"
 #include "util/resources.h"
@@ -110,6 +111,11 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["hosts_entries"] = render_hosts_entries(spec);
   v["access"] = render_access(spec);
   v["sandbox_image"] = sandbox_image(spec);
+  const KubernetesMinor& minor = kubernetes_minor_settings(kubernetes_minor(spec.kubernetes.version));
+  v["kubeadm_api_version"] = std::string(minor.kubeadm_api);
+  v["containerd_config_version"] = std::to_string(containerd_config_version(spec.containerd.version));
+  v["flannel_image"] = std::string(kFlannelImage);
+  v["flannel_cni_plugin_image"] = std::string(kFlannelCniPluginImage);
   v["kubernetes_version"] = spec.kubernetes.version;
   v["image_repository"] = spec.kubernetes.image_repository;
   v["pod_cidr"] = spec.kubernetes.pod_cidr;
@@ -227,9 +233,12 @@ void add_runtime(NodePlan& plan, const ClusterSpec& spec, const std::vector<Reso
     op.size = a.install_bytes;
     plan.ops.push_back(std::move(op));
   }
-  // containerd 1.x reads config version 2, containerd 2.x version 3 (different plugin names).
-  add_tree(plan, major_version(spec.containerd.version) >= 2 ? "overlays/containerd-2.x" : "overlays/containerd-1.x",
-           vars);
+  // containerd 1.x reads config version 2; 2.0-2.2 version 3 and 2.3+ version 4, which name the
+  // CRI plugins alike (io.containerd.cri.v1.*): the 2.x tree writes both (compatibility table).
+  add_tree(
+      plan,
+      containerd_config_version(spec.containerd.version) >= 3 ? "overlays/containerd-2.x" : "overlays/containerd-1.x",
+      vars);
 }
 
 // Whatever the base has been through, each node starts as a machine that never booted: an empty

@@ -106,12 +106,17 @@ struct NetworkSpec {
 };
 
 struct KubernetesSpec {
-  std::string version = "v1.34.2";
+  // A release ("v1.37.1"), or a channel resolved through dl.k8s.io's release/stable.txt or
+  // stable-1.NN.txt at the first build and pinned in the state dir's lock file.
+  std::string version = "v1.37.1";
   std::string pod_cidr = "10.244.0.0/16";
   std::string service_cidr = "10.96.0.0/12";
   std::vector<std::string> api_server_sans = {"kubernetes.cluster.home"};
   std::string cni = "flannel-host-gw";
   std::string image_repository = "registry.k8s.io";
+  // Build a Kubernetes minor newer than pibake's compatibility table (spec/compat.h) knows, with
+  // the newest known minor's settings, instead of refusing it.
+  bool allow_unknown_version = false;
 
   friend bool operator==(const KubernetesSpec&, const KubernetesSpec&) = default;
 };
@@ -144,9 +149,9 @@ struct ClusterSpec {
 
   NetworkSpec network;
   KubernetesSpec kubernetes;
-  ComponentSpec containerd{"2.1.5"};
-  ComponentSpec runc{"1.3.3"};
-  ComponentSpec cni_plugins{"1.8.0"};
+  ComponentSpec containerd{"2.3.4"};
+  ComponentSpec runc{"1.5.1"};
+  ComponentSpec cni_plugins{"1.9.1"};
   AccessSpec access;
 
   // URL prefix -> replacement, applied to every download (longest prefix wins).
@@ -205,6 +210,13 @@ std::vector<Diagnostic> validate(const ClusterSpec& spec);
 // failing: a Wi-Fi uplink with no Wi-Fi network configured (the default), which leaves the cluster
 // without internet access on first boot.
 std::vector<Diagnostic> spec_warnings(const ClusterSpec& spec);
+
+// The version warnings spec_warnings() includes, for the UTC date `today` ("2026-11-30"): a
+// Kubernetes minor past its end of life (naming the date), and a minor newer than pibake knows
+// built through kubernetes.allow_unknown_version.
+std::vector<Diagnostic> version_warnings(const ClusterSpec& spec, std::string_view today);
+// Today's date in UTC as YYYY-MM-DD.
+std::string utc_date_today();
 
 // Where a problem is in the file: its own location, else its field's, else its nearest located
 // parent's ("nodes[2].ip" -> "nodes[2]" -> "nodes"); unknown (0) when none has one.

@@ -42,6 +42,8 @@ bool is_linux_user_name(std::string_view s);
 // Why `line` is not an authorized_keys public key line, or nullopt when it is one.
 std::optional<std::string> ssh_key_problem(std::string_view line);
 bool is_hex(std::string_view s);
+// Three dot-separated decimal numbers: MAJOR.MINOR.PATCH ("2.3.4").
+bool is_version(std::string_view v);
 bool starts_with(std::string_view s, std::string_view prefix);
 bool ends_with(std::string_view s, std::string_view suffix);
 
@@ -50,6 +52,11 @@ bool ends_with(std::string_view s, std::string_view suffix);
 using Problems = std::vector<Diagnostic>;
 void validate_nodes_and_network(const ClusterSpec& spec, Problems& out);
 void validate_uplink(const ClusterSpec& spec, Problems& out);
+
+// Versions against the compatibility table (validate_versions.cpp): kubernetes.version's form
+// (a release vX.Y.Z or a channel stable / stable-1.NN), a minor pibake knows or
+// kubernetes.allow_unknown_version, containerd new enough and 2.x from Kubernetes 1.36.
+void validate_versions(const ClusterSpec& spec, Problems& out);
 
 // Flannel (through kube-controller-manager's default node CIDR mask) gives every node a /24 of
 // the pod CIDR.

@@ -191,6 +191,20 @@ class Loader {
     out = value.Scalar();
   }
 
+  // A boolean (YAML 1.2 core schema: true or false); a missing or empty value keeps `out`.
+  void read_bool(const YAML::Node& map, std::string_view key, const std::string& parent, bool& out) {
+    const YAML::Node value = map[std::string(key)];
+    if (!value || value.IsNull()) return;
+    std::string field = join_field(parent, key);
+    locate(field, value);
+    if (!value.IsScalar() || (value.Scalar() != "true" && value.Scalar() != "false")) {
+      unreadable(field, "expected true or false, found " +
+                            (value.IsScalar() ? spec_detail::quote(value.Scalar()) : std::string(describe(value))));
+      return;
+    }
+    out = value.Scalar() == "true";
+  }
+
   void read_string_list(const YAML::Node& map, std::string_view key, const std::string& parent,
                         std::vector<std::string>& out) {
     const YAML::Node value = map[std::string(key)];
@@ -316,7 +330,8 @@ class Loader {
 
   void load_kubernetes(const YAML::Node& node) {
     if (!check_map(node, "kubernetes",
-                   {"version", "pod_cidr", "service_cidr", "api_server_sans", "cni", "image_repository"})) {
+                   {"version", "pod_cidr", "service_cidr", "api_server_sans", "cni", "image_repository",
+                    "allow_unknown_version"})) {
       return;
     }
     KubernetesSpec& k = spec_.kubernetes;
@@ -326,6 +341,7 @@ class Loader {
     read_string_list(node, "api_server_sans", "kubernetes", k.api_server_sans);
     read_string(node, "cni", "kubernetes", k.cni);
     read_string(node, "image_repository", "kubernetes", k.image_repository);
+    read_bool(node, "allow_unknown_version", "kubernetes", k.allow_unknown_version);
   }
 
   void load_component(const YAML::Node& node, const std::string& field, ComponentSpec& out) {

@@ -71,7 +71,9 @@ std::string to_yaml(const ClusterSpec& spec) {
   out << YAML::Key << "service_cidr" << YAML::Value << k.service_cidr;
   emit_strings(out, "api_server_sans", k.api_server_sans, true);
   out << YAML::Key << "cni" << YAML::Value << k.cni;
-  out << YAML::Key << "image_repository" << YAML::Value << k.image_repository << YAML::EndMap;
+  out << YAML::Key << "image_repository" << YAML::Value << k.image_repository;
+  if (k.allow_unknown_version) out << YAML::Key << "allow_unknown_version" << YAML::Value << true;
+  out << YAML::EndMap;
 
   emit_component(out, "containerd", spec.containerd);
   emit_component(out, "runc", spec.runc);
@@ -148,8 +150,13 @@ network:
   dns: [{dns}]
 
 kubernetes:
-  # Release of kubelet, kubeadm, kubectl and the control plane images.
+  # Release of kubelet, kubeadm, kubectl and the control plane images, or a channel resolved at
+  # the first build and then pinned in pibake-state/lock.yaml: stable (the newest release) or
+  # stable-1.NN (the newest patch of 1.NN).
   version: {k8s_version}
+  # A minor newer than this pibake knows is refused; true builds it with the newest known
+  # minor's settings (pause image, kubeadm configuration API).
+  # allow_unknown_version: false
   # Pod addresses; every node gets a /24 of it.
   pod_cidr: {pod_cidr}
   # Service cluster IPs.

@@ -63,35 +63,8 @@ void check_base_image(const ClusterSpec& spec, Problems& out) {
   if (!b.sha256sums.empty()) check_source("base_image.sha256sums", b.sha256sums, out);
 }
 
-bool is_version(std::string_view v) {
-  // Three dot-separated decimal numbers: MAJOR.MINOR.PATCH.
-  int parts = 0;
-  for (size_t start = 0; start <= v.size(); ++parts) {
-    size_t dot = std::min(v.find('.', start), v.size());
-    std::string_view part = v.substr(start, dot - start);
-    if (part.empty() || !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return false;
-    }
-    start = dot + 1;
-  }
-  return parts == 3;
-}
-
 void check_kubernetes(const ClusterSpec& spec, Problems& out) {
   const auto& k = spec.kubernetes;
-  if (!starts_with(k.version, "v") && is_version(k.version)) {
-    out.push_back({"kubernetes.version", fmt::format("{} is not a Kubernetes version: it needs the leading v (v{})",
-                                                     quote(k.version), k.version)});
-  } else if (!starts_with(k.version, "v") || !is_version(std::string_view(k.version).substr(1))) {
-    out.push_back({"kubernetes.version", quote(k.version) + " is not a Kubernetes release like v1.34.2"});
-  } else {
-    // pibake writes kubeadm's v1beta4 configuration, which kubeadm reads from 1.31 on.
-    int major = 0, minor = 0;
-    if (std::sscanf(k.version.c_str(), "v%d.%d", &major, &minor) == 2 && (major != 1 || minor < 31)) {
-      out.push_back({"kubernetes.version", quote(k.version) + " is too old: pibake supports Kubernetes v1.31 and later "
-                                                              "(kubeadm's v1beta4 configuration)"});
-    }
-  }
   for (size_t i = 0; i < k.api_server_sans.size(); ++i) {
     const std::string& san = k.api_server_sans[i];
     if (!spec_detail::is_san_dns_name(san) && !Ipv4::parse(san) && !spec_detail::is_ipv6(san)) {
@@ -115,6 +88,7 @@ void check_kubernetes(const ClusterSpec& spec, Problems& out) {
 }
 
 void check_component(const char* field, const ComponentSpec& c, Problems& out) {
+  using spec_detail::is_version;
   if (starts_with(c.version, "v") && is_version(std::string_view(c.version).substr(1))) {
     out.push_back({field, quote(c.version) + " has a leading \"v\": write " + c.version.substr(1) +
                               " (the release tag without the v)"});
@@ -198,6 +172,7 @@ std::vector<Diagnostic> validate(const ClusterSpec& spec) {
   spec_detail::validate_nodes_and_network(spec, out);
   spec_detail::validate_uplink(spec, out);
   check_kubernetes(spec, out);
+  spec_detail::validate_versions(spec, out);
   check_component("containerd.version", spec.containerd, out);
   check_component("runc.version", spec.runc, out);
   check_component("cni_plugins.version", spec.cni_plugins, out);
@@ -216,6 +191,7 @@ std::vector<Diagnostic> spec_warnings(const ClusterSpec& spec) {
                                             "password and country, or use a wired uplink such as eth1)",
                                             up.interface)});
   }
+  for (Diagnostic& d : version_warnings(spec, utc_date_today())) out.push_back(std::move(d));
   return out;
 }
 

@@ -89,6 +89,19 @@ bool is_linux_user_name(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return is_lower_alnum(c) || c == '_' || c == '-'; });
 }
 
+bool is_version(std::string_view v) {
+  int parts = 0;
+  for (size_t start = 0; start <= v.size(); ++parts) {
+    size_t dot = std::min(v.find('.', start), v.size());
+    std::string_view part = v.substr(start, dot - start);
+    if (part.empty() || !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return false;
+    }
+    start = dot + 1;
+  }
+  return parts == 3;
+}
+
 bool is_hex(std::string_view s) {
   return std::all_of(s.begin(), s.end(),
                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); });

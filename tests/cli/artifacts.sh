@@ -12,14 +12,14 @@ fake_upstream http
 pibake_ok build --base-image base.img --out out
 gh=$up/github.com
 declare -A want=(
-  [/usr/local/bin/kubelet]=$up/dl.k8s.io/release/v1.34.2/bin/linux/arm64/kubelet
-  [/usr/local/bin/kubeadm]=$up/dl.k8s.io/release/v1.34.2/bin/linux/arm64/kubeadm
-  [/usr/local/bin/kubectl]=$up/dl.k8s.io/release/v1.34.2/bin/linux/arm64/kubectl
-  [/usr/local/sbin/runc]=$gh/opencontainers/runc/releases/download/v1.3.3/runc.arm64
+  [/usr/local/bin/kubelet]=$up/dl.k8s.io/release/v1.37.1/bin/linux/arm64/kubelet
+  [/usr/local/bin/kubeadm]=$up/dl.k8s.io/release/v1.37.1/bin/linux/arm64/kubeadm
+  [/usr/local/bin/kubectl]=$up/dl.k8s.io/release/v1.37.1/bin/linux/arm64/kubectl
+  [/usr/local/sbin/runc]=$gh/opencontainers/runc/releases/download/v1.5.1/runc.arm64
 )
-mkdir -p x && tar -C x -xzf "$gh/containerd/containerd/releases/download/v2.1.5/containerd-2.1.5-linux-arm64.tar.gz"
-tar -C x -xzf "$gh/containernetworking/plugins/releases/download/v1.8.0/cni-plugins-linux-arm64-v1.8.0.tgz"
-tar -C x -xzf "$gh/kubernetes-sigs/cri-tools/releases/download/v1.34.0/crictl-v1.34.0-linux-arm64.tar.gz"
+mkdir -p x && tar -C x -xzf "$gh/containerd/containerd/releases/download/v2.3.4/containerd-2.3.4-linux-arm64.tar.gz"
+tar -C x -xzf "$gh/containernetworking/plugins/releases/download/v1.9.1/cni-plugins-linux-arm64-v1.9.1.tgz"
+tar -C x -xzf "$gh/kubernetes-sigs/cri-tools/releases/download/v1.37.0/crictl-v1.37.0-linux-arm64.tar.gz"
 for b in containerd containerd-shim-runc-v2 ctr; do want[/usr/local/bin/$b]=x/bin/$b; done
 for b in bridge host-local loopback portmap; do want[/opt/cni/bin/$b]=x/$b; done
 want[/usr/local/bin/crictl]=x/crictl
@@ -35,8 +35,8 @@ for img in out/node-1.img out/node-2.img; do
   done
   root_cat "$img" /etc/containerd/config.toml > config.toml
   assert_contains config.toml "SystemdCgroup = true"
-  assert_contains config.toml "sandbox = 'registry.k8s.io/pause:3.10.1'"
-  assert_contains config.toml "version = 3"
+  assert_contains config.toml "sandbox = 'registry.k8s.io/pause:3.10.2'"
+  assert_contains config.toml "version = 4"
   for unit in containerd.service kubelet.service; do
     debugfs -R "stat /etc/systemd/system/multi-user.target.wants/$unit" "$img?offset=$off" 2>/dev/null | grep -q "Fast link dest" \
       || fail "$img: $unit is not enabled"
@@ -64,29 +64,29 @@ grep -qE "is not in the cache" err.log || { cat err.log >&2; fail "--offline err
 assert_no_images out2
 
 # A tampered upstream (new kubelet and a matching .sha256) is refused: the lock pins the old hash.
-k=$up/dl.k8s.io/release/v1.34.2/bin/linux/arm64
+k=$up/dl.k8s.io/release/v1.37.1/bin/linux/arm64
 echo "evil" >> "$k/kubelet"; sha256sum "$k/kubelet" | cut -d' ' -f1 > "$k/kubelet.sha256"
 start_server "$up"
 sed -i "s|http://127.0.0.1:[0-9]*|$SERVER_URL|" cluster.yaml
 rm -rf home/.cache
 if pibake build --base-image base.img --out out3; then fail "a tampered kubelet was accepted"; fi
-assert_contains err.log "checksum mismatch for kubelet v1.34.2"
-assert_contains err.log "$SERVER_URL/dl.k8s.io/release/v1.34.2/bin/linux/arm64/kubelet"
+assert_contains err.log "checksum mismatch for kubelet v1.37.1"
+assert_contains err.log "$SERVER_URL/dl.k8s.io/release/v1.37.1/bin/linux/arm64/kubelet"
 assert_no_images out3
 [ -z "$(ls home/.cache/pibake/sha256 2>/dev/null | xargs -r -I{} sh -c 'sha256sum home/.cache/pibake/sha256/{}' | awk '$1 != substr($2, length($2)-63)')" ] \
   || fail "the cache holds a file whose name is not its sha256"
 
 # An archive with a member that climbs out of its directory is refused as a whole.
 rm -rf pibake-state home/.cache
-c=$gh/containernetworking/plugins/releases/download/v1.8.0
-python3 - "$c/cni-plugins-linux-arm64-v1.8.0.tgz" <<'PY'
+c=$gh/containernetworking/plugins/releases/download/v1.9.1
+python3 - "$c/cni-plugins-linux-arm64-v1.9.1.tgz" <<'PY'
 import io, sys, tarfile
 with tarfile.open(sys.argv[1], "w:gz") as t:
     for name, data in (("./bridge", b"ok"), ("../evil", b"pwned")):
         info = tarfile.TarInfo(name); info.size = len(data); info.mode = 0o755
         t.addfile(info, io.BytesIO(data))
 PY
-(cd "$c" && sha256sum cni-plugins-linux-arm64-v1.8.0.tgz > cni-plugins-linux-arm64-v1.8.0.tgz.sha256)
+(cd "$c" && sha256sum cni-plugins-linux-arm64-v1.9.1.tgz > cni-plugins-linux-arm64-v1.9.1.tgz.sha256)
 if pibake build --base-image base.img --out out4; then fail "an archive escaping with .. was accepted"; fi
 assert_contains err.log 'climbs out with ".."'
 assert_no_images out4

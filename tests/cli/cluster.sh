@@ -44,7 +44,7 @@ dump "$n1" /etc/kubernetes/pibake/kubeadm-init.yaml kubeadm.yaml
 assert_eq "$(mode_of "$n1" /etc/kubernetes/pibake/kubeadm-init.yaml)" 0600 "kubeadm-init.yaml mode"
 for want in "apiVersion: kubeadm.k8s.io/v1beta4" "kind: InitConfiguration" "kind: ClusterConfiguration" \
     "advertiseAddress: 10.0.0.1" "podSubnet: 10.244.0.0/16" "serviceSubnet: 10.96.0.0/12" \
-    "kubernetesVersion: v1.34.2" "imageRepository: registry.k8s.io" '- "kubernetes.cluster.home"' \
+    "kubernetesVersion: v1.37.1" "imageRepository: registry.k8s.io" '- "kubernetes.cluster.home"' \
     '- "10.0.0.1"' "criSocket: unix:///run/containerd/containerd.sock" "cgroupDriver: systemd" \
     "token: \"$(cat $state/pki/bootstrap-token)\""; do
   assert_contains kubeadm.yaml "$want"

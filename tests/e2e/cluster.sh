@@ -158,8 +158,11 @@ deb_version() {  # upstream version of a Debian package file: 1:1.6.20~ds1-1+b1 
 }
 ctd=$(deb_version containerd) && runc=$(deb_version runc) && cni=$(deb_version containernetworking-plugins) ||
   fail "cannot read the versions of the Debian packages in $debs"
+# Debian's containerd is 1.x, which Kubernetes 1.36 and later no longer support (pibake refuses the
+# pair): the spec names 1.35, the last minor that supports it.
+k8s=v1.35.9
 PIBAKE_ARTIFACT_DEBS=$debs PIBAKE_ARTIFACT_STAND_IN=$here/k8s-stand-in.sh \
-  bash "$src/tests/fixtures/make-artifacts.sh" "$W/upstream" v1.34.2 "$ctd" "$runc" "$cni" >/dev/null ||
+  bash "$src/tests/fixtures/make-artifacts.sh" "$W/upstream" "$k8s" "$ctd" "$runc" "$cni" >/dev/null ||
   fail "make-artifacts.sh failed"
 nat_token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir -p "$W/upstream/e2e" && echo "$nat_token" > "$W/upstream/e2e/nat-check"
@@ -177,6 +180,7 @@ ssh-keygen -q -t ed25519 -N '' -C pibake-e2e -f "$W/id_e2e"
 cat > cluster.yaml <<YAML
 cluster: {name: e2e}
 nodes: {count: 3}
+kubernetes: {version: "$k8s"}
 network:
   uplink: {interface: eth1}
 containerd: {version: "$ctd"}

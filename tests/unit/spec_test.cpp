@@ -269,7 +269,7 @@ TEST_CASE("All problems of a file are reported at once, in file order", "[spec]"
               "10.0.0.0/24",
               "cluster.yaml:4:9: network.dns[0]: \"8.8.8\" is not an IPv4 address",
               "cluster.yaml:5:23: kubernetes.version: \"1.34\" is not a Kubernetes release like "
-              "v1.34.2",
+              "v1.37.1, nor a channel (stable, stable-1.37)",
               "cluster.yaml:5:34: kubernetes.cni: \"calico\" is not supported: use flannel-host-gw "
               "or flannel-vxlan",
               "cluster.yaml:6:17: runc.version: \"v1.3.3\" has a leading \"v\": write 1.3.3 (the "

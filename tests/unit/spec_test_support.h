@@ -68,7 +68,7 @@ inline ClusterSpec custom_spec() {
   s.network.uplink = {"wlan1", WifiSpec{"null", "p@ss: #word!", "DE"}};
   s.network.dhcp_range = "192.168.50.200-192.168.50.250";
   s.network.dns = {"1.1.1.1"};
-  s.kubernetes = {"v1.33.1",       "10.200.0.0/16",
+  s.kubernetes = {"v1.35.9",       "10.200.0.0/16",
                   "10.32.0.0/16",  {"api.lab.example.org", "*.lab.example.org", "192.168.50.11", "fd00::1"},
                   "flannel-vxlan", "mirror.local:5000/k8s"};
   s.containerd = {"1.7.28"};

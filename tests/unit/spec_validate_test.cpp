@@ -208,9 +208,10 @@ TEST_CASE("Versions are vX.Y.Z for Kubernetes and X.Y.Z for the other components
   CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.version = "1.34.2"; }) ==
         Lines{"kubernetes.version: \"1.34.2\" is not a Kubernetes version: it needs the leading v "
               "(v1.34.2)"});
-  for (const char* bad : {"v1.34", "v1.34.2-rc.1", "latest", "v1.34.x", ""}) {
+  for (const char* bad : {"v1.34", "v1.34.2-rc.1", "latest", "v1.34.x", "", "stable-1", "stable-1.x", "Stable"}) {
     CHECK(problems_with([&](ClusterSpec& s) { s.kubernetes.version = bad; }) ==
-          Lines{std::string("kubernetes.version: \"") + bad + "\" is not a Kubernetes release like v1.34.2"});
+          Lines{std::string("kubernetes.version: \"") + bad +
+                "\" is not a Kubernetes release like v1.37.1, nor a channel (stable, stable-1.37)"});
   }
   CHECK(problems_with([](ClusterSpec& s) { s.containerd.version = "v2.1.5"; }) ==
         Lines{"containerd.version: \"v2.1.5\" has a leading \"v\": write 2.1.5 (the release tag "
