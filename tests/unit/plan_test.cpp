@@ -127,7 +127,7 @@ TEST_CASE("cmdline.txt gains the cgroup tokens once and keeps every other token"
         "cgroup_enable=cpuset cgroup_enable=memory\n");
 }
 
-TEST_CASE("the gateway gets the uplink, DHCP and NAT; workers route through it", "[plan]") {
+TEST_CASE("the gateway gets the uplink, DHCP and NAT, and workers route through it", "[plan]") {
   ClusterSpec spec = default_spec();
   spec.network.uplink.interface = "wlan0";
   spec.network.uplink.wifi = WifiSpec{"home \"net\"", "pass:word", "GB"};

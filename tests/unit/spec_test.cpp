@@ -1,6 +1,7 @@
 // Unit tests for the cluster spec (builder/spec/spec.h): defaults, loading with locations, the
 // init template and the to_yaml round trip. Validation rules: spec_validate_test.cpp.
 #include "spec_test_support.h"
+#include "test_support.h"
 
 namespace pibake {
 namespace {
@@ -291,7 +292,16 @@ TEST_CASE("apply_node_count replaces a listed node list and forgets its location
   CHECK(s.locations.count("nodes[1]") == 0);
 }
 
-TEST_CASE("load_spec reads a file and names it in messages; a missing file throws", "[spec]") {
+TEST_CASE("load_spec reads a file and names it in messages, and a missing file throws", "[spec]") {
+  test::ScratchDir dir;
+  const std::string path = dir / "my-cluster.yaml";
+  test::write_text(path, "cluster: {name: lab}\nnodes:\n  count: many\n");
+  LoadResult r = load_spec(path);
+  CHECK(r.spec.source_path == path);
+  CHECK(r.spec.cluster.name == "lab");
+  REQUIRE(r.problems.size() == 1);
+  // Located at the value: line 3, column 10, under the file's own name.
+  CHECK_THAT(format_diagnostic(r.spec, r.problems[0]), Catch::StartsWith(path + ":3:10: nodes.count: "));
   CHECK_THROWS_WITH(load_spec("/nonexistent/cluster.yaml"), Catch::Contains("cannot read /nonexistent/cluster.yaml"));
 }
 

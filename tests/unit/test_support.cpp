@@ -41,6 +41,16 @@ static std::string find_tool(const std::string& name) {
 
 bool have_tool(const std::string& name) { return !find_tool(name).empty(); }
 
+bool tool_or_skip(const std::string& name, const std::string& package) {
+  if (have_tool(name)) return true;
+  const char* ci = std::getenv("CI");
+  if (ci != nullptr && std::string(ci) == "true") {
+    FAIL(name << " is not installed (apt-get install " << package << "); under CI=true a skip is a failure");
+  }
+  WARN("skipped: " << name << " is not installed (apt-get install " << package << ")");
+  return false;
+}
+
 ToolResult run_tool(const std::vector<std::string>& argv, const std::string& stdin_text) {
   ToolResult result;
   std::string exe = find_tool(argv.at(0));

@@ -32,6 +32,10 @@ ToolResult run_tool(const std::vector<std::string>& argv, const std::string& std
 // Same, but fails the current test (Catch2 REQUIRE) when the tool is missing or exits non-zero.
 std::string must_run(const std::vector<std::string>& argv, const std::string& stdin_text = "");
 bool have_tool(const std::string& name);
+// For a check that needs an optional tool: true when `name` is installed. Otherwise the check is
+// skipped with a Catch2 warning naming `package`, except under CI=true, where a missing tool fails
+// the test (a skip must not leave CI green).
+bool tool_or_skip(const std::string& name, const std::string& package);
 
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);
