@@ -1,8 +1,13 @@
-# The first-boot bootstrap, taken from built images and run against stand-in kubeadm, kubectl,
-# systemctl, apt-get and dpkg-query that record their calls: order, retries, a power cut half-way,
-# an interrupted kubeadm init, and never running twice.
+# The first-boot bootstrap, taken from built images and run against a scratch copy of node-1's
+# /etc/kubernetes: kubeadm and kubectl are tests/e2e/k8s-stand-in.sh (kubeadm's init phases in
+# kubeadm's order, each of which can be made to fail, hang or lose power; a stand-in cluster that
+# kubectl reads); systemctl, apt-get, dpkg-query, dpkg and sleep are stubs that record their calls
+# and fail on demand. Checked: order, retries, recovery from an init interrupted or failed in every
+# phase (reset, pibake's CA material back with its modes), power cuts, the DHCP start, apt
+# failures, installed packages, pibake-label-workers, and never running twice.
 source "$(dirname "$0")/lib.bash"
-require_tool debugfs sh shellcheck
+require_tool debugfs sh shellcheck python3 timeout setsid
+python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is not installed"
 
 make_base base.img
 echo 'nodes: {count: 3}' > cluster.yaml
@@ -17,72 +22,193 @@ done
 debugfs -R "dump /usr/local/sbin/pibake-label-workers $SCRATCH/label" "out/node-1.img?offset=$(part_offset out/node-1.img 2)" >/dev/null 2>&1
 shellcheck -s sh label || fail "shellcheck finds problems in pibake-label-workers"
 grep -q '^for w in node-2 node-3; do' label || fail "pibake-label-workers does not list the workers"
+# node-1's /etc/kubernetes as the image has it: the PKI, pibake's copy, kubeadm-init.yaml, cni.yaml.
+mkdir -p pristine/etc
+debugfs -R "rdump /etc/kubernetes $SCRATCH/pristine/etc" "out/node-1.img?offset=$(part_offset out/node-1.img 2)" >/dev/null 2>&1
+[ -s pristine/etc/kubernetes/pibake/pki/ca.key ] && [ -s pristine/etc/kubernetes/pibake/kubeadm-init.yaml ] ||
+  fail "node-1.img has no /etc/kubernetes/pibake/{pki/ca.key,kubeadm-init.yaml}"
 
-# Stand-ins: each records "name args" in calls.log; FAIL_<name>=N makes the first N calls fail.
+# Stubs: each records "name args" in calls.log. FAIL_<name>=N makes its first N calls fail,
+# FAIL_<name>_<first argument>=N the first N calls with that first argument (`-` is `_`).
+# dpkg-query says "installed" only for the packages in $INSTALLED.
 bin=$SCRATCH/bin; mkdir -p "$bin"
-for tool in kubeadm kubectl systemctl apt-get dpkg-query dpkg sleep; do
+for tool in systemctl apt-get dpkg-query dpkg sleep; do
   cat > "$bin/$tool" <<STUB
 #!/bin/sh
 echo "$tool \$*" >> "$SCRATCH/calls.log"
-count_file="$SCRATCH/count-$tool"
-n=\$(cat "\$count_file" 2>/dev/null || echo 0); n=\$((n + 1)); echo \$n > "\$count_file"
-limit=\$(printenv FAIL_$(echo $tool | tr '-' '_') || echo 0)
-[ "\$n" -gt "\$limit" ] || exit 1
+for key in $tool $tool-\${1:-}; do
+  key=\$(echo "\$key" | tr -- '-' '_')
+  count_file="$SCRATCH/count-\$key"
+  n=\$(cat "\$count_file" 2>/dev/null || echo 0); n=\$((n + 1)); echo \$n > "\$count_file"
+  limit=\$(printenv "FAIL_\$key" || echo 0)
+  [ "\$n" -gt "\$limit" ] || { echo "$tool stub: fault \$n of \$limit" >&2; exit 1; }
+done
 case "$tool" in
-  dpkg-query) exit 1 ;;   # nothing installed: every package is missing
-  kubeadm) case "\$1" in init) mkdir -p "$SCRATCH/root/etc/kubernetes/manifests"; echo admin > "$SCRATCH/root/etc/kubernetes/admin.conf" ;; esac ;;
+  # A bootstrap that retries for ever would hang the test: its 100th backoff ends its session.
+  sleep) [ "\$n" -lt 100 ] || { echo "sleep stub: 100 retries, giving up" >&2; pkill -KILL -s "\$(cut -d' ' -f6 /proc/\$\$/stat)"; } ;;
+  dpkg-query) for a; do pkg=\$a; done
+    for p in \${INSTALLED:-}; do [ "\$p" = "\$pkg" ] && { echo "install ok installed"; exit 0; }; done; exit 1 ;;
 esac
 exit 0
 STUB
   chmod +x "$bin/$tool"
 done
-run() {  # run SCRIPT [env...]: the bootstrap with the stand-ins first on PATH and a scratch root
-  local script=$1; shift
-  env PATH="$bin:$PATH" PIBAKE_TEST_ROOT="$SCRATCH/root" PIBAKE_FIRST_DELAY=1 "$@" sh "$SCRATCH/$script" >> run.log 2>&1
-}
-reset_calls() { rm -f calls.log count-*; }
-mkdir -p root/etc/kubernetes/pibake/pki
+install -m 0755 "$PIBAKE_SOURCE_DIR/tests/e2e/k8s-stand-in.sh" "$bin/kubeadm"
+install -m 0755 "$PIBAKE_SOURCE_DIR/tests/e2e/k8s-stand-in.sh" "$bin/kubectl"
+shellcheck -s sh "$PIBAKE_SOURCE_DIR/tests/e2e/k8s-stand-in.sh" || fail "shellcheck finds problems in k8s-stand-in.sh"
 
-# Control plane (and gateway): packages, DHCP, kubeadm init, CNI, in that order; kubeadm fails twice.
-reset_calls
-run firstboot-1 FAIL_kubeadm=2 || fail "control-plane bootstrap failed"
-grep -E '^(apt-get install|systemctl (enable|restart) isc-dhcp|kubeadm init|kubectl)' calls.log | cut -d' ' -f1-2 > order
-assert_eq "$(tr '\n' ' ' < order)" "apt-get install systemctl enable systemctl restart kubeadm init kubeadm init kubeadm init kubectl --kubeconfig " "call order"
+# fresh: a new scratch root (node-1's /etc/kubernetes from the image) and no recorded calls.
+fresh() { rm -rf root stand-in calls.log count-* && mkdir -p root stand-in && cp -a pristine/. root/; }
+# run SCRIPT [VAR=value...]: the bootstrap in its own session (a stand-in "cut" kills the session)
+# with the stubs first on PATH, the scratch root, no fault unless given. Returns its status. The
+# stubbed sleep returns at once, so backoff and the API wait cost nothing; PIBAKE_INIT_TIMEOUT is
+# generous (a loaded machine must not time out a healthy init) except where a hang is tested.
+run() {
+  local script=$1; shift
+  env PATH="$bin:$PATH" PIBAKE_TEST_ROOT="$SCRATCH/root" PIBAKE_FIRST_DELAY=1 PIBAKE_API_WAIT=10 \
+    PIBAKE_INIT_TIMEOUT=600 PIBAKE_STAND_IN_LOG="$SCRATCH/stand-in" PIBAKE_STAND_IN_PARSED="$SCRATCH/parsed" PIBAKE_STAND_IN_FAULTS= "$@" \
+    setsid sh "$SCRATCH/$script" >> run.log 2>&1
+}
+calls() { grep -E "^($1)( |\$)" calls.log | cut -d' ' -f1-2 | tr '\n' ' '; }
+# kcalls: "kubeadm init|reset" and "kubectl apply|label" calls in order (not kubectl's reads).
+kcalls() {
+  awk '$2 == "kubeadm" { print $2, $3 }
+       $2 == "kubectl" { for (i = 3; i <= NF; i++) if ($i == "apply" || $i == "label") { print $2, $i; break } }' \
+    stand-in/calls.log | tr '\n' ' '
+}
+steps() { tr '\n' ' ' < root/var/lib/pibake/steps; }
+# pki_restored: every file of pibake's PKI copy is back under /etc/kubernetes/pki, same bytes,
+# certificates and public keys 0644, private keys 0600.
+pki_restored() {
+  local f want
+  for f in ca.crt ca.key sa.pub sa.key front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key; do
+    cmp -s "root/etc/kubernetes/pki/$f" "pristine/etc/kubernetes/pibake/pki/$f" || fail "$1: pki/$f is not pibake's"
+    case $f in *.key) want=600 ;; *) want=644 ;; esac
+    assert_eq "$(stat -c %a "root/etc/kubernetes/pki/$f")" $want "$1: mode of pki/$f"
+  done
+}
+# cluster_complete: the objects kubeadm's last phases create, as the bootstrap's check reads them.
+cluster_complete() {
+  local o
+  for o in kube-system/configmaps/kubeadm-config kube-public/configmaps/cluster-info kube-system/deployments/coredns \
+    kube-system/daemonsets/kube-proxy clusterrolebindings/kubeadm:node-autoapprove-certificate-rotation; do
+    [ -e "root/var/lib/etcd/pibake-stand-in/$o" ] || fail "$1: the stand-in cluster lacks $o"
+  done
+}
+
+# Control plane (and gateway): packages, DHCP, kubeadm init, CNI, in that order. Faults: the DHCP
+# server is not active at the first check, the first kubeadm init fails in its etcd phase (after
+# certs and kubeconfig wrote admin.conf), the first kubectl apply fails.
+fresh
+run firstboot-1 FAIL_systemctl_is_active=1 PIBAKE_STAND_IN_FAULTS="init:etcd:fail apply:fail" ||
+  { cat run.log >&2; fail "control-plane bootstrap failed"; }
+assert_eq "$(calls 'apt-get install|systemctl (enable|daemon-reload|restart|is-active)')" \
+  "apt-get install systemctl enable systemctl daemon-reload systemctl restart systemctl is-active systemctl enable systemctl daemon-reload systemctl restart systemctl is-active " \
+  "package and DHCP calls (is-active fails once: the whole start is retried)"
 assert_contains calls.log "systemctl is-active --quiet isc-dhcp-server.service"
 assert_contains calls.log "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold conntrack socat iptables isc-dhcp-server"
-assert_contains calls.log "kubeadm init --config $SCRATCH/root/etc/kubernetes/pibake/kubeadm-init.yaml --skip-token-print"
-assert_contains calls.log "kubectl --kubeconfig $SCRATCH/root/etc/kubernetes/admin.conf apply -f $SCRATCH/root/etc/kubernetes/pibake/cni.yaml"
-assert_eq "$(grep -c '^sleep' calls.log)" 2 "sleeps between kubeadm retries"
+assert_eq "$(kcalls)" "kubeadm init kubeadm reset kubeadm init kubectl apply kubectl apply " "kubeadm/kubectl calls"
+assert_contains stand-in/calls.log "kubeadm init --config $SCRATCH/root/etc/kubernetes/pibake/kubeadm-init.yaml --skip-token-print"
+assert_contains stand-in/calls.log "kubeadm: fault: fail at etcd"
+assert_contains stand-in/calls.log "kubectl --kubeconfig $SCRATCH/root/etc/kubernetes/admin.conf apply -f $SCRATCH/root/etc/kubernetes/pibake/cni.yaml"
+assert_eq "$(steps)" "packages dhcp-server kubeadm-init cni " "steps"
+assert_eq "$(grep -c '^sleep [0-9]' calls.log)" 3 "backoff sleeps (DHCP, kubeadm, kubectl: one retry each)"
+pki_restored "after a failed init"
+cluster_complete "after a failed init"
+# The CNI manifest as applied: every document in the stand-in cluster.
+for o in namespaces/kube-flannel daemonsets/kube-flannel-ds configmaps/kube-flannel-cfg; do
+  [ -e "root/var/lib/etcd/pibake-stand-in/applied/$o" ] || fail "the CNI manifest's $o was not applied"
+done
 [ -f root/var/lib/pibake/firstboot.done ] || fail "no completion mark"
 
 # Done means done: a reboot runs nothing.
-reset_calls
+rm -f calls.log stand-in/calls.log
 run firstboot-1 || fail "second run failed"
-[ ! -s calls.log ] || fail "the bootstrap ran again after completion: $(cat calls.log)"
+[ ! -s calls.log ] && [ ! -s stand-in/calls.log ] || fail "the bootstrap ran again after completion: $(cat calls.log stand-in/calls.log 2>/dev/null)"
 
-# A power cut after kubeadm init (kubectl keeps failing; the run is killed), then a reboot:
-# init is not repeated, the CNI is applied.
-rm -rf root/var/lib/pibake root/etc/kubernetes/admin.conf root/etc/kubernetes/manifests; reset_calls
-env PATH="$bin:$PATH" PIBAKE_TEST_ROOT="$SCRATCH/root" PIBAKE_FIRST_DELAY=1 FAIL_kubectl=1000 \
-  timeout 5 sh "$SCRATCH/firstboot-1" >> run.log 2>&1 && fail "the run that should be cut off finished"
+# pibake-label-workers against the stand-in cluster above: the first label call fails (node-2 has
+# not registered), so the run exits 1 for its unit's Restart=; the next labels both and records it.
+if env PATH="$bin:$PATH" PIBAKE_TEST_ROOT="$SCRATCH/root" PIBAKE_STAND_IN_LOG="$SCRATCH/stand-in" \
+  PIBAKE_STAND_IN_FAULTS="label:fail" sh label > label.log 2>&1; then fail "pibake-label-workers succeeded with node-2 missing"; fi
+assert_contains label.log "node-2 has not registered yet"
+[ ! -e root/var/lib/pibake/labels.done ] || fail "labels.done written while node-2 was unlabelled"
+env PATH="$bin:$PATH" PIBAKE_TEST_ROOT="$SCRATCH/root" PIBAKE_STAND_IN_LOG="$SCRATCH/stand-in" \
+  PIBAKE_STAND_IN_FAULTS="label:fail" sh label >> label.log 2>&1 || { cat label.log >&2; fail "second pibake-label-workers run failed"; }
+for w in node-2 node-3; do
+  assert_eq "$(cat "root/var/lib/etcd/pibake-stand-in/nodes/$w")" "node-role.kubernetes.io/worker=" "labels of $w"
+done
+[ -s root/var/lib/pibake/labels.done ] || fail "no labels.done after every worker was labelled"
+
+# kubeadm init interrupted or failed in each phase: the bootstrap recovers. A "cut" (power loss:
+# the stand-in kills the bootstrap's session) is followed by a reboot (a second run). A hang is
+# stopped by the bootstrap's PIBAKE_INIT_TIMEOUT, which costs real time, so it is tried in a phase
+# before admin.conf, one that leaves files, and the last one that changes the cluster.
+phases="preflight certs kubeconfig etcd control-plane kubelet-start wait-control-plane upload-config upload-certs
+  mark-control-plane bootstrap-token kubelet-finalize addon/coredns addon/kube-proxy show-join-command"
+for p in $phases; do
+  modes="fail cut"
+  case $p in certs | wait-control-plane | addon/kube-proxy) modes="$modes hang" ;; esac
+  for mode in $modes; do
+    what="init $mode in $p"
+    fresh
+    # Packages and DHCP are tested above: start at kubeadm init.
+    mkdir -p root/var/lib/pibake && printf 'packages\ndhcp-server\n' > root/var/lib/pibake/steps
+    if [ $mode = cut ]; then
+      if run firstboot-1 PIBAKE_STAND_IN_FAULTS="init:$p:cut"; then fail "$what: the cut run finished"; fi
+      ! grep -qx kubeadm-init root/var/lib/pibake/steps 2>/dev/null || fail "$what: kubeadm-init recorded as done"
+    fi
+    timeout=600; [ $mode != hang ] || timeout=30
+    run firstboot-1 PIBAKE_STAND_IN_FAULTS="init:$p:$mode" PIBAKE_INIT_TIMEOUT=$timeout ||
+      { tail -n 30 run.log >&2; fail "$what: the bootstrap failed"; }
+    assert_contains stand-in/calls.log "kubeadm: fault: $mode at $p"
+    if [ $mode = cut ] && [ $p = show-join-command ]; then
+      # Every object was in the cluster when the power went: finished, nothing to redo.
+      assert_eq "$(kcalls)" "kubeadm init kubectl apply " "$what: calls"
+    else
+      assert_eq "$(kcalls)" "kubeadm init kubeadm reset kubeadm init kubectl apply " "$what: calls"
+    fi
+    assert_eq "$(steps)" "packages dhcp-server kubeadm-init cni " "$what: steps"
+    pki_restored "$what"
+    cluster_complete "$what"
+  done
+done
+
+# A power cut after init, while kubectl apply runs; after the reboot init is not repeated.
+fresh
+if run firstboot-1 PIBAKE_STAND_IN_FAULTS="apply:cut"; then fail "the run cut during kubectl apply finished"; fi
 grep -qx kubeadm-init root/var/lib/pibake/steps || fail "kubeadm init was not recorded before the cut"
-reset_calls
 run firstboot-1 || fail "bootstrap after the power cut failed"
-if grep -q '^kubeadm' calls.log; then fail "kubeadm ran again after the power cut: $(cat calls.log)"; fi
-assert_contains calls.log "apply -f"
+assert_eq "$(kcalls)" "kubeadm init kubectl apply kubectl apply " "calls around a cut during kubectl apply"
 
-# An init interrupted half-way (manifests but no admin.conf): reset, then pibake's PKI copy is put back.
-rm -rf root/var/lib/pibake root/etc/kubernetes/admin.conf root/etc/kubernetes/pki; reset_calls
-mkdir -p root/etc/kubernetes/manifests && touch root/etc/kubernetes/manifests/kube-apiserver.yaml
-echo seed > root/etc/kubernetes/pibake/pki/ca.crt
-run firstboot-1 || fail "bootstrap after an interrupted init failed"
-grep -E '^kubeadm' calls.log | cut -d' ' -f1-2 | tr '\n' ' ' > kc
-assert_eq "$(cat kc)" "kubeadm reset kubeadm init " "kubeadm calls after an interrupted init"
-assert_eq "$(cat root/etc/kubernetes/pki/ca.crt)" seed "restored CA"
+# Stand-ins refuse what does not parse: one indentation error in kubeadm-init.yaml and in cni.yaml.
+fresh
+sed -i 's/^  advertiseAddress:/ advertiseAddress:/' root/etc/kubernetes/pibake/kubeadm-init.yaml
+if env PATH="$bin:$PATH" PIBAKE_TEST_ROOT="$SCRATCH/root" PIBAKE_STAND_IN_LOG="$SCRATCH/stand-in" PIBAKE_STAND_IN_FAULTS= \
+  kubeadm init --config root/etc/kubernetes/pibake/kubeadm-init.yaml > bad.log 2>&1; then fail "kubeadm stand-in accepted a broken config"; fi
+assert_contains bad.log "does not parse"
+fresh
+run firstboot-1 PIBAKE_STAND_IN_FAULTS= || fail "bootstrap before the CNI check failed"
+sed -i 's/^  name: kube-flannel$/ name: kube-flannel/' root/etc/kubernetes/pibake/cni.yaml
+if env PATH="$bin:$PATH" PIBAKE_TEST_ROOT="$SCRATCH/root" PIBAKE_STAND_IN_LOG="$SCRATCH/stand-in" PIBAKE_STAND_IN_FAULTS= \
+  kubectl --kubeconfig root/etc/kubernetes/admin.conf apply -f root/etc/kubernetes/pibake/cni.yaml > bad.log 2>&1; then
+  fail "kubectl stand-in accepted a broken manifest"
+fi
+assert_contains bad.log "does not parse"
 
-# A worker: packages, then the kubelet; never kubeadm.
-rm -rf root/var/lib/pibake; reset_calls
+# apt-get fails (update once, install once): retried after `dpkg --configure -a`; then done.
+fresh
+run firstboot-1 FAIL_apt_get_update=1 FAIL_apt_get_install=1 || fail "bootstrap with apt failures failed"
+assert_eq "$(calls 'apt-get|dpkg')" "dpkg --configure apt-get update dpkg --configure apt-get update apt-get install dpkg --configure apt-get update apt-get install " "apt calls with two failures"
+grep -qx packages root/var/lib/pibake/steps || fail "packages not recorded after the apt retries"
+# Everything already installed: no apt-get, no dpkg.
+fresh
+run firstboot-1 INSTALLED="conntrack socat iptables isc-dhcp-server" || fail "bootstrap with everything installed failed"
+if grep -qE '^(apt-get|dpkg) ' calls.log; then fail "apt-get or dpkg ran though every package was installed: $(cat calls.log)"; fi
+assert_eq "$(grep -c '^dpkg-query' calls.log)" 4 "dpkg-query calls (one per package)"
+
+# A worker: packages, then the kubelet; never kubeadm, kubectl or the DHCP server.
+fresh
 run firstboot-2 || fail "worker bootstrap failed"
-if grep -qE '^(kubeadm|kubectl)|isc-dhcp' calls.log; then fail "a worker ran control-plane or gateway steps: $(cat calls.log)"; fi
+if grep -q isc-dhcp calls.log || [ -s stand-in/calls.log ]; then fail "a worker ran control-plane or gateway steps"; fi
 assert_contains calls.log "systemctl restart containerd.service kubelet.service"
-echo "ok: order, retries, resume after a power cut, no second run"
+echo "ok: order, retries, recovery from every init phase (fail, hang, power cut), labels, apt and DHCP faults, no second run"

@@ -1,34 +1,271 @@
 #!/bin/sh
-# pibake e2e stand-in for kubelet, kubeadm, kubectl and crictl. No arm64 Kubernetes binaries can be
-# downloaded on the test machine (no internet), so the QEMU end-to-end test installs this script
-# under each of those names, through pibake's normal artifact path. It records every call (time,
-# name, arguments) in /var/log/pibake-e2e/calls.log and does the least the bootstrap relies on:
-#   kubeadm init --config F   keeps a copy of F (kubeadm-init.yaml), checks pibake's PKI is in
-#                             place, writes /etc/kubernetes/admin.conf (as kubeadm does)
+# pibake stand-in for kubelet, kubeadm, kubectl and crictl, used by the QEMU end-to-end test (installed
+# under each name through pibake's normal artifact path: no arm64 Kubernetes binaries can be
+# downloaded on the test machine) and by tests/cli/bootstrap.sh. It records every call (time, name,
+# arguments) in $LOG/calls.log and follows the real tools where pibake's bootstrap depends on them:
+#
+#   kubeadm init --config F   runs kubeadm's init phases in kubeadm's order (cmd/kubeadm/app/cmd/
+#                             init.go: preflight, certs, kubeconfig, etcd, control-plane, kubelet-start,
+#                             wait-control-plane, upload-config, upload-certs, mark-control-plane,
+#                             bootstrap-token, kubelet-finalize, addon/coredns, addon/kube-proxy,
+#                             show-join-command), each leaving the files or cluster objects the real
+#                             phase leaves. Preflight refuses, as kubeadm does, existing manifests or
+#                             a non-empty /var/lib/etcd; it also refuses a config that does not parse
+#                             as YAML or lacks kubeadm's documents, and missing pibake CA material
+#                             (kubeadm would silently make a new CA that pibake's workers distrust).
+#   kubeadm reset -f          removes what kubeadm reset removes: /etc/kubernetes/manifests/*, the
+#                             kubeconfigs, the certificatesDir content, /var/lib/etcd, /var/lib/kubelet
+#   kubectl get|apply|label   against the stand-in cluster: objects are files under
+#                             /var/lib/etcd/pibake-stand-in (so a reset wipes them); the API answers
+#                             once wait-control-plane has passed. apply refuses a manifest that does
+#                             not parse or whose documents lack apiVersion, kind or metadata.name.
 #   kubelet ...               stays running, so kubelet.service is active
 #   anything else             exits 0
-# It does not start a control plane: the test checks what pibake set up, not Kubernetes.
+# It does not start a control plane: the tests check what pibake does, not Kubernetes.
+#
+# Faults (PIBAKE_STAND_IN_FAULTS, whitespace-separated; unset: the e2e plan below, empty: none):
+#   init:PHASE:MODE[:N]   the first N (default 1) `kubeadm init` calls hit MODE at the start of PHASE
+#   apply:MODE[:N]        the first N `kubectl apply` calls hit MODE
+#   label:MODE[:N]        the first N `kubectl label` calls hit MODE
+# MODE: fail (exit 1 with kubeadm's "error execution phase" line), hang (sleep until killed), cut
+# (a power cut: SIGKILL to every process of the caller's session, so run the caller under setsid).
+# Env: PIBAKE_TEST_ROOT (a scratch root; default /), PIBAKE_STAND_IN_LOG (default $ROOT/var/log/pibake-e2e).
+e2e_faults="init:wait-control-plane:fail apply:fail label:fail"
+faults=${PIBAKE_STAND_IN_FAULTS-$e2e_faults}
+ROOT=${PIBAKE_TEST_ROOT:-}
+K8S=$ROOT/etc/kubernetes
+STORE=$ROOT/var/lib/etcd/pibake-stand-in
 name=${0##*/}
-log=/var/log/pibake-e2e
-mkdir -p "$log"
-echo "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) $name $*" >> "$log/calls.log"
+LOG=${PIBAKE_STAND_IN_LOG:-$ROOT/var/log/pibake-e2e}
+mkdir -p "$LOG"
+echo "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) $name $*" >> "$LOG/calls.log"
+note() { echo "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) $name: $*" >> "$LOG/calls.log"; }
+die() { echo "$*" >&2; note "$*"; exit 1; }
+
+# count KEY: this call's number among calls of KEY (kept in $LOG across reboots and resets).
+count() {
+  n=$(cat "$LOG/count-$1" 2>/dev/null || echo 0)
+  n=$((n + 1))
+  echo "$n" > "$LOG/count-$1"
+  echo "$n"
+}
+# fault_for WHAT CALL: the MODE the fault plan gives call number CALL of WHAT (e.g. "init:etcd"), or nothing.
+fault_for() {
+  for f in $faults; do
+    case "$f" in "$1":*) ;; *) continue ;; esac
+    rest=${f#"$1":}
+    mode=${rest%%:*}
+    limit=1
+    [ "$mode" = "$rest" ] || limit=${rest#*:}
+    [ "$2" -le "$limit" ] && { echo "$mode"; return 0; }
+  done
+  return 0
+}
+# hit MODE WHAT: carries out a fault.
+hit() {
+  note "fault: $1 at $2"
+  case "$1" in
+    fail) echo "error execution phase $2: stand-in fault (PIBAKE_STAND_IN_FAULTS)" >&2; exit 1 ;;
+    hang) exec /bin/sleep 100000 ;;
+    cut) pkill -KILL -s "$(cut -d' ' -f6 /proc/$$/stat)"; exit 137 ;;
+    *) die "stand-in: unknown fault mode '$1'" ;;
+  esac
+}
+
+# yaml_docs FILE: "apiVersion kind name" per document, or exit 1 with the parser's message. The
+# parser is python3-yaml, independent of pibake's writer. A file parsed before (same sha256) is
+# not parsed again: the answer is kept in $PARSED (PIBAKE_STAND_IN_PARSED, default $LOG/parsed).
+PARSED=${PIBAKE_STAND_IN_PARSED:-$LOG/parsed}
+yaml_docs() {
+  sum=$(sha256sum < "$1" | cut -c1-64) || return 1
+  if [ -s "$PARSED/$sum" ]; then cat "$PARSED/$sum"; return 0; fi
+  mkdir -p "$PARSED"
+  yaml_parse "$1" > "$PARSED/$sum.tmp" || { rm -f "$PARSED/$sum.tmp"; return 1; }
+  mv "$PARSED/$sum.tmp" "$PARSED/$sum"
+  cat "$PARSED/$sum"
+}
+yaml_parse() {
+  python3 - "$1" <<'PY'
+import sys, yaml
+try:
+    docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None]
+except yaml.YAMLError as e:
+    sys.exit("%s does not parse: %s" % (sys.argv[1], e))
+if not docs:
+    sys.exit("%s holds no document" % sys.argv[1])
+for d in docs:
+    if not isinstance(d, dict) or not d.get("apiVersion") or not d.get("kind"):
+        sys.exit("%s: a document without apiVersion or kind" % sys.argv[1])
+    print(d["apiVersion"], d["kind"], (d.get("metadata") or {}).get("name", "-"))
+PY
+}
+
+# resource KIND: kubectl's resource name for KIND (ConfigMap, configmap, configmaps -> configmaps).
+resource() {
+  r=$(echo "$1" | tr '[:upper:]' '[:lower:]')
+  case "$r" in *s) echo "$r" ;; *) echo "${r}s" ;; esac
+}
+# put KIND NAMESPACE NAME [CONTENT]: an object in the stand-in cluster.
+put() {
+  r=$(resource "$1")
+  mkdir -p "$STORE/$2/$r" && printf '%s\n' "${4:-}" > "$STORE/$2/$r/$3"
+}
+api_up() { [ -e "$STORE/apiserver-up" ] && [ -e "$K8S/manifests/kube-apiserver.yaml" ]; }
+write() {  # write MODE FILE: a stand-in file as the phase writes it
+  mkdir -p "$(dirname "$2")"
+  echo "# written by the pibake kubeadm stand-in" > "$2"
+  chmod "$1" "$2"
+}
+
+kubeadm_init() {
+  config=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --config) config=$2; shift ;;
+      --config=*) config=${1#--config=} ;;
+    esac
+    shift
+  done
+  call=$(count init)
+  phase() {
+    echo "[$1] (stand-in)"
+    m=$(fault_for "init:$1" "$call")
+    [ -z "$m" ] || hit "$m" "$1"
+  }
+  phase preflight
+  [ -r "$config" ] || die "kubeadm stand-in: no readable --config"
+  docs=$(yaml_docs "$config") || die "kubeadm stand-in: the config does not parse"
+  for want in "kubeadm.k8s.io/v1beta4 InitConfiguration" "kubeadm.k8s.io/v1beta4 ClusterConfiguration" \
+    "kubelet.config.k8s.io/v1beta1 KubeletConfiguration"; do
+    echo "$docs" | grep -q "^$want " || die "kubeadm stand-in: no $want document in $config"
+  done
+  cp "$config" "$LOG/kubeadm-init.yaml"
+  for m in kube-apiserver kube-controller-manager kube-scheduler etcd; do
+    [ ! -e "$K8S/manifests/$m.yaml" ] ||
+      die "[ERROR FileAvailable--etc-kubernetes-manifests-$m.yaml]: $K8S/manifests/$m.yaml already exists"
+  done
+  [ -z "$(ls -A "$ROOT/var/lib/etcd" 2>/dev/null)" ] || die "[ERROR DirAvailable--var-lib-etcd]: $ROOT/var/lib/etcd is not empty"
+  for f in ca.crt ca.key sa.key sa.pub front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key; do
+    [ -s "$K8S/pki/$f" ] || die "kubeadm stand-in: $K8S/pki/$f is missing (kubeadm would make a new one)"
+  done
+  phase certs
+  for c in apiserver apiserver-kubelet-client front-proxy-client apiserver-etcd-client etcd/server etcd/peer \
+    etcd/healthcheck-client; do
+    write 0644 "$K8S/pki/$c.crt"
+    write 0600 "$K8S/pki/$c.key"
+  done
+  phase kubeconfig
+  for c in admin super-admin kubelet controller-manager scheduler; do write 0600 "$K8S/$c.conf"; done
+  phase etcd
+  write 0600 "$K8S/manifests/etcd.yaml"
+  mkdir -p "$ROOT/var/lib/etcd/member" && chmod 0700 "$ROOT/var/lib/etcd"
+  phase control-plane
+  for m in kube-apiserver kube-controller-manager kube-scheduler; do write 0600 "$K8S/manifests/$m.yaml"; done
+  phase kubelet-start
+  write 0644 "$ROOT/var/lib/kubelet/config.yaml"
+  write 0644 "$ROOT/var/lib/kubelet/kubeadm-flags.env"
+  phase wait-control-plane
+  mkdir -p "$STORE" && touch "$STORE/apiserver-up"
+  node=$(sed -n 's/^  name: *//p' "$config" | head -n 1)
+  put nodes "" "${node:-node-1}"
+  phase upload-config
+  put configmaps kube-system kubeadm-config
+  put configmaps kube-system kubelet-config
+  phase upload-certs
+  phase mark-control-plane
+  put nodes "" "${node:-node-1}" "node-role.kubernetes.io/control-plane="
+  phase bootstrap-token
+  put secrets kube-system bootstrap-token-stand-in
+  put configmaps kube-public cluster-info
+  for b in kubeadm:get-nodes kubeadm:kubelet-bootstrap kubeadm:node-autoapprove-bootstrap \
+    kubeadm:node-autoapprove-certificate-rotation; do
+    put clusterrolebindings "" "$b"
+  done
+  phase kubelet-finalize
+  write 0600 "$K8S/kubelet.conf"
+  phase addon/coredns
+  put deployments kube-system coredns
+  put configmaps kube-system coredns
+  phase addon/kube-proxy
+  put daemonsets kube-system kube-proxy
+  put configmaps kube-system kube-proxy
+  phase show-join-command
+  echo "Your Kubernetes control-plane has initialized successfully! (stand-in)"
+  note "init: done"
+}
+
+kubeadm_reset() {
+  rm -rf "$K8S/manifests"/* "$ROOT/var/lib/etcd"/* "$ROOT/var/lib/kubelet"/* "$K8S/pki"/*
+  for c in admin super-admin kubelet bootstrap-kubelet controller-manager scheduler; do rm -f "$K8S/$c.conf"; done
+  note "reset: done"
+}
+
+kubectl_main() {
+  ns=default
+  args=""
+  file=""
+  raw=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --kubeconfig) kubeconfig=$2; shift ;;
+      --kubeconfig=*) kubeconfig=${1#*=} ;;
+      -n | --namespace) ns=$2; shift ;;
+      --namespace=*) ns=${1#*=} ;;
+      -f | --filename) file=$2; shift ;;
+      --raw) raw=$2; shift ;;
+      --raw=*) raw=${1#*=} ;;
+      --request-timeout=* | --overwrite) ;;
+      *) args="$args $1" ;;
+    esac
+    shift
+  done
+  # shellcheck disable=SC2086 # word splitting of the collected arguments is wanted
+  set -- $args
+  [ "$1" = version ] && { echo "kubectl stand-in (pibake)"; return 0; }
+  [ -r "${kubeconfig:-}" ] || die "error: stat ${kubeconfig:-}: no such file or directory"
+  api_up || die "The connection to the server 10.0.0.1:6443 was refused - did you specify the right host or port?"
+  case "$1" in
+    get)
+      [ -z "$raw" ] || { echo ok; return 0; }
+      shift
+      for o in "$@"; do
+        kind=$(resource "${o%%/*}") obj=${o#*/}
+        case "$kind" in nodes | clusterrolebindings) dir="$STORE/$kind" ;; *) dir="$STORE/$ns/$kind" ;; esac
+        [ -e "$dir/$obj" ] || die "Error from server (NotFound): $kind \"$obj\" not found"
+        echo "$o"
+      done
+      ;;
+    apply)
+      m=$(fault_for apply "$(count apply)")
+      [ -z "$m" ] || hit "$m" "kubectl apply"
+      docs=$(yaml_docs "$file") || die "error: error parsing $file"
+      if echo "$docs" | grep -q ' -$'; then die "error: a document in $file has no metadata.name"; fi
+      echo "$docs" | while read -r _ kind obj; do put "$kind" applied "$obj" && echo "$kind/$obj created"; done
+      note "apply: done"
+      ;;
+    label)
+      m=$(fault_for label "$(count label)")
+      [ -z "$m" ] || hit "$m" "kubectl label"
+      [ "$2" = node ] || die "kubectl stand-in: only 'label node' is supported"
+      mkdir -p "$STORE/nodes"
+      # --overwrite: the label replaces one with the same key.
+      { grep -v "^${4%%=*}=" "$STORE/nodes/$3" 2>/dev/null || true; echo "$4"; } > "$STORE/nodes/$3.new"
+      mv "$STORE/nodes/$3.new" "$STORE/nodes/$3" && echo "node/$3 labeled"
+      ;;
+    *) die "kubectl stand-in: unsupported: $*" ;;
+  esac
+}
+
 case "$name ${1:-}" in
   "kubeadm init")
-    config=""
-    while [ $# -gt 0 ]; do
-      case "$1" in
-        --config) config=$2; shift ;;
-        --config=*) config=${1#--config=} ;;
-      esac
-      shift
-    done
-    [ -r "$config" ] || { echo "kubeadm stand-in: no readable --config" >&2; exit 1; }
-    cp "$config" "$log/kubeadm-init.yaml"
-    for f in ca.crt ca.key sa.key sa.pub front-proxy-ca.crt etcd/ca.crt; do
-      [ -s "/etc/kubernetes/pki/$f" ] || { echo "kubeadm stand-in: /etc/kubernetes/pki/$f is missing" >&2; exit 1; }
-    done
-    printf 'apiVersion: v1\nkind: Config\n# written by the pibake e2e kubeadm stand-in\n' > /etc/kubernetes/admin.conf
-    chmod 600 /etc/kubernetes/admin.conf
+    shift
+    kubeadm_init "$@"
+    ;;
+  "kubeadm reset")
+    kubeadm_reset
+    ;;
+  "kubectl "*)
+    kubectl_main "$@"
     ;;
   "kubelet "*)
     exec sleep infinity
