@@ -31,14 +31,14 @@ for img in out/node-1.img out/node-2.img; do
     debugfs -R "dump $path $SCRATCH/got" "$img?offset=$off" >/dev/null 2>&1
     [ -f got ] || fail "$img: $path missing"
     cmp -s got "${want[$path]}" || fail "$img: $path differs from the artifact"
-    debugfs -R "stat $path" "$img?offset=$off" 2>/dev/null | grep -q "Mode:  0755" || fail "$img: $path is not 0755"
+    debugfs -R "stat $path" "$img?offset=$off" 2>/dev/null | grep "Mode:  0755" >/dev/null || fail "$img: $path is not 0755"
   done
   root_cat "$img" /etc/containerd/config.toml > config.toml
   assert_contains config.toml "SystemdCgroup = true"
   assert_contains config.toml "sandbox = 'registry.k8s.io/pause:3.10.2'"
   assert_contains config.toml "version = 4"
   for unit in containerd.service kubelet.service; do
-    debugfs -R "stat /etc/systemd/system/multi-user.target.wants/$unit" "$img?offset=$off" 2>/dev/null | grep -q "Fast link dest" \
+    debugfs -R "stat /etc/systemd/system/multi-user.target.wants/$unit" "$img?offset=$off" 2>/dev/null | grep "Fast link dest" >/dev/null \
       || fail "$img: $unit is not enabled"
   done
   assert_contains <(root_cat "$img" /etc/systemd/system/kubelet.service.d/10-kubeadm.conf) "ExecStart=/usr/local/bin/kubelet"
@@ -54,6 +54,7 @@ assert_contains "$lock" "sha256: \"$(sha256sum "${want[/usr/local/bin/kubelet]}"
 # Server stopped: node-2 is regenerated from the cache, identical, even with --offline.
 stop_server
 before=$(sha256sum out/node-2.img | cut -d' ' -f1)
+rm out/node-2.img   # regenerated from nothing, not over the old file
 pibake_ok build --base-image base.img --out out --node node-2 --offline
 assert_eq "$(sha256sum out/node-2.img | cut -d' ' -f1)" "$before" "node-2 regenerated offline"
 

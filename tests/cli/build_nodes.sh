@@ -37,11 +37,13 @@ assert_eq "$(echo $ids | tr ' ' '\n' | sort -u | wc -l)" 4 "distinct instance-id
 # The spec that was used is written next to the outputs, readable by its owner only.
 [ -f out/cluster.yaml ] || fail "out/cluster.yaml missing"
 assert_eq "$(stat -c %a out/cluster.yaml)" 600 "out/cluster.yaml mode"
-assert_no_images_tmp=$(find out -name '.*.tmp')
-[ -z "$assert_no_images_tmp" ] || fail "temporary files left: $assert_no_images_tmp"
+left=$(find out -name '.*.tmp')
+[ -z "$left" ] || fail "temporary files left: $left"
 
-# Rebuilding is reproducible: the same spec gives byte-identical images.
+# Rebuilding is reproducible: the same spec gives byte-identical images, written afresh into
+# another directory (not over the old file, whose blocks could survive a partial rewrite).
 first=$(sha256sum out/node-2.img | cut -d' ' -f1)
-pibake_ok build --nodes 4 --base-image base.img --out out --node node-2
-assert_eq "$(sha256sum out/node-2.img | cut -d' ' -f1)" "$first" "node-2.img after a rebuild"
+pibake_ok build --nodes 4 --base-image base.img --out again --node node-2
+[ -f again/node-2.img ] || fail "the rebuild wrote no again/node-2.img"
+assert_eq "$(sha256sum again/node-2.img | cut -d' ' -f1)" "$first" "node-2.img rebuilt into an empty directory"
 echo "ok: 4 images built, checked with sfdisk, e2fsck, fsck.fat, debugfs, mtools"

@@ -2,7 +2,8 @@
 # node's network-config, cloud-init schema on user-data, dhcpd -t on the gateway's dhcpd.conf,
 # systemd-analyze verify and shellcheck on the NAT unit; read back with debugfs and mtools.
 source "$(dirname "$0")/lib.bash"
-require_tool debugfs mtype sfdisk netplan cloud-init dhcpd systemd-analyze shellcheck
+require_tool debugfs mtype sfdisk netplan cloud-init dhcpd systemd-analyze shellcheck python3
+python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is not installed"
 
 make_base base.img
 cat > cluster.yaml <<'YAML'
@@ -28,6 +29,18 @@ for k in 1 2 3 4; do
   cmd=$(boot_cat "$img" /current/cmdline.txt | head -1)
   orig=$(boot_cat base.img /current/cmdline.txt | head -1)
   case "$cmd" in "$orig cgroup_enable=memory cgroup_memory=1"*) ;; *) fail "$img cmdline.txt: '$cmd'";; esac
+  for t in cgroup_enable=memory cgroup_memory=1; do
+    assert_eq "$(tr ' ' '\n' <<< "$cmd" | grep -cx -- "$t")" 1 "$img cmdline.txt: count of $t"
+  done
+  # The seed's YAML parses with python3-yaml too (cloud-init reads all three with it).
+  for f in user-data network-config meta-data; do
+    boot_cat "$img" /$f > seed-$f
+    yaml_docs seed-$f > /dev/null
+  done
+  python3 -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); assert d["instance-id"] and d["local-hostname"] == sys.argv[2], d' \
+    seed-meta-data "node-$k" || fail "node-$k's meta-data lacks instance-id or local-hostname node-$k"
+  root_cat "$img" /etc/cloud/cloud.cfg.d/90-pibake.cfg > 90-pibake.cfg
+  yaml_docs 90-pibake.cfg > /dev/null
   # network-config renders with netplan itself.
   root=$SCRATCH/netplan-$k; mkdir -p "$root/etc/netplan"
   boot_cat "$img" /network-config > "$root/etc/netplan/50-cloud-init.yaml"
@@ -106,7 +119,7 @@ root_cat "$g" /usr/local/sbin/pibake-nat > pibake-nat
 shellcheck -s sh pibake-nat || fail "shellcheck finds problems in pibake-nat"
 assert_contains pibake-nat "UPLINK=wlan0"
 off=$(part_offset "$g" 2)
-debugfs -R "stat /usr/local/sbin/pibake-nat" "$g?offset=$off" 2>/dev/null | grep -q "Mode:  0755" || fail "pibake-nat is not 0755"
+debugfs -R "stat /usr/local/sbin/pibake-nat" "$g?offset=$off" 2>/dev/null | grep "Mode:  0755" >/dev/null || fail "pibake-nat is not 0755"
 debugfs -R "stat /etc/systemd/system/multi-user.target.wants/pibake-nat.service" "$g?offset=$off" 2>/dev/null > link
 assert_contains link 'Fast link dest: "/etc/systemd/system/pibake-nat.service"'
 
@@ -143,7 +156,7 @@ for k in 2 3 4; do
   w=out/node-$k.img; woff=$(part_offset "$w" 2)
   for f in /etc/dhcp/dhcpd.conf /etc/default/isc-dhcp-server /usr/local/sbin/pibake-nat /etc/systemd/system/pibake-nat.service \
     /etc/systemd/system/isc-dhcp-server.service /usr/local/sbin/pibake-dhcp-server; do
-    if debugfs -R "stat $f" "$w?offset=$woff" 2>&1 | grep -q "Inode:"; then fail "worker node-$k has $f"; fi
+    if debugfs -R "stat $f" "$w?offset=$woff" 2>&1 | grep "Inode:" >/dev/null; then fail "worker node-$k has $f"; fi
   done
 done
 
