@@ -19,10 +19,15 @@ e2e_as_user() {
   for f in /etc/subuid /etc/subgid; do
     grep -q "^$user:" "$f" || echo "$user:$first:65536" >> "$f"
   done
+  # Set-up errors are failures (exit 1 with the reason), never a silent skip later on.
   if [ "$(dpkg --print-architecture 2>/dev/null)" != arm64 ]; then
-    [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
-    grep -qs enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 ||
-      update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+    [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
+      { echo "FAIL (e2e): cannot mount binfmt_misc on /proc/sys/fs/binfmt_misc" >&2; exit 1; }
+    # Without update-binfmts (a missing tool) make-rootfs-image.sh reports the missing handler: a skip.
+    if ! grep -qs enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 && command -v update-binfmts >/dev/null; then
+      update-binfmts --enable qemu-aarch64 ||
+        { echo "FAIL (e2e): update-binfmts --enable qemu-aarch64 failed (is qemu-user-static installed?)" >&2; exit 1; }
+    fi
   fi
   export PIBAKE_E2E_CACHE=${PIBAKE_E2E_CACHE:-/var/cache/pibake-e2e}
   mkdir -p "$PIBAKE_E2E_CACHE/home"
