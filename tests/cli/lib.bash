@@ -95,22 +95,14 @@ check_image() {
   rm -f "$SCRATCH/boot.part"
 }
 
-# yaml_docs FILE: "apiVersion kind" (or "- -" where absent) of each document of FILE, read with
-# python3-yaml, not pibake's writer; fails the test when FILE does not parse or holds no document.
+# yaml_docs FILE: "apiVersion kind" ("-" where absent) of each document of FILE, read with
+# python3-yaml (not pibake's writer) by the Kubernetes stand-in's parser; fails the test when FILE
+# does not parse or holds no document.
 yaml_docs() {
-  python3 - "$1" <<'PY' || fail "$1 is not valid YAML"
-import sys, yaml
-try:
-    docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None]
-except yaml.YAMLError as e:
-    sys.exit("%s: %s" % (sys.argv[1], e))
-if not docs:
-    sys.exit("%s: no YAML document" % sys.argv[1])
-for d in docs:
-    if not isinstance(d, dict):
-        sys.exit("%s: a document is not a mapping" % sys.argv[1])
-    print(d.get("apiVersion", "-"), d.get("kind", "-"))
-PY
+  local out
+  out=$(PIBAKE_STAND_IN_LOG="$SCRATCH/yaml-docs" sh "$PIBAKE_SOURCE_DIR/tests/e2e/k8s-stand-in.sh" yaml-docs "$1") ||
+    fail "$1 is not valid YAML"
+  echo "$out" | cut -d' ' -f1-2
 }
 # assert_yaml FILE "apiVersion kind"...: FILE's documents are exactly these, in this order.
 assert_yaml() {

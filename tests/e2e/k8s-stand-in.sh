@@ -72,7 +72,8 @@ hit() {
   esac
 }
 
-# yaml_docs FILE: "apiVersion kind name" per document, or exit 1 with the parser's message. The
+# yaml_docs FILE: "apiVersion kind name" per document ("-" for a missing field), or exit 1 with the
+# parser's message (also `k8s-stand-in.sh yaml-docs FILE`, for the CLI tests). The
 # parser is python3-yaml, independent of pibake's writer. A file parsed before (same sha256) is
 # not parsed again: the answer is kept in $PARSED (PIBAKE_STAND_IN_PARSED, default $LOG/parsed).
 PARSED=${PIBAKE_STAND_IN_PARSED:-$LOG/parsed}
@@ -94,9 +95,10 @@ except yaml.YAMLError as e:
 if not docs:
     sys.exit("%s holds no document" % sys.argv[1])
 for d in docs:
-    if not isinstance(d, dict) or not d.get("apiVersion") or not d.get("kind"):
-        sys.exit("%s: a document without apiVersion or kind" % sys.argv[1])
-    print(d["apiVersion"], d["kind"], (d.get("metadata") or {}).get("name", "-"))
+    if not isinstance(d, dict):
+        sys.exit("%s: a document is not a mapping" % sys.argv[1])
+    meta = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
+    print(d.get("apiVersion") or "-", d.get("kind") or "-", meta.get("name") or "-")
 PY
 }
 
@@ -239,7 +241,9 @@ kubectl_main() {
       m=$(fault_for apply "$(count apply)")
       [ -z "$m" ] || hit "$m" "kubectl apply"
       docs=$(yaml_docs "$file") || die "error: error parsing $file"
-      if echo "$docs" | grep -q ' -$'; then die "error: a document in $file has no metadata.name"; fi
+      if echo "$docs" | grep -q -- '^- \|^[^ ]* - \| -$'; then
+        die "error: a document in $file lacks apiVersion, kind or metadata.name"
+      fi
       echo "$docs" | while read -r _ kind obj; do put "$kind" applied "$obj" && echo "$kind/$obj created"; done
       note "apply: done"
       ;;
@@ -257,6 +261,9 @@ kubectl_main() {
 }
 
 case "$name ${1:-}" in
+  "k8s-stand-in.sh yaml-docs")
+    yaml_docs "$2" || exit 1
+    ;;
   "kubeadm init")
     shift
     kubeadm_init "$@"
