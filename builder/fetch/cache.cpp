@@ -22,6 +22,7 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/sha256.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
@@ -40,15 +41,13 @@ void make_dirs(const std::string& dir) {
 }  // namespace
 
 std::string sha256_file(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": " + std::strerror(errno));
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw Error(path + ": " + std::strerror(errno));
   Sha256 h;
   std::vector<char> buf(1 << 20);
   ssize_t n;
-  while ((n = read(fd, buf.data(), buf.size())) > 0) h.update(buf.data(), static_cast<size_t>(n));
-  int e = errno;
-  close(fd);
-  if (n < 0) throw Error(path + ": " + std::strerror(e));
+  while ((n = read(fd.get(), buf.data(), buf.size())) > 0) h.update(buf.data(), static_cast<size_t>(n));
+  if (n < 0) throw Error(path + ": " + std::strerror(errno));
   return h.hex_digest();
 }
 
@@ -76,27 +75,21 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
   if (is_local_source(source)) {
     // A local file or a mirror directory: copied in while hashed, committed only when it matches.
     std::string path = local_path(source);
-    int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (in < 0) throw Error(what + ": " + path + ": " + std::strerror(errno));
+    UniqueFd in(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) throw Error(what + ": " + path + ": " + std::strerror(errno));
     AtomicFile out(blob, 0644);
     Sha256 h;
     std::vector<char> buf(1 << 20);
     ssize_t n;
-    while ((n = read(in, buf.data(), buf.size())) > 0) {
+    while ((n = read(in.get(), buf.data(), buf.size())) > 0) {
       h.update(buf.data(), static_cast<size_t>(n));
       for (ssize_t done = 0; done < n;) {
         ssize_t w = write(out.fd(), buf.data() + done, static_cast<size_t>(n - done));
-        if (w <= 0) {
-          int e = errno;
-          close(in);
-          throw Error("cannot store " + blob + ": " + std::strerror(e));
-        }
+        if (w <= 0) throw Error("cannot store " + blob + ": " + std::strerror(errno));
         done += w;
       }
     }
-    int e = errno;
-    close(in);
-    if (n < 0) throw Error(what + ": " + path + ": " + std::strerror(e));
+    if (n < 0) throw Error(what + ": " + path + ": " + std::strerror(errno));
     std::string got = h.hex_digest();
     if (got != sha256) {
       throw Error(fmt::format("checksum mismatch for {} ({}): expected sha256 {}, got {}", what, path, sha256, got));
@@ -118,11 +111,8 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
     throw Error(fmt::format("checksum mismatch for {} downloaded from {}: expected sha256 {}, got {}", what, source,
                             sha256, got));
   }
-  int fd = open(part.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    fsync(fd);  // a blob's name promises its content: on disk before the rename
-    close(fd);
-  }
+  // A blob's name promises its content: on disk before the rename.
+  if (UniqueFd fd(open(part.c_str(), O_RDONLY | O_CLOEXEC)); fd) fsync(fd.get());
   if (rename(part.c_str(), blob.c_str()) != 0) throw Error("cannot store " + blob + ": " + std::strerror(errno));
   return blob;
 }

@@ -13,6 +13,7 @@
 
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
@@ -47,8 +48,8 @@ void write_sparse(int fd, const uint8_t* p, size_t n, uint64_t pos, const std::s
 }  // namespace
 
 void decompress_xz_sparse(const std::string& xz_path, int dst_fd, const std::string& dst_name) {
-  int in = open(xz_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) throw Error(xz_path + ": " + std::strerror(errno));
+  UniqueFd in(open(xz_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) throw Error(xz_path + ": " + std::strerror(errno));
   lzma_stream strm = LZMA_STREAM_INIT;
   lzma_mt mt{};
   mt.threads = std::max(1u, std::thread::hardware_concurrency());
@@ -57,7 +58,6 @@ void decompress_xz_sparse(const std::string& xz_path, int dst_fd, const std::str
   mt.flags = LZMA_CONCATENATED;
   lzma_ret ret = lzma_stream_decoder_mt(&strm, &mt);
   if (ret != LZMA_OK) {
-    close(in);
     throw Error("liblzma: cannot start the decoder (" + std::to_string(ret) + ")");
   }
   std::vector<uint8_t> inbuf(1 << 20), outbuf(4 << 20);
@@ -69,7 +69,7 @@ void decompress_xz_sparse(const std::string& xz_path, int dst_fd, const std::str
     for (;;) {
       if (interrupted()) throw Error("interrupted");
       if (strm.avail_in == 0 && action == LZMA_RUN) {
-        ssize_t n = read(in, inbuf.data(), inbuf.size());
+        ssize_t n = read(in.get(), inbuf.data(), inbuf.size());
         if (n < 0) throw Error(xz_path + ": " + std::strerror(errno));
         strm.next_in = inbuf.data();
         strm.avail_in = static_cast<size_t>(n);
@@ -96,11 +96,9 @@ void decompress_xz_sparse(const std::string& xz_path, int dst_fd, const std::str
     if (ftruncate(dst_fd, static_cast<off_t>(pos)) != 0) throw Error(dst_name + ": " + std::strerror(errno));
   } catch (...) {
     lzma_end(&strm);
-    close(in);
     throw;
   }
   lzma_end(&strm);
-  close(in);
 }
 
 }  // namespace pibake

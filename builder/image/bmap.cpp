@@ -14,26 +14,13 @@
 
 #include "util/error.h"
 #include "util/sha256.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
 
 constexpr size_t kHashChunk = 4u << 20;
 constexpr const char* kZeroChecksum = "0000000000000000000000000000000000000000000000000000000000000000";
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // bmap-tools' BmapHelpers.human_size: "1 byte", "N bytes" below 512, else "%.1f KiB|MiB|GiB|TiB".
 std::string human_size(uint64_t size) {
@@ -134,8 +121,7 @@ std::vector<BmapRange> to_block_ranges(const std::vector<ByteRange>& bytes, uint
 }
 
 Bmap make_bmap(const std::string& image_path) {
-  Fd fd(open(image_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) throw Error("cannot open " + image_path + ": " + std::strerror(errno));
+  UniqueFd fd = open_fd(image_path, O_RDONLY);
   Bmap bmap;
   off_t size = lseek(fd.get(), 0, SEEK_END);
   if (size <= 0) throw Error("cannot write a block map for " + image_path + ": the file is empty");

@@ -29,17 +29,13 @@ bool is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
 
-FatFs::Impl::~Impl() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 void FatFs::Impl::open_and_parse(uint64_t size) {
   std::string where = image_path_ + " at byte " + std::to_string(offset_);
   display_name_ = "the FAT filesystem in " + where;
-  fd_ = ::open(image_path_.c_str(), (writable_ ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-  if (fd_ < 0) throw Error(image_path_ + ": cannot open: " + std::strerror(errno));
+  fd_.reset(::open(image_path_.c_str(), (writable_ ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+  if (!fd_) throw Error(image_path_ + ": cannot open: " + std::strerror(errno));
   struct stat st {};
-  if (fstat(fd_, &st) != 0) throw Error(image_path_ + ": cannot stat: " + std::strerror(errno));
+  if (fstat(fd_.get(), &st) != 0) throw Error(image_path_ + ": cannot stat: " + std::strerror(errno));
   auto not_fat = [&](const std::string& why) { throw Error(where + ": not a FAT filesystem: " + why); };
   if (size < 512) not_fat("the partition is only " + std::to_string(size) + " bytes");
   if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < offset_ + 512)
@@ -174,7 +170,7 @@ void FatFs::Impl::require_writable(std::string_view path) const {
 void FatFs::Impl::read_at(uint64_t pos, void* buf, size_t n) const {
   auto* p = static_cast<uint8_t*>(buf);
   while (n > 0) {
-    ssize_t got = pread(fd_, p, n, static_cast<off_t>(offset_ + pos));
+    ssize_t got = pread(fd_.get(), p, n, static_cast<off_t>(offset_ + pos));
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) throw Error(image_path_ + ": read error: " + std::strerror(errno));
     if (got == 0) throw Error(image_path_ + ": unexpected end of file at byte " + std::to_string(offset_ + pos));
@@ -186,7 +182,7 @@ void FatFs::Impl::write_at(uint64_t pos, const void* buf, size_t n) const {
   if (!writable_) throw Error(image_path_ + ": internal error: write to a read-only FAT filesystem");
   const auto* p = static_cast<const uint8_t*>(buf);
   while (n > 0) {
-    ssize_t put = pwrite(fd_, p, n, static_cast<off_t>(offset_ + pos));
+    ssize_t put = pwrite(fd_.get(), p, n, static_cast<off_t>(offset_ + pos));
     if (put < 0 && errno == EINTR) continue;
     if (put <= 0) throw Error(image_path_ + ": write error: " + std::strerror(put < 0 ? errno : EIO));
     p += put, pos += static_cast<uint64_t>(put), n -= static_cast<size_t>(put);

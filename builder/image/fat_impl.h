@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "image/fat.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 
@@ -84,7 +85,7 @@ struct FatFs::Impl {
   std::string image_path_;
   uint64_t offset_ = 0;
   bool writable_ = false;
-  int fd_ = -1;
+  UniqueFd fd_;
   std::string display_name_;  // "system-boot", or where the filesystem is when it has no label
 
   uint32_t bytes_per_sector_ = 0, sectors_per_cluster_ = 0, cluster_size_ = 0;
@@ -105,7 +106,7 @@ struct FatFs::Impl {
   uint32_t next_free_ = 2;  // allocation hint, as FSI_Nxt_Free
   int64_t timestamp_ = 0;
 
-  ~Impl();
+  ~Impl() = default;
   void open_and_parse(uint64_t size);
   [[noreturn]] void fail(std::string_view path, const std::string& what) const;
   void require_writable(std::string_view path) const;

@@ -12,21 +12,10 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 [[noreturn]] void fail(const std::string& what, const std::string& src, const std::string& dst) {
   int e = errno;
@@ -75,8 +64,8 @@ void copy_range(int in, int out, uint64_t off, uint64_t len, const std::string& 
 }  // namespace
 
 CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst_name) {
-  Fd in(open(src.c_str(), O_RDONLY | O_CLOEXEC));
-  if (in.get() < 0) fail("open", src, dst_name);
+  UniqueFd in(open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) fail("open", src, dst_name);
   struct stat st {};
   if (fstat(in.get(), &st) != 0) fail("stat", src, dst_name);
   const uint64_t size = static_cast<uint64_t>(st.st_size);

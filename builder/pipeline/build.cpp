@@ -39,6 +39,7 @@
 #include "state/state_dir.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
@@ -115,18 +116,14 @@ class OutDirLock {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) throw Error("cannot create output directory " + dir + ": " + ec.message());
-    fd_ = open((dir + "/.pibake.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw Error("cannot write to output directory " + dir + ": " + std::strerror(errno));
-    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      close(fd_);
-      throw Error("another pibake build is writing to " + dir);
-    }
+    fd_.reset(open((dir + "/.pibake.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd_) throw Error("cannot write to output directory " + dir + ": " + std::strerror(errno));
+    if (flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) throw Error("another pibake build is writing to " + dir);
     remove_stale_temporaries(dir);
   }
-  ~OutDirLock() { close(fd_); }
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -393,15 +390,15 @@ void run_kubeconfig(const SpecOptions& spec_opts, const std::string& output) {
 }
 
 void run_init(const std::string& path) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) {
     if (errno == EEXIST) throw Error(path + " already exists; pibake init never overwrites it");
     throw Error("cannot create " + path + ": " + std::strerror(errno));
   }
   std::string text = init_template();
-  ssize_t n = write(fd, text.data(), text.size());
-  bool ok = n == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
-  close(fd);
+  ssize_t n = write(fd.get(), text.data(), text.size());
+  bool ok = n == static_cast<ssize_t>(text.size()) && fsync(fd.get()) == 0;
+  fd.reset();
   if (!ok) {
     unlink(path.c_str());
     throw Error("cannot write " + path);

@@ -17,6 +17,7 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/sha256.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
@@ -49,16 +50,11 @@ class LzmaStream {
 
 class File {
  public:
-  File(const std::string& path, int flags) : path_(path), fd_(open(path.c_str(), flags | O_CLOEXEC)) {
-    if (fd_ < 0) throw Error("cannot open " + path + ": " + std::strerror(errno));
-  }
-  ~File() { close(fd_); }
-  File(const File&) = delete;
-  File& operator=(const File&) = delete;
-  int fd() const { return fd_; }
+  File(const std::string& path, int flags) : path_(path), fd_(open_fd(path, flags)) {}
+  int fd() const { return fd_.get(); }
   size_t read(char* buf, size_t size) {
     for (;;) {
-      ssize_t n = ::read(fd_, buf, size);
+      ssize_t n = ::read(fd_.get(), buf, size);
       if (n >= 0) return static_cast<size_t>(n);
       if (errno != EINTR) throw Error("cannot read " + path_ + ": " + std::strerror(errno));
     }
@@ -66,7 +62,7 @@ class File {
 
  private:
   std::string path_;
-  int fd_;
+  UniqueFd fd_;
 };
 
 void write_all(int fd, const char* data, size_t size, const std::string& name) {

@@ -20,6 +20,7 @@
 #include "pipeline/flash_progress.h"
 #include "util/error.h"
 #include "util/sha256.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
@@ -27,25 +28,19 @@ namespace {
 constexpr size_t kChunk = 8u << 20;  // large writes: SD cards are fastest with multi-MiB requests
 constexpr uint64_t kBlock = kBmapBlockSize;
 
-class Fd {
- public:
+// A descriptor and the name messages give it.
+struct Fd {
   Fd(const std::string& path, int flags, mode_t mode = 0)
-      : path_(path), fd_(open(path.c_str(), flags | O_CLOEXEC, mode)) {
-    if (fd_ < 0) {
+      : path(path), fd(open(path.c_str(), flags | O_CLOEXEC, mode)) {
+    if (!fd) {
       if (errno == EBUSY)
         throw Error("cannot open " + path + ": the device is in use (mounted, or held by another program)");
       throw Error("cannot open " + path + ": " + std::strerror(errno));
     }
   }
-  ~Fd() { close(fd_); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  int fd_;
+  int get() const { return fd.get(); }
+  std::string path;
+  UniqueFd fd;
 };
 
 // A range written to the target and the SHA-256 of what was written there.
@@ -59,7 +54,7 @@ void pread_all(const Fd& fd, char* buf, size_t size, uint64_t pos) {
     ssize_t n = pread(fd.get(), buf, size, static_cast<off_t>(pos));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0)
-      throw Error(fmt::format("cannot read {} at byte {}: {}", fd.path(), pos,
+      throw Error(fmt::format("cannot read {} at byte {}: {}", fd.path, pos,
                               n == 0 ? "unexpected end of file" : std::strerror(errno)));
     buf += n;
     size -= static_cast<size_t>(n);
@@ -73,7 +68,7 @@ void pwrite_all(const Fd& fd, const char* buf, size_t size, uint64_t pos) {
     ssize_t n = pwrite(fd.get(), buf, size, static_cast<off_t>(pos));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0)
-      throw Error(fmt::format("cannot write {} at byte {}: {}", fd.path(), pos, std::strerror(n < 0 ? errno : ENOSPC)));
+      throw Error(fmt::format("cannot write {} at byte {}: {}", fd.path, pos, std::strerror(n < 0 ? errno : ENOSPC)));
     buf += n;
     size -= static_cast<size_t>(n);
     pos += static_cast<uint64_t>(n);
@@ -120,7 +115,7 @@ std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool r
     ranges = to_block_ranges(data_ranges(src.get(), image), kBlock);
   }
   if (regular_target && ftruncate(target.get(), static_cast<off_t>(image_size)) != 0) {
-    throw Error("cannot size " + target.path() + ": " + std::strerror(errno));
+    throw Error("cannot size " + target.path + ": " + std::strerror(errno));
   }
   uint64_t total = 0;
   for (const BmapRange& r : ranges) total += r.byte_end(kBlock, image_size) - r.byte_start(kBlock);
@@ -238,7 +233,7 @@ std::vector<Written> copy_stream(const std::string& image, Compression c, const 
                             image, image_size));
   }
   if (regular_target && ftruncate(target.get(), static_cast<off_t>(image_size)) != 0) {
-    throw Error("cannot size " + target.path() + ": " + std::strerror(errno));
+    throw Error("cannot size " + target.path + ": " + std::strerror(errno));
   }
   return written;
 }
@@ -265,7 +260,7 @@ void verify(const Fd& target, bool block_device, const std::vector<Written>& wri
     std::string got = hash.hex_digest();
     if (got != w.sha256) {
       throw Error(fmt::format("verification failed: {} of {} read back with SHA-256 {}, but {} was written",
-                              range_name(w.start, w.end), target.path(), got, w.sha256));
+                              range_name(w.start, w.end), target.path, got, w.sha256));
     }
   }
 }

@@ -23,6 +23,7 @@
 #include "util/error.h"
 #include "util/run.h"
 #include "util/sha256.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
@@ -37,21 +38,21 @@ class PartitionCopy {
   PartitionCopy(const std::string& image, const Partition& p) {
     const char* tmp = std::getenv("TMPDIR");
     path_ = std::string(tmp && *tmp ? tmp : "/tmp") + "/pibake-inspect.XXXXXX";
-    int out = mkstemp(path_.data());
-    if (out < 0) throw Error("cannot create a scratch file in " + path_ + ": " + std::strerror(errno));
-    int in = open(image.c_str(), O_RDONLY | O_CLOEXEC);
-    bool ok = in >= 0 && ftruncate(out, static_cast<off_t>(p.size)) == 0;
+    UniqueFd out(mkstemp(path_.data()));
+    if (!out) throw Error("cannot create a scratch file in " + path_ + ": " + std::strerror(errno));
+    UniqueFd in(open(image.c_str(), O_RDONLY | O_CLOEXEC));
+    bool ok = in && ftruncate(out.get(), static_cast<off_t>(p.size)) == 0;
     // Only the data ranges: the holes of the copy read as the zeros they were.
-    for (const ByteRange& r : ok ? data_ranges(in, image) : std::vector<ByteRange>{}) {
+    for (const ByteRange& r : ok ? data_ranges(in.get(), image) : std::vector<ByteRange>{}) {
       uint64_t s = std::max(r.start, p.start), e = std::min(r.end, p.end());
       for (loff_t from = static_cast<loff_t>(s), to = static_cast<loff_t>(s - p.start);
            ok && static_cast<uint64_t>(from) < e;) {
-        ssize_t n = copy_file_range(in, &from, out, &to, e - static_cast<uint64_t>(from), 0);
+        ssize_t n = copy_file_range(in.get(), &from, out.get(), &to, e - static_cast<uint64_t>(from), 0);
         ok = n > 0;
       }
     }
-    if (in >= 0) close(in);
-    close(out);
+    in.reset();
+    out.reset();
     if (!ok) {
       unlink(path_.c_str());
       throw Error("cannot copy the boot partition of " + image + " into " + path_ + ": " + std::strerror(errno));

@@ -17,6 +17,7 @@
 #include "image/sparse_copy.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
@@ -50,15 +51,9 @@ void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
         throw Error("internal error: the kernel command line lives on system-boot");
       case FileOp::Kind::kCopyFile: {
         fs.mkdir_p(parent);
-        int fd = open(op.source_path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) throw Error(op.source_path + ": " + std::strerror(errno));
-        try {
-          fs.write_file_from(op.path, fd, own);
-        } catch (...) {
-          close(fd);
-          throw;
-        }
-        close(fd);
+        UniqueFd fd(open(op.source_path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) throw Error(op.source_path + ": " + std::strerror(errno));
+        fs.write_file_from(op.path, fd.get(), own);
         break;
       }
       case FileOp::Kind::kExtractArchive:

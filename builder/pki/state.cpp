@@ -15,6 +15,7 @@
 #include "state/state_dir.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/unique_fd.h"
 
 namespace pibake::pki {
 namespace {
@@ -41,28 +42,21 @@ std::string octal(mode_t mode) {
 std::string errno_text() { return std::strerror(errno); }
 
 void fsync_dir(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd) fsync(fd.get());
 }
 
 // Reads one state file without following a symlink, checking what the descriptor refers to (not
 // the name, which could change between a stat and the open). nullopt when it does not exist.
 std::optional<std::string> read_state_file(const std::string& path, bool secret) {
-  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) {
     if (errno == ENOENT) return std::nullopt;
     if (errno == ELOOP) throw Error(path + " is a symbolic link; pibake only trusts regular files here");
     throw Error("cannot read " + path + ": " + errno_text());
   }
-  struct Closer {
-    int fd;
-    ~Closer() { close(fd); }
-  } closer{fd};
   struct stat st {};
-  if (fstat(fd, &st) != 0) throw Error("cannot stat " + path + ": " + errno_text());
+  if (fstat(fd.get(), &st) != 0) throw Error("cannot stat " + path + ": " + errno_text());
   if (!S_ISREG(st.st_mode)) throw Error(path + " is not a regular file");
   if (st.st_uid != geteuid()) {
     throw Error(path + " belongs to uid " + std::to_string(st.st_uid) + ", not to the user running pibake");
@@ -76,7 +70,7 @@ std::optional<std::string> read_state_file(const std::string& path, bool secret)
   std::string data(static_cast<size_t>(st.st_size), '\0');
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = read(fd, data.data() + done, data.size() - done);
+    ssize_t n = read(fd.get(), data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw Error("cannot read " + path + ": " + errno_text());
     if (n == 0) break;

@@ -70,11 +70,7 @@ std::string temp_name_for(const std::string& final_path) {
 void fsync_dir_of(const std::string& path) {
   auto slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
+  if (UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); fd) fsync(fd.get());
 }
 
 }  // namespace
@@ -83,13 +79,13 @@ AtomicFile::AtomicFile(std::string final_path, mode_t mode)
     : final_path_(std::move(final_path)), temp_path_(temp_name_for(final_path_)) {
   slot_ = register_temp(temp_path_);
   unlink(temp_path_.c_str());  // a stale one from a killed run
-  fd_ = open(temp_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd_ < 0) {
+  fd_.reset(open(temp_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  if (!fd_) {
     int e = errno;
     unregister_temp(slot_);
     throw Error("cannot create " + final_path_ + ": " + std::strerror(e));
   }
-  fchmod(fd_, mode);  // umask must not widen or narrow what we promise (0600 for secrets)
+  fchmod(fd_.get(), mode);  // umask must not widen or narrow what we promise (0600 for secrets)
 }
 
 AtomicFile::~AtomicFile() {
@@ -98,19 +94,14 @@ AtomicFile::~AtomicFile() {
   unregister_temp(slot_);
 }
 
-void AtomicFile::close_fd() {
-  if (fd_ >= 0) close(fd_);
-  fd_ = -1;
-}
+void AtomicFile::close_fd() { fd_.reset(); }
 
 void AtomicFile::commit() {
-  int fd = fd_ >= 0 ? fd_ : open(temp_path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || fsync(fd) != 0) {
-    int e = errno;
-    if (fd >= 0 && fd != fd_) close(fd);
-    throw Error("cannot write " + final_path_ + ": " + std::strerror(e));
-  }
-  if (fd != fd_) close(fd);
+  // Reopened when close_fd() gave the descriptor up for another library.
+  UniqueFd reopened(fd_ ? -1 : open(temp_path_.c_str(), O_RDONLY | O_CLOEXEC));
+  const int fd = fd_ ? fd_.get() : reopened.get();
+  if (fd < 0 || fsync(fd) != 0) throw Error("cannot write " + final_path_ + ": " + std::strerror(errno));
+  reopened.reset();
   close_fd();
   if (interrupted()) throw Error("interrupted");
   if (rename(temp_path_.c_str(), final_path_.c_str()) != 0) {

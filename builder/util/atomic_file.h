@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "util/unique_fd.h"
+
 namespace pibake {
 
 class AtomicFile {
@@ -16,7 +18,7 @@ class AtomicFile {
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
 
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   const std::string& temp_path() const { return temp_path_; }
   const std::string& final_path() const { return final_path_; }
 
@@ -29,7 +31,7 @@ class AtomicFile {
  private:
   std::string final_path_;
   std::string temp_path_;
-  int fd_ = -1;
+  UniqueFd fd_;
   int slot_ = -1;  // index in the signal-cleanup registry
   bool committed_ = false;
 };

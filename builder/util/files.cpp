@@ -8,24 +8,23 @@
 #include <cstring>
 
 #include "util/error.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 
 bool read_file_if_exists(const std::string& path, std::string& out) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
     if (errno == ENOENT) return false;
     throw Error(path + ": " + std::strerror(errno));
   }
   out.clear();
   char buf[65536];
   ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+  while ((n = read(fd.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
     if (n > 0) out.append(buf, static_cast<size_t>(n));
   }
-  int e = errno;
-  close(fd);
-  if (n < 0) throw Error(path + ": " + std::strerror(e));
+  if (n < 0) throw Error(path + ": " + std::strerror(errno));
   return true;
 }
 

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 
@@ -33,6 +34,7 @@ RunResult run_command(const std::vector<std::string>& argv, Stdin in) {
   if (exe.empty()) throw Error(argv[0] + " was not found in PATH, /usr/sbin or /sbin");
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
+  UniqueFd read_end(pipefd[0]), write_end(pipefd[1]);
   // Everything the child needs is prepared before fork(): with build threads running, the child
   // may only make async-signal-safe calls (no allocation) until execv.
   std::vector<char*> args;
@@ -42,8 +44,8 @@ RunResult run_command(const std::vector<std::string>& argv, Stdin in) {
   pid_t pid = fork();
   if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
-    dup2(pipefd[1], STDOUT_FILENO);
-    dup2(pipefd[1], STDERR_FILENO);
+    dup2(write_end.get(), STDOUT_FILENO);
+    dup2(write_end.get(), STDERR_FILENO);
     if (in == Stdin::kClosed) {
       close(STDIN_FILENO);
     } else {
@@ -53,16 +55,16 @@ RunResult run_command(const std::vector<std::string>& argv, Stdin in) {
     execv(exe.c_str(), args.data());
     _exit(127);
   }
-  close(pipefd[1]);
+  write_end.reset();  // the child's copy is the only writer left: read() ends when it exits
   RunResult result;
   char buf[4096];
   for (;;) {
-    ssize_t n = read(pipefd[0], buf, sizeof buf);
+    ssize_t n = read(read_end.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     result.output.append(buf, static_cast<size_t>(n));
   }
-  close(pipefd[0]);
+  read_end.reset();
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
