@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "image/ext4_impl.h"
+#include "util/build_time.h"
 #include "util/error.h"
 
 namespace pibake {
@@ -29,20 +30,6 @@ constexpr uint32_t kEpochMask = 3;            // EXT4_EPOCH_MASK: the 2 epoch bi
 void register_error_table() {
   static std::once_flag once;
   std::call_once(once, [] { initialize_ext2_error_table(); });
-}
-
-int64_t default_timestamp() {
-  const char* env = std::getenv("SOURCE_DATE_EPOCH");
-  if (env == nullptr || *env == '\0') return Ext4Fs::kDefaultTimestamp;
-  int64_t value = 0;
-  const char* end = env + std::strlen(env);
-  auto [ptr, ec] = std::from_chars(env, end, value);
-  if (ec != std::errc() || ptr != end) {
-    throw Error(std::string("SOURCE_DATE_EPOCH=") + env +
-                " is not a whole number of seconds since 1970-01-01 (see "
-                "https://reproducible-builds.org/specs/source-date-epoch/)");
-  }
-  return value;
 }
 
 // Names the filesystem the way e2fsck and debugfs accept it, for hints in messages.
@@ -134,7 +121,7 @@ Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable) : 
   impl_->image_path = image_path;
   impl_->offset = offset;
   impl_->writable = writable;
-  impl_->timestamp = default_timestamp();
+  impl_->timestamp = build_timestamp();
 
   const std::string where = image_path + ": the partition at byte offset " + std::to_string(offset);
   const std::string io_options = "offset=" + std::to_string(offset);

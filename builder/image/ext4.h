@@ -39,10 +39,9 @@ class Ext4Fs {
 
   // Timestamps (atime/mtime/ctime/crtime) given to inodes created or changed from now on, and to
   // the superblock's write time, so that builds are reproducible: the clock is never read.
-  // Default: SOURCE_DATE_EPOCH when set (the constructor throws when it is not a number), else
-  // kDefaultTimestamp, 2000-01-01 00:00:00 UTC.
+  // Default: build_timestamp() (util/build_time.h), read by the constructor, which throws when
+  // SOURCE_DATE_EPOCH is not a number of seconds.
   void set_timestamp(int64_t unix_seconds);
-  static constexpr int64_t kDefaultTimestamp = 946684800;
 
   // Paths are absolute inside the image ("/etc/hostname"). Every component is resolved inside the
   // image: "..", symlinks (relative or absolute) included, can never leave the image root; an

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "image/ext4.h"
+#include "util/build_time.h"
 
 namespace pibake {
 

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "image/fat_impl.h"
+#include "util/build_time.h"
 #include "util/error.h"
 
 namespace pibake {
@@ -23,7 +24,6 @@ namespace {
 constexpr uint32_t kFsInfoLeadSig = 0x41615252, kFsInfoStrucSig = 0x61417272;
 constexpr uint32_t kFsInfoTrailSig = 0xAA550000;
 constexpr uint32_t kFsInfoUnknown = 0xFFFFFFFF;
-constexpr int64_t kDefaultTimestamp = 946684800;  // 2000-01-01 00:00:00 UTC
 
 bool is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
@@ -330,22 +330,7 @@ std::string FatFs::Impl::read_clusters(const std::vector<uint32_t>& clusters, ui
   return out;
 }
 
-DosTime FatFs::Impl::now() const {
-  int64_t t = timestamp_;
-  if (t == 0) {
-    t = kDefaultTimestamp;
-    const char* sde = std::getenv("SOURCE_DATE_EPOCH");
-    if (sde != nullptr && *sde != '\0') {
-      char* end = nullptr;
-      errno = 0;
-      long long v = std::strtoll(sde, &end, 10);
-      if (errno != 0 || *end != '\0' || v < 0)
-        throw Error(std::string("SOURCE_DATE_EPOCH is not a number of seconds: ") + sde);
-      t = v;
-    }
-  }
-  return to_dos_time(t);
-}
+DosTime FatFs::Impl::now() const { return to_dos_time(timestamp_ != 0 ? timestamp_ : build_timestamp()); }
 
 void FatFs::Impl::flush() {
   if (!writable_ || !fat_changed_) return;

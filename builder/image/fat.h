@@ -34,7 +34,8 @@ class FatFs {
   uint64_t free_bytes() const;
 
   // Timestamps given to entries created or modified from now on (Unix seconds, UTC).
-  // Default: 0 means "SOURCE_DATE_EPOCH when set, else 2000-01-01 00:00:00".
+  // Default: 0 means build_timestamp() (util/build_time.h): SOURCE_DATE_EPOCH when set, else
+  // 2000-01-01 00:00:00; read when an entry is written, which throws when it is not a number.
   void set_timestamp(int64_t unix_seconds);
 
   // Paths are '/'-separated and relative to the filesystem root ("cmdline.txt",

@@ -26,6 +26,7 @@ namespace t = pibake::test;
 using Catch::Matchers::Contains;
 using pibake::Ext4Fs;
 using pibake::Ownership;
+using pibake::test::EnvVar;
 
 constexpr uint64_t kMiB = 1024 * 1024;
 
@@ -108,30 +109,6 @@ uint64_t dumpe2fs_free_blocks(const std::string& spec) {
   REQUIRE(pos != std::string::npos);
   return std::stoull(out.substr(pos + 12));
 }
-
-// Sets or unsets an environment variable for one scope.
-class EnvVar {
- public:
-  EnvVar(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value != nullptr) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~EnvVar() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 }  // namespace
 

@@ -24,6 +24,7 @@ namespace {
 
 using Catch::Matchers::Contains;
 using pibake::FatFs;
+using pibake::test::EnvVar;
 using pibake::test::FixtureOptions;
 using pibake::test::must_run;
 using pibake::test::run_tool;
@@ -158,24 +159,6 @@ uint32_t first_cluster(const Volume& v, const std::string& path) {
   REQUIRE(lt != std::string::npos);
   return static_cast<uint32_t>(std::stoul(out.substr(lt + 1)));
 }
-
-// Keeps SOURCE_DATE_EPOCH as the test found it.
-struct EnvGuard {
-  std::string name;
-  bool had = false;
-  std::string old;
-  explicit EnvGuard(std::string n) : name(std::move(n)) {
-    const char* v = std::getenv(name.c_str());
-    had = v != nullptr;
-    if (had) old = v;
-  }
-  ~EnvGuard() {
-    if (had)
-      setenv(name.c_str(), old.c_str(), 1);
-    else
-      unsetenv(name.c_str());
-  }
-};
 
 }  // namespace
 
@@ -444,7 +427,7 @@ TEST_CASE("Opening read-only, or writable without changes, writes nothing", "[fa
 
 TEST_CASE("Timestamps follow set_timestamp, else SOURCE_DATE_EPOCH, else 2000-01-01", "[fat]") {
   BootFixture f;
-  EnvGuard guard("SOURCE_DATE_EPOCH");
+  EnvVar guard("SOURCE_DATE_EPOCH");  // as the test found it, afterwards
   {
     unsetenv("SOURCE_DATE_EPOCH");
     FatFs fs = open_fs(f.vol);

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,35 @@ bool have_tool(const std::string& name);
 // skipped with a Catch2 warning naming `package`, except under CI=true, where a missing tool fails
 // the test (a skip must not leave CI green).
 bool tool_or_skip(const std::string& name, const std::string& package);
+
+// Sets (or, with nullptr, unsets) an environment variable for one scope; with only a name it just
+// restores the variable's value at scope exit.
+class EnvVar {
+ public:
+  explicit EnvVar(const char* name) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+  }
+  EnvVar(const char* name, const char* value) : EnvVar(name) {
+    if (value != nullptr) {
+      setenv(name, value, 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~EnvVar() {
+    if (old_) {
+      setenv(name_, old_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+  EnvVar(const EnvVar&) = delete;
+  EnvVar& operator=(const EnvVar&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);
