@@ -1,30 +1,46 @@
 #!/usr/bin/env bash
-# Installs what pibake needs to build and test, from Debian/Ubuntu packages (Debian 12 tested).
-# Run as root or with sudo available.
+# Installs, from Debian/Ubuntu packages (Debian 12 tested), what pibake needs:
+#   install-deps.sh          to build pibake and run it (the README's main job)
+#   install-deps.sh --test   that, plus the independent tools the tests check images with and the
+#                            QEMU end-to-end test's tools (CI and the README's test command)
+# The default set stays small on purpose: the test set holds packages that change a machine
+# (cloud-init alters how it boots; Debian starts isc-dhcp-server on install), which a user's
+# workstation should not get just to build images. Run as root or with sudo available.
 set -euo pipefail
+with_tests=false
+case "${1:-}" in
+  "") ;;
+  --test) with_tests=true ;;
+  *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 build_deps=(build-essential cmake pkg-config
   libarchive-dev libcurl4-openssl-dev libssl-dev libfdisk-dev libyaml-cpp-dev
   libext2fs-dev comerr-dev libcli11-dev libfmt-dev liblzma-dev libzstd-dev catch2)
-# Independent tools the tests check images with, and that pibake runs (resize2fs).
-tool_deps=(e2fsprogs dosfstools mtools fdisk util-linux bmap-tools xz-utils zstd openssl python3
+# What pibake runs: resize2fs (growing the root filesystem), e2fsck and fsck.fat (`pibake inspect`).
+run_deps=(e2fsprogs dosfstools ca-certificates)
+# Independent tools the tests check images with.
+test_deps=(mtools fdisk util-linux bmap-tools xz-utils zstd openssl python3
   shellcheck cloud-init netplan.io isc-dhcp-server systemd iptables
   wireless-regdb)  # the Wi-Fi country table's source, checked by tests/cli/regdb_countries.sh
 # The QEMU end-to-end test (tests/e2e, docs/e2e.md): an arm64 base image built with mmdebstrap
 # through qemu-user, booted with qemu-system-aarch64 on a vde_switch L2.
 e2e_deps=(mmdebstrap arch-test qemu-user-static binfmt-support uidmap qemu-system-arm vde2 socat
   openssh-client)
-tool_deps+=("${e2e_deps[@]}")
-# kubectl reads the kubeconfigs in the tests; Debian's kubernetes-client unless one is installed.
-command -v kubectl >/dev/null || tool_deps+=(kubernetes-client)
+wanted=("${build_deps[@]}" "${run_deps[@]}")
+if $with_tests; then
+  wanted+=("${test_deps[@]}" "${e2e_deps[@]}")
+  # kubectl reads the kubeconfigs in the tests; Debian's kubernetes-client unless one is installed.
+  command -v kubectl >/dev/null || wanted+=(kubernetes-client)
+fi
 missing=()
-for p in "${build_deps[@]}" "${tool_deps[@]}"; do
+for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "install-deps: all packages present"
+echo "install-deps: all packages present$($with_tests && echo ', test tools included')"
