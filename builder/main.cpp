@@ -1,5 +1,6 @@
 // pibake's command line: parses the commands and flags, runs the pipeline, and is the one place
-// that catches errors (style.md rule 6): "pibake: error: ..." and a non-zero exit status.
+// that catches errors (docs/conventions.md, "Exceptions inside, one catch in main"): "pibake: error: ..." and a
+// non-zero exit status.
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <cstdio>

@@ -1,5 +1,5 @@
-// Downloads: the seam between pibake and the network (style.md rule 4). CurlFetcher is the real
-// one (libcurl); tests point it at a server on 127.0.0.1.
+// Downloads: the seam between pibake and the network (docs/conventions.md, "Narrow seams at I/O"). CurlFetcher is the
+// real one (libcurl); tests point it at a server on 127.0.0.1.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The build pipeline, one step per function call in run_build() (style.md rule 2).
+// The build pipeline, one step per function call in run_build() (docs/conventions.md, "One pipeline, one context").
 #include "pipeline/build.h"
 
 #include <dirent.h>

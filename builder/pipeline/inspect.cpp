@@ -67,7 +67,7 @@ class PartitionCopy {
   std::string path_;
 };
 
-// Runs a checker; a missing tool is a skip, never a pass (style.md rule 11).
+// Runs a checker; a missing tool is a skip, never a pass (docs/conventions.md, "Tests check with independent tools").
 HealthCheck run_checker(const std::string& name, const std::vector<std::string>& argv) {
   HealthCheck c{name, CheckStatus::kSkipped, ""};
   if (find_program(argv[0]).empty()) {

@@ -18,7 +18,7 @@
 
 namespace pibake::pki {
 
-// ---- One RAII type per OpenSSL handle (style.md rule 5). ----
+// ---- One RAII type per OpenSSL handle (docs/conventions.md, "One owner per handle"). ----
 struct EvpPkeyFree {
   void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
 };
@@ -63,7 +63,7 @@ inline constexpr std::string_view kAdminUser = "kubernetes-admin";
 inline constexpr std::string_view kNodesGroup = "system:nodes";
 
 // ---- Randomness: key material comes from OpenSSL's DRBG; serial numbers and tokens come from a
-// RandomSource so tests can pin them (style.md rule 4). ----
+// RandomSource so tests can pin them (docs/conventions.md, "Narrow seams at I/O"). ----
 class RandomSource {
  public:
   virtual ~RandomSource() = default;

@@ -1,5 +1,5 @@
 // The build plan: for every node, the exact files pibake writes into its two filesystems.
-// Pure data computed from the spec and the built-in templates (style.md rule 3): printable with
+// Pure data computed from the spec and the built-in templates (docs/conventions.md, "The plan is data"): printable with
 // `pibake build --dry-run`, tested without any image.
 #pragma once
 

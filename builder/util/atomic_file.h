@@ -1,4 +1,4 @@
-// Outputs that appear under their final name only when complete (style.md rule 7): written as
+// Outputs that appear under their final name only when complete (docs/conventions.md, "Atomic outputs"): written as
 // ".<name>.tmp" beside the final path, renamed on commit, removed on error, exception or signal.
 #pragma once
 

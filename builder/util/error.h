@@ -1,4 +1,5 @@
-// Error type used across pibake: exceptions inside, one catch in main (style.md rule 6).
+// Error type used across pibake: exceptions inside, one catch in main (docs/conventions.md, "Exceptions inside, one
+// catch in main").
 #pragma once
 
 #include <stdexcept>
