@@ -61,13 +61,14 @@ ChunkSource view_source(std::string_view data) {
 
 ext2_filsys Ext4Fs::Impl::fs() const {
   if (!handle) {
-    throw Error(image_path + ": the ext4 filesystem at byte offset " + std::to_string(offset) + " was already closed");
+    throw Error(display_name + ": the ext4 filesystem at byte offset " + std::to_string(offset) +
+                " was already closed");
   }
   return handle.get();
 }
 
 void Ext4Fs::Impl::fail(std::string_view action, std::string_view path, const std::string& why) const {
-  throw Error("while " + std::string(action) + " " + std::string(path) + " in " + image_path + ": " + why);
+  throw Error("while " + std::string(action) + " " + std::string(path) + " in " + display_name + ": " + why);
 }
 
 void Ext4Fs::Impl::check(errcode_t rc, std::string_view action, std::string_view path) const {
@@ -116,14 +117,17 @@ void Ext4Fs::Impl::set_owner(ext2_inode_large& inode, uint16_t file_type, Owners
 
 // --- Ext4Fs ---
 
-Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable) : impl_(std::make_unique<Impl>()) {
+Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable, const std::string& display_name)
+    : impl_(std::make_unique<Impl>()) {
   register_error_table();
   impl_->image_path = image_path;
+  impl_->display_name = display_name.empty() ? image_path : display_name;
+  const std::string& shown = impl_->display_name;
   impl_->offset = offset;
   impl_->writable = writable;
   impl_->timestamp = build_timestamp();
 
-  const std::string where = image_path + ": the partition at byte offset " + std::to_string(offset);
+  const std::string where = shown + ": the partition at byte offset " + std::to_string(offset);
   const std::string io_options = "offset=" + std::to_string(offset);
   int flags = EXT2_FLAG_64BITS | (writable ? EXT2_FLAG_RW : 0);
   ext2_filsys fs = nullptr;
@@ -132,8 +136,8 @@ Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable) : 
     throw Error(where + " is not an ext4 filesystem (no ext2/ext3/ext4 superblock found there)");
   }
   if (rc != 0) {
-    throw Error("while opening the ext4 filesystem at byte offset " + std::to_string(offset) + " of " + image_path +
-                ": " + error_message(rc));
+    throw Error("while opening the ext4 filesystem at byte offset " + std::to_string(offset) + " of " + shown + ": " +
+                error_message(rc));
   }
   impl_->handle.reset(fs);
   if (!writable) return;
@@ -158,7 +162,7 @@ Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable) : 
   rc = ext2fs_read_bitmaps(fs);
   if (rc != 0) {
     throw Error("while reading the block and inode bitmaps of the ext4 filesystem at byte offset " +
-                std::to_string(offset) + " of " + image_path + ": " + error_message(rc));
+                std::to_string(offset) + " of " + shown + ": " + error_message(rc));
   }
   fs->now = impl_->timestamp;  // superblock write time (ext2fs_flush) and ext2fs_write_new_inode
 }
@@ -178,7 +182,7 @@ void Ext4Fs::close() {
     throw Error(
         "while writing the bitmaps, group descriptors and superblock of the ext4 "
         "filesystem at byte offset " +
-        std::to_string(impl_->offset) + " of " + impl_->image_path + ": " + error_message(rc));
+        std::to_string(impl_->offset) + " of " + impl_->display_name + ": " + error_message(rc));
   }
 }
 

@@ -20,8 +20,10 @@ class Ext4Fs {
  public:
   // Opens the filesystem at byte `offset` of `image_path` (libext2fs "offset=N" io option).
   // Throws pibake::Error naming the file when it is not ext2/3/4, needs recovery (journal), has
-  // unsupported features for writing, or cannot be opened.
-  Ext4Fs(const std::string& image_path, uint64_t offset, bool writable);
+  // unsupported features for writing, or cannot be opened. Messages name the file `display_name`
+  // (default: `image_path`): the image the user knows ("out/node-1.img") rather than the
+  // temporary file being written (".node-1.img.tmp"); e2fsck hints keep the real path.
+  Ext4Fs(const std::string& image_path, uint64_t offset, bool writable, const std::string& display_name = "");
   ~Ext4Fs();  // closes like close() but never throws
   Ext4Fs(const Ext4Fs&) = delete;
   Ext4Fs& operator=(const Ext4Fs&) = delete;

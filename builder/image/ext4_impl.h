@@ -71,6 +71,7 @@ using ChunkSource = std::function<std::string_view()>;
 
 struct Ext4Fs::Impl {
   std::string image_path;
+  std::string display_name;  // what messages call image_path
   uint64_t offset = 0;
   bool writable = false;
   int64_t timestamp = kDefaultTimestamp;

@@ -30,12 +30,12 @@ bool is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 }  // namespace
 
 void FatFs::Impl::open_and_parse(uint64_t size) {
-  std::string where = image_path_ + " at byte " + std::to_string(offset_);
+  std::string where = shown_path_ + " at byte " + std::to_string(offset_);
   display_name_ = "the FAT filesystem in " + where;
   fd_.reset(::open(image_path_.c_str(), (writable_ ? O_RDWR : O_RDONLY) | O_CLOEXEC));
-  if (!fd_) throw Error(image_path_ + ": cannot open: " + std::strerror(errno));
+  if (!fd_) throw Error(shown_path_ + ": cannot open: " + std::strerror(errno));
   struct stat st {};
-  if (fstat(fd_.get(), &st) != 0) throw Error(image_path_ + ": cannot stat: " + std::strerror(errno));
+  if (fstat(fd_.get(), &st) != 0) throw Error(shown_path_ + ": cannot stat: " + std::strerror(errno));
   auto not_fat = [&](const std::string& why) { throw Error(where + ": not a FAT filesystem: " + why); };
   if (size < 512) not_fat("the partition is only " + std::to_string(size) + " bytes");
   if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < offset_ + 512)
@@ -172,19 +172,19 @@ void FatFs::Impl::read_at(uint64_t pos, void* buf, size_t n) const {
   while (n > 0) {
     ssize_t got = pread(fd_.get(), p, n, static_cast<off_t>(offset_ + pos));
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw Error(image_path_ + ": read error: " + std::strerror(errno));
-    if (got == 0) throw Error(image_path_ + ": unexpected end of file at byte " + std::to_string(offset_ + pos));
+    if (got < 0) throw Error(shown_path_ + ": read error: " + std::strerror(errno));
+    if (got == 0) throw Error(shown_path_ + ": unexpected end of file at byte " + std::to_string(offset_ + pos));
     p += got, pos += static_cast<uint64_t>(got), n -= static_cast<size_t>(got);
   }
 }
 
 void FatFs::Impl::write_at(uint64_t pos, const void* buf, size_t n) const {
-  if (!writable_) throw Error(image_path_ + ": internal error: write to a read-only FAT filesystem");
+  if (!writable_) throw Error(shown_path_ + ": internal error: write to a read-only FAT filesystem");
   const auto* p = static_cast<const uint8_t*>(buf);
   while (n > 0) {
     ssize_t put = pwrite(fd_.get(), p, n, static_cast<off_t>(offset_ + pos));
     if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) throw Error(image_path_ + ": write error: " + std::strerror(put < 0 ? errno : EIO));
+    if (put <= 0) throw Error(shown_path_ + ": write error: " + std::strerror(put < 0 ? errno : EIO));
     p += put, pos += static_cast<uint64_t>(put), n -= static_cast<size_t>(put);
   }
 }
@@ -358,9 +358,11 @@ void FatFs::Impl::flush() {
 
 // --- Public interface ---
 
-FatFs::FatFs(const std::string& image_path, uint64_t offset, uint64_t size, bool writable)
+FatFs::FatFs(const std::string& image_path, uint64_t offset, uint64_t size, bool writable,
+             const std::string& display_name)
     : impl_(std::make_unique<Impl>()) {
   impl_->image_path_ = image_path;
+  impl_->shown_path_ = display_name.empty() ? image_path : display_name;
   impl_->offset_ = offset;
   impl_->writable_ = writable;
   impl_->open_and_parse(size);

@@ -20,8 +20,10 @@ class FatFs {
  public:
   // Opens the FAT filesystem found at byte `offset` of `image_path`, `size` bytes long (the
   // partition's extent). Throws pibake::Error when the boot sector is not a FAT boot sector, the
-  // geometry does not fit inside `size`, or the file cannot be opened.
-  FatFs(const std::string& image_path, uint64_t offset, uint64_t size, bool writable);
+  // geometry does not fit inside `size`, or the file cannot be opened. Messages name the file
+  // `display_name` (default: `image_path`): the image the user knows, not the temporary file.
+  FatFs(const std::string& image_path, uint64_t offset, uint64_t size, bool writable,
+        const std::string& display_name = "");
   ~FatFs();  // flushes like close() but never throws (an unflushed change is reported to stderr)
   FatFs(const FatFs&) = delete;
   FatFs& operator=(const FatFs&) = delete;

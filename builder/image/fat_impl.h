@@ -83,6 +83,7 @@ uint32_t get32(const uint8_t* p);
 struct FatFs::Impl {
   // --- fat.cpp: image access, geometry, FAT table, allocation ---
   std::string image_path_;
+  std::string shown_path_;  // what messages call image_path_ (FatFs's display_name)
   uint64_t offset_ = 0;
   bool writable_ = false;
   UniqueFd fd_;

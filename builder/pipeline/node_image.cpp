@@ -123,7 +123,7 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
     // 0600: the image holds this node's keys (node-1: every CA key), whatever modes are inside it.
     AtomicFile out(result.path, 0600);
     // clone: a sparse copy (or reflink) of the base; the base itself is only ever read.
-    copy_sparse(base.path, out.fd(), out.temp_path());
+    copy_sparse(base.path, out.fd(), result.path);
     // Start writing the copy back now, without waiting: the final fsync then has little left to do
     // and the disk works while the filesystems are edited and the next node is copied.
     sync_file_range(out.fd(), 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -139,14 +139,14 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
     }
     step = "writing the root filesystem (writable)";
     {
-      Ext4Fs fs(out.temp_path(), root.start, /*writable=*/true);
+      Ext4Fs fs(out.temp_path(), root.start, /*writable=*/true, /*display_name=*/result.path);
       apply_root_ops(fs, plan);
       fs.close();
     }
     // boot partition: the cloud-init seed and firmware settings.
     step = "writing the boot filesystem (system-boot)";
     {
-      FatFs fat(out.temp_path(), base.boot.start, base.boot.size, /*writable=*/true);
+      FatFs fat(out.temp_path(), base.boot.start, base.boot.size, /*writable=*/true, /*display_name=*/result.path);
       apply_boot_ops(fat, plan);
       fat.close();
     }
