@@ -16,7 +16,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "fetch/xz.h"
+#include "codec/xz.h"
 #include "plan/mirrors.h"
 #include "util/atomic_file.h"
 #include "util/error.h"

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/codec.h"
+#include "codec/codec.h"
 #include "spec/spec.h"
 
 namespace pibake {

@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "fetch/archive.h"
+#include "codec/archive.h"
 #include "plan/checksums.h"
 #include "plan/mirrors.h"
 #include "util/error.h"

@@ -16,7 +16,7 @@
 #include <sstream>
 
 #include "image/bmap.h"
-#include "pipeline/codec.h"
+#include "codec/codec.h"
 #include "pipeline/flash_progress.h"
 #include "util/error.h"
 #include "util/sha256.h"

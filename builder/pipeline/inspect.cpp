@@ -18,7 +18,7 @@
 #include "image/ext4.h"
 #include "image/fat.h"
 #include "pipeline/base_image.h"
-#include "pipeline/codec.h"
+#include "codec/codec.h"
 #include "plan/plan.h"
 #include "util/error.h"
 #include "util/run.h"

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "fetch/archive.h"
+#include "codec/archive.h"
 #include "image/bmap.h"
 #include "image/ext4.h"
 #include "image/fat.h"

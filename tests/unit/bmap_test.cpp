@@ -7,7 +7,7 @@
 #include <string>
 
 #include "image/bmap.h"
-#include "pipeline/codec.h"
+#include "codec/codec.h"
 #include "pipeline/flash.h"
 #include "test_support.h"
 #include "util/error.h"

@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <map>
 
-#include "fetch/archive.h"
+#include "codec/archive.h"
 #include "fetch/cache.h"
 #include "fetch/fetcher.h"
-#include "fetch/xz.h"
+#include "codec/xz.h"
 #include "pipeline/fetch_base.h"
 #include "plan/checksums.h"
 #include "plan/mirrors.h"

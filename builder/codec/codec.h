@@ -1,5 +1,6 @@
-// Compressed images: writing node-N.img.zst / .img.xz (multi-threaded zstd and xz) with their
-// sha256sum files, and reading them back as a stream (for `pibake flash`).
+// The codec library (layer 2, with xz.h and archive.h): compressed images written as
+// node-N.img.zst / .img.xz (multi-threaded zstd and xz) with their sha256sum files, and any .zst or
+// .xz file read back as a stream (`pibake flash`, the base image's .img.xz).
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,5 @@
 // Release tarballs through libarchive (see archive.h).
-#include "fetch/archive.h"
+#include "codec/archive.h"
 
 #include <archive.h>
 #include <archive_entry.h>

@@ -1,5 +1,7 @@
-// zstd (libzstd, ZSTD_c_nbWorkers) and xz (liblzma, lzma_stream_encoder_mt) streams (codec.h).
-#include "pipeline/codec.h"
+// zstd (libzstd, ZSTD_c_nbWorkers) and xz (liblzma, lzma_stream_encoder_mt and _decoder_mt) streams (codec.h):
+// the one place pibake encodes or decodes either. lzma_stream_decoder_mt decodes independent
+// blocks in parallel; single-block streams (xz without -T) fall back to one thread by themselves.
+#include "codec/codec.h"
 
 #include <fcntl.h>
 #include <lzma.h>
@@ -136,7 +138,12 @@ class XzReader : public Decompressor {
       if (ret == LZMA_STREAM_END) {
         done_ = true;
       } else if (ret != LZMA_OK) {
-        throw Error(fmt::format("{}: corrupt or truncated xz data (liblzma error {})", path_, static_cast<int>(ret)));
+        const char* why = ret == LZMA_FORMAT_ERROR ? "not an .xz file"
+                          : ret == LZMA_DATA_ERROR ? "corrupt data"
+                          : ret == LZMA_BUF_ERROR  ? "truncated file"
+                          : ret == LZMA_MEM_ERROR  ? "out of memory"
+                                                   : "decoder error";
+        throw Error(fmt::format("{}: cannot decompress: {} (liblzma error {})", path_, why, static_cast<int>(ret)));
       }
     }
     return size - s->avail_out;
