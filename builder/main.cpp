@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   build->add_flag("--offline", build_opts.offline, "never use the network");
   build->add_flag("--dry-run", build_opts.dry_run, "print the plan (every file of every node) and write nothing");
   build->add_option("-j,--jobs", build_opts.jobs, "images written at once (default: one per CPU core)");
+  std::string compress = "none";
+  build->add_option("--compress", compress, "also write node-N.img.zst or .img.xz (+ .sha256), multi-threaded")
+      ->check(CLI::IsMember({"none", "zstd", "xz"}));
 
   CLI::App* fetch = app.add_subcommand("fetch", "fill the download cache for the spec, for a later --offline build");
   pibake::SpecOptions fetch_spec;
@@ -65,9 +68,6 @@ int main(int argc, char** argv) {
                          "the cluster's spec; its state dir (pibake-state/ beside it) holds the CA");
   kubeconfig->add_option("-o,--output", kubeconfig_out, "where to write it (0600); - for stdout")
       ->capture_default_str();
-  std::string compress = "none";
-  build->add_option("--compress", compress, "also write node-N.img.zst or .img.xz (+ .sha256), multi-threaded")
-      ->check(CLI::IsMember({"none", "zstd", "xz"}));
   std::string image;
   bool inspect_json = false;
   CLI::App* inspect =

@@ -74,7 +74,7 @@ if pibake build --base-image base.img --out out3; then fail "a tampered kubelet 
 assert_contains err.log "checksum mismatch for kubelet v1.37.1"
 assert_contains err.log "$SERVER_URL/dl.k8s.io/release/v1.37.1/bin/linux/arm64/kubelet"
 assert_no_images out3
-[ -z "$(ls home/.cache/pibake/sha256 2>/dev/null | xargs -r -I{} sh -c 'sha256sum home/.cache/pibake/sha256/{}' | awk '$1 != substr($2, length($2)-63)')" ] \
+[ -z "$(find home/.cache/pibake/sha256 -type f -exec sha256sum {} + 2>/dev/null | awk '$1 != substr($2, length($2)-63)')" ] \
   || fail "the cache holds a file whose name is not its sha256"
 
 # An archive with a member that climbs out of its directory is refused as a whole.

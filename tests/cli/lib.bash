@@ -75,6 +75,7 @@ start_server() {
   SERVER_PID=$!
   for _ in $(seq 1 500); do [ -s "$SCRATCH/server.port" ] && break; sleep 0.01; done
   [ -s "$SCRATCH/server.port" ] || fail "the test HTTP server did not start"
+  # shellcheck disable=SC2034  # read by the tests that source this file
   SERVER_URL=http://127.0.0.1:$(cat "$SCRATCH/server.port")
 }
 stop_server() { [ -z "$SERVER_PID" ] || { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }; SERVER_PID=""; }

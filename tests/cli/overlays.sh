@@ -120,8 +120,8 @@ shellcheck -s sh pibake-nat || fail "shellcheck finds problems in pibake-nat"
 assert_contains pibake-nat "UPLINK=wlan0"
 off=$(part_offset "$g" 2)
 debugfs -R "stat /usr/local/sbin/pibake-nat" "$g?offset=$off" 2>/dev/null | grep "Mode:  0755" >/dev/null || fail "pibake-nat is not 0755"
-debugfs -R "stat /etc/systemd/system/multi-user.target.wants/pibake-nat.service" "$g?offset=$off" 2>/dev/null > link
-assert_contains link 'Fast link dest: "/etc/systemd/system/pibake-nat.service"'
+debugfs -R "stat /etc/systemd/system/multi-user.target.wants/pibake-nat.service" "$g?offset=$off" 2>/dev/null > link.txt
+assert_contains link.txt 'Fast link dest: "/etc/systemd/system/pibake-nat.service"'
 
 # systemd-analyze verify against a root holding systemd's own units, pibake's units and the
 # programs they start (taken from the image, or the host's for system tools).

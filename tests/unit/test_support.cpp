@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/run.h"
+
 namespace pibake::test {
 
 ScratchDir::ScratchDir() {
@@ -26,20 +28,8 @@ ScratchDir::~ScratchDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-static std::string find_tool(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
-  path += ":/sbin:/usr/sbin:/bin:/usr/bin";
-  std::stringstream ss(path);
-  std::string dir;
-  while (std::getline(ss, dir, ':')) {
-    std::string candidate = dir + "/" + name;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
-bool have_tool(const std::string& name) { return !find_tool(name).empty(); }
+// Tools are found as pibake finds the programs it runs (util/run.h): PATH, then /usr/sbin and /sbin.
+bool have_tool(const std::string& name) { return !find_program(name).empty(); }
 
 bool tool_or_skip(const std::string& name, const std::string& package) {
   if (have_tool(name)) return true;
@@ -53,7 +43,7 @@ bool tool_or_skip(const std::string& name, const std::string& package) {
 
 ToolResult run_tool(const std::vector<std::string>& argv, const std::string& stdin_text) {
   ToolResult result;
-  std::string exe = find_tool(argv.at(0));
+  std::string exe = find_program(argv.at(0));
   if (exe.empty()) {
     result.output = argv[0] + ": not found";
     return result;
@@ -106,7 +96,7 @@ std::string read_text(const std::string& path) {
 HttpServer::HttpServer(const std::string& root, const std::vector<std::string>& extra_args) {
   std::string port_file = state_ / "port", log_file = state_ / "log";
   write_text(log_file, "");
-  std::vector<std::string> argv = {find_tool("python3"),
+  std::vector<std::string> argv = {find_program("python3"),
                                    std::string(PIBAKE_SOURCE_DIR) + "/tests/fixtures/http_server.py", root, port_file,
                                    log_file};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
