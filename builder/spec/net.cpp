@@ -63,6 +63,23 @@ bool Cidr::contains(Ipv4 ip) const { return (ip.value & netmask()) == base.value
 // Two CIDR blocks either nest or are disjoint, so one containing the other's base is enough.
 bool Cidr::overlaps(const Cidr& other) const { return contains(other.base) || other.contains(base); }
 
+std::optional<std::string> unusable_block(const Cidr& range) {
+  struct Block {
+    Cidr cidr;
+    const char* name;
+  };
+  static const Block kBlocks[] = {
+      {{Ipv4{0x00000000}, 8}, "the \"this network\" block"},
+      {{Ipv4{0x7f000000}, 8}, "the loopback block"},
+      {{Ipv4{0xe0000000}, 4}, "the multicast block"},
+      {{Ipv4{0xf0000000}, 4}, "the reserved block (with the broadcast address 255.255.255.255)"},
+  };
+  for (const Block& b : kBlocks) {
+    if (b.cidr.overlaps(range)) return fmt::format("{} {}", b.name, b.cidr.str());
+  }
+  return std::nullopt;
+}
+
 std::optional<Ipv4Range> Ipv4Range::parse(std::string_view text) {
   size_t dash = text.find('-');
   if (dash == std::string_view::npos) return std::nullopt;

@@ -46,6 +46,12 @@ struct Cidr {
   friend bool operator==(const Cidr& a, const Cidr& b) { return a.base == b.base && a.prefix == b.prefix; }
 };
 
+// The special-purpose IPv4 block (RFC 6890, RFC 5771) that `range` overlaps and that no host on a
+// LAN can use as its address, a route or a DNS server: "this network" 0.0.0.0/8, loopback
+// 127.0.0.0/8, multicast 224.0.0.0/4, reserved 240.0.0.0/4 (which holds the limited broadcast
+// address 255.255.255.255). Returns e.g. "the loopback block 127.0.0.0/8", or nullopt.
+std::optional<std::string> unusable_block(const Cidr& range);
+
 // An inclusive range of addresses written "FIRST-LAST" (network.dhcp_range), both strict dotted
 // quads with no spaces. parse() checks the syntax only: FIRST > LAST is for the caller to report.
 struct Ipv4Range {

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iterator>
 
 #include "spec/spec_internal.h"
@@ -88,7 +89,8 @@ namespace spec_detail {
 
 std::string item_field(std::string_view list, size_t index) { return fmt::format("{}[{}]", list, index); }
 
-std::string mirror_field(std::string_view prefix) { return "mirrors[" + quote(prefix) + "]"; }
+// The key in full (a field path must tell two prefixes apart); yaml_quote keeps it on one line.
+std::string mirror_field(std::string_view prefix) { return "mirrors[" + yaml_quote(prefix) + "]"; }
 
 std::string parent_field(std::string_view field) {
   // Scan forward so that '.' and '[' inside a quoted key are not taken for separators.
@@ -111,11 +113,16 @@ std::string parent_field(std::string_view field) {
   return std::string(field.substr(0, last_start));
 }
 
-std::string quote(std::string_view value) { return yaml_quote(value); }
+std::string quote(std::string_view value) { return quote_short(value, kMaxQuoted); }
 
 std::string quote_short(std::string_view value, size_t max) {
-  if (value.size() <= max) return quote(value);
-  return quote(value.substr(0, max)) + "...";
+  // A private key pasted by mistake is not echoed at all, whatever field it landed in.
+  if (value.find("PRIVATE KEY") != std::string_view::npos) return "(private key material, not shown)";
+  size_t cut = std::min(value.find('\n'), max);
+  if (cut >= value.size()) return yaml_quote(value);
+  // Back off to the start of a UTF-8 sequence so that the shown part stays valid text.
+  while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xc0) == 0x80) --cut;
+  return yaml_quote(value.substr(0, cut)) + "...";
 }
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }

@@ -23,9 +23,13 @@ std::string parent_field(std::string_view field);
 
 // ---- Quoting values in messages ----
 
-// "value" with '"', '\' and control characters escaped, so empty or odd values stay visible.
+// The longest value a message quotes in full; longer ones are cut (docs/spec.md, "Errors").
+constexpr size_t kMaxQuoted = 80;
+// "value" with '"', '\' and control characters escaped, so empty or odd values stay visible. A
+// message never echoes more than a line: the value is cut at its first newline or after
+// kMaxQuoted bytes (then "..." follows), and anything holding "PRIVATE KEY" is not shown at all.
 std::string quote(std::string_view value);
-// Like quote(), but long values (SSH keys) are cut to their first `max` characters plus "...".
+// Like quote(), cut after `max` bytes (SSH keys: their type and the start of their data).
 std::string quote_short(std::string_view value, size_t max = 40);
 
 // ---- Value checks (pure predicates, each documented in docs/spec.md) ----

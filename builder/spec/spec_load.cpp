@@ -389,6 +389,24 @@ bool within(const std::string& field, const std::string& parent) {
   return spec_detail::starts_with(field, parent) && (field[parent.size()] == '.' || field[parent.size()] == '[');
 }
 
+// Where the second of `documents` begins: the line of the marker ("---" or "...") that ended the
+// first document, or else the second document's first node.
+SourceLoc second_document_loc(const std::string& text, const std::vector<YAML::Node>& documents) {
+  int line = 1;
+  int markers = 0;
+  bool content_seen = false;
+  for (size_t start = 0; start < text.size(); ++line) {
+    size_t end = text.find('\n', start);
+    std::string_view l(text.data() + start, (end == std::string::npos ? text.size() : end) - start);
+    bool marker = l.substr(0, 3) == "---" || l.substr(0, 3) == "...";
+    if (marker && (content_seen || ++markers > 1)) return SourceLoc{line, 1};
+    if (!marker && !l.empty() && l[0] != '#' && l[0] != ' ' && l[0] != '%') content_seen = true;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return to_loc(documents[1].Mark());
+}
+
 }  // namespace
 
 LoadResult load_spec_text(const std::string& text, const std::string& display_path) {
@@ -396,7 +414,17 @@ LoadResult load_spec_text(const std::string& text, const std::string& display_pa
   result.spec.source_path = display_path;
   YAML::Node root;
   try {
-    root = YAML::Load(text);
+    // LoadAll, not Load: Load reads the first document and silently drops the rest of the file.
+    std::vector<YAML::Node> documents = YAML::LoadAll(text);
+    if (documents.size() > 1) {
+      result.problems.push_back(Diagnostic{"",
+                                           "a second YAML document starts here: cluster.yaml is one document (remove "
+                                           "the \"---\" or \"...\" line and what follows, or merge it)",
+                                           second_document_loc(text, documents)});
+      apply_node_count(result.spec, result.spec.node_count);
+      return result;
+    }
+    if (!documents.empty()) root = documents.front();
   } catch (const YAML::Exception& e) {
     // The parser stops at the first error: that one problem is all there is to report.
     result.problems.push_back(Diagnostic{"", "YAML syntax error: " + e.msg, to_loc(e.mark)});

@@ -113,7 +113,12 @@ std::optional<Cidr> parse_cidr(const std::string& field, const std::string& text
     out.push_back({field, *why});
     return std::nullopt;
   }
-  return Cidr::parse(text);
+  std::optional<Cidr> cidr = Cidr::parse(text);
+  if (std::optional<std::string> block = unusable_block(*cidr)) {
+    out.push_back({field, quote(text) + " overlaps " + *block + ": those addresses cannot be used on a network"});
+    return std::nullopt;
+  }
+  return cidr;
 }
 
 void check_ranges(const ClusterSpec& spec, const std::optional<Cidr>& subnet, const std::optional<Cidr>& pods,
@@ -195,14 +200,23 @@ void check_dhcp_range(const ClusterSpec& spec, const std::optional<Cidr>& subnet
   }
 }
 
-void check_dns(const ClusterSpec& spec, Problems& out) {
+// DNS servers reach the nodes through netplan and DHCP: a loopback one would be each node itself
+// (systemd-resolved's 127.0.0.53 forwarding to itself), 0.0.0.0 or a broadcast address no server.
+void check_dns(const ClusterSpec& spec, const std::optional<Cidr>& subnet, Problems& out) {
   if (spec.network.dns.empty()) {
     out.push_back({"network.dns", "is empty: list at least one DNS server"});
   }
   for (size_t i = 0; i < spec.network.dns.size(); ++i) {
     const std::string& server = spec.network.dns[i];
-    if (!Ipv4::parse(server)) {
-      out.push_back({item_field("network.dns", i), quote(server) + " is not an IPv4 address"});
+    std::string field = item_field("network.dns", i);
+    std::optional<Ipv4> ip = Ipv4::parse(server);
+    if (!ip) {
+      out.push_back({field, quote(server) + " is not an IPv4 address"});
+    } else if (std::optional<std::string> block = unusable_block(Cidr{*ip, 32})) {
+      out.push_back({field, quote(server) + " is in " + *block + ": it cannot be a DNS server for the nodes"});
+    } else if (subnet && (*ip == subnet->base || *ip == subnet->broadcast())) {
+      out.push_back({field, quote(server) + " is the " + (*ip == subnet->base ? "network" : "broadcast") +
+                                " address of network.subnet " + subnet->str()});
     }
   }
 }
@@ -217,7 +231,7 @@ void validate_nodes_and_network(const ClusterSpec& spec, Problems& out) {
   check_ranges(spec, subnet, pods, services, out);
   validate_kubeadm_subnet_limits(pods, services, out);
   check_dhcp_range(spec, subnet, out);
-  check_dns(spec, out);
+  check_dns(spec, subnet, out);
 }
 
 }  // namespace pibake::spec_detail

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <utility>
+#include <cstdint>
+#include <optional>
 
 #include "spec/spec_internal.h"
 
@@ -50,12 +52,40 @@ std::string unknown_country_message(const std::string& country) {
       quote(country), regdb_version());
 }
 
+// The number of characters (Unicode code points) in `s`, or nullopt when `s` is not valid UTF-8
+// (a YAML file is Unicode text: netplan and cloud-init cannot carry anything else) or holds a
+// control character (C0, DEL or C1), which YAML forbids unescaped and no Wi-Fi UI can type.
+std::optional<size_t> printable_characters(std::string_view s) {
+  size_t count = 0;
+  for (size_t i = 0; i < s.size(); ++count) {
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned char c = byte(i);
+    size_t length = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (length == 0 || i + length > s.size()) return std::nullopt;
+    uint32_t cp = length == 1 ? c : c & (0x7f >> length);
+    for (size_t k = 1; k < length; ++k) {
+      if ((byte(i + k) & 0xc0) != 0x80) return std::nullopt;
+      cp = (cp << 6) | (byte(i + k) & 0x3f);
+    }
+    static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMinForLength[length] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return std::nullopt;
+    if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) return std::nullopt;
+    i += length;
+  }
+  return count;
+}
+
 void check_wifi(const WifiSpec& wifi, const std::string& interface, Problems& out) {
   if (wifi.ssid.empty()) {
     out.push_back({"network.uplink.wifi.ssid",
                    fmt::format("is missing: the Wi-Fi uplink {} needs the network's name", interface)});
+  } else if (!printable_characters(wifi.ssid)) {
+    out.push_back({"network.uplink.wifi.ssid", quote(wifi.ssid) +
+                                                   " holds a control character or is not UTF-8 text: netplan's "
+                                                   "YAML cannot carry it"});
   } else if (wifi.ssid.size() > kMaxSsid) {
-    out.push_back({"network.uplink.wifi.ssid", fmt::format("{} is {} bytes long: an SSID has at most {}",
+    // IEEE 802.11 counts an SSID in octets: "é" takes two of the 32.
+    out.push_back({"network.uplink.wifi.ssid", fmt::format("{} is {} bytes long in UTF-8: an SSID has at most {}",
                                                            quote(wifi.ssid), wifi.ssid.size(), kMaxSsid)});
   }
   if (wifi.country.empty()) {
@@ -69,12 +99,21 @@ void check_wifi(const WifiSpec& wifi, const std::string& interface, Problems& ou
     out.push_back({"network.uplink.wifi.country", unknown_country_message(wifi.country)});
   }
   // The passphrase is never quoted: messages end up in terminals and logs.
-  size_t n = wifi.password.size();
-  if (n != 0 && (n < kMinPassphrase || n > kMaxPassphrase)) {
+  if (wifi.password.empty()) return;
+  std::optional<size_t> n = printable_characters(wifi.password);
+  if (!n) {
+    out.push_back({"network.uplink.wifi.password",
+                   "holds a control character or is not UTF-8 text: netplan's YAML cannot carry it"});
+  } else if (*n < kMinPassphrase || *n > kMaxPassphrase) {
     out.push_back(
         {"network.uplink.wifi.password", fmt::format("has {} characters: a WPA passphrase has {} to {} (leave it empty "
                                                      "for an open network)",
-                                                     n, kMinPassphrase, kMaxPassphrase)});
+                                                     *n, kMinPassphrase, kMaxPassphrase)});
+  } else if (wifi.password.size() > kMaxPassphrase) {
+    // wpa_supplicant hashes the passphrase's bytes and takes at most 63 of them.
+    out.push_back({"network.uplink.wifi.password",
+                   fmt::format("has {} characters but {} bytes in UTF-8: wpa_supplicant takes at most {} bytes", *n,
+                               wifi.password.size(), kMaxPassphrase)});
   }
 }
 

@@ -185,7 +185,8 @@ TEST_CASE("A Wi-Fi uplink needs an SSID, a country code and a WPA passphrase or 
               "network.uplink.wifi.country: is missing: Wi-Fi needs the regulatory domain's country "
               "code, like GB"});
   CHECK(with_wifi({std::string(33, 's'), "correct horse", "GB"}) ==
-        Lines{"network.uplink.wifi.ssid: \"" + std::string(33, 's') + "\" is 33 bytes long: an SSID has at most 32"});
+        Lines{"network.uplink.wifi.ssid: \"" + std::string(33, 's') +
+              "\" is 33 bytes long in UTF-8: an SSID has at most 32"});
   CHECK(with_wifi({"home", "correct horse", "gb"}) ==
         Lines{"network.uplink.wifi.country: \"gb\" is not a country code: use two upper-case "
               "letters (ISO 3166-1 alpha-2), like GB"});
