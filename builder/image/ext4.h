@@ -2,7 +2,9 @@
 // (the root partition, `writable`). Mirrors e2fsprogs' misc/create_inode.c call order.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -77,6 +79,15 @@ class Ext4Fs {
 
   // Mode bits, uid, gid of `path` (lstat semantics); throws if missing.
   Ownership stat(std::string_view path) const;
+
+  // What e2fsck -fn would report first among the state and structures pibake's writes rely on:
+  // a journal needing recovery, an error or not-clean state, group descriptors that fail
+  // ext2fs_check_desc, and per-group free block/inode counts that disagree with the bitmaps.
+  // Empty when clean; at most 8 problems, one line each. Reads the bitmaps.
+  std::vector<std::string> check() const;
+  // The features present whose metadata pibake's writes would leave inconsistent ("quota",
+  // "project", "encrypt", "verity", "mmp"), by their tune2fs names; empty when there are none.
+  std::vector<std::string> unsupported_features() const;
 
  private:
   struct Impl;

@@ -51,6 +51,13 @@ class FatFs {
   void mkdir_p(std::string_view path);                            // like mkdir -p
   bool remove(std::string_view path);  // removes a file or an empty directory; false if absent
 
+  // What fsck.fat -n would report among the structures pibake's writes rely on: FAT copies that
+  // differ, cluster chains that loop or run into free, bad or out-of-range clusters, chains shared
+  // by two names (cross-links), files whose size does not match their chain, clusters in use
+  // that no name reaches, and an FSInfo free count that is wrong. Empty when clean; at most 8
+  // problems, each one line. Throws pibake::Error only on a read error. Reads the whole tree.
+  std::vector<std::string> check() const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

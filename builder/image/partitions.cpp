@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -48,6 +50,38 @@ Context open_context(const std::string& path, bool readonly) {
   return cxt;
 }
 
+// Refuses a layout that writes through one partition would corrupt another or the table itself.
+// `first_usable`..`last_usable` are the bytes partitions may occupy (inclusive).
+void check_layout(const std::string& image_path, const PartitionTable& t, uint64_t first_usable, uint64_t last_usable) {
+  auto refuse = [&](const std::string& why) { throw Error(image_path + ": " + why + "; " + describe(t)); };
+  for (const Partition& p : t.partitions) {
+    std::string name = "partition " + std::to_string(p.number);
+    if (p.size == 0) refuse(name + " has zero size");
+    if (p.start < first_usable) {
+      refuse(name + " starts at byte " + std::to_string(p.start) +
+             ", inside the partition table (the first usable byte is " + std::to_string(first_usable) + ")");
+    }
+    if (p.end() > t.image_size) {
+      refuse(name + " ends at byte " + std::to_string(p.end()) + " but the file has only " +
+             std::to_string(t.image_size) + " bytes (truncated image?)");
+    }
+    if (p.end() - 1 > last_usable) {
+      refuse(name + " ends past the GPT's last usable sector " + std::to_string(last_usable / t.sector_size));
+    }
+  }
+  for (size_t i = 0; i < t.partitions.size(); ++i) {
+    for (size_t j = i + 1; j < t.partitions.size(); ++j) {
+      const Partition& a = t.partitions[i];
+      const Partition& b = t.partitions[j];
+      if (a.container || b.container) continue;  // an extended partition holds its logical ones
+      if (a.start < b.end() && b.start < a.end()) {
+        refuse("partitions " + std::to_string(a.number) + " and " + std::to_string(b.number) +
+               " overlap: writing one would overwrite the other");
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool Partition::is_fat_type() const {
@@ -80,9 +114,17 @@ PartitionTable read_partition_table(const std::string& image_path) {
     if (pa == nullptr || !fdisk_partition_has_start(pa) || !fdisk_partition_has_size(pa)) continue;
     Partition p;
     p.number = static_cast<int>(fdisk_partition_get_partno(pa)) + 1;
-    p.start = fdisk_partition_get_start(pa) * table.sector_size;
-    p.size = fdisk_partition_get_size(pa) * table.sector_size;
+    // GPT LBAs are 64-bit: a hostile table can name sectors whose byte offsets do not fit.
+    uint64_t end = 0;
+    if (__builtin_mul_overflow(fdisk_partition_get_start(pa), table.sector_size, &p.start) ||
+        __builtin_mul_overflow(fdisk_partition_get_size(pa), table.sector_size, &p.size) ||
+        __builtin_add_overflow(p.start, p.size, &end)) {
+      throw Error(image_path + ": partition " + std::to_string(p.number) + " (sectors " +
+                  std::to_string(fdisk_partition_get_start(pa)) + " + " + std::to_string(fdisk_partition_get_size(pa)) +
+                  ") lies beyond any possible disk: the partition table is corrupt");
+    }
     p.bootable = fdisk_partition_is_bootable(pa) != 0;
+    p.container = fdisk_partition_is_container(pa) != 0;
     if (const char* name = fdisk_partition_get_name(pa)) p.name = name;
     if (fdisk_parttype* t = fdisk_partition_get_type(pa)) {
       if (table.label == "dos") {
@@ -93,13 +135,28 @@ PartitionTable read_partition_table(const std::string& image_path) {
         p.type = upper(s);
       }
     }
-    if (p.end() > table.image_size) {
-      throw Error(image_path + ": partition " + std::to_string(p.number) + " ends at byte " + std::to_string(p.end()) +
-                  " but the file has only " + std::to_string(table.image_size) + " bytes (truncated image?)");
-    }
     table.partitions.push_back(p);
   }
+  uint64_t first_usable = table.sector_size, last_usable = UINT64_MAX;  // MBR: all but sector 0
+  if (table.label == "gpt") {
+    first_usable = fdisk_get_first_lba(cxt.get()) * table.sector_size;
+    last_usable = fdisk_get_last_lba(cxt.get()) * table.sector_size + (table.sector_size - 1);
+  }
+  check_layout(image_path, table, first_usable, last_usable);
   return table;
+}
+
+std::string describe(const PartitionTable& t) {
+  std::string out = t.label + " table, " + std::to_string(t.image_size) + " bytes:";
+  const uint64_t ss = t.sector_size;
+  for (size_t i = 0; i < t.partitions.size(); ++i) {
+    const Partition& p = t.partitions[i];
+    out += (i == 0 ? " p" : "; p") + std::to_string(p.number) + " type " + p.type;
+    out += p.size == 0 ? ", sector " + std::to_string(p.start / ss) + ", empty"
+                       : ", sectors " + std::to_string(p.start / ss) + ".." + std::to_string(p.end() / ss - 1) + " (" +
+                             std::to_string(p.size >> 20) + " MiB)";
+  }
+  return t.partitions.empty() ? out + " no partitions" : out;
 }
 
 // Mirrors sfdisk's --no-reread -N: a partition object carrying only the new size is applied with

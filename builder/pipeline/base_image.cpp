@@ -1,6 +1,7 @@
 // Finding and checking the base image's partitions (see base_image.h).
 #include "pipeline/base_image.h"
 
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -54,33 +55,27 @@ OsRelease read_os_release(const Ext4Fs& fs) {
   return {};
 }
 
-std::string describe_table(const PartitionTable& t) {
-  std::string out = t.label + " table:";
-  for (const Partition& p : t.partitions) {
-    out += " p" + std::to_string(p.number) + " (type " + p.type + ", " + std::to_string(p.size >> 20) + " MiB)";
-  }
-  return t.partitions.empty() ? out + " no partitions" : out;
-}
-
 }  // namespace
 
 BaseImage inspect_base_image(const std::string& path) {
   BaseImage base;
   base.path = path;
   base.table = read_partition_table(path);
-  const std::string shape = describe_table(base.table);
+  const std::string shape = describe(base.table);
 
   // Boot: a FAT filesystem, preferably labelled system-boot; root: ext4, preferably "writable".
   // Labels win over position, as Ubuntu's fstab and cmdline.txt refer to them by label.
   std::optional<Partition> boot, root;
-  std::string root_problem;
+  std::string boot_problem, root_problem;
+  uint64_t root_fs_bytes = 0;
   for (const Partition& p : base.table.partitions) {
     if (p.is_fat_type()) {
       try {
         FatFs fat(path, p.start, p.size, /*writable=*/false);
         if (!boot || same_label(fat.label(), kBootLabel)) boot = p;
-      } catch (const Error&) {
-        // Not FAT after all; reported below if no boot partition is found.
+      } catch (const Error& e) {
+        // Not FAT after all (or larger than its partition); reported if no boot partition is found.
+        boot_problem = std::string("; p") + std::to_string(p.number) + ": " + e.what();
       }
     }
     if (p.is_linux_type()) {
@@ -93,6 +88,7 @@ BaseImage inspect_base_image(const std::string& path) {
           base.root_bigalloc = fs.has_bigalloc();
           base.os = read_os_release(fs);
           base.booted_traces = booted_traces(fs);
+          if (__builtin_mul_overflow(fs.blocks_count(), fs.block_size(), &root_fs_bytes)) root_fs_bytes = UINT64_MAX;
         }
       } catch (const Error& e) {
         root_problem = std::string("; p") + std::to_string(p.number) + ": " + e.what();
@@ -103,6 +99,13 @@ BaseImage inspect_base_image(const std::string& path) {
     throw Error(path +
                 ": no FAT boot partition found (expected one labelled \"system-boot\", as in "
                 "Ubuntu's preinstalled Raspberry Pi images); " +
+                shape + boot_problem);
+  }
+  // libext2fs trusts the superblock's block count: writes past the partition's end would land in
+  // whatever follows it (or grow the file).
+  if (root && root_fs_bytes > root->size) {
+    throw Error(path + ": the ext4 filesystem in p" + std::to_string(root->number) + " claims " +
+                std::to_string(root_fs_bytes) + " bytes but its partition has " + std::to_string(root->size) + "; " +
                 shape);
   }
   if (!root) {

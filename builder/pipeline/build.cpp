@@ -28,6 +28,7 @@
 
 #include "fetch/cache.h"
 #include "fetch/fetcher.h"
+#include "pipeline/base_checks.h"
 #include "pipeline/base_image.h"
 #include "pipeline/cluster_secrets.h"
 #include "pipeline/fetch_artifacts.h"
@@ -314,8 +315,9 @@ void run_build(const BuildOptions& opts) {
   Fetched fetched = fetch_all(spec, state, opts.base_image, opts.offline);
   inputs.artifacts = fetched.artifacts;
   const std::string& base_path = fetched.base_image;
-  // prepare base: its partitions, release and boot layout, read before any image is written.
-  BaseImage base = inspect_base_image(base_path);
+  // prepare base: its partitions, release and boot layout, read, and its filesystems checked,
+  // before any image is written.
+  BaseImage base = open_base_image(base_path, opts.base_image.empty() ? spec.base_image.url : opts.base_image);
   inputs.cmdline_paths = base.boot_layout.cmdlines;
   // plan: every node's files, computed before the first byte of an image is written.
   BuildPlan plan = make_plan(spec, opts.only_nodes, inputs);
