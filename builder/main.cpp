@@ -3,7 +3,11 @@
 // non-zero exit status.
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <iostream>
 
 #include "pipeline/build.h"
 #include "pipeline/flash.h"
@@ -23,10 +27,23 @@ void add_spec_flags(CLI::App* cmd, pibake::SpecOptions& spec) {
       ->check(CLI::Range(1, 65534));
 }
 
+// Prints --help or --version (CLI11 writes to std::cout) and fails when that output was lost.
+int help_exit(CLI::App& app, const CLI::Error& e) {
+  int rc = app.exit(e);
+  if (!std::cout.flush()) {
+    pibake::print_stderr("pibake: error: cannot write to standard output\n");
+    return kExitError;
+  }
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   pibake::install_interrupt_cleanup();
+  // A reader that goes away (`pibake build | head`) is a write error on stdout, reported and
+  // cleaned up like any other, not a SIGPIPE that kills the build half-way.
+  std::signal(SIGPIPE, SIG_IGN);
 
   CLI::App app{
       "pibake turns one stock Ubuntu arm64 Raspberry Pi image into one SD-card image per node of a\n"
@@ -90,11 +107,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return help_exit(app, e);
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return help_exit(app, e);
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return help_exit(app, e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kExitUsage;
@@ -115,11 +132,21 @@ int main(int argc, char** argv) {
     }
   } catch (const pibake::Error& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "pibake: error: {}\n", e.what());
+    pibake::print_stderr(fmt::format("pibake: error: {}\n", e.what()));
     return kExitError;
   } catch (const std::exception& e) {
+    // fmt::print throws std::system_error when stdout cannot be written (a full disk, a closed
+    // pipe): the user's problem, reported as such rather than as a bug in pibake.
+    bool stdout_failed = std::ferror(stdout) != 0;
     std::fflush(stdout);
-    fmt::print(stderr, "pibake: internal error: {}\n", e.what());
+    pibake::print_stderr(fmt::format(
+        "pibake: {}: {}\n", stdout_failed ? "error: cannot write to standard output" : "internal error", e.what()));
+    return kExitError;
+  }
+  // What is still buffered must reach stdout too; a failure there is not success (coreutils'
+  // close_stdout does the same).
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    pibake::print_stderr(fmt::format("pibake: error: cannot write to standard output: {}\n", std::strerror(errno)));
     return kExitError;
   }
   return 0;

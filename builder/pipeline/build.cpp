@@ -77,7 +77,7 @@ void add_default_ssh_keys(ClusterSpec& spec) {
 
 void report_problems(const ClusterSpec& spec, const std::vector<Diagnostic>& problems) {
   if (problems.empty()) return;
-  for (const Diagnostic& d : problems) fmt::print(stderr, "{}\n", format_diagnostic(spec, d));
+  for (const Diagnostic& d : problems) print_stderr(fmt::format("{}\n", format_diagnostic(spec, d)));
   std::string where = spec.source_path.empty() ? "the spec" : spec.source_path;
   throw Error(fmt::format("{} problem{} in {}", problems.size(), problems.size() == 1 ? "" : "s", where));
 }
@@ -249,7 +249,8 @@ ClusterSpec resolve_spec(const SpecOptions& opts) {
     apply_node_count(spec, *opts.nodes);
     report_problems(spec, validate(spec));
   }
-  for (const Diagnostic& w : spec_warnings(spec)) fmt::print(stderr, "warning: {}\n", format_diagnostic(spec, w));
+  for (const Diagnostic& w : spec_warnings(spec))
+    print_stderr(fmt::format("warning: {}\n", format_diagnostic(spec, w)));
   return spec;
 }
 

@@ -64,8 +64,7 @@ std::string obtain_base_image(const ClusterSpec& spec, const std::string& overri
 
   if (is_local_source(source)) {
     std::string path = local_path(source);
-    struct stat st {};
-    if (stat(path.c_str(), &st) != 0) throw Error("base image " + path + ": " + std::strerror(errno));
+    require_regular_file(path, "base image");
     if (!path.ends_with(".xz")) {
       // A raw image is used in place; when the spec pins its hash, it is checked first.
       if (from_spec && !spec.base_image.sha256.empty()) {

@@ -19,6 +19,7 @@
 #include "codec/codec.h"
 #include "pipeline/flash_progress.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/sha256.h"
 #include "util/unique_fd.h"
 
@@ -269,6 +270,7 @@ void verify(const Fd& target, bool block_device, const std::vector<Written>& wri
 
 FlashResult run_flash(const FlashOptions& opts) {
   auto start = std::chrono::steady_clock::now();
+  require_regular_file(opts.image, "image");
   struct stat img_st {};
   if (stat(opts.image.c_str(), &img_st) != 0) throw Error("cannot read " + opts.image + ": " + std::strerror(errno));
   struct stat st {};
@@ -298,7 +300,12 @@ FlashResult run_flash(const FlashOptions& opts) {
                             device_size));
   }
   // O_EXCL on a block device: the kernel refuses when a filesystem on it is mounted.
-  Fd target(opts.target, block_device ? (O_RDWR | O_EXCL) : (O_RDWR | O_CREAT | O_TRUNC), 0644);
+  Fd target(opts.target, block_device ? (O_RDWR | O_EXCL) : (O_RDWR | O_CREAT | O_TRUNC), 0600);
+  // A file target holds the node's keys and seed in clear, as the image does: owner-only, even
+  // when it existed before with a wider mode.
+  if (!block_device && fchmod(target.get(), 0600) != 0) {
+    throw Error("cannot make " + opts.target + " owner-only: " + std::strerror(errno));
+  }
   Progress progress;
   FlashResult result;
   std::vector<Written> written = c == Compression::kNone

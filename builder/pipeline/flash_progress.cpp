@@ -1,5 +1,6 @@
 // Progress display for `pibake flash` (flash_progress.h).
 #include "pipeline/flash_progress.h"
+#include "util/error.h"
 
 #include <unistd.h>
 
@@ -55,9 +56,9 @@ void Progress::draw(bool /*final_draw*/) {
       int fill = static_cast<int>(kBarWidth * static_cast<double>(done_) / static_cast<double>(total_));
       bar = "[" + std::string(fill, '#') + std::string(kBarWidth - fill, ' ') + "] ";
     }
-    fmt::print(stderr, "\r{:<9} {}{} {:.1f} MB/s\x1b[K", phase_, bar, amount, rate);
+    print_stderr(fmt::format("\r{:<9} {}{} {:.1f} MB/s\x1b[K", phase_, bar, amount, rate));
   } else {
-    fmt::print(stderr, "{}: {} {:.1f} MB/s\n", phase_, amount, rate);
+    print_stderr(fmt::format("{}: {} {:.1f} MB/s\n", phase_, amount, rate));
   }
   std::fflush(stderr);
   drawn_ = true;

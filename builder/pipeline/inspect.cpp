@@ -21,6 +21,7 @@
 #include "codec/codec.h"
 #include "plan/plan.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/run.h"
 #include "util/sha256.h"
 #include "util/unique_fd.h"
@@ -189,6 +190,7 @@ bool InspectReport::healthy() const {
 InspectReport inspect_image(const std::string& path) {
   InspectReport r;
   r.image = path;
+  require_regular_file(path, "image");
   r.table = read_partition_table(path);
   std::optional<BaseImage> layout;
   try {

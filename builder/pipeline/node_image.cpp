@@ -161,7 +161,9 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
     unlink(bmap_path_for(result.path).c_str());
     out.commit();
     step = "writing the block map";
-    write_file_atomic(bmap_path_for(result.path), bmap_text, 0644);
+    // 0600 like the image: its per-range checksums cover system-boot, whose seed holds the Wi-Fi
+    // passphrase and password hash, so a readable .bmap would let guesses be tested offline.
+    write_file_atomic(bmap_path_for(result.path), bmap_text, 0600);
   } catch (const Error& e) {
     throw Error(plan.image_file + ": while " + step + ": " + mention_final_path(e.what(), result.path));
   }

@@ -13,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 #include <algorithm>
 #include <sstream>
+#include <tuple>
 
 #include "plan/template.h"
 #include "spec/compat.h"
@@ -71,6 +72,33 @@ std::string render_uplink(const UplinkSpec& uplink) {
   std::string out = fmt::format("  wifis:\n    {}:\n      dhcp4: true\n      optional: true\n", uplink.interface);
   if (!wifi.country.empty()) out += "      regulatory-domain: " + yaml_quote(wifi.country) + "\n";
   return out + "      access-points:\n" + ap;
+}
+
+// The spec's secrets as the seed files spell them (YAML-quoted): the login password hash and the
+// Wi-Fi passphrase. Empty values are no secret.
+std::vector<std::string> seed_secrets(const ClusterSpec& spec) {
+  std::vector<std::string> out;
+  if (!spec.access.password_hash.empty()) out.push_back(yaml_quote(spec.access.password_hash));
+  const auto& wifi = spec.network.uplink.wifi;
+  if (wifi && !wifi->password.empty()) out.push_back(yaml_quote(wifi->password));
+  return out;
+}
+
+bool holds_secret(const std::string& text, const std::vector<std::string>& secrets) {
+  return std::any_of(secrets.begin(), secrets.end(),
+                     [&](const std::string& s) { return text.find(s) != std::string::npos; });
+}
+
+// `text` with every secret replaced by "<secret>": what may be digested into a readable value
+// (the instance-id) without letting anyone test a guessed secret against it offline.
+std::string redact(std::string text, const std::vector<std::string>& secrets) {
+  for (const std::string& s : secrets) {
+    for (size_t at = text.find(s); at != std::string::npos; at = text.find(s, at)) {
+      text.replace(at, s.size(), "<secret>");
+      at += 8;
+    }
+  }
+  return text;
 }
 
 std::string render_hosts_entries(const ClusterSpec& spec) {
@@ -335,10 +363,19 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   const std::string meta_data_tmpl = "firmware/all/boot/firmware/meta-data.tmpl";
   std::string network_config = render_resource(netplan_tmpl, vars);
   std::string user_data = render_resource(user_data_tmpl, vars);
-  vars["instance_id"] = fmt::format("pibake-{}-{}-{}", spec.cluster.name, node.name,
-                                    sha256_hex(node.name + "\n" + user_data + network_config).substr(0, 12));
-  plan.ops.push_back(file_op(Fs::kBoot, "/user-data", user_data, user_data_tmpl));
-  plan.ops.push_back(file_op(Fs::kBoot, "/network-config", network_config, netplan_tmpl));
+  // The id is readable by all (meta-data, /var/lib/cloud): it digests the seed without its secrets.
+  const std::vector<std::string> secrets = seed_secrets(spec);
+  vars["instance_id"] =
+      fmt::format("pibake-{}-{}-{}", spec.cluster.name, node.name,
+                  sha256_hex(node.name + "\n" + redact(user_data + network_config, secrets)).substr(0, 12));
+  // Seed files holding a secret are mode 0600 in the plan: node.json then records no digest of
+  // them (FAT keeps no modes; the node mounts system-boot with fmask=0177, see docs/cluster.md).
+  for (auto [path, text, source] : {std::tuple{"/user-data", &user_data, user_data_tmpl},
+                                    std::tuple{"/network-config", &network_config, netplan_tmpl}}) {
+    FileOp op = file_op(Fs::kBoot, path, *text, source);
+    if (holds_secret(*text, secrets)) op.mode = 0600;
+    plan.ops.push_back(std::move(op));
+  }
   plan.ops.push_back(file_op(Fs::kBoot, "/meta-data", render_resource(meta_data_tmpl, vars), meta_data_tmpl));
   // Last: the record of everything above, for `pibake inspect`.
   plan.ops.push_back(file_op(Fs::kRoot, kNodeIdentityPath, render_node_identity(spec, plan), "pibake"));
@@ -362,7 +399,8 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) 
                          json_string(to_string(op.fs)), json_string(op.path), kind, op.mode);
     const bool secret = (op.mode & 077) == 0 && op.kind != FileOp::Kind::kSymlink;
     if (op.kind == FileOp::Kind::kWrite && secret) {
-      // Secret files (keys, kubeconfigs, the token): their size only, not even a digest.
+      // Secret files (keys, kubeconfigs, the token, a seed holding a password): their size only,
+      // never a digest, which would let a guessed secret be tested offline.
       files += fmt::format(", \"size\": {}, \"secret\": true", op.data.size());
     } else if (op.kind == FileOp::Kind::kWrite) {
       files += fmt::format(", \"size\": {}, \"sha256\": \"{}\"", op.data.size(), sha256_hex(op.data));

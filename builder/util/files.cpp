@@ -2,6 +2,7 @@
 #include "util/files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,26 +13,54 @@
 
 namespace pibake {
 
-bool read_file_if_exists(const std::string& path, std::string& out) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+bool read_file_if_exists(const std::string& path, std::string& out, size_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO must not wait forever for a writer; fstat then refuses it.
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) {
     if (errno == ENOENT) return false;
     throw Error(path + ": " + std::strerror(errno));
   }
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    throw Error(path + " is " + file_kind(st.st_mode) + ", not a regular file");
+  }
+  fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
   out.clear();
   char buf[65536];
   ssize_t n;
   while ((n = read(fd.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
     if (n > 0) out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes) {
+      out.clear();
+      throw Error(path + " is larger than " + std::to_string(max_bytes) + " bytes: not the small file expected here");
+    }
   }
   if (n < 0) throw Error(path + ": " + std::strerror(errno));
   return true;
 }
 
-std::string read_file(const std::string& path) {
+std::string read_file(const std::string& path, size_t max_bytes) {
   std::string out;
-  if (!read_file_if_exists(path, out)) throw Error(path + ": " + std::strerror(ENOENT));
+  if (!read_file_if_exists(path, out, max_bytes)) throw Error(path + ": " + std::strerror(ENOENT));
   return out;
+}
+
+const char* file_kind(mode_t mode) {
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a file";
+}
+
+void require_regular_file(const std::string& path, const std::string& what) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) throw Error(what + " " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) {
+    throw Error(what + " " + path + " is " + file_kind(st.st_mode) + ": expected a regular image file");
+  }
 }
 
 std::string base_name(std::string_view path) {

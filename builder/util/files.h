@@ -2,15 +2,30 @@
 // the last component of a path or URL.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace pibake {
 
-// The whole file; throws pibake::Error naming the path when it cannot be opened or read.
-std::string read_file(const std::string& path);
+// The most a "small file" may hold (lock file, checksum lists, kubeconfigs): 16 MiB.
+constexpr size_t kMaxSmallFile = size_t{16} << 20;
+
+// The whole file; throws pibake::Error naming the path when it cannot be opened or read, is not a
+// regular file (a FIFO is refused without blocking), or holds more than `max_bytes` bytes (memory
+// stays bounded whatever the file).
+std::string read_file(const std::string& path, size_t max_bytes = kMaxSmallFile);
 // Same, but a file that does not exist is `false` rather than an error.
-bool read_file_if_exists(const std::string& path, std::string& out);
+bool read_file_if_exists(const std::string& path, std::string& out, size_t max_bytes = kMaxSmallFile);
+
+// "a regular file", "a directory", "a FIFO (named pipe)", ... for st_mode `mode`, for messages.
+const char* file_kind(mode_t mode);
+// Throws pibake::Error ("WHAT PATH is a FIFO (named pipe): expected a regular image file") unless
+// `path` is a regular file (symlinks followed). stat() only: never blocks, whatever the file is.
+// For user-given images, which libfdisk and open() would otherwise wait on forever.
+void require_regular_file(const std::string& path, const std::string& what);
 
 // "a/b/c.img" -> "c.img"; "https://h/x/y.tgz" -> "y.tgz"; a name without '/' is itself.
 std::string base_name(std::string_view path);

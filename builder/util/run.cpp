@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -52,6 +53,7 @@ RunResult run_command(const std::vector<std::string>& argv, Stdin in) {
       int devnull = open("/dev/null", O_RDONLY);
       if (devnull >= 0) dup2(devnull, STDIN_FILENO);
     }
+    signal(SIGPIPE, SIG_DFL);  // main() ignores SIGPIPE; an ignored signal would survive execv
     execv(exe.c_str(), args.data());
     _exit(127);
   }
