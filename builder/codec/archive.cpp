@@ -54,23 +54,21 @@ std::string checked_name(const std::string& archive_path, archive_entry* e, cons
 }  // namespace
 
 void for_each_archive_file(const std::string& archive_path, const std::string& prefix,
-                           const std::function<void(const std::string&, std::string_view, uint32_t)>& fn) {
+                           const std::function<void(const std::string&, const MemberReader&, uint32_t)>& fn) {
   // Validate every entry first: a bad archive installs nothing.
   archive_install_bytes(archive_path, prefix);
   ArchivePtr a = open_archive(archive_path);
   archive_entry* e = nullptr;
-  std::string data;
-  std::vector<char> buf(1 << 20);
   int rc;
+  const MemberReader read = [&](char* buf, size_t size) {
+    la_ssize_t n = archive_read_data(a.get(), buf, size);
+    if (n < 0) throw Error(archive_path + ": " + archive_error_string(a.get()));
+    return static_cast<size_t>(n);
+  };
   while ((rc = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK) {
     std::string rel = checked_name(archive_path, e, prefix);
     if (rel.empty()) continue;
-    data.clear();
-    la_ssize_t n;
-    while ((n = archive_read_data(a.get(), buf.data(), buf.size())) > 0)
-      data.append(buf.data(), static_cast<size_t>(n));
-    if (n < 0) throw Error(archive_path + ": " + archive_error_string(a.get()));
-    fn(rel, data, static_cast<uint32_t>(archive_entry_perm(e)));
+    fn(rel, read, static_cast<uint32_t>(archive_entry_perm(e)));
   }
   if (rc != ARCHIVE_EOF) throw Error(archive_path + ": " + archive_error_string(a.get()));
 }

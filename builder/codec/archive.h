@@ -9,12 +9,18 @@
 
 namespace pibake {
 
-// Calls `fn(relative_path, content, mode)` for each regular file under `prefix` ("bin/" for
-// containerd; "" for all). "./" is stripped; directories are skipped. Any entry that is absolute,
-// has a ".." component, or is not a regular file or directory makes the whole archive an error
-// (before a single member is handed out, so nothing of a bad archive is installed).
+// Reads the next bytes of the current member into `buf` (at most `size`); 0 at its end. Throws
+// pibake::Error on a damaged archive.
+using MemberReader = std::function<size_t(char* buf, size_t size)>;
+
+// Calls `fn(relative_path, read, mode)` for each regular file under `prefix` ("bin/" for
+// containerd; "" for all); `read` streams the member's content, so memory stays bounded whatever
+// the member's size (what `fn` leaves unread is skipped). "./" is stripped; directories are
+// skipped. Any entry that is absolute, has a ".." component, or is not a regular file or
+// directory makes the whole archive an error (before a single member is handed out, so nothing
+// of a bad archive is installed).
 void for_each_archive_file(const std::string& archive_path, const std::string& prefix,
-                           const std::function<void(const std::string&, std::string_view, uint32_t)>& fn);
+                           const std::function<void(const std::string&, const MemberReader&, uint32_t)>& fn);
 
 // Total bytes of the files for_each_archive_file would hand out (validating the archive too).
 uint64_t archive_install_bytes(const std::string& archive_path, const std::string& prefix);

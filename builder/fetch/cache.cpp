@@ -38,6 +38,43 @@ void make_dirs(const std::string& dir) {
   if (ec) throw Error("cannot create cache directory " + dir + ": " + ec.message());
 }
 
+// What identifies one version of a file without reading it: any write, truncation, rename
+// over it or utimes() changes one of these (ctime cannot be set by a user).
+std::string identity(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return "";
+  return fmt::format("{} {} {} {}.{:09} {}.{:09}", st.st_dev, st.st_ino, st.st_size, st.st_ctim.tv_sec,
+                     st.st_ctim.tv_nsec, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+std::string record_path(const std::string& path) { return path + ".verified"; }
+
+// Records that `path` had content `sha256` as of now: "<sha256> <identity>".
+void record_verified(const std::string& path, const std::string& sha256) {
+  write_file_atomic(record_path(path), sha256 + " " + identity(path) + "\n", 0644);
+}
+
+// True when `path` is still the file whose content was recorded as `sha256`, checking by
+// identity first and by hashing it again only when that changed (then re-recorded).
+bool still_verified(const std::string& path, const std::string& sha256) {
+  std::string record;
+  try {
+    if (read_file_if_exists(record_path(path), record, 4096) && record == sha256 + " " + identity(path) + "\n") {
+      return true;
+    }
+  } catch (const Error&) {
+    // An unreadable record: hash again.
+  }
+  if (sha256_file(path) != sha256) return false;
+  record_verified(path, sha256);
+  return true;
+}
+
+void drop(const std::string& path) {
+  unlink(path.c_str());
+  unlink(record_path(path).c_str());
+}
+
 }  // namespace
 
 std::string sha256_file(const std::string& path) {
@@ -66,9 +103,15 @@ std::string Cache::blob_path(const std::string& sha256) const { return dir_ + "/
 bool Cache::has_blob(const std::string& sha256) const { return exists(blob_path(sha256)); }
 
 std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const std::string& sha256, bool offline,
-                            const std::string& what) {
+                            const std::string& what, uint64_t max_bytes) {
   std::string blob = blob_path(sha256);
-  if (exists(blob)) return blob;
+  if (exists(blob)) {
+    if (still_verified(blob, sha256)) return blob;
+    drop(blob);
+    print_stderr(
+        fmt::format("warning: the cached copy of {} ({}) no longer has sha256 {}: dropped, fetching it again\n", what,
+                    blob, sha256));
+  }
   make_dirs(dir_ + "/sha256");
   make_dirs(dir_ + "/partial");
   std::string part = dir_ + "/partial/" + sha256 + ".part";
@@ -95,6 +138,7 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
       throw Error(fmt::format("checksum mismatch for {} ({}): expected sha256 {}, got {}", what, path, sha256, got));
     }
     out.commit();
+    record_verified(blob, sha256);
     return blob;
   }
   if (offline) {
@@ -104,7 +148,7 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
                     what, dir_, source));
   }
   fmt::print("downloading {}\n", source);
-  fetcher.fetch(source, part);
+  fetcher.fetch(source, part, max_bytes);
   std::string got = sha256_file(part);
   if (got != sha256) {
     unlink(part.c_str());  // nothing unverified is kept, not even for resuming
@@ -114,37 +158,74 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
   // A blob's name promises its content: on disk before the rename.
   if (UniqueFd fd(open(part.c_str(), O_RDONLY | O_CLOEXEC)); fd) fsync(fd.get());
   if (rename(part.c_str(), blob.c_str()) != 0) throw Error("cannot store " + blob + ": " + std::strerror(errno));
+  record_verified(blob, sha256);
   return blob;
 }
 
-std::string Cache::get_text(Fetcher& fetcher, const std::string& source, bool offline, const std::string& what) {
-  if (is_local_source(source)) return read_file(local_path(source));
+std::string Cache::get_text(Fetcher& fetcher, const std::string& source, bool offline, const std::string& what,
+                            const std::function<bool(const std::string&)>& usable) {
+  auto unusable = [&](const std::string& why) {
+    return Error(fmt::format("{} ({}) {}: not kept, the next run fetches it again", what, source, why));
+  };
+  if (is_local_source(source)) {
+    std::string text = read_file(local_path(source), kMaxChecksumFileBytes);
+    if (!usable(text)) throw unusable("lists no usable sha256 for it");
+    return text;
+  }
   make_dirs(dir_ + "/text");
   std::string path = dir_ + "/text/" + sha256_hex(source);
-  if (exists(path)) return read_file(path);
+  if (exists(path)) {
+    try {
+      std::string text = read_file(path, kMaxChecksumFileBytes);
+      if (usable(text)) return text;
+    } catch (const Error&) {
+      // Too large or unreadable: as unusable.
+    }
+    unlink(path.c_str());  // a bad cached copy (kept by an older pibake, or edited): fetch again
+  }
   if (offline) {
-    throw Error(fmt::format("{} ({}) is not in the cache and --offline forbids downloading it", what, source));
+    throw Error(fmt::format(
+        "{} ({}) is not in the cache and --offline forbids downloading it; run `pibake fetch` while online first", what,
+        source));
   }
   std::string tmp = path + ".part";
   unlink(tmp.c_str());
-  fetcher.fetch(source, tmp);
-  std::string text = read_file(tmp);
+  fetcher.fetch(source, tmp, kMaxChecksumFileBytes);
+  std::string text;
+  try {
+    text = read_file(tmp, kMaxChecksumFileBytes);
+  } catch (const Error&) {
+    unlink(tmp.c_str());
+    throw;
+  }
+  // Parsed before it is cached: a hostile or truncated list never becomes every later build's.
+  if (!usable(text)) {
+    unlink(tmp.c_str());
+    throw unusable("lists no usable sha256 for it");
+  }
   if (rename(tmp.c_str(), path.c_str()) != 0) throw Error("cannot store " + path + ": " + std::strerror(errno));
   return text;
 }
 
-void Cache::drop_text(const std::string& source) {
-  if (!is_local_source(source)) unlink((dir_ + "/text/" + sha256_hex(source)).c_str());
-}
-
 std::string Cache::decompressed_image(const std::string& xz_path, const std::string& xz_sha256) {
   std::string out = dir_ + "/images/" + xz_sha256 + ".img";
-  if (exists(out)) return out;
+  if (exists(out)) {
+    std::string record;
+    // The record holds the decompressed image's own sha256 (the name is the .xz's).
+    if (read_file_if_exists(record_path(out), record, 4096) && record.size() > 64 &&
+        still_verified(out, record.substr(0, 64))) {
+      return out;
+    }
+    drop(out);
+    print_stderr(fmt::format("warning: the cached base image {} changed since it was made: making it again\n", out));
+  }
   make_dirs(dir_ + "/images");
   fmt::print("decompressing the base image into {}\n", out);
   AtomicFile tmp(out, 0644);
   decompress_xz_sparse(xz_path, tmp.fd(), out);
+  std::string sha = sha256_file(tmp.temp_path());
   tmp.commit();
+  record_verified(out, sha);
   return out;
 }
 

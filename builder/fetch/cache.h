@@ -2,6 +2,8 @@
 // sha256 matched, resumable partial downloads, small checksum files, decompressed base images.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include "fetch/fetcher.h"
@@ -18,22 +20,26 @@ class Cache {
   bool has_blob(const std::string& sha256) const;
 
   // Returns the cached blob for `sha256`, downloading `source` (a URL, or a local path / file://)
-  // first when absent. The file enters the cache only when its sha256 matches; a mismatch throws
-  // naming the source and both hashes, and keeps nothing. `offline` forbids the network: a missing
-  // blob is an error naming `what`.
+  // first when absent, at most `max_bytes` (fetcher.h's ceilings). The file enters the cache only
+  // when its sha256 matches; a mismatch throws naming the source and both hashes, and keeps
+  // nothing. A cached blob is handed out only while it is what was verified: its identity
+  // (size, inode, ctime, mtime) is recorded when it enters, and a blob whose identity changed is
+  // hashed again; a bad one is dropped and fetched again (offline: an error naming `pibake
+  // fetch`). `offline` forbids the network: a missing blob is an error naming `what`.
   std::string get_blob(Fetcher& fetcher, const std::string& source, const std::string& sha256, bool offline,
-                       const std::string& what);
+                       const std::string& what, uint64_t max_bytes);
 
-  // A small text file (SHA256SUMS, *.sha256) fetched once and kept by URL, so a later --offline
-  // build can still read it. Not verified: it is the thing checksums come from.
-  std::string get_text(Fetcher& fetcher, const std::string& source, bool offline, const std::string& what);
-
-  // Forgets a cached text that turned out useless (a checksum file without the wanted entry:
-  // a captive portal's page, say), so the next run fetches it again.
-  void drop_text(const std::string& source);
+  // A small text file (SHA256SUMS, *.sha256, at most kMaxChecksumFileBytes) fetched once and kept
+  // by URL, so a later --offline build can still read it. It is the thing checksums come from,
+  // so it cannot be verified; instead `usable` (say, "lists a sha256 for the wanted file") is
+  // asked before it is cached and again whenever the cached copy is read. An unusable text is
+  // not kept (a cached one is dropped and fetched again) and throws naming `source` and `what`.
+  std::string get_text(Fetcher& fetcher, const std::string& source, bool offline, const std::string& what,
+                       const std::function<bool(const std::string&)>& usable);
 
   // The raw image decompressed (sparse) from the .xz file `xz_path` whose sha256 is `xz_sha256`,
-  // made on first use and kept as images/<xz_sha256>.img.
+  // made on first use and kept as images/<xz_sha256>.img, with its own sha256 recorded: like a
+  // blob, it is hashed again when its identity changed, and made again when it no longer matches.
   std::string decompressed_image(const std::string& xz_path, const std::string& xz_sha256);
 
  private:

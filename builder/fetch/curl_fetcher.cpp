@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -70,18 +72,24 @@ class CurlFetcher : public Fetcher {
  public:
   explicit CurlFetcher(FetchOptions opts) : opts_(opts) { global_init(); }
 
-  void fetch(const std::string& url, const std::string& dest) override {
+  void fetch(const std::string& url, const std::string& dest, uint64_t max_bytes) override {
     check_transport(url);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(deadline_seconds(max_bytes));
     std::string last_error;
     int backoff = opts_.first_backoff_ms;
     for (int attempt = 1; attempt <= opts_.attempts; ++attempt) {
       if (interrupted()) throw Error("interrupted");
-      Outcome o = try_once(url, dest);
+      Outcome o = try_once(url, dest, max_bytes, deadline);
       if (o.ok) return;
       last_error = o.error;
+      if (o.discard) unlink(dest.c_str());  // nothing of a refused download is kept
       if (!o.retryable) break;
       if (attempt < opts_.attempts) {
-        fmt::print(stderr, "download of {} failed ({}); retrying in {:.1f} s\n", url, o.error, backoff / 1000.0);
+        if (std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff) >= deadline) {
+          last_error += fmt::format("; the download's deadline ({} s) has passed", deadline_seconds(max_bytes));
+          break;
+        }
+        print_stderr(fmt::format("download of {} failed ({}); retrying in {:.1f} s\n", url, o.error, backoff / 1000.0));
         std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
         backoff *= 2;
       }
@@ -93,8 +101,44 @@ class CurlFetcher : public Fetcher {
   struct Outcome {
     bool ok = false;
     bool retryable = true;
+    bool discard = false;  // remove the partial file: it can never be completed
     std::string error;
   };
+
+  long deadline_seconds(uint64_t max_bytes) const {
+    uint64_t s =
+        static_cast<uint64_t>(opts_.deadline_base_s) + max_bytes / static_cast<uint64_t>(opts_.deadline_bytes_per_s);
+    return static_cast<long>(std::min<uint64_t>(s, static_cast<uint64_t>(opts_.deadline_max_s)));
+  }
+
+  // Where the body goes: appended to the file, counted against the ceiling; a redirect's own
+  // body is dropped. Returning less than asked makes libcurl stop with CURLE_WRITE_ERROR.
+  struct Sink {
+    CURL* curl = nullptr;
+    FILE* file = nullptr;
+    uint64_t have = 0;  // bytes in the file, the resumed prefix included
+    uint64_t max_bytes = 0;
+    bool too_large = false;
+    int write_errno = 0;
+  };
+
+  static size_t on_write(char* data, size_t size, size_t count, void* p) {
+    auto* sink = static_cast<Sink*>(p);
+    size_t n = size * count;
+    long status = 0;
+    curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 300 && status < 400) return n;
+    if (sink->have + n > sink->max_bytes) {
+      sink->too_large = true;
+      return 0;
+    }
+    if (std::fwrite(data, 1, n, sink->file) != n) {
+      sink->write_errno = errno != 0 ? errno : EIO;
+      return 0;
+    }
+    sink->have += n;
+    return n;
+  }
 
   struct Progress {
     const CurlFetcher* self;
@@ -120,16 +164,18 @@ class CurlFetcher : public Fetcher {
     int pct = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(all));
     if (pr->tty) {
       int filled = pct * 30 / 100;
-      fmt::print(stderr, "\r{:<32.32} [{:=<{}}{: <{}}] {:3}% {} of {} {}/s ", pr->name, "", filled, "", 30 - filled,
-                 pct, human(static_cast<double>(done)), human(static_cast<double>(all)), human(rate));
+      print_stderr(fmt::format("\r{:<32.32} [{:=<{}}{: <{}}] {:3}% {} of {} {}/s ", pr->name, "", filled, "",
+                               30 - filled, pct, human(static_cast<double>(done)), human(static_cast<double>(all)),
+                               human(rate)));
     } else {
-      fmt::print(stderr, "{}: {}% ({} of {})\n", pr->name, pct, human(static_cast<double>(done)),
-                 human(static_cast<double>(all)));
+      print_stderr(fmt::format("{}: {}% ({} of {})\n", pr->name, pct, human(static_cast<double>(done)),
+                               human(static_cast<double>(all))));
     }
     return 0;
   }
 
-  Outcome try_once(const std::string& url, const std::string& dest) const {
+  Outcome try_once(const std::string& url, const std::string& dest, uint64_t max_bytes,
+                   std::chrono::steady_clock::time_point deadline) const {
     Outcome o;
     uint64_t have = file_size(dest);
     std::unique_ptr<FILE, FileCloser> out(std::fopen(dest.c_str(), have > 0 ? "ab" : "wb"));
@@ -141,33 +187,84 @@ class CurlFetcher : public Fetcher {
     std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
     char errbuf[CURL_ERROR_SIZE] = "";
     Progress progress{this, url.substr(url.rfind('/') + 1), have};
-    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_MAXREDIRS, 10L);
-    // Redirects may not downgrade an https download to plain http, nor leave for file:// and friends.
-    const char* protocols = is_https(url) ? "https" : "https,http";
-    curl_easy_setopt(curl.get(), CURLOPT_REDIR_PROTOCOLS_STR, protocols);
-    curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, protocols);
-    curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, opts_.connect_timeout_s);
-    curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_TIME, opts_.low_speed_time_s);
-    curl_easy_setopt(curl.get(), CURLOPT_USERAGENT, "pibake/" PIBAKE_VERSION);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, out.get());
-    curl_easy_setopt(curl.get(), CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl.get(), CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(curl.get(), CURLOPT_XFERINFODATA, &progress);
-    if (have > 0) curl_easy_setopt(curl.get(), CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(have));
-    CURLcode rc = curl_easy_perform(curl.get());
-    long status = 0;
-    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
-    if (progress.tty && opts_.progress) fmt::print(stderr, "\n");
-    if (std::fflush(out.get()) != 0) {
+    Sink sink{curl.get(), out.get(), have, max_bytes};
+    auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) {
       o.retryable = false;
-      o.error = dest + ": " + std::strerror(errno);
+      o.error = "the download's deadline has passed";
+      return o;
+    }
+    // Redirects are followed by hand (follow()), each target checked like the first URL.
+    std::string current = url;
+    CURLcode rc = CURLE_OK;
+    long status = 0;
+    for (int redirects = 0;; ++redirects) {
+      curl_easy_setopt(curl.get(), CURLOPT_URL, current.c_str());
+      curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, errbuf);
+      curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 0L);
+      curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "https,http");
+      curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYPEER, 1L);
+      curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYHOST, 2L);
+      curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
+      curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, opts_.connect_timeout_s);
+      curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_LIMIT, opts_.low_speed_bytes_per_s);
+      curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_TIME, opts_.low_speed_time_s);
+      curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, static_cast<long>(left));
+      // A Content-Length above the ceiling is refused before the body (the rest of it counts in on_write).
+      curl_easy_setopt(curl.get(), CURLOPT_MAXFILESIZE_LARGE,
+                       static_cast<curl_off_t>(max_bytes - std::min(have, max_bytes)));
+      curl_easy_setopt(curl.get(), CURLOPT_USERAGENT, "pibake/" PIBAKE_VERSION);
+      curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, on_write);
+      curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &sink);
+      curl_easy_setopt(curl.get(), CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(curl.get(), CURLOPT_XFERINFOFUNCTION, on_progress);
+      curl_easy_setopt(curl.get(), CURLOPT_XFERINFODATA, &progress);
+      if (have > 0) curl_easy_setopt(curl.get(), CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(have));
+      rc = curl_easy_perform(curl.get());
+      status = 0;
+      curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+      char* location = nullptr;
+      if (rc != CURLE_OK || status < 300 || status >= 400) break;
+      curl_easy_getinfo(curl.get(), CURLINFO_REDIRECT_URL, &location);
+      if (location == nullptr) break;
+      if (redirects == kMaxRedirects) {
+        o.retryable = false;
+        o.discard = true;
+        o.error = fmt::format("more than {} redirects", kMaxRedirects);
+        return o;
+      }
+      // Never from https to http, and plain http only to this machine (check_transport).
+      std::string next = location;
+      if (is_https(current) && !is_https(next)) {
+        o.retryable = false;
+        o.discard = true;
+        o.error = "redirected from https to " + next + ", which is not https";
+        return o;
+      }
+      try {
+        check_transport(next);
+      } catch (const Error&) {
+        o.retryable = false;
+        o.discard = true;
+        o.error = "redirected to " + next + ", refused: downloads stay on https (plain http only on this machine)";
+        return o;
+      }
+      current = next;
+    }
+    if (progress.tty && opts_.progress) print_stderr("\n");
+    if (std::fflush(out.get()) != 0 && sink.write_errno == 0) sink.write_errno = errno;
+    if (sink.write_errno != 0 || sink.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+      o.retryable = false;
+      o.discard = true;
+      if (sink.write_errno == ENOSPC) {
+        o.error = "the disk holding " + dest + " is full (" + std::strerror(ENOSPC) +
+                  "); the partial file was removed: free some space, or set XDG_CACHE_HOME to a larger disk";
+      } else if (sink.write_errno != 0) {
+        o.error = dest + ": " + std::strerror(sink.write_errno) + " (the partial file was removed)";
+      } else {
+        o.error =
+            fmt::format("the resource is larger than {} bytes, the most expected for it (nothing was kept)", max_bytes);
+      }
       return o;
     }
     if (rc == CURLE_OK) {
@@ -183,6 +280,10 @@ class CurlFetcher : public Fetcher {
       return o;
     }
     o.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    if (rc == CURLE_OPERATION_TIMEDOUT && std::chrono::steady_clock::now() >= deadline) {
+      o.retryable = false;
+      o.error += " (the download's deadline has passed)";
+    }
     if (rc == CURLE_HTTP_RETURNED_ERROR) {
       o.error = fmt::format("HTTP {}", status);
       // 416: our partial file is longer than the resource; start over. 4xx other than 408/429:
@@ -201,6 +302,7 @@ class CurlFetcher : public Fetcher {
     return o;
   }
 
+  static constexpr int kMaxRedirects = 10;
   FetchOptions opts_;
 };
 

@@ -9,21 +9,38 @@
 
 namespace pibake {
 
+// Size ceilings known before a download starts, per kind (docs/artifacts.md, "Bounded downloads"):
+// a resource announced or sent larger than its ceiling is refused and nothing of it is kept.
+// Checksum files: a SHA256SUMS lists a few dozen lines, a .sha256 one.
+constexpr uint64_t kMaxChecksumFileBytes = uint64_t{1} << 20;
+// Release binaries and tarballs (kubelet, containerd, runc, CNI plugins: tens of MiB each).
+constexpr uint64_t kMaxArtifactBytes = uint64_t{512} << 20;
+// Base images: Ubuntu's raspi .img.xz is about 1.2 GiB, a raw .img about 4 GiB.
+constexpr uint64_t kMaxBaseImageBytes = uint64_t{8} << 30;
+
 class Fetcher {
  public:
   virtual ~Fetcher() = default;
-  // Downloads `url` into `dest`. When `dest` already holds a prefix of the resource (an
-  // interrupted download), the rest is requested with a Range header and appended.
-  // Throws pibake::Error naming the URL on failure (after its own retries).
-  virtual void fetch(const std::string& url, const std::string& dest) = 0;
+  // Downloads `url` into `dest`, at most `max_bytes` bytes in all. When `dest` already holds a
+  // prefix of the resource (an interrupted download), the rest is requested with a Range header
+  // and appended. Throws pibake::Error naming the URL on failure (after its own retries); a
+  // resource larger than `max_bytes`, a full disk, or a deadline passed are not retried, and
+  // then `dest` is removed.
+  virtual void fetch(const std::string& url, const std::string& dest, uint64_t max_bytes) = 0;
 };
 
 struct FetchOptions {
   int attempts = 5;            // tries per URL, with exponential backoff between them
   int first_backoff_ms = 500;  // doubled after each failed try
   long connect_timeout_s = 30;
-  long low_speed_time_s = 60;  // abort a try that moves < 1 KiB/s for this long
-  bool progress = true;        // a progress bar on a terminal, plain lines otherwise
+  long low_speed_bytes_per_s = 16 << 10;  // abort a try slower than this ...
+  long low_speed_time_s = 60;             // ... for this long (a 2 KiB/s drip is no mirror)
+  // The whole download (every try and backoff) must end within deadline_base_s plus the time
+  // max_bytes takes at deadline_bytes_per_s, and at most deadline_max_s.
+  long deadline_base_s = 120;
+  long deadline_bytes_per_s = 128 << 10;
+  long deadline_max_s = 3 * 3600;
+  bool progress = true;  // a progress bar on a terminal, plain lines otherwise
 };
 
 std::unique_ptr<Fetcher> make_curl_fetcher(const FetchOptions& opts = {});

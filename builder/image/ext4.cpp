@@ -241,17 +241,29 @@ void Ext4Fs::write_file(std::string_view path, std::string_view data, Ownership 
 }
 
 void Ext4Fs::write_file_from(std::string_view path, int fd, Ownership own) {
-  auto buffer = std::make_shared<std::vector<char>>(kChunkBytes);
   Impl* impl = impl_.get();
-  // Fills whole chunks (read() may return less) so that zero blocks stay block-aligned.
-  ChunkSource source = [buffer, impl, fd, path]() {
+  write_file_stream(
+      path,
+      [impl, fd, path](char* buf, size_t size) -> size_t {
+        for (;;) {
+          ssize_t n = ::read(fd, buf, size);
+          if (n >= 0) return static_cast<size_t>(n);
+          if (errno != EINTR)
+            impl->fail("writing", path, std::string("cannot read the source: ") + std::strerror(errno));
+        }
+      },
+      own);
+}
+
+void Ext4Fs::write_file_stream(std::string_view path, const std::function<size_t(char*, size_t)>& read, Ownership own) {
+  auto buffer = std::make_shared<std::vector<char>>(kChunkBytes);
+  // Fills whole chunks (a read may return less) so that zero blocks stay block-aligned.
+  ChunkSource source = [buffer, &read]() {
     std::size_t got = 0;
     while (got < buffer->size()) {
-      ssize_t n = ::read(fd, buffer->data() + got, buffer->size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) impl->fail("writing", path, std::string("cannot read the source: ") + std::strerror(errno));
+      std::size_t n = read(buffer->data() + got, buffer->size() - got);
       if (n == 0) break;
-      got += static_cast<std::size_t>(n);
+      got += n;
     }
     return std::string_view(buffer->data(), got);
   };

@@ -67,6 +67,9 @@ class Ext4Fs {
   // Same as write_file, streaming the content from `fd` (read to its end) in 1 MiB chunks, so
   // large binaries never sit in memory whole.
   void write_file_from(std::string_view path, int fd, Ownership own = {});
+  // Same, with the content from `read(buf, size)` (bytes put into buf, 0 at the end; may throw),
+  // as an archive member is read: 1 MiB in memory at a time, whatever the file's size.
+  void write_file_stream(std::string_view path, const std::function<size_t(char*, size_t)>& read, Ownership own = {});
   // Creates or replaces `path` as a symlink to `target` (target stored verbatim).
   void symlink(std::string_view path, std::string_view target, Ownership own = {0777, 0, 0});
   bool remove(std::string_view path);  // a file or symlink; false when absent; directories refused

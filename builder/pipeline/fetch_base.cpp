@@ -30,14 +30,10 @@ std::string expected_sha256(const ClusterSpec& spec, const std::string& url, boo
                              ? spec.base_image.sha256sums
                              : url.substr(0, url.rfind('/') + 1) + "SHA256SUMS";
   const std::string fetched_from = apply_mirrors(sums_url, spec.mirrors);
-  std::string text = cache.get_text(fetcher, fetched_from, offline, "the base image's checksum list");
-  auto sha = find_sha256(text, url_file_name(url));
-  if (!sha) {
-    cache.drop_text(fetched_from);
-    throw Error(fetched_from + " lists no sha256 for " + url_file_name(url) +
-                " (not kept; the next run fetches it again)");
-  }
-  return *sha;
+  const std::string name = url_file_name(url);
+  std::string text = cache.get_text(fetcher, fetched_from, offline, "the checksum list for " + name,
+                                    [&](const std::string& t) { return find_sha256(t, name).has_value(); });
+  return *find_sha256(text, name);
 }
 
 }  // namespace
@@ -99,19 +95,18 @@ std::string obtain_base_image(const ClusterSpec& spec, const std::string& overri
   } else if (source.ends_with("/")) {
     // A release folder: its newest raspi server image, by the folder's own SHA256SUMS.
     const std::string sums = apply_mirrors(source + "SHA256SUMS", spec.mirrors);
-    std::string text = cache.get_text(fetcher, sums, offline, "the release's checksum list");
+    std::string text =
+        cache.get_text(fetcher, sums, offline, std::string("the release's checksum list for *") + kRaspiSuffix,
+                       [](const std::string& t) { return find_newest_with_suffix(t, kRaspiSuffix).has_value(); });
     auto entry = find_newest_with_suffix(text, kRaspiSuffix);
-    if (!entry) {
-      cache.drop_text(sums);
-      throw Error(sums + " lists no *" + kRaspiSuffix + " (not kept; the next run fetches it again)");
-    }
     url = source + entry->name;
     sha = from_spec && !spec.base_image.sha256.empty() ? spec.base_image.sha256 : entry->sha256;
   } else {
     sha = expected_sha256(spec, source, from_spec, offline, cache, fetcher);
   }
   if (lock != nullptr && locked == nullptr) lock->artifacts.push_back({kLockName, source, url, sha});
-  std::string blob = cache.get_blob(fetcher, apply_mirrors(url, spec.mirrors), sha, offline, "the base image");
+  std::string blob =
+      cache.get_blob(fetcher, apply_mirrors(url, spec.mirrors), sha, offline, "the base image", kMaxBaseImageBytes);
   return url_file_name(url).ends_with(".xz") ? cache.decompressed_image(blob, sha) : blob;
 }
 

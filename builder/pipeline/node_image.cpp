@@ -58,8 +58,8 @@ void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
       }
       case FileOp::Kind::kExtractArchive:
         fs.mkdir_p(op.path);
-        for_each_archive_file(op.source_path, op.data, [&](const std::string& rel, std::string_view data, uint32_t) {
-          fs.write_file(op.path + "/" + rel, data, own);
+        for_each_archive_file(op.source_path, op.data, [&](const std::string& rel, const MemberReader& read, uint32_t) {
+          fs.write_file_stream(op.path + "/" + rel, read, own);
         });
         break;
     }

@@ -1,8 +1,10 @@
 // Parsing sha256sum-format checksum files (see checksums.h).
 #include "plan/checksums.h"
 
+#include <algorithm>
 #include <cctype>
 #include <sstream>
+#include <string_view>
 
 namespace pibake {
 
@@ -15,7 +17,12 @@ bool version_less(const std::string& a, const std::string& b) {
       size_t i2 = i, j2 = j;
       while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
       while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
-      unsigned long long x = std::stoull(a.substr(i, i2 - i)), y = std::stoull(b.substr(j, j2 - j));
+      // Compared as numbers of any length (std::stoull would throw on 21 digits): without their
+      // leading zeros, the shorter is the smaller, then digit by digit.
+      std::string_view x(a.data() + i, i2 - i), y(b.data() + j, j2 - j);
+      x.remove_prefix(std::min(x.find_first_not_of('0'), x.size()));
+      y.remove_prefix(std::min(y.find_first_not_of('0'), y.size()));
+      if (x.size() != y.size()) return x.size() < y.size();
       if (x != y) return x < y;
       i = i2;
       j = j2;

@@ -23,24 +23,7 @@ using namespace pibake;
 using namespace pibake::test;
 
 namespace {
-
-FetchOptions quick() {
-  FetchOptions o;
-  o.attempts = 3;
-  o.first_backoff_ms = 10;
-  o.progress = false;
-  return o;
-}
-
-size_t count_files(const std::string& dir) {
-  std::error_code ec;
-  size_t n = 0;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
-       it != std::filesystem::recursive_directory_iterator(); ++it)
-    if (it->is_regular_file()) ++n;
-  return n;
-}
-
+FetchOptions quick() { return quick_fetch_options(); }
 }  // namespace
 
 TEST_CASE("SHA256SUMS lines are read in both sha256sum formats", "[fetch]") {
@@ -76,12 +59,13 @@ TEST_CASE("a download enters the cache only with the right sha256, and is reused
   Cache cache(dir / "cache");
   auto fetcher = make_curl_fetcher(quick());
   std::string sha = sha256_hex(payload);
-  std::string path = cache.get_blob(*fetcher, server.url("/artifact.bin"), sha, false, "the artifact");
+  std::string path =
+      cache.get_blob(*fetcher, server.url("/artifact.bin"), sha, false, "the artifact", kMaxArtifactBytes);
   CHECK(path == dir / "cache/sha256/" + sha);
   CHECK(read_text(path) == payload);
   server.stop();
   // Second time: no server, offline, still there.
-  CHECK(cache.get_blob(*fetcher, server.url("/artifact.bin"), sha, true, "the artifact") == path);
+  CHECK(cache.get_blob(*fetcher, server.url("/artifact.bin"), sha, true, "the artifact", kMaxArtifactBytes) == path);
 }
 
 TEST_CASE("a checksum mismatch names the URL and both hashes and keeps nothing", "[fetch]") {
@@ -93,7 +77,7 @@ TEST_CASE("a checksum mismatch names the URL and both hashes and keeps nothing",
   auto fetcher = make_curl_fetcher(quick());
   std::string wrong(64, '0');
   std::string url = server.url("/artifact.bin");
-  CHECK_THROWS_WITH(cache.get_blob(*fetcher, url, wrong, false, "the artifact"),
+  CHECK_THROWS_WITH(cache.get_blob(*fetcher, url, wrong, false, "the artifact", kMaxArtifactBytes),
                     "checksum mismatch for the artifact downloaded from " + url + ": expected sha256 " + wrong +
                         ", got " + sha256_hex("tampered"));
   CHECK(count_files(dir / "cache") == 0);
@@ -108,7 +92,8 @@ TEST_CASE("a connection dropped half-way is resumed with a Range request", "[fet
   HttpServer server(dir / "www", {"--drop-once", "/big.bin:70000"});
   Cache cache(dir / "cache");
   auto fetcher = make_curl_fetcher(quick());
-  std::string path = cache.get_blob(*fetcher, server.url("/big.bin"), sha256_hex(payload), false, "big");
+  std::string path =
+      cache.get_blob(*fetcher, server.url("/big.bin"), sha256_hex(payload), false, "big", kMaxArtifactBytes);
   CHECK(read_text(path) == payload);
   std::string log = server.log();
   INFO(log);
@@ -122,12 +107,12 @@ TEST_CASE("a 404 fails at once with the status, and offline with an empty cache 
   Cache cache(dir / "cache");
   auto fetcher = make_curl_fetcher(quick());
   std::string url = server.url("/missing.bin");
-  CHECK_THROWS_WITH(cache.get_blob(*fetcher, url, std::string(64, '1'), false, "kubelet"),
+  CHECK_THROWS_WITH(cache.get_blob(*fetcher, url, std::string(64, '1'), false, "kubelet", kMaxArtifactBytes),
                     "cannot download " + url + ": HTTP 404");
   // 404 is final: one request, no retries.
   std::string log = server.log();
   CHECK(std::count(log.begin(), log.end(), '\n') == 1);
-  CHECK_THROWS_WITH(cache.get_blob(*fetcher, url, std::string(64, '1'), true, "kubelet"),
+  CHECK_THROWS_WITH(cache.get_blob(*fetcher, url, std::string(64, '1'), true, "kubelet", kMaxArtifactBytes),
                     Catch::Contains("kubelet is not in the cache") && Catch::Contains("--offline"));
 }
 
@@ -200,7 +185,10 @@ TEST_CASE("archive members under the prefix are handed out, and unsafe archives 
             "  t.addfile(i, io.BytesIO(d) if d else None)\n",
             tar});
   std::map<std::string, std::string> got;
-  for_each_archive_file(tar, "bin/", [&](const std::string& rel, std::string_view data, uint32_t) { got[rel] = data; });
+  for_each_archive_file(tar, "bin/", [&](const std::string& rel, const MemberReader& read, uint32_t) {
+    char buf[7];  // a small buffer: members are handed out in pieces
+    for (size_t n; (n = read(buf, sizeof buf)) > 0;) got[rel].append(buf, n);
+  });
   CHECK(got.size() == 2);
   CHECK(got["containerd"] == std::string(5000, 'c'));
   CHECK(got["ctr"] == "ctr");
@@ -223,7 +211,7 @@ TEST_CASE("archive members under the prefix are handed out, and unsafe archives 
   std::string hard =
       make_bad("hard.tgz", "i=tarfile.TarInfo('h'); i.type=tarfile.LNKTYPE; i.linkname='ok'; t.addfile(i)\n");
   int handed_out = 0;
-  auto count = [&](const std::string&, std::string_view, uint32_t) { ++handed_out; };
+  auto count = [&](const std::string&, const MemberReader&, uint32_t) { ++handed_out; };
   CHECK_THROWS_WITH(for_each_archive_file(abs, "", count), Catch::Contains("absolute"));
   CHECK_THROWS_WITH(for_each_archive_file(dots, "", count), Catch::Contains("climbs out"));
   CHECK_THROWS_WITH(for_each_archive_file(link, "", count), Catch::Contains("link or special file"));
@@ -234,14 +222,14 @@ TEST_CASE("archive members under the prefix are handed out, and unsafe archives 
 TEST_CASE("plain http is refused except from this machine, before any connection", "[fetch]") {
   ScratchDir dir;
   auto fetcher = make_curl_fetcher(quick());
-  CHECK_THROWS_WITH(fetcher->fetch("http://dl.k8s.io/release/stable.txt", dir / "x"),
+  CHECK_THROWS_WITH(fetcher->fetch("http://dl.k8s.io/release/stable.txt", dir / "x", kMaxArtifactBytes),
                     Catch::Contains("pibake downloads over https only"));
-  CHECK_THROWS_WITH(fetcher->fetch("ftp://127.0.0.1/x", dir / "x"), Catch::Contains("https only"));
+  CHECK_THROWS_WITH(fetcher->fetch("ftp://127.0.0.1/x", dir / "x", kMaxArtifactBytes), Catch::Contains("https only"));
   // Loopback mirrors are fine (the sha256 is still checked): the server below is on 127.0.0.1.
   std::filesystem::create_directories(dir / "www");
   write_text(dir / "www/a", "a");
   HttpServer server(dir / "www");
-  fetcher->fetch(server.url("/a"), dir / "got");
+  fetcher->fetch(server.url("/a"), dir / "got", kMaxArtifactBytes);
   CHECK(read_text(dir / "got") == "a");
 }
 
@@ -250,11 +238,11 @@ TEST_CASE("a local file with the wrong hash never enters the cache", "[fetch]") 
   write_text(dir / "local.bin", "not what was pinned");
   Cache cache(dir / "cache");
   auto fetcher = make_curl_fetcher(quick());
-  CHECK_THROWS_WITH(cache.get_blob(*fetcher, dir / "local.bin", std::string(64, 'a'), true, "runc"),
+  CHECK_THROWS_WITH(cache.get_blob(*fetcher, dir / "local.bin", std::string(64, 'a'), true, "runc", kMaxArtifactBytes),
                     Catch::Contains("checksum mismatch for runc"));
   CHECK(count_files(dir / "cache") == 0);
   std::string good = sha256_hex("not what was pinned");
-  CHECK(read_text(cache.get_blob(*fetcher, "file://" + (dir / "local.bin"), good, true, "runc")) ==
+  CHECK(read_text(cache.get_blob(*fetcher, "file://" + (dir / "local.bin"), good, true, "runc", kMaxArtifactBytes)) ==
         "not what was pinned");
 }
 

@@ -80,6 +80,23 @@ std::string must_run(const std::vector<std::string>& argv, const std::string& st
   return r.output;
 }
 
+FetchOptions quick_fetch_options() {
+  FetchOptions o;
+  o.attempts = 3;
+  o.first_backoff_ms = 10;
+  o.progress = false;
+  return o;
+}
+
+size_t count_files(const std::string& dir) {
+  std::error_code ec;
+  size_t n = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       it != std::filesystem::recursive_directory_iterator(); ++it)
+    if (it->is_regular_file()) ++n;
+  return n;
+}
+
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f << text;

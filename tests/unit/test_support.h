@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "fetch/fetcher.h"
+
 namespace pibake::test {
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its content at scope exit.
@@ -69,6 +71,10 @@ class EnvVar {
 };
 
 void write_text(const std::string& path, const std::string& text);
+// Fetch options for tests against the local server: few tries, 10 ms backoff, no progress.
+FetchOptions quick_fetch_options();
+// Regular files under `dir`, recursively (0 when it does not exist).
+size_t count_files(const std::string& dir);
 std::string read_text(const std::string& path);
 
 // Layout of a fixture disk image, as Ubuntu's raspi images have it: MBR, p1 FAT32 "system-boot"
