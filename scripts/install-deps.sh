@@ -23,15 +23,17 @@ build_deps=(build-essential cmake pkg-config
 run_deps=(e2fsprogs dosfstools ca-certificates)
 # Independent tools the tests check images with.
 test_deps=(mtools fdisk util-linux bmap-tools xz-utils zstd openssl python3
-  shellcheck cloud-init netplan.io isc-dhcp-server systemd iptables
+  shellcheck cloud-init netplan.io isc-dhcp-server systemd iptables jq
   wireless-regdb)  # the Wi-Fi country table's source, checked by tests/cli/regdb_countries.sh
 # The QEMU end-to-end test (tests/e2e, docs/e2e.md): an arm64 base image built with mmdebstrap
 # through qemu-user, booted with qemu-system-aarch64 on a vde_switch L2.
 e2e_deps=(mmdebstrap arch-test qemu-user-static binfmt-support uidmap qemu-system-arm vde2 socat
   openssh-client)
+# The fuzz targets (tests/fuzz, CTest label fuzz): clang with its libFuzzer and sanitizer runtimes.
+fuzz_deps=(clang libclang-rt-14-dev)
 wanted=("${build_deps[@]}" "${run_deps[@]}")
 if $with_tests; then
-  wanted+=("${test_deps[@]}" "${e2e_deps[@]}")
+  wanted+=("${test_deps[@]}" "${e2e_deps[@]}" "${fuzz_deps[@]}")
   # kubectl reads the kubeconfigs in the tests; Debian's kubernetes-client unless one is installed.
   command -v kubectl >/dev/null || wanted+=(kubernetes-client)
 fi
