@@ -2,6 +2,7 @@
 // must give problems or a spec, never a crash; a loaded spec must also render back to YAML.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "spec/spec.h"
@@ -12,7 +13,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const pibake::Diagnostic& d : r.problems) {
     std::string line = pibake::format_diagnostic(r.spec, d);
     // The documented promise: a message is one line (docs/spec.md, "Messages").
-    if (line.find('\n') != std::string::npos) __builtin_trap();
+    if (line.find('\n') != std::string::npos) {
+      std::fprintf(stderr, "a message spans lines: %s\n", line.c_str());
+      __builtin_trap();
+    }
   }
   if (r.problems.empty()) (void)pibake::to_yaml(r.spec);
   return 0;

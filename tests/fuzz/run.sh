@@ -6,7 +6,7 @@
 # report fails (libFuzzer exits non-zero and leaves crash-* next to the corpus).
 set -euo pipefail
 PATH=$PATH:/usr/sbin:/sbin
-build=$1/fuzz; what=$2; src=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$1"; build=$(cd "$1" && pwd)/fuzz; what=$2; src=$(cd "$(dirname "$0")" && pwd)
 skip() { echo "SKIP (fuzz): $*" >&2; exit 77; }
 
 if [ "$what" = build ]; then
@@ -33,9 +33,11 @@ case "$what" in
     printf 'mirrors: {"https://dl.k8s.io": "file:///srv/m"}\n---\nnodes: {count: 9}\n' > "$corpus/d.yaml"
     ;;
   partitions)
-    truncate -s 1M "$corpus/mbr.img" "$corpus/gpt.img"
-    printf 'start=2048, size=512, type=c\nstart=2560, type=83\n' | sfdisk -q "$corpus/mbr.img" >/dev/null
-    printf 'label: gpt\nstart=40, size=512, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=552, size=1000, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' |
+    # Small disks (the input is mutated whole): 64 KiB MBR, 128 KiB GPT.
+    truncate -s 64K "$corpus/mbr.img"
+    truncate -s 128K "$corpus/gpt.img"
+    printf 'start=1, size=40, type=c\nstart=41, type=83\n' | sfdisk -q "$corpus/mbr.img" >/dev/null
+    printf 'label: gpt\nfirst-lba: 34\nstart=34, size=40, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=74, size=100, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' |
       sfdisk -q "$corpus/gpt.img" >/dev/null
     ;;
   fat)
@@ -57,5 +59,5 @@ esac
 cd "$work"
 # -rss_limit_mb: bounded memory is part of what is tested. -timeout: one input may not hang.
 "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -max_len=$((1 << 20)) -print_final_stats=1 \
-  "$corpus" 2>&1 | tail -n 40
+  -error_exitcode=1 -timeout_exitcode=1 "$corpus" 2>&1 | tail -n 40
 exit "${PIPESTATUS[0]}"
