@@ -329,10 +329,10 @@ void run_build(const BuildOptions& opts) {
   if (!base.booted_traces.empty()) {
     std::string traces;
     for (const std::string& t : base.booted_traces) traces += (traces.empty() ? "" : ", ") + t;
-    fmt::print(stderr,
-               "warning: the base image has booted before ({}); every node gets a fresh identity (empty "
-               "machine-id, no random seed, no cloud-init instance state, no SSH host keys)\n",
-               traces);
+    print_stderr(fmt::format(
+        "warning: the base image has booted before ({}); every node gets a fresh identity (empty machine-id, no "
+        "random seed, no cloud-init instance state, no SSH host keys)\n",
+        traces));
   }
 
   // per node: clone → root partition → boot partition → finalize, one node per core at a time.

@@ -32,7 +32,7 @@ boot_off=$(part_offset good.img 1); root_off=$(part_offset good.img 2)
 # The issue's example: user-data's cluster chain runs into vmlinuz's (a cross-link).
 cp good.img crosslink.img
 ud=$(mshowfat -i "crosslink.img@@$boot_off" ::/user-data | sed 's/.*<\([0-9]*\).*/\1/')
-vm=$(mshowfat -i "crosslink.img@@$boot_off" ::/vmlinuz | sed 's/.*<\([0-9]*\).*/\1/')
+vm=$(mshowfat -i "crosslink.img@@$boot_off" ::/current/vmlinuz | sed 's/.*<\([0-9]*\).*/\1/')
 python3 - crosslink.img "$boot_off" "$ud" "$vm" <<'PY'
 import struct, sys
 img, off, last, target = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
