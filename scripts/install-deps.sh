@@ -24,7 +24,7 @@ run_deps=(e2fsprogs dosfstools ca-certificates)
 # Independent tools the tests check images with.
 test_deps=(mtools fdisk util-linux bmap-tools xz-utils zstd openssl python3
   shellcheck cloud-init netplan.io isc-dhcp-server systemd iptables jq
-  wireless-regdb)  # the Wi-Fi country table's source, checked by tests/cli/regdb_countries.sh
+  python3-yaml wireless-regdb)  # python3-yaml: the tests parse every YAML file pibake writes; wireless-regdb: the Wi-Fi country table's source, checked by tests/cli/regdb_countries.sh
 # The QEMU end-to-end test (tests/e2e, docs/e2e.md): an arm64 base image built with mmdebstrap
 # through qemu-user, booted with qemu-system-aarch64 on a vde_switch L2.
 e2e_deps=(mmdebstrap arch-test qemu-user-static binfmt-support uidmap qemu-system-arm vde2 socat
