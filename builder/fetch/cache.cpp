@@ -162,6 +162,11 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
   return blob;
 }
 
+void Cache::drop_text(const std::string& source) {
+  if (is_local_source(source)) return;
+  unlink((dir_ + "/text/" + sha256_hex(source)).c_str());
+}
+
 std::string Cache::get_text(Fetcher& fetcher, const std::string& source, bool offline, const std::string& what,
                             const std::function<bool(const std::string&)>& usable) {
   auto unusable = [&](const std::string& why) {

@@ -37,6 +37,10 @@ class Cache {
   std::string get_text(Fetcher& fetcher, const std::string& source, bool offline, const std::string& what,
                        const std::function<bool(const std::string&)>& usable);
 
+  // Forgets the cached copy of the text at `source`, if any, so the next get_text fetches it
+  // again: for a file that moves (a Kubernetes release channel) or that turned out useless.
+  void drop_text(const std::string& source);
+
   // The raw image decompressed (sparse) from the .xz file `xz_path` whose sha256 is `xz_sha256`,
   // made on first use and kept as images/<xz_sha256>.img, with its own sha256 recorded: like a
   // blob, it is hashed again when its identity changed, and made again when it no longer matches.

@@ -43,7 +43,8 @@ std::string resolve_kubernetes_version(const ClusterSpec& spec, LockFile* lock, 
   const std::string from = apply_mirrors(url, spec.mirrors);
   // A channel moves: a copy cached by an earlier resolution (another cluster) would be stale.
   if (!offline) cache.drop_text(from);
-  std::string text = cache.get_text(fetcher, from, offline, "the Kubernetes release channel " + channel);
+  std::string text = cache.get_text(fetcher, from, offline, "the Kubernetes release channel " + channel,
+                                    [](const std::string&) { return true; });  // parsed below
   std::optional<std::string> version = parse_channel_file(text, channel);
   if (!version) {
     cache.drop_text(from);

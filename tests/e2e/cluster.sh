@@ -246,6 +246,10 @@ start_vm() {
   mcopy -n -i "$img@@$boot" "::${prefix}vmlinuz" "::${prefix}initrd.img" "$W/$name.boot/"
   cmdline=$(mtype -i "$img@@$boot" "::${prefix}cmdline.txt" | head -n 1 | tr -d '\r\n')
   case " $cmdline " in *" console=ttyAMA0 "*) ;; *) cmdline="$cmdline console=ttyAMA0" ;; esac
+  # A TCG VM is 20-50 times slower than a Pi: udev's coldplug can take longer than systemd's 90 s
+  # wait for /dev/disk/by-label/system-boot (fstab), which ends in emergency mode. The test's
+  # QEMU command line (never the image) waits longer.
+  cmdline="$cmdline systemd.default_device_timeout_sec=900"
   echo "$name cmdline: $cmdline" >> "$report"
   : > "$W/$name.serial"
   qemu-system-aarch64 -M virt -cpu cortex-a72 -m 768 -smp 1 -nodefaults -display none \
@@ -296,6 +300,10 @@ while :; do
   for n in "${NODES[@]}"; do
     kill -0 "${QEMU_PID[$n]}" 2>/dev/null || { cat "$W/$n.qemu.log" >&2; fail "qemu of $n exited"; }
     if [ -z "${up[$n]:-}" ] && serial_has "$n" "$n login:"; then up[$n]=1; stage "$n: boot to '$n login:'"; fi
+    if [ -z "${up[$n]:-}" ] && serial_has "$n" "You are in emergency mode"; then
+      serial_text "$n" | grep -aE "TIME|DEPEND|FAILED" | head -n 5 >&2 || true
+      fail "$n booted into emergency mode (its serial console's TIME/DEPEND/FAILED lines above)"
+    fi
     if [ -n "${up[$n]:-}" ] && [ -z "${done_[$n]:-}" ] && on "$n" 'test -e /var/lib/pibake/firstboot.done' 2>/dev/null; then
       done_[$n]=1; stage "$n: pibake-firstboot done"
     fi

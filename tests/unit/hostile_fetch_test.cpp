@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "fetch/archive.h"
+#include "codec/archive.h"
 #include "fetch/cache.h"
 #include "fetch/fetcher.h"
 #include "plan/checksums.h"
