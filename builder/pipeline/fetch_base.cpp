@@ -11,6 +11,7 @@
 #include "plan/checksums.h"
 #include "plan/mirrors.h"
 #include "util/error.h"
+#include "util/unique_fd.h"
 #include "util/files.h"
 
 namespace pibake {
@@ -43,13 +44,9 @@ void check_base_image_source(const ClusterSpec& spec, const std::string& overrid
   if (source.empty()) throw Error("no base image: set base_image.url in the spec or pass --base-image");
   if (!is_local_source(source)) return;
   const std::string path = local_path(source);
-  // O_NONBLOCK: a FIFO or device must not block the check; it is refused below.
-  int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) throw Error("base image " + path + ": " + std::strerror(errno));
-  struct stat st {};
-  bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-  close(fd);
-  if (!regular) throw Error("base image " + path + " is not a regular file");
+  require_regular_file(path, "base image");  // stat() only: a FIFO or device never blocks the check
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw Error("base image " + path + ": " + std::strerror(errno));
 }
 
 std::string obtain_base_image(const ClusterSpec& spec, const std::string& override_source, bool offline, Cache& cache,

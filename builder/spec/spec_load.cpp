@@ -1,6 +1,7 @@
 // Reading cluster.yaml with yaml-cpp into a ClusterSpec: every value's location is recorded, and
 // unknown keys, duplicate keys, wrong types and syntax errors become problems instead of throwing.
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 
 #include "spec/spec.h"
 #include "spec/spec_internal.h"
+#include "util/yaml_text.h"
 #include "util/error.h"
 
 namespace pibake {
@@ -169,7 +171,14 @@ class Loader {
         continue;
       }
       const std::string& key = it->first.Scalar();
-      std::string key_field = field == "mirrors" ? spec_detail::mirror_field(key) : join_field(field, key);
+      // A key that is not a plain name (a typo can hold anything, even a NUL or a line break) is
+      // shown quoted, as mirrors' keys are, so a message stays one line.
+      const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+      });
+      std::string key_field = field == "mirrors" ? spec_detail::mirror_field(key)
+                              : plain            ? join_field(field, key)
+                                                 : field + "[" + yaml_quote(key) + "]";
       if (!seen.insert(key).second) {
         problem(key_field, "duplicate key " + quote(key), key_loc);
       } else if (known.size() > 0 && std::find(known.begin(), known.end(), key) == known.end()) {
@@ -406,7 +415,7 @@ std::string printable(const std::string& message) {
 
 // Where the second of `documents` begins: the line of the marker ("---" or "...") that ended the
 // first document, or else the second document's first node.
-SourceLoc second_document_loc(const std::string& text, const std::vector<YAML::Node>& documents) {
+SourceLoc second_document_loc(const std::string& text, const YAML::Mark& second_start) {
   int line = 1;
   int markers = 0;
   bool content_seen = false;
@@ -419,8 +428,47 @@ SourceLoc second_document_loc(const std::string& text, const std::vector<YAML::N
     if (end == std::string::npos) break;
     start = end + 1;
   }
-  return to_loc(documents[1].Mark());
+  return to_loc(second_start);
 }
+
+// Counts the documents of a YAML text through yaml-cpp's event parser, with a bound on the events
+// it may emit. YAML::LoadAll never returns on some short inputs in yaml-cpp 0.7 (",le: cr": the
+// parser emits null nodes until memory runs out; found by tests/fuzz fuzz_spec), so the text is
+// scanned here first and read with YAML::Load only once it is known to be finite and one
+// document. Throws YAML exceptions for syntax errors and EndlessYaml past the bound.
+struct EndlessYaml {};
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  // A byte of input yields at most a few events (an implicit null key and value, a map start...).
+  explicit DocumentCounter(size_t text_bytes) : limit_(8 * text_bytes + 64) {}
+  size_t documents() const { return starts_.size(); }
+  const YAML::Mark& start(size_t i) const { return starts_.at(i); }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    tick();
+    starts_.push_back(mark);
+  }
+  void OnDocumentEnd() override { tick(); }
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override { tick(); }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { tick(); }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override { tick(); }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    tick();
+  }
+  void OnSequenceEnd() override { tick(); }
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    tick();
+  }
+  void OnMapEnd() override { tick(); }
+
+ private:
+  void tick() {
+    if (++events_ > limit_) throw EndlessYaml{};
+  }
+  size_t limit_;
+  size_t events_ = 0;
+  std::vector<YAML::Mark> starts_;
+};
 
 }  // namespace
 
@@ -429,17 +477,29 @@ LoadResult load_spec_text(const std::string& text, const std::string& display_pa
   result.spec.source_path = display_path;
   YAML::Node root;
   try {
-    // LoadAll, not Load: Load reads the first document and silently drops the rest of the file.
-    std::vector<YAML::Node> documents = YAML::LoadAll(text);
-    if (documents.size() > 1) {
+    // Every document counted, not just the first: YAML::Load reads the first document and
+    // silently drops the rest of the file.
+    DocumentCounter counter(text.size());
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    while (parser.HandleNextDocument(counter)) {
+    }
+    if (counter.documents() > 1) {
       result.problems.push_back(Diagnostic{"",
                                            "a second YAML document starts here: cluster.yaml is one document (remove "
                                            "the \"---\" or \"...\" line and what follows, or merge it)",
-                                           second_document_loc(text, documents)});
+                                           second_document_loc(text, counter.start(1))});
       apply_node_count(result.spec, result.spec.node_count);
       return result;
     }
-    if (!documents.empty()) root = documents.front();
+    if (counter.documents() == 1) root = YAML::Load(text);
+  } catch (const EndlessYaml&) {
+    result.problems.push_back(Diagnostic{"",
+                                         "the YAML parser (yaml-cpp) does not come to an end on this text: check it "
+                                         "for stray characters such as a leading \",\", \"?\" or \"[\"",
+                                         SourceLoc{1, 1}});
+    apply_node_count(result.spec, result.spec.node_count);
+    return result;
   } catch (const YAML::Exception& e) {
     // The parser stops at the first error: that one problem is all there is to report.
     result.problems.push_back(Diagnostic{"", "YAML syntax error: " + printable(e.msg), to_loc(e.mark)});

@@ -25,7 +25,7 @@ refused "--node node-typo" 'no node named "node-typo" in the spec (nodes: node-1
   --base-image base.img --out out --node node-typo
 refused "missing base image" "base image missing.img: No such file or directory" --base-image missing.img --out out
 mkfifo fifo.img && chmod 0666 fifo.img
-refused "a FIFO as the base image" "base image fifo.img is not a regular file" --base-image fifo.img --out out
+refused "a FIFO as the base image" "base image fifo.img is a FIFO (named pipe)" --base-image fifo.img --out out
 touch out.file
 refused "--out naming a file" "output directory out.file exists and is not a directory" --base-image base.img --out out.file
 # The same check runs once: the error is printed once.

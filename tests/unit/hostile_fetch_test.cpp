@@ -137,7 +137,7 @@ TEST_CASE("a cached blob that was truncated or replaced is dropped and fetched a
   CHECK(cache.get_blob(*fetcher, server.url("/kubelet"), sha, true, "kubelet", kMaxArtifactBytes) == path);
 }
 
-TEST_CASE("a checksum list is parsed before it is cached; a bad cached one is fetched again", "[fetch][hostile]") {
+TEST_CASE("a checksum list is parsed before it is cached and a bad cached one is fetched again", "[fetch][hostile]") {
   ScratchDir dir;
   std::filesystem::create_directories(dir / "www");
   const std::string sha(64, 'b');

@@ -19,7 +19,7 @@ TEST_CASE("A pod subnet more than 16 bits wider than the per-node /24 is refused
   CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.pod_cidr = "20.0.0.0/8"; }).empty());
 }
 
-TEST_CASE("The Wi-Fi country must be in the wireless regulatory database; UK suggests GB", "[spec]") {
+TEST_CASE("The Wi-Fi country must be in the wireless regulatory database (UK suggests GB)", "[spec]") {
   auto with_country = [](const std::string& country) {
     return problems_with([&](ClusterSpec& s) { s.network.uplink.wifi = WifiSpec{"home", "correct horse", country}; });
   };
