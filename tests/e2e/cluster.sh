@@ -249,8 +249,8 @@ start_vm() {
   # A TCG VM is 20-50 times slower than a Pi: udev's coldplug can take longer than systemd's 90 s
   # wait for /dev/disk/by-label/system-boot (fstab), which ends in emergency mode. The test's
   # QEMU command line (never the image) waits longer.
-  cmdline="$cmdline systemd.default_device_timeout_sec=900"
   echo "$name cmdline: $cmdline" >> "$report"
+  cmdline="$cmdline systemd.default_device_timeout_sec=900"  # not in the report's line above
   : > "$W/$name.serial"
   qemu-system-aarch64 -M virt -cpu cortex-a72 -m 768 -smp 1 -nodefaults -display none \
     -kernel "$W/$name.boot/vmlinuz" -initrd "$W/$name.boot/initrd.img" -append "$cmdline" \
