@@ -35,6 +35,7 @@
 #include "pipeline/fetch_base.h"
 #include "pipeline/node_image.h"
 #include "pipeline/resolve_version.h"
+#include "plan/mirrors.h"
 #include "plan/plan.h"
 #include "spec/compat.h"
 #include "state/state_dir.h"
@@ -303,6 +304,15 @@ void run_build(const BuildOptions& opts) {
     }
     return;
   }
+  // A base image on this machine (a raw .img) needs no download: its partitions, release, boot
+  // layout and filesystems are checked now, before the state dir gets its first file.
+  const std::string base_source = opts.base_image.empty() ? spec.base_image.url : opts.base_image;
+  std::optional<BaseImage> checked_base;
+  if (is_local_source(base_source)) {
+    const std::string path = local_path(base_source);
+    const bool xz = path.size() >= 3 && path.compare(path.size() - 3, 3, ".xz") == 0;
+    if (!xz) checked_base = open_base_image(path, base_source);
+  }
   // The state dir, locked until the build ends.
   const StateDir state(StateDir::path_for(spec));
   const StateDirLock state_lock(state);
@@ -318,7 +328,8 @@ void run_build(const BuildOptions& opts) {
   const std::string& base_path = fetched.base_image;
   // prepare base: its partitions, release and boot layout, read, and its filesystems checked,
   // before any image is written.
-  BaseImage base = open_base_image(base_path, opts.base_image.empty() ? spec.base_image.url : opts.base_image);
+  BaseImage base = checked_base && checked_base->path == base_path ? std::move(*checked_base)
+                                                                    : open_base_image(base_path, base_source);
   inputs.cmdline_paths = base.boot_layout.cmdlines;
   // plan: every node's files, computed before the first byte of an image is written.
   BuildPlan plan = make_plan(spec, opts.only_nodes, inputs);

@@ -26,6 +26,11 @@ refused "--node node-typo" 'no node named "node-typo" in the spec (nodes: node-1
 refused "missing base image" "base image missing.img: No such file or directory" --base-image missing.img --out out
 mkfifo fifo.img && chmod 0666 fifo.img
 refused "a FIFO as the base image" "base image fifo.img is a FIFO (named pipe)" --base-image fifo.img --out out
+# A base image on this machine needs no download: its partition table is checked before the
+# state dir gets its first file (issue 13 item 4).
+cp base.img notable.img
+dd if=/dev/zero of=notable.img bs=512 count=1 conv=notrunc status=none
+refused "a local base image without a partition table" "no partition table found" --base-image notable.img --out out
 touch out.file
 refused "--out naming a file" "output directory out.file exists and is not a directory" --base-image base.img --out out.file
 # The same check runs once: the error is printed once.
