@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  int rc = 0;
   try {
     if (*init) pibake::run_init(init_path);
     if (*build) {
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
     }
     if (*fetch) pibake::run_fetch(fetch_spec, fetch_base);
     if (*kubeconfig) pibake::run_kubeconfig(kubeconfig_spec, kubeconfig_out);
-    if (*inspect) return pibake::run_inspect(image, inspect_json);  // 1 when a health check failed
+    if (*inspect) rc = pibake::run_inspect(image, inspect_json);  // 1 when a health check failed
     if (*flash) {
       flash_opts.max_bytes = max_gib << 30;
       pibake::run_flash(flash_opts);
@@ -149,5 +150,5 @@ int main(int argc, char** argv) {
     pibake::print_stderr(fmt::format("pibake: error: cannot write to standard output: {}\n", std::strerror(errno)));
     return kExitError;
   }
-  return 0;
+  return rc;
 }

@@ -35,6 +35,11 @@ assert_contains err.log "pibake: error: cannot write to standard output"
 grep -q "internal error" err.log && fail "a failing stdout is reported as an internal error"
 rc=0; as_user "$PIBAKE" --help >/dev/full 2>err.log || rc=$?
 status_is "$rc" 1 "--help with >/dev/full"
+# Every command's output, inspect's too (it returned before the final flush was checked).
+make_base small.img
+rc=0; as_user "$PIBAKE" inspect small.img >/dev/full 2>err.log || rc=$?
+status_is "$rc" 1 "inspect with >/dev/full"
+assert_contains err.log "pibake: error: cannot write to standard output"
 # A reader that is gone: every write to the pipe fails with EPIPE (SIGPIPE unless handled).
 cat > closed_pipe.py <<'PY'
 import os, subprocess, sys
