@@ -60,6 +60,8 @@ cd "$work"
 # -rss_limit_mb: bounded memory is part of what is tested. -timeout: one input may not hang.
 # timeout: libFuzzer's own crash, timeout and out-of-memory handlers have been seen to hang here
 # (a traced, stopped process); a run that outlives its time by two minutes is a failure.
+# Leaks inside the libraries (tests/fuzz/lsan.supp) are not pibake's; any other leak fails.
+export LSAN_OPTIONS="suppressions=$src/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 timeout -s KILL $((seconds + 120)) "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -max_len=$((1 << 20)) -print_final_stats=1 \
   -error_exitcode=1 -timeout_exitcode=1 "$corpus" 2>&1 | tail -n 40
 exit "${PIPESTATUS[0]}"
