@@ -17,14 +17,14 @@ root_cat "$img" /usr/local/sbin/pibake-renew-certs > renew
 [ -s renew ] || fail "node-1 has no pibake-renew-certs"
 shellcheck -s sh renew || fail "shellcheck finds problems in pibake-renew-certs"
 off=$(part_offset "$img" 2)
-debugfs -R "stat /usr/local/sbin/pibake-renew-certs" "$img?offset=$off" 2>/dev/null | grep -q "Mode:  0755" \
+debugfs -R "stat /usr/local/sbin/pibake-renew-certs" "$img?offset=$off" 2>/dev/null | grep "Mode:  0755" >/dev/null \
   || fail "pibake-renew-certs is not 0755"
 debugfs -R "stat /etc/systemd/system/timers.target.wants/pibake-renew-certs.timer" "$img?offset=$off" > link 2>/dev/null
 assert_contains link 'Fast link dest: "/etc/systemd/system/pibake-renew-certs.timer"'
 root_cat "$img" /etc/systemd/system/pibake-renew-certs.timer > timer
 assert_contains timer "OnCalendar=daily"
 assert_contains timer "Persistent=true"
-if root_cat out/node-2.img /usr/local/sbin/pibake-renew-certs | grep -q .; then fail "a worker has pibake-renew-certs"; fi
+if root_cat out/node-2.img /usr/local/sbin/pibake-renew-certs | grep . >/dev/null; then fail "a worker has pibake-renew-certs"; fi
 
 real_date=$(command -v date)
 now0=$("$real_date" +%s)

@@ -105,7 +105,7 @@ for k in 2 3; do
   # The directory staticPodPath names exists (else the kubelet logs an error on every sync).
   static_dir=$(sed -n 's/^staticPodPath: //p' kcfg.yaml)
   assert_eq "$static_dir" /etc/kubernetes/manifests "node-$k staticPodPath"
-  debugfs -R "stat $static_dir" "$w?offset=$(part_offset "$w" 2)" 2>/dev/null | grep -q "Type: directory" \
+  debugfs -R "stat $static_dir" "$w?offset=$(part_offset "$w" 2)" 2>/dev/null | grep "Type: directory" >/dev/null \
     || fail "node-$k has no directory $static_dir"
   assert_eq "$(mode_of "$w" "$static_dir")" 0755 "node-$k $static_dir mode"
 done
@@ -135,7 +135,7 @@ assert_contains out.log "wrote fresh/admin.kubeconfig"
 sed -n 's/^ *client-certificate-data: //p' fresh/admin.kubeconfig | base64 -d > fresh.crt
 openssl verify -CAfile "$state/pki/ca.crt" fresh.crt >/dev/null || fail "the fresh admin certificate does not verify"
 [ "$(openssl x509 -in fresh.crt -noout -serial)" != "$(openssl x509 -in admin.crt -noout -serial)" ] || fail "pibake kubeconfig did not issue a new certificate"
-openssl x509 -in fresh.crt -noout -subject -nameopt RFC2253 | grep -q "CN=kubernetes-admin" || fail "fresh admin certificate subject"
+openssl x509 -in fresh.crt -noout -subject -nameopt RFC2253 | grep "CN=kubernetes-admin" >/dev/null || fail "fresh admin certificate subject"
 openssl x509 -in fresh.crt -noout -checkend $((364 * 86400)) >/dev/null || fail "the fresh admin certificate ends within 364 days"
 if openssl x509 -in fresh.crt -noout -checkend $((366 * 86400)) >/dev/null; then fail "the fresh admin certificate lasts over 366 days"; fi
 grep -q 'server: "https://10.0.0.1:6443"' fresh/admin.kubeconfig || fail "the fresh kubeconfig does not point at node-1"

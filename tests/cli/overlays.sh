@@ -91,7 +91,7 @@ assert_contains <(root_cat "$g" /etc/default/isc-dhcp-server) 'INTERFACESv4="eth
 # first 3 calls (the link is down), sleep and dhcpd record their calls.
 root_cat "$g" /usr/local/sbin/pibake-dhcp-server > pibake-dhcp-server
 shellcheck -s sh pibake-dhcp-server || fail "shellcheck finds problems in pibake-dhcp-server"
-debugfs -R "stat /usr/local/sbin/pibake-dhcp-server" "$g?offset=$(part_offset "$g" 2)" 2>/dev/null | grep -q "Mode:  0755" \
+debugfs -R "stat /usr/local/sbin/pibake-dhcp-server" "$g?offset=$(part_offset "$g" 2)" 2>/dev/null | grep "Mode:  0755" >/dev/null \
   || fail "pibake-dhcp-server is not 0755"
 root_cat "$g" /etc/systemd/system/isc-dhcp-server.service > dhcp.service
 assert_contains dhcp.service "Restart=always"
