@@ -531,6 +531,9 @@ s.sendall(sys.argv[2].encode() + b"\n")
 sys.stdout.write(until_prompt().decode(errors="replace"))
 PY
 }
+# PIBAKE_E2E_LINK_DOWN=0 leaves this stage out (CTest's 24.04-layout run: it does not depend on
+# the boot layout, and the 26.04 run has it).
+if [ "${PIBAKE_E2E_LINK_DOWN:-1}" = 1 ]; then
 boot_id[node-1]=$(on node-1 'cat /proc/sys/kernel/random/boot_id') || fail "no boot id from node-1"
 monitor node-1 "set_link lan off" >/dev/null || fail "the QEMU monitor of node-1 did not take set_link"
 on node-1 'sudo systemctl reboot' >/dev/null 2>&1 || true
@@ -568,6 +571,9 @@ kill "${QEMU_PID[unconfigured2]}" 2>/dev/null || true
 wait "${QEMU_PID[unconfigured2]}" 2>/dev/null || true
 unset 'QEMU_PID[unconfigured2]'
 stage "DHCP after a late cluster link"
+else
+  echo "skipped: node-1's reboot with its cluster link down (PIBAKE_E2E_LINK_DOWN=0)" >> "$report"
+fi
 # --- end of issue 13 item 3 ----------------------------------------------------------------------
 
 # --- power off; the images must be clean --------------------------------------------------------
