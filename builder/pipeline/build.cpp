@@ -310,8 +310,7 @@ void run_build(const BuildOptions& opts) {
   std::optional<BaseImage> checked_base;
   if (is_local_source(base_source)) {
     const std::string path = local_path(base_source);
-    const bool xz = path.size() >= 3 && path.compare(path.size() - 3, 3, ".xz") == 0;
-    if (!xz) checked_base = open_base_image(path, base_source);
+    if (!path.ends_with(".xz")) checked_base = open_base_image(path, base_source);  // as obtain_base_image tells them apart
   }
   // The state dir, locked until the build ends.
   const StateDir state(StateDir::path_for(spec));
