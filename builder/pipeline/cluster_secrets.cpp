@@ -17,7 +17,7 @@ FileOp secret_op(const std::string& path, const std::string& content, uint32_t m
   FileOp op;
   op.fs = Fs::kRoot;
   op.path = path;
-  op.data = content;
+  op.content = content;
   op.mode = mode;
   op.source = "pki";
   return op;

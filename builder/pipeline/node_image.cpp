@@ -35,14 +35,14 @@ void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
     switch (op.kind) {
       case FileOp::Kind::kWrite:
         fs.mkdir_p(parent);
-        fs.write_file(op.path, op.data, own);
+        fs.write_file(op.path, op.content, own);
         break;
       case FileOp::Kind::kMkdir:
         fs.mkdir_p(op.path, own);
         break;
       case FileOp::Kind::kSymlink:
         fs.mkdir_p(parent);
-        fs.symlink(op.path, op.data, own);
+        fs.symlink(op.path, op.link_target, own);
         break;
       case FileOp::Kind::kRemove:
         fs.remove_tree(op.path);
@@ -58,9 +58,10 @@ void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
       }
       case FileOp::Kind::kExtractArchive:
         fs.mkdir_p(op.path);
-        for_each_archive_file(op.source_path, op.data, [&](const std::string& rel, const MemberReader& read, uint32_t) {
-          fs.write_file_stream(op.path + "/" + rel, read, own);
-        });
+        for_each_archive_file(op.source_path, op.member_prefix,
+                              [&](const std::string& rel, const MemberReader& read, uint32_t) {
+                                fs.write_file_stream(op.path + "/" + rel, read, own);
+                              });
         break;
     }
   }
@@ -73,7 +74,7 @@ void apply_boot_ops(FatFs& fat, const NodePlan& plan) {
     switch (op.kind) {
       case FileOp::Kind::kWrite:
         if (slash > 0) fat.mkdir_p(op.path.substr(0, slash));
-        fat.write_file(op.path, op.data);
+        fat.write_file(op.path, op.content);
         break;
       case FileOp::Kind::kMkdir:
         fat.mkdir_p(op.path);
@@ -86,7 +87,7 @@ void apply_boot_ops(FatFs& fat, const NodePlan& plan) {
       case FileOp::Kind::kCmdlineTokens:
         // The plan names only command lines the base's boot layout reads, which exist.
         if (!fat.exists(op.path)) throw Error("the kernel command line " + op.path + " is missing on system-boot");
-        fat.write_file(op.path, ensure_cmdline_tokens(fat.read_file(op.path), op.data));
+        fat.write_file(op.path, ensure_cmdline_tokens(fat.read_file(op.path), op.cmdline_tokens));
         break;
       case FileOp::Kind::kCopyFile:
       case FileOp::Kind::kExtractArchive:

@@ -199,7 +199,7 @@ void apply_manifest(NodePlan& plan, std::string_view text, const std::string& so
       FileOp op;
       op.kind = FileOp::Kind::kSymlink;
       op.path = path;
-      op.data = arg;
+      op.link_target = arg;
       op.mode = 0777;
       op.source = source;
       plan.ops.push_back(std::move(op));
@@ -223,9 +223,9 @@ void add_tree(NodePlan& plan, std::string_view dir, const TemplateVars& vars) {
     op.source = r->path;
     if (path.ends_with(kTemplateSuffix)) {
       path.resize(path.size() - kTemplateSuffix.size());
-      op.data = render_template(body, vars, r->path);
+      op.content = render_template(body, vars, r->path);
     } else {
-      op.data = std::string(body);
+      op.content = std::string(body);
     }
     op.path = path;
     plan.ops.push_back(std::move(op));
@@ -233,11 +233,11 @@ void add_tree(NodePlan& plan, std::string_view dir, const TemplateVars& vars) {
   if (manifest) apply_manifest(plan, {manifest->data, manifest->size}, manifest->path);
 }
 
-FileOp file_op(Fs fs, std::string path, std::string data, std::string source) {
+FileOp file_op(Fs fs, std::string path, std::string content, std::string source) {
   FileOp op;
   op.fs = fs;
   op.path = std::move(path);
-  op.data = std::move(data);
+  op.content = std::move(content);
   op.source = std::move(source);
   return op;
 }
@@ -253,7 +253,7 @@ void add_runtime(NodePlan& plan, const ClusterSpec& spec, const std::vector<Reso
     FileOp op;
     op.kind = a.source.archive ? FileOp::Kind::kExtractArchive : FileOp::Kind::kCopyFile;
     op.path = a.source.archive ? a.source.install_dir : a.source.install_dir + "/" + a.source.name;
-    op.data = a.source.member_prefix;
+    op.member_prefix = a.source.member_prefix;
     op.mode = 0755;
     op.source = a.source.name + " " + a.source.version;
     op.source_path = a.path;
@@ -279,8 +279,9 @@ void add_fresh_identity(NodePlan& plan) {
   FileOp machine_id = file_op(Fs::kRoot, "/etc/machine-id", "", source);
   machine_id.mode = 0444;
   plan.ops.push_back(machine_id);
-  FileOp dbus = file_op(Fs::kRoot, "/var/lib/dbus/machine-id", "/etc/machine-id", source);
+  FileOp dbus = file_op(Fs::kRoot, "/var/lib/dbus/machine-id", "", source);
   dbus.kind = FileOp::Kind::kSymlink;
+  dbus.link_target = "/etc/machine-id";
   dbus.mode = 0777;
   plan.ops.push_back(dbus);
   std::vector<std::string> gone = {"/var/lib/systemd/random-seed", "/var/lib/cloud/instance",
@@ -305,7 +306,7 @@ void add_kubelet_dirs(NodePlan& plan) {
   std::vector<FileOp> dirs;
   for (const FileOp& op : plan.ops) {
     if (op.fs != Fs::kRoot || op.kind != FileOp::Kind::kWrite || op.path != kKubeletConfigPath) continue;
-    YAML::Node config = YAML::Load(op.data);
+    YAML::Node config = YAML::Load(op.content);
     if (!config["staticPodPath"]) continue;
     FileOp dir;
     dir.kind = FileOp::Kind::kMkdir;
@@ -352,8 +353,9 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
     tokens += " cfg80211.ieee80211_regdom=" + spec.network.uplink.wifi->country;
   }
   for (const std::string& path : inputs.cmdline_paths) {
-    FileOp cmdline = file_op(Fs::kBoot, path, tokens, "kernel parameters (the base's boot layout)");
+    FileOp cmdline = file_op(Fs::kBoot, path, "", "kernel parameters (the base's boot layout)");
     cmdline.kind = FileOp::Kind::kCmdlineTokens;
+    cmdline.cmdline_tokens = tokens;
     plan.ops.push_back(cmdline);
   }
 
@@ -401,14 +403,16 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) 
     if (op.kind == FileOp::Kind::kWrite && secret) {
       // Secret files (keys, kubeconfigs, the token, a seed holding a password): their size only,
       // never a digest, which would let a guessed secret be tested offline.
-      files += fmt::format(", \"size\": {}, \"secret\": true", op.data.size());
+      files += fmt::format(", \"size\": {}, \"secret\": true", op.content.size());
     } else if (op.kind == FileOp::Kind::kWrite) {
-      files += fmt::format(", \"size\": {}, \"sha256\": \"{}\"", op.data.size(), sha256_hex(op.data));
+      files += fmt::format(", \"size\": {}, \"sha256\": \"{}\"", op.content.size(), sha256_hex(op.content));
     } else if (op.kind == FileOp::Kind::kCopyFile || op.kind == FileOp::Kind::kExtractArchive) {
       files += fmt::format(", \"size\": {}, \"sha256\": \"{}\", \"artifact\": {}", op.size, op.sha256,
                            json_string(op.source));
-    } else if (op.kind == FileOp::Kind::kSymlink || op.kind == FileOp::Kind::kCmdlineTokens) {
-      files += ", \"data\": " + json_string(op.data);
+    } else if (op.kind == FileOp::Kind::kSymlink) {
+      files += ", \"data\": " + json_string(op.link_target);  // the key node.json has always had
+    } else if (op.kind == FileOp::Kind::kCmdlineTokens) {
+      files += ", \"data\": " + json_string(op.cmdline_tokens);
     }
     files += "}";
   }
@@ -445,8 +449,9 @@ uint64_t NodePlan::root_bytes_needed(uint64_t block_size) const {
   uint64_t total = 0;
   for (const FileOp& op : ops) {
     if (op.fs != Fs::kRoot) continue;
-    uint64_t bytes =
-        op.kind == FileOp::Kind::kCopyFile || op.kind == FileOp::Kind::kExtractArchive ? op.size : op.data.size();
+    uint64_t bytes = op.kind == FileOp::Kind::kCopyFile || op.kind == FileOp::Kind::kExtractArchive ? op.size
+                     : op.kind == FileOp::Kind::kSymlink ? op.link_target.size()
+                                                         : op.content.size();
     total += (bytes + block_size - 1) / block_size * block_size + block_size;
   }
   return total;
@@ -486,19 +491,19 @@ std::string describe(const BuildPlan& plan) {
       std::string line;
       switch (op.kind) {
         case FileOp::Kind::kWrite:
-          line = fmt::format("write {}:{} {} bytes, {:04o}", to_string(op.fs), op.path, op.data.size(), op.mode);
+          line = fmt::format("write {}:{} {} bytes, {:04o}", to_string(op.fs), op.path, op.content.size(), op.mode);
           break;
         case FileOp::Kind::kMkdir:
           line = fmt::format("mkdir {}:{}", to_string(op.fs), op.path);
           break;
         case FileOp::Kind::kSymlink:
-          line = fmt::format("link  {}:{} -> {}", to_string(op.fs), op.path, op.data);
+          line = fmt::format("link  {}:{} -> {}", to_string(op.fs), op.path, op.link_target);
           break;
         case FileOp::Kind::kRemove:
           line = fmt::format("rm    {}:{}", to_string(op.fs), op.path);
           break;
         case FileOp::Kind::kCmdlineTokens:
-          line = fmt::format("edit  {}:{} + {}", to_string(op.fs), op.path, op.data);
+          line = fmt::format("edit  {}:{} + {}", to_string(op.fs), op.path, op.cmdline_tokens);
           break;
         case FileOp::Kind::kCopyFile:
           line =
@@ -506,7 +511,7 @@ std::string describe(const BuildPlan& plan) {
           break;
         case FileOp::Kind::kExtractArchive:
           line = fmt::format("untar {}:{}/ {} bytes, {:04o} ({}{})", to_string(op.fs), op.path, op.size, op.mode,
-                             op.source, op.data.empty() ? "" : ", members under " + op.data);
+                             op.source, op.member_prefix.empty() ? "" : ", members under " + op.member_prefix);
           break;
       }
       out += "  " + line + "\n";

@@ -17,19 +17,30 @@ enum class Fs { kBoot, kRoot };  // system-boot (FAT) or writable (ext4)
 const char* to_string(Fs fs);
 
 struct FileOp {
-  // kCmdlineTokens: `data` holds space-separated kernel parameters that the first line of the
-  // existing file must contain; missing ones are appended (see ensure_cmdline_tokens). The file
-  // must exist: a command line the firmware does not read is never created.
+  // kWrite: `content` becomes the file at `path`.
+  // kMkdir: the directory `path` and its missing parents.
+  // kSymlink: `path` becomes a symlink to `link_target`.
+  // kCmdlineTokens: the first line of the existing file must contain every kernel parameter of
+  // `cmdline_tokens`; missing ones are appended (see ensure_cmdline_tokens). The file must exist: a
+  // command line the firmware does not read is never created.
   // kRemove: on the root filesystem like `rm -rf` (files, symlinks, whole directories); on
   // system-boot a file or an empty directory. Absent paths are fine.
   // kCopyFile: the file at `source_path` (a cached artifact) becomes `path`.
   // kExtractArchive: the regular files of the archive at `source_path` that lie directly under
-  // the member prefix `data` are written into the directory `path`.
+  // `member_prefix` are written into the directory `path`.
   enum class Kind { kWrite, kMkdir, kSymlink, kRemove, kCmdlineTokens, kCopyFile, kExtractArchive };
   Kind kind = Kind::kWrite;
   Fs fs = Fs::kRoot;
   std::string path;  // absolute inside the filesystem: "/etc/hostname", "/meta-data"
-  std::string data;  // kWrite: the content; kSymlink: the link target
+  // kWrite: the file's bytes, exactly as written.
+  std::string content;
+  // kSymlink: the link's target as stored in the link ("/etc/machine-id", "../run/x"), not resolved.
+  std::string link_target;
+  // kCmdlineTokens: kernel parameters separated by spaces ("cgroup_enable=memory cgroup_memory=1").
+  std::string cmdline_tokens;
+  // kExtractArchive: the archive members installed are the files directly under this prefix
+  // ("bin/"); "" installs the files at the archive's top level (ArtifactSource::member_prefix).
+  std::string member_prefix;
   uint32_t mode = 0644;
   uint32_t uid = 0;
   uint32_t gid = 0;

@@ -38,17 +38,17 @@ TEST_CASE("every node gets its own hostname and cloud-init seed", "[plan]") {
     CHECK(n.gateway == (i == 0));
     const FileOp* hostname = find_op(n, Fs::kRoot, "/etc/hostname");
     REQUIRE(hostname != nullptr);
-    CHECK(hostname->data == name + "\n");
+    CHECK(hostname->content == name + "\n");
     CHECK(hostname->mode == 0644);
     const FileOp* user_data = find_op(n, Fs::kBoot, "/user-data");
     REQUIRE(user_data != nullptr);
-    CHECK(user_data->data.rfind("#cloud-config\n", 0) == 0);
-    CHECK(user_data->data.find("hostname: " + name + "\n") != std::string::npos);
+    CHECK(user_data->content.rfind("#cloud-config\n", 0) == 0);
+    CHECK(user_data->content.find("hostname: " + name + "\n") != std::string::npos);
     const FileOp* meta = find_op(n, Fs::kBoot, "/meta-data");
     REQUIRE(meta != nullptr);
-    auto pos = meta->data.find("instance-id: ");
+    auto pos = meta->content.find("instance-id: ");
     REQUIRE(pos != std::string::npos);
-    ids.insert(meta->data.substr(pos, meta->data.find('\n', pos) - pos));
+    ids.insert(meta->content.substr(pos, meta->content.find('\n', pos) - pos));
   }
   CHECK(ids.size() == 4);
 }
@@ -56,7 +56,7 @@ TEST_CASE("every node gets its own hostname and cloud-init seed", "[plan]") {
 TEST_CASE("the instance-id is stable for the same spec and changes with the seed", "[plan]") {
   ClusterSpec spec = default_spec();
   auto id_of = [](const ClusterSpec& s) {
-    return find_op(make_plan(s, {"node-2"}).nodes.at(0), Fs::kBoot, "/meta-data")->data;
+    return find_op(make_plan(s, {"node-2"}).nodes.at(0), Fs::kBoot, "/meta-data")->content;
   };
   std::string first = id_of(spec);
   CHECK(id_of(spec) == first);
@@ -76,7 +76,7 @@ TEST_CASE("the plan can be restricted to named nodes and an unknown name is an e
 TEST_CASE("SSH keys lock the password and switch password SSH off", "[plan]") {
   ClusterSpec spec = default_spec();
   spec.access.ssh_authorized_keys = {"ssh-ed25519 AAAAC3Nza me@laptop"};
-  std::string ud = find_op(make_plan(spec).nodes[0], Fs::kBoot, "/user-data")->data;
+  std::string ud = find_op(make_plan(spec).nodes[0], Fs::kBoot, "/user-data")->content;
   CHECK(ud.find("ssh_pwauth: false") != std::string::npos);
   CHECK(ud.find("lock_passwd: true") != std::string::npos);
   CHECK(ud.find("\"ssh-ed25519 AAAAC3Nza me@laptop\"") != std::string::npos);
@@ -86,7 +86,7 @@ TEST_CASE("SSH keys lock the password and switch password SSH off", "[plan]") {
 TEST_CASE("without keys or a hash Ubuntu's forced password change stays", "[plan]") {
   ClusterSpec spec = default_spec();
   spec.access.ssh_authorized_keys.clear();
-  std::string ud = find_op(make_plan(spec).nodes[0], Fs::kBoot, "/user-data")->data;
+  std::string ud = find_op(make_plan(spec).nodes[0], Fs::kBoot, "/user-data")->content;
   CHECK(ud.find("chpasswd:\n  expire: true") != std::string::npos);
   CHECK(ud.find("ssh_pwauth: true") != std::string::npos);
 }
@@ -94,11 +94,11 @@ TEST_CASE("without keys or a hash Ubuntu's forced password change stays", "[plan
 TEST_CASE("root space needed counts whole blocks plus one block per file", "[plan]") {
   NodePlan n;
   FileOp a;
-  a.data = std::string(5000, 'x');
+  a.content = std::string(5000, 'x');
   n.ops.push_back(a);
   FileOp boot;
   boot.fs = Fs::kBoot;
-  boot.data = std::string(100000, 'y');
+  boot.content = std::string(100000, 'y');
   n.ops.push_back(boot);
   CHECK(n.root_bytes_needed(4096) == 2 * 4096 + 4096);
   CHECK(n.root_bytes_needed(1024) == 5 * 1024 + 1024);
@@ -136,39 +136,40 @@ TEST_CASE("the gateway gets the uplink, DHCP and NAT, and workers route through 
   BuildPlan plan = make_plan(spec, {}, inputs);
   const NodePlan& gw = plan.nodes[0];
   const NodePlan& worker = plan.nodes[2];
-  std::string gw_net = find_op(gw, Fs::kBoot, "/network-config")->data;
+  std::string gw_net = find_op(gw, Fs::kBoot, "/network-config")->content;
   CHECK(gw_net.find("addresses: [10.0.0.1/24]") != std::string::npos);
   CHECK(gw_net.find("  wifis:\n    wlan0:\n      dhcp4: true") != std::string::npos);
   CHECK(gw_net.find("\"home \\\"net\\\"\":\n          password: \"pass:word\"") != std::string::npos);
   CHECK(gw_net.find("regulatory-domain: \"GB\"") != std::string::npos);
   CHECK(gw_net.find("via:") == std::string::npos);
-  std::string w_net = find_op(worker, Fs::kBoot, "/network-config")->data;
+  std::string w_net = find_op(worker, Fs::kBoot, "/network-config")->content;
   CHECK(w_net.find("addresses: [10.0.0.3/24]") != std::string::npos);
   CHECK(w_net.find("- to: default\n          via: 10.0.0.1") != std::string::npos);
   CHECK(w_net.find("wifis") == std::string::npos);
 
   const FileOp* dhcpd = find_op(gw, Fs::kRoot, "/etc/dhcp/dhcpd.conf");
   REQUIRE(dhcpd != nullptr);
-  CHECK(dhcpd->data.find("range 10.0.0.100 10.0.0.200;") != std::string::npos);
-  CHECK(dhcpd->data.find("subnet 10.0.0.0 netmask 255.255.255.0 {") != std::string::npos);
-  CHECK(dhcpd->data.find("option broadcast-address 10.0.0.255;") != std::string::npos);
+  CHECK(dhcpd->content.find("range 10.0.0.100 10.0.0.200;") != std::string::npos);
+  CHECK(dhcpd->content.find("subnet 10.0.0.0 netmask 255.255.255.0 {") != std::string::npos);
+  CHECK(dhcpd->content.find("option broadcast-address 10.0.0.255;") != std::string::npos);
   CHECK(find_op(worker, Fs::kRoot, "/etc/dhcp/dhcpd.conf") == nullptr);
   CHECK(find_op(worker, Fs::kRoot, "/usr/local/sbin/pibake-nat") == nullptr);
   const FileOp* nat = find_op(gw, Fs::kRoot, "/usr/local/sbin/pibake-nat");
   REQUIRE(nat != nullptr);
   CHECK(nat->mode == 0755);
-  CHECK(nat->data.find("UPLINK=wlan0\n") != std::string::npos);
+  CHECK(nat->content.find("UPLINK=wlan0\n") != std::string::npos);
   const FileOp* enable = find_op(gw, Fs::kRoot, "/etc/systemd/system/multi-user.target.wants/pibake-nat.service");
   REQUIRE(enable != nullptr);
   CHECK(enable->kind == FileOp::Kind::kSymlink);
-  CHECK(enable->data == "/etc/systemd/system/pibake-nat.service");
+  CHECK(enable->link_target == "/etc/systemd/system/pibake-nat.service");
 
   // Every command line of the base's boot layout gets the tokens; no other is planned.
   for (const char* path : {"/current/cmdline.txt", "/new/cmdline.txt"}) {
     REQUIRE(find_op(gw, Fs::kBoot, path) != nullptr);
     CHECK(find_op(gw, Fs::kBoot, path)->kind == FileOp::Kind::kCmdlineTokens);
-    CHECK(find_op(gw, Fs::kBoot, path)->data == "cgroup_enable=memory cgroup_memory=1 cfg80211.ieee80211_regdom=GB");
-    CHECK(find_op(worker, Fs::kBoot, path)->data == "cgroup_enable=memory cgroup_memory=1");
+    CHECK(find_op(gw, Fs::kBoot, path)->cmdline_tokens ==
+          "cgroup_enable=memory cgroup_memory=1 cfg80211.ieee80211_regdom=GB");
+    CHECK(find_op(worker, Fs::kBoot, path)->cmdline_tokens == "cgroup_enable=memory cgroup_memory=1");
   }
   CHECK(find_op(gw, Fs::kBoot, "/cmdline.txt") == nullptr);
   // Without a known base (--dry-run before fetch) no command line is planned at all.
@@ -180,15 +181,15 @@ TEST_CASE("every node starts with a fresh identity whatever the base went throug
     const FileOp* machine_id = find_op(n, Fs::kRoot, "/etc/machine-id");
     REQUIRE(machine_id != nullptr);
     CHECK(machine_id->kind == FileOp::Kind::kWrite);
-    CHECK(machine_id->data.empty());
+    CHECK(machine_id->content.empty());
     CHECK(machine_id->mode == 0444);
     const FileOp* dbus = find_op(n, Fs::kRoot, "/var/lib/dbus/machine-id");
     REQUIRE(dbus != nullptr);
     CHECK(dbus->kind == FileOp::Kind::kSymlink);
-    CHECK(dbus->data == "/etc/machine-id");
-    for (const char* gone : {"/var/lib/systemd/random-seed", "/var/lib/cloud/instances", "/var/lib/cloud/instance",
-                             "/var/lib/cloud/data", "/var/lib/cloud/sem", "/etc/ssh/ssh_host_ed25519_key",
-                             "/etc/ssh/ssh_host_rsa_key.pub"}) {
+    CHECK(dbus->link_target == "/etc/machine-id");
+    for (const char* gone :
+         {"/var/lib/systemd/random-seed", "/var/lib/cloud/instances", "/var/lib/cloud/instance", "/var/lib/cloud/data",
+          "/var/lib/cloud/sem", "/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key.pub"}) {
       const FileOp* op = find_op(n, Fs::kRoot, gone);
       REQUIRE(op != nullptr);
       CHECK(op->kind == FileOp::Kind::kRemove);
@@ -201,20 +202,20 @@ TEST_CASE("a wired uplink is an ethernet with DHCP and no Wi-Fi settings", "[pla
   spec.network.uplink.interface = "eth1";
   spec.network.uplink.wifi.reset();
   const NodePlan gw = make_plan(spec).nodes[0];
-  std::string net = find_op(gw, Fs::kBoot, "/network-config")->data;
+  std::string net = find_op(gw, Fs::kBoot, "/network-config")->content;
   CHECK(net.find("    eth1:\n      dhcp4: true\n      optional: true\n") != std::string::npos);
   CHECK(net.find("wifis") == std::string::npos);
   PlanInputs inputs;
   inputs.cmdline_paths = {"/cmdline.txt"};  // Ubuntu 24.04
-  CHECK(find_op(make_plan(spec, {}, inputs).nodes[0], Fs::kBoot, "/cmdline.txt")->data ==
+  CHECK(find_op(make_plan(spec, {}, inputs).nodes[0], Fs::kBoot, "/cmdline.txt")->cmdline_tokens ==
         "cgroup_enable=memory cgroup_memory=1");
-  CHECK(find_op(gw, Fs::kRoot, "/usr/local/sbin/pibake-nat")->data.find("UPLINK=eth1\n") != std::string::npos);
+  CHECK(find_op(gw, Fs::kRoot, "/usr/local/sbin/pibake-nat")->content.find("UPLINK=eth1\n") != std::string::npos);
 }
 
 TEST_CASE("/etc/hosts lists every node on every node", "[plan]") {
   ClusterSpec spec = default_spec();
   for (const NodePlan& n : make_plan(spec).nodes) {
-    std::string hosts = find_op(n, Fs::kRoot, "/etc/hosts")->data;
+    std::string hosts = find_op(n, Fs::kRoot, "/etc/hosts")->content;
     for (int k = 1; k <= 4; ++k) {
       std::string line = "10.0.0." + std::to_string(k) + " node-" + std::to_string(k) + ".cluster.home node-" +
                          std::to_string(k) + "\n";
@@ -229,11 +230,11 @@ TEST_CASE("node.json records no digest of a secret file", "[plan]") {
   PlanInputs inputs;
   FileOp key;
   key.path = "/etc/kubernetes/kubelet.conf";
-  key.data = "secret material";
+  key.content = "secret material";
   key.mode = 0600;
   inputs.credentials["node-2"] = {key};
   const NodePlan node = make_plan(spec, {"node-2"}, inputs).nodes.at(0);
-  std::string json = find_op(node, Fs::kRoot, kNodeIdentityPath)->data;
+  std::string json = find_op(node, Fs::kRoot, kNodeIdentityPath)->content;
   auto at = json.find("\"path\": \"/etc/kubernetes/kubelet.conf\"");
   REQUIRE(at != std::string::npos);
   std::string line = json.substr(at, json.find('\n', at) - at);
@@ -277,7 +278,7 @@ TEST_CASE("workers get the static-pod directory their kubelet configuration name
   const NodePlan& worker = plan.nodes[1];
   const FileOp* config = find_op(worker, Fs::kRoot, kKubeletConfigPath);
   REQUIRE(config != nullptr);
-  REQUIRE(config->data.find("staticPodPath: /etc/kubernetes/manifests\n") != std::string::npos);
+  REQUIRE(config->content.find("staticPodPath: /etc/kubernetes/manifests\n") != std::string::npos);
   const FileOp* dir = find_op(worker, Fs::kRoot, "/etc/kubernetes/manifests");
   REQUIRE(dir != nullptr);
   CHECK(dir->kind == FileOp::Kind::kMkdir);
