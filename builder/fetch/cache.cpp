@@ -38,20 +38,11 @@ void make_dirs(const std::string& dir) {
   if (ec) throw Error("cannot create cache directory " + dir + ": " + ec.message());
 }
 
-// What identifies one version of a file without reading it: any write, truncation, rename
-// over it or utimes() changes one of these (ctime cannot be set by a user).
-std::string identity(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return "";
-  return fmt::format("{} {} {} {}.{:09} {}.{:09}", st.st_dev, st.st_ino, st.st_size, st.st_ctim.tv_sec,
-                     st.st_ctim.tv_nsec, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-}
-
 std::string record_path(const std::string& path) { return path + ".verified"; }
 
 // Records that `path` had content `sha256` as of now: "<sha256> <identity>".
 void record_verified(const std::string& path, const std::string& sha256) {
-  write_file_atomic(record_path(path), sha256 + " " + identity(path) + "\n", 0644);
+  write_file_atomic(record_path(path), sha256 + " " + file_identity(path) + "\n", 0644);
 }
 
 // True when `path` is still the file whose content was recorded as `sha256`, checking by
@@ -59,7 +50,7 @@ void record_verified(const std::string& path, const std::string& sha256) {
 bool still_verified(const std::string& path, const std::string& sha256) {
   std::string record;
   try {
-    if (read_file_if_exists(record_path(path), record, 4096) && record == sha256 + " " + identity(path) + "\n") {
+    if (read_file_if_exists(record_path(path), record, 4096) && record == sha256 + " " + file_identity(path) + "\n") {
       return true;
     }
   } catch (const Error&) {

@@ -120,21 +120,64 @@ std::vector<BmapRange> to_block_ranges(const std::vector<ByteRange>& bytes, uint
   return out;
 }
 
-Bmap make_bmap(const std::string& image_path) {
+std::vector<BmapRange> split_block_ranges(const std::vector<BmapRange>& ranges, uint64_t split_blocks) {
+  if (split_blocks == 0) return ranges;
+  std::vector<BmapRange> out;
+  for (const BmapRange& r : ranges) {
+    for (uint64_t first = r.first; first <= r.last;) {
+      uint64_t last = std::min(r.last, (first / split_blocks + 1) * split_blocks - 1);
+      out.push_back({first, last, {}});
+      first = last + 1;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// The base's hash for `piece` when `reuse` allows taking it (see BmapReuse), else nullptr.
+const std::string* reusable_hash(const BmapReuse& reuse, const BmapRange& piece, uint64_t block_size,
+                                 uint64_t image_size) {
+  if (reuse.all_written || reuse.base == nullptr || reuse.base->image_size != image_size ||
+      reuse.base->block_size != block_size) {
+    return nullptr;
+  }
+  const std::vector<BmapRange>& base = reuse.base->ranges;
+  auto it = std::lower_bound(base.begin(), base.end(), piece.first,
+                             [](const BmapRange& r, uint64_t first) { return r.first < first; });
+  if (it == base.end() || it->first != piece.first || it->last != piece.last || it->sha256.empty()) return nullptr;
+  uint64_t start = piece.byte_start(block_size), end = piece.byte_end(block_size, image_size);
+  // The first written range ending after `start` must begin at or after `end`.
+  auto w = std::upper_bound(reuse.written.begin(), reuse.written.end(), start,
+                            [](uint64_t pos, const ByteRange& r) { return pos < r.end; });
+  if (w != reuse.written.end() && w->start < end) return nullptr;
+  return &it->sha256;
+}
+
+}  // namespace
+
+Bmap make_bmap(const std::string& image_path, uint64_t split_blocks, const BmapReuse* reuse, BmapWork* work) {
   UniqueFd fd = open_fd(image_path, O_RDONLY);
   Bmap bmap;
   off_t size = lseek(fd.get(), 0, SEEK_END);
   if (size <= 0) throw Error("cannot write a block map for " + image_path + ": the file is empty");
   bmap.image_size = static_cast<uint64_t>(size);
   bmap.blocks_count = (bmap.image_size + bmap.block_size - 1) / bmap.block_size;
-  bmap.ranges = to_block_ranges(data_ranges(fd.get(), image_path), bmap.block_size);
+  bmap.ranges = split_block_ranges(to_block_ranges(data_ranges(fd.get(), image_path), bmap.block_size), split_blocks);
   // The ranges are read in order: tell the kernel so it reads ahead generously.
   posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  std::vector<char> buf(kHashChunk);
-  Sha256 hash;
+  std::vector<char> buf;
+  BmapWork done;
   for (BmapRange& r : bmap.ranges) {
     bmap.mapped_blocks += r.last - r.first + 1;
     uint64_t end = r.byte_end(bmap.block_size, bmap.image_size);
+    if (const std::string* sha = reuse ? reusable_hash(*reuse, r, bmap.block_size, bmap.image_size) : nullptr) {
+      r.sha256 = *sha;
+      done.reused_bytes += end - r.byte_start(bmap.block_size);
+      continue;
+    }
+    if (buf.empty()) buf.resize(kHashChunk);
+    Sha256 hash;
     for (uint64_t pos = r.byte_start(bmap.block_size); pos < end;) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - pos));
       ssize_t n = pread(fd.get(), buf.data(), want, static_cast<off_t>(pos));
@@ -144,9 +187,11 @@ Bmap make_bmap(const std::string& image_path) {
       }
       hash.update(buf.data(), static_cast<size_t>(n));
       pos += static_cast<uint64_t>(n);
+      done.hashed_bytes += static_cast<uint64_t>(n);
     }
     r.sha256 = hash.hex_digest();
   }
+  if (work != nullptr) *work = done;
   return bmap;
 }
 

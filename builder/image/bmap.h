@@ -43,8 +43,36 @@ std::vector<ByteRange> data_ranges(int fd, const std::string& name);
 // overlapping ones merged. No checksums.
 std::vector<BmapRange> to_block_ranges(const std::vector<ByteRange>& bytes, uint64_t block_size);
 
-// Maps `image_path` and hashes every range. Throws pibake::Error naming the file.
-Bmap make_bmap(const std::string& image_path);
+// Node images' block maps split their ranges at every multiple of this many blocks (1 MiB), so
+// that a node can take the base's hash of every piece it did not write (BmapReuse). bmaptool
+// copy reads ranges in 1 MiB batches anyway; a range's length is not part of the format's rules.
+inline constexpr uint64_t kBmapSplitBlocks = 256;
+
+// Ranges split at every multiple of `split_blocks` (0: left whole).
+std::vector<BmapRange> split_block_ranges(const std::vector<BmapRange>& ranges, uint64_t split_blocks);
+
+// What a node's block map may take from its base's instead of hashing: `base` is the base image's
+// block map made with the same split; `written` the byte ranges written into the node's image
+// since it was cloned (WriteLog::merged, sorted and merged); `all_written` when anything else
+// may have changed it (then nothing is taken).
+struct BmapReuse {
+  const Bmap* base = nullptr;
+  std::vector<ByteRange> written;
+  bool all_written = false;
+};
+
+// Bytes of mapped data make_bmap hashed, and bytes whose hash it took from the base.
+struct BmapWork {
+  uint64_t hashed_bytes = 0;
+  uint64_t reused_bytes = 0;
+};
+
+// Maps `image_path` and hashes every range. With `split_blocks`, ranges are split as
+// split_block_ranges does; with `reuse`, a piece with the same blocks as one of the base's, in an
+// image of the base's size, none of whose bytes were written, gets the base's hash unread. `work`,
+// when given, receives the bytes hashed and reused. Throws pibake::Error naming the file.
+Bmap make_bmap(const std::string& image_path, uint64_t split_blocks = 0, const BmapReuse* reuse = nullptr,
+               BmapWork* work = nullptr);
 
 // The file text, byte-compatible with bmaptool create (same template, same BmapFileChecksum rule:
 // SHA-256 of the whole file with that field's value replaced by 64 ASCII zeros).

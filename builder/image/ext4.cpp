@@ -117,7 +117,8 @@ void Ext4Fs::Impl::set_owner(ext2_inode_large& inode, uint16_t file_type, Owners
 
 // --- Ext4Fs ---
 
-Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable, const std::string& display_name)
+Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable, const std::string& display_name,
+               WriteLog* write_log)
     : impl_(std::make_unique<Impl>()) {
   register_error_table();
   impl_->image_path = image_path;
@@ -131,7 +132,8 @@ Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable, co
   const std::string io_options = "offset=" + std::to_string(offset);
   int flags = EXT2_FLAG_64BITS | (writable ? EXT2_FLAG_RW : 0);
   ext2_filsys fs = nullptr;
-  errcode_t rc = ext2fs_open2(image_path.c_str(), io_options.c_str(), flags, 0, 0, unix_io_manager, &fs);
+  io_manager manager = write_log != nullptr ? recording_io_manager(write_log) : unix_io_manager;
+  errcode_t rc = ext2fs_open2(image_path.c_str(), io_options.c_str(), flags, 0, 0, manager, &fs);
   if (rc == EXT2_ET_BAD_MAGIC) {
     throw Error(where + " is not an ext4 filesystem (no ext2/ext3/ext4 superblock found there)");
   }

@@ -12,6 +12,8 @@
 
 namespace pibake {
 
+class WriteLog;
+
 struct Ownership {
   uint32_t mode = 0644;  // permission bits only (07777); the file type is implied by the call
   uint32_t uid = 0;
@@ -25,7 +27,10 @@ class Ext4Fs {
   // unsupported features for writing, or cannot be opened. Messages name the file `display_name`
   // (default: `image_path`): the image the user knows ("out/node-1.img") rather than the
   // temporary file being written (".node-1.img.tmp"); e2fsck hints keep the real path.
-  Ext4Fs(const std::string& image_path, uint64_t offset, bool writable, const std::string& display_name = "");
+  // With `write_log`, every byte range libext2fs writes (image offsets) is added to it, so the
+  // block map can take the base's hashes for the rest (write_log.h); it must outlive the object.
+  Ext4Fs(const std::string& image_path, uint64_t offset, bool writable, const std::string& display_name = "",
+         WriteLog* write_log = nullptr);
   ~Ext4Fs();  // closes like close() but never throws
   Ext4Fs(const Ext4Fs&) = delete;
   Ext4Fs& operator=(const Ext4Fs&) = delete;

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "image/ext4.h"
+#include "image/write_log.h"
 #include "util/build_time.h"
 
 namespace pibake {
@@ -42,6 +43,12 @@ class Ext2FsHandle {
  private:
   ext2_filsys fs_ = nullptr;
 };
+
+// A libext2fs io manager that passes every call to unix_io_manager and adds the bytes each write,
+// discard and zeroout touches (image offsets, the "offset" io option included) to `log`. The log
+// is bound to the next open on this thread: call it in the ext2fs_open2 call itself. Opening
+// through it without a log fails with EXT2_ET_BAD_DEVICE_NAME. (ext4_write_log.cpp)
+io_manager recording_io_manager(WriteLog* log);
 
 // Closes an ext2_file_t on scope exit when an error unwinds; the success path closes explicitly
 // (ext2fs_file_close(file.release())) to see the flush error.

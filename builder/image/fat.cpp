@@ -2,6 +2,7 @@
 // kept in memory and written back sector by sector, cluster allocation and I/O, and the public
 // FatFs calls. Directories are in fat_dir.cpp, names and timestamps in fat_names.cpp.
 #include "image/fat.h"
+#include "image/write_log.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -180,6 +181,7 @@ void FatFs::Impl::read_at(uint64_t pos, void* buf, size_t n) const {
 
 void FatFs::Impl::write_at(uint64_t pos, const void* buf, size_t n) const {
   if (!writable_) throw Error(shown_path_ + ": internal error: write to a read-only FAT filesystem");
+  if (write_log_ != nullptr) write_log_->add(offset_ + pos, n);
   const auto* p = static_cast<const uint8_t*>(buf);
   while (n > 0) {
     ssize_t put = pwrite(fd_.get(), p, n, static_cast<off_t>(offset_ + pos));
@@ -359,8 +361,9 @@ void FatFs::Impl::flush() {
 // --- Public interface ---
 
 FatFs::FatFs(const std::string& image_path, uint64_t offset, uint64_t size, bool writable,
-             const std::string& display_name)
+             const std::string& display_name, WriteLog* write_log)
     : impl_(std::make_unique<Impl>()) {
+  impl_->write_log_ = write_log;
   impl_->image_path_ = image_path;
   impl_->shown_path_ = display_name.empty() ? image_path : display_name;
   impl_->offset_ = offset;

@@ -10,6 +10,8 @@
 
 namespace pibake {
 
+class WriteLog;
+
 struct FatEntry {
   std::string name;  // long name when there is one, else the 8.3 name as "NAME.EXT"
   bool is_directory = false;
@@ -22,8 +24,10 @@ class FatFs {
   // partition's extent). Throws pibake::Error when the boot sector is not a FAT boot sector, the
   // geometry does not fit inside `size`, or the file cannot be opened. Messages name the file
   // `display_name` (default: `image_path`): the image the user knows, not the temporary file.
+  // With `write_log`, every byte range written (image offsets) is added to it (write_log.h); it
+  // must outlive the object.
   FatFs(const std::string& image_path, uint64_t offset, uint64_t size, bool writable,
-        const std::string& display_name = "");
+        const std::string& display_name = "", WriteLog* write_log = nullptr);
   ~FatFs();  // flushes like close() but never throws (an unflushed change is reported to stderr)
   FatFs(const FatFs&) = delete;
   FatFs& operator=(const FatFs&) = delete;

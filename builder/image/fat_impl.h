@@ -85,6 +85,7 @@ struct FatFs::Impl {
   std::string image_path_;
   std::string shown_path_;  // what messages call image_path_ (FatFs's display_name)
   uint64_t offset_ = 0;
+  WriteLog* write_log_ = nullptr;  // when set, write_at records every range it writes
   bool writable_ = false;
   UniqueFd fd_;
   std::string display_name_;  // "system-boot", or where the filesystem is when it has no label

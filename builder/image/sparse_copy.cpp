@@ -8,8 +8,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <exception>
+#include <thread>
 #include <vector>
+
+#include "image/bmap.h"
 
 #include "util/error.h"
 #include "util/unique_fd.h"
@@ -63,7 +69,7 @@ void copy_range(int in, int out, uint64_t off, uint64_t len, const std::string& 
 
 }  // namespace
 
-CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst_name) {
+CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst_name, unsigned threads) {
   UniqueFd in(open(src.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) fail("open", src, dst_name);
   struct stat st {};
@@ -77,6 +83,7 @@ CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst
     return stats;
   }
   if (ftruncate(dst_fd, static_cast<off_t>(size)) != 0) fail("truncate", src, dst_name);
+  std::vector<ByteRange> ranges;
   uint64_t pos = 0;
   while (pos < size) {
     off_t data = lseek(in.get(), static_cast<off_t>(pos), SEEK_DATA);
@@ -86,9 +93,51 @@ CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst
     }
     off_t hole = lseek(in.get(), data, SEEK_HOLE);
     if (hole < 0) fail("SEEK_HOLE", src, dst_name);
-    copy_range(in.get(), dst_fd, static_cast<uint64_t>(data), static_cast<uint64_t>(hole - data), src, dst_name);
+    ranges.push_back({static_cast<uint64_t>(data), static_cast<uint64_t>(hole)});
     stats.data_bytes += static_cast<uint64_t>(hole - data);
     pos = static_cast<uint64_t>(hole);
+  }
+  // The data cut into `threads` shares of about equal bytes (whole MiBs); the kernel's copy is a
+  // memcpy per page, so each share keeps one core busy.
+  threads = std::max(1u, threads);
+  constexpr uint64_t kMiB = 1u << 20;
+  const uint64_t share = std::max(kMiB, (stats.data_bytes / threads + kMiB - 1) / kMiB * kMiB);
+  std::vector<std::vector<ByteRange>> shares(1);
+  uint64_t filled = 0;
+  for (ByteRange r : ranges) {
+    while (r.start < r.end) {
+      if (filled == share && shares.size() < threads) {
+        shares.emplace_back();
+        filled = 0;
+      }
+      uint64_t take = shares.size() < threads ? std::min(r.end - r.start, share - filled) : r.end - r.start;
+      shares.back().push_back({r.start, r.start + take});
+      filled += take;
+      r.start += take;
+    }
+  }
+  auto copy_share = [&](const std::vector<ByteRange>& list) {
+    for (const ByteRange& r : list) copy_range(in.get(), dst_fd, r.start, r.end - r.start, src, dst_name);
+  };
+  std::vector<std::exception_ptr> errors(shares.size());
+  std::vector<std::thread> workers;
+  for (size_t i = 1; i < shares.size(); ++i) {
+    workers.emplace_back([&, i] {
+      try {
+        copy_share(shares[i]);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  }
+  try {
+    copy_share(shares[0]);
+  } catch (...) {
+    errors[0] = std::current_exception();
+  }
+  for (std::thread& t : workers) t.join();
+  for (const std::exception_ptr& e : errors) {
+    if (e) std::rethrow_exception(e);
   }
   return stats;
 }

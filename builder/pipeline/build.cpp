@@ -28,6 +28,7 @@
 
 #include "fetch/cache.h"
 #include "fetch/fetcher.h"
+#include "pipeline/base_bmap.h"
 #include "pipeline/base_checks.h"
 #include "pipeline/base_image.h"
 #include "pipeline/cluster_secrets.h"
@@ -189,8 +190,15 @@ std::optional<BaseImage> cached_base_image(const ClusterSpec& spec, const std::s
 // starting new nodes; images already complete keep their final names, partial ones are removed.
 void write_node_images(const BaseImage& base, const BuildPlan& plan, const BuildOptions& opts) {
   const size_t count = plan.nodes.size();
-  unsigned jobs = opts.jobs != 0 ? opts.jobs : std::max(1u, std::thread::hardware_concurrency());
+  // The base's hashes, read once per base (kept in the cache): node block maps hash only what
+  // pibake wrote.
+  const Bmap base_bmap = base_block_map(base.path, Cache::default_dir());
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  unsigned jobs = opts.jobs != 0 ? opts.jobs : cores;
   jobs = static_cast<unsigned>(std::min<size_t>(jobs, count));
+  // Fewer nodes than cores (regenerating one): each node's copy of the base uses the cores left,
+  // unless --jobs set how much runs at once.
+  const unsigned copy_threads = opts.jobs != 0 ? 1 : std::max(1u, cores / std::max(1u, jobs));
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   std::mutex mu;
@@ -200,7 +208,7 @@ void write_node_images(const BaseImage& base, const BuildPlan& plan, const Build
       const NodePlan& node = plan.nodes[i];
       try {
         auto start = std::chrono::steady_clock::now();
-        NodeImageResult r = write_node_image(base, node, opts.out_dir);
+        NodeImageResult r = write_node_image(base, node, opts.out_dir, &base_bmap, copy_threads);
         std::lock_guard<std::mutex> lock(mu);
         fmt::print("{}: {} ({}, {}){} in {:.1f} s\n", r.path, node.node.name, node.node.ip, to_string(node.node.role),
                    r.grown ? ", root filesystem grown" : "", seconds_since(start));

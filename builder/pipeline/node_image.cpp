@@ -15,6 +15,7 @@
 #include "image/fat.h"
 #include "image/grow.h"
 #include "image/sparse_copy.h"
+#include "image/write_log.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/unique_fd.h"
@@ -116,15 +117,18 @@ void check_growth_possible(const BaseImage& base, const BuildPlan& plan) {
   }
 }
 
-NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, const std::string& out_dir) {
+NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, const std::string& out_dir,
+                                 const Bmap* base_bmap, unsigned copy_threads) {
   NodeImageResult result;
+  // Every byte written after the clone, so the block map rehashes only those (write_log.h).
+  WriteLog written;
   result.path = out_dir + "/" + plan.image_file;
   std::string step = "cloning the base image";
   try {
     // 0600: the image holds this node's keys (node-1: every CA key), whatever modes are inside it.
     AtomicFile out(result.path, 0600);
     // clone: a sparse copy (or reflink) of the base; the base itself is only ever read.
-    copy_sparse(base.path, out.fd(), result.path);
+    copy_sparse(base.path, out.fd(), result.path, copy_threads);
     // Start writing the copy back now, without waiting: the final fsync then has little left to do
     // and the disk works while the filesystems are edited and the next node is copied.
     sync_file_range(out.fd(), 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -137,17 +141,19 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
       // New block groups bring their own inode tables and bitmaps: allow 1/8 plus 16 MiB for them.
       root = grow_root_partition(out.temp_path(), root, deficit + deficit / 8 + (16ull << 20));
       result.grown = true;
+      written.mark_all();  // resize2fs and the partition table edit write outside the log
     }
     step = "writing the root filesystem (writable)";
     {
-      Ext4Fs fs(out.temp_path(), root.start, /*writable=*/true, /*display_name=*/result.path);
+      Ext4Fs fs(out.temp_path(), root.start, /*writable=*/true, /*display_name=*/result.path, &written);
       apply_root_ops(fs, plan);
       fs.close();
     }
     // boot partition: the cloud-init seed and firmware settings.
     step = "writing the boot filesystem (system-boot)";
     {
-      FatFs fat(out.temp_path(), base.boot.start, base.boot.size, /*writable=*/true, /*display_name=*/result.path);
+      FatFs fat(out.temp_path(), base.boot.start, base.boot.size, /*writable=*/true, /*display_name=*/result.path,
+                &written);
       apply_boot_ops(fat, plan);
       fat.close();
     }
@@ -155,10 +161,14 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
     step = "finishing the image";
     struct stat st {};
     if (stat(out.temp_path().c_str(), &st) == 0) result.image_size = static_cast<uint64_t>(st.st_size);
-    // The block map is computed from the finished temporary (still in the page cache); a stale
+    // The block map is computed from the finished temporary (still in the page cache), hashing
+    // only the pieces written since the clone and taking the base's hashes for the rest; a stale
     // .bmap is removed before the rename and the new one written after it, so a .bmap beside an
     // image always describes that image, or there is none.
-    std::string bmap_text = render_bmap(make_bmap(out.temp_path()));
+    BmapReuse reuse{base_bmap, written.merged(), written.all() || base_bmap == nullptr};
+    BmapWork work;
+    std::string bmap_text = render_bmap(make_bmap(out.temp_path(), kBmapSplitBlocks, &reuse, &work));
+    result.hashed_bytes = work.hashed_bytes;
     unlink(bmap_path_for(result.path).c_str());
     out.commit();
     step = "writing the block map";

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "image/bmap.h"
 #include "pipeline/base_image.h"
 #include "plan/plan.h"
 
@@ -12,6 +13,7 @@ struct NodeImageResult {
   std::string path;         // final path of the image
   bool grown = false;       // the root filesystem had to grow
   uint64_t image_size = 0;  // bytes (apparent size)
+  uint64_t hashed_bytes = 0;  // bytes its block map hashed (the rest came from the base's)
 };
 
 // Bytes the root filesystem must grow by for `plan`'s files plus first-boot headroom (64 MiB);
@@ -22,8 +24,12 @@ uint64_t root_growth_needed(const BaseImage& base, const NodePlan& plan);
 // a root filesystem that resize2fs cannot grow safely (ext4 `bigalloc`).
 void check_growth_possible(const BaseImage& base, const BuildPlan& plan);
 
-// Writes `out_dir`/`plan.image_file`. The image exists under that name only once complete;
-// any failure removes the partial file and throws pibake::Error naming the node and the step.
-NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, const std::string& out_dir);
+// Writes `out_dir`/`plan.image_file` and its block map. The image exists under that name only once
+// complete; any failure removes the partial file and throws pibake::Error naming the node and the
+// step. `base_bmap` (base_bmap.h), when given, is the base's block map: pieces of the node's map
+// that pibake did not write take their hashes from it; without it every piece is hashed. The
+// base's data is copied by `copy_threads` threads (sparse_copy.h).
+NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, const std::string& out_dir,
+                                 const Bmap* base_bmap = nullptr, unsigned copy_threads = 1);
 
 }  // namespace pibake

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "util/error.h"
 #include "util/unique_fd.h"
 
@@ -66,6 +68,13 @@ void require_regular_file(const std::string& path, const std::string& what) {
 std::string base_name(std::string_view path) {
   size_t slash = path.rfind('/');
   return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+std::string file_identity(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return "";
+  return fmt::format("{} {} {} {}.{:09} {}.{:09}", st.st_dev, st.st_ino, st.st_size, st.st_ctim.tv_sec,
+                     st.st_ctim.tv_nsec, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 }
 
 }  // namespace pibake

@@ -27,6 +27,11 @@ const char* file_kind(mode_t mode);
 // For user-given images, which libfdisk and open() would otherwise wait on forever.
 void require_regular_file(const std::string& path, const std::string& what);
 
+// What identifies one version of a file without reading it: "<dev> <inode> <size> <ctime> <mtime>"
+// (nanoseconds). Any write, truncation, rename over it or utimes() changes one of these, and ctime
+// cannot be set by a user. Empty when the file cannot be stat()ed. Follows symlinks.
+std::string file_identity(const std::string& path);
+
 // "a/b/c.img" -> "c.img"; "https://h/x/y.tgz" -> "y.tgz"; a name without '/' is itself.
 std::string base_name(std::string_view path);
 

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Benchmark (issue 18 items 1, 2 and 6): `pibake build --nodes 4` against its floors, measured in
+# the same run on the same disk, the contenders' order rotated every run:
+#   cp    4 × `cp --sparse=always` of the base (the floor of a filesystem without reflinks)
+#   loop  the root way, as root only: copy the base, loop-mount its root partition, copy the same
+#         binaries in, unmount (4 nodes)
+#   regen `pibake build --node node-3`, regenerating one node of the four
+# then one `--nodes 16` build, to show the time grows with the bytes written. Every contender
+# ends with a sync. Prints each run, the medians, every ratio with its spread (min-max over the
+# runs) and pibake's peak RSS. Aims: pibake/cp <= 1.05, pibake/loop <= 1.0, regen/pibake <= 0.3.
+#
+# usage: bench/build.sh [BUILD_DIR] [--data-mib N] [--size-mib N] [--runs N]
+# shellcheck disable=SC2034  # read by lib.sh
+data_mib=700; size_mib=1200; runs=5
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh" "$@"
+
+bench_setup 4
+"$pibake" build --base-image base.img --out warm >/dev/null 2>&1  # fills the cache and the state dir
+b4=$(du -k --total warm/*.img | tail -1 | cut -f1)            # KiB a 4-node build writes
+rm -rf warm
+echo "base image: $(( $(stat -c %s base.img) >> 20 )) MiB apparent, $(( $(du -k base.img | cut -f1) >> 10 )) MiB data"
+
+loop=0
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 2>&1; then loop=1; fi
+# The binaries pibake installs, unpacked once, for the root way to copy in.
+mkdir -p payload
+while IFS= read -r -d '' f; do
+  case "$f" in
+    *.tar.gz|*.tgz) tar -xzf "$f" -C payload ;;
+    *.sha256|*.sha512|*SUMS*) ;;
+    *) cp "$f" payload/ ;;
+  esac
+done < <(find upstream -type f -print0)
+root_off=$(sfdisk -J base.img | python3 -c 'import json,sys; t=json.load(sys.stdin)["partitiontable"]; print(t["partitions"][1]["start"]*t.get("sectorsize",512))')
+
+echo 0 > rss_max.txt
+# pibake ARGS...: runs pibake, keeping the largest peak RSS seen (KiB) in rss_max.txt (the timed
+# runs are subshells, so a file rather than a variable).
+pibake_rss() {
+  /usr/bin/time -f %M -o rss.txt "$pibake" "$@"
+  local r m; r=$(tail -1 rss.txt); m=$(cat rss_max.txt)
+  if [ "$r" -gt "$m" ]; then echo "$r" > rss_max.txt; fi
+}
+run_cp() { mkdir cp; for k in 1 2 3 4; do cp --sparse=always base.img cp/node-$k.img; done; }
+run_pibake() { pibake_rss build --base-image base.img --out out; }
+run_regen() { pibake_rss build --base-image base.img --out out --node node-3; }
+run_loop() {
+  mkdir -p loop mnt
+  for k in 1 2 3 4; do
+    cp --sparse=always base.img loop/node-$k.img
+    mount -o loop,offset="$root_off" loop/node-$k.img mnt
+    mkdir -p mnt/opt/bench && cp -r payload/. mnt/opt/bench/
+    umount mnt
+  done
+}
+clean() { rm -rf cp out loop; }
+time_of() { clean; settle base.img; timed "$1"; }
+
+cps=(); pbs=(); lps=(); rgs=(); r_cp=(); r_lp=(); r_rg=()
+for run in $(seq 1 "$runs"); do
+  names=(cp pibake regen); [ "$loop" = 1 ] && names+=(loop)
+  # Rotate who goes first, so no contender always inherits another's writeback.
+  n=${#names[@]}; order=()
+  for i in $(seq 0 $((n - 1))); do order+=("${names[$(((i + run) % n))]}"); done
+  declare -A t=()
+  for c in "${order[@]}"; do t[$c]=$(time_of "run_$c"); done
+  cps+=("${t[cp]}"); pbs+=("${t[pibake]}"); rgs+=("${t[regen]}")
+  r_cp+=("$(ratio "${t[pibake]}" "${t[cp]}")"); r_rg+=("$(ratio "${t[regen]}" "${t[pibake]}")")
+  line=$(printf 'run %d: 4 x cp %.2f s, pibake --nodes 4 %.2f s, --node node-3 %.2f s' "$run" "${t[cp]}" "${t[pibake]}" "${t[regen]}")
+  if [ "$loop" = 1 ]; then
+    lps+=("${t[loop]}"); r_lp+=("$(ratio "${t[pibake]}" "${t[loop]}")")
+    line+=$(printf ', loop-mount way %.2f s' "${t[loop]}")
+  fi
+  echo "$line"
+  unset t
+done
+clean
+spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {a = $1} {b = $1} END {printf "%.2f-%.2f", a, b}'; }
+mp=$(median "${pbs[@]}")
+printf 'median of %d runs: cp %.2f s, pibake %.2f s, regen %.2f s\n' "$runs" "$(median "${cps[@]}")" "$mp" "$(median "${rgs[@]}")"
+printf 'pibake --nodes 4 / 4 x cp:        %.2fx (runs %s; aim <= 1.05x)\n' "$(median "${r_cp[@]}")" "$(spread "${r_cp[@]}")"
+if [ "$loop" = 1 ]; then
+  printf 'pibake --nodes 4 / loop-mount way: %.2fx (runs %s; aim <= 1.0x)\n' "$(median "${r_lp[@]}")" "$(spread "${r_lp[@]}")"
+else
+  echo "pibake --nodes 4 / loop-mount way: not measured (needs root and a free loop device)"
+fi
+printf 'regenerate one / --nodes 4:        %.2fx (runs %s; aim <= 0.3x)\n' "$(median "${r_rg[@]}")" "$(spread "${r_rg[@]}")"
+
+# 16 nodes: time and bytes written, against the 4-node median.
+sed -i 's/count: 4/count: 16/' cluster.yaml
+rm -rf out; "$pibake" build --base-image base.img --out out >/dev/null; rm -rf out  # state for 16 nodes
+settle base.img
+t16=$(timed run_pibake)
+b16=$(du -k --total out/*.img | tail -1 | cut -f1)
+rm -rf out
+printf 'pibake --nodes 16: %.2f s = %.2fx the 4-node median, for %.2fx the bytes written\n' "$t16" "$(ratio "$t16" "$mp")" \
+  "$(ratio "$b16" "$b4")"
+printf 'peak RSS of pibake over every build above: %d MiB (aim <= 256 MiB)\n' "$(( $(cat rss_max.txt) / 1024 ))"

@@ -1,0 +1,33 @@
+// Which bytes of an image file pibake's own writers changed after it was cloned from the base, so
+// that the node's block map rehashes only those ranges and takes the base's hashes for the rest
+// (bmap.h, BmapReuse).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "image/bmap.h"
+
+namespace pibake {
+
+// Byte ranges written into one image file. Filled by the filesystem writers given it (Ext4Fs
+// through a recording libext2fs io manager, FatFs at its single write call); anything that writes
+// the file by other means (resize2fs, a partition table edit) calls mark_all().
+class WriteLog {
+ public:
+  // Records that bytes [start, start + length) of the image file may have changed.
+  void add(uint64_t start, uint64_t length) {
+    if (length > 0) ranges_.push_back({start, start + length});
+  }
+  // Records that the whole file may have changed: no range is taken from the base.
+  void mark_all() { all_ = true; }
+  bool all() const { return all_; }
+  // The recorded ranges, sorted, overlapping and adjacent ones merged.
+  std::vector<ByteRange> merged() const;
+
+ private:
+  std::vector<ByteRange> ranges_;
+  bool all_ = false;
+};
+
+}  // namespace pibake
