@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -27,8 +26,10 @@ using pibake::FatFs;
 using pibake::test::EnvVar;
 using pibake::test::FixtureOptions;
 using pibake::test::must_run;
+using pibake::test::random_bytes;
 using pibake::test::run_tool;
 using pibake::test::ScratchDir;
+using pibake::test::sha256;
 
 // A FAT filesystem inside a file: the fixture's system-boot, or a whole mkfs.vfat file.
 struct Volume {
@@ -106,15 +107,6 @@ void require_fsck_clean(const Volume& v) {
   }
   if (part != v.path) std::remove(part.c_str());
 }
-
-std::string random_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng() & 0xFF);
-  return s;
-}
-
-std::string sha256(const std::string& path) { return must_run({"sha256sum", path}).substr(0, 64); }
 
 uint64_t allocated_bytes(const std::string& path) {
   struct stat st {};

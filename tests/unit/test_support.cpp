@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "util/run.h"
@@ -109,6 +110,15 @@ std::string read_text(const std::string& path) {
   ss << f.rdbuf();
   return ss.str();
 }
+
+std::string random_bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng() & 0xFF);
+  return s;
+}
+
+std::string sha256(const std::string& path) { return must_run({"sha256sum", path}).substr(0, 64); }
 
 HttpServer::HttpServer(const std::string& root, const std::vector<std::string>& extra_args) {
   std::string port_file = state_ / "port", log_file = state_ / "log";

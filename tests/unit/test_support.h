@@ -76,6 +76,11 @@ FetchOptions quick_fetch_options();
 // Regular files under `dir`, recursively (0 when it does not exist).
 size_t count_files(const std::string& dir);
 std::string read_text(const std::string& path);
+// `n` pseudo-random bytes from std::mt19937 seeded with `seed`: the same bytes for the same seed.
+std::string random_bytes(size_t n, uint32_t seed);
+// The SHA-256 of the file at `path` as sha256sum(1) prints it (64 lowercase hex digits), for
+// checking that an image changed or did not without pibake's own digest code.
+std::string sha256(const std::string& path);
 
 // Layout of a fixture disk image, as Ubuntu's raspi images have it: MBR, p1 FAT32 "system-boot"
 // (type c), p2 ext4 "writable" (type 83) up to the end.
