@@ -8,18 +8,13 @@
 #include "image/ext4.h"
 #include "image/fat.h"
 #include "util/error.h"
+#include "util/text.h"
 
 namespace pibake {
 namespace {
 
 constexpr const char* kBootLabel = "system-boot";
 constexpr const char* kRootLabel = "writable";
-
-bool same_label(std::string a, std::string b) {
-  for (auto* s : {&a, &b})
-    for (char& c : *s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return a == b;
-}
 
 // Identity an earlier boot leaves behind (machine-id(5), systemd-random-seed.service(8),
 // cloud-init's per-instance state in /var/lib/cloud, sshd's host keys).
@@ -72,7 +67,7 @@ BaseImage inspect_base_image(const std::string& path) {
     if (p.is_fat_type()) {
       try {
         FatFs fat(path, p.start, p.size, /*writable=*/false);
-        if (!boot || same_label(fat.label(), kBootLabel)) boot = p;
+        if (!boot || ascii_lower(fat.label()) == kBootLabel) boot = p;
       } catch (const Error& e) {
         // Not FAT after all (or larger than its partition); reported if no boot partition is found.
         boot_problem = std::string("; p") + std::to_string(p.number) + ": " + e.what();
@@ -81,7 +76,7 @@ BaseImage inspect_base_image(const std::string& path) {
     if (p.is_linux_type()) {
       try {
         Ext4Fs fs(path, p.start, /*writable=*/false);
-        if (!root || same_label(fs.label(), kRootLabel)) {
+        if (!root || ascii_lower(fs.label()) == kRootLabel) {
           root = p;
           base.root_block_size = fs.block_size();
           base.root_free_bytes = fs.free_bytes();

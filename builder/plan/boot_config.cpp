@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/text.h"
 
 namespace pibake {
 namespace {
@@ -32,11 +33,6 @@ std::string trim(std::string s) {
   return s;
 }
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // Appends the settings of `path` (and of the files it includes) to `out`, tracking filters.
 void read_settings(const BootFileReader& read, const std::string& path, int depth, Applies& applies, int& section,
                    std::vector<Setting>& out) {
@@ -49,7 +45,7 @@ void read_settings(const BootFileReader& read, const std::string& path, int dept
     line = trim(line);
     if (line.empty() || line[0] == '#') continue;
     if (line.front() == '[' && line.back() == ']') {
-      std::string filter = lower(line.substr(1, line.size() - 2));
+      std::string filter = ascii_lower(line.substr(1, line.size() - 2));
       if (filter == "all") {
         applies = Applies::kEvery;
       } else if (filter == "none") {
@@ -73,7 +69,7 @@ void read_settings(const BootFileReader& read, const std::string& path, int dept
     }
     auto eq = line.find('=');
     if (eq == std::string::npos) continue;  // `initramfs FILE ADDR` and the like
-    out.push_back({lower(trim(line.substr(0, eq))), trim(line.substr(eq + 1)), applies, section});
+    out.push_back({ascii_lower(trim(line.substr(0, eq))), trim(line.substr(eq + 1)), applies, section});
   }
 }
 

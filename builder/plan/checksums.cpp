@@ -6,6 +6,8 @@
 #include <sstream>
 #include <string_view>
 
+#include "util/text.h"
+
 namespace pibake {
 
 namespace {
@@ -56,7 +58,7 @@ std::optional<ChecksumEntry> find_newest_with_suffix(const std::string& text, co
                                        : line.find_first_not_of(" \t", hex.size()));
     if (!name.empty() && name[0] == '*') name.erase(0, 1);
     if (name.size() < suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
-    for (char& c : hex) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    hex = ascii_lower(hex);
     if (!best || version_less(best->name, name)) best = ChecksumEntry{name, hex};
   }
   return best;
@@ -73,7 +75,7 @@ std::optional<std::string> find_sha256(const std::string& text, const std::strin
     ++lines;
     std::string hex = line.substr(0, line.find_first_of(" \t"));
     if (!is_sha256_hex(hex)) continue;
-    for (char& c : hex) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    hex = ascii_lower(hex);
     std::string rest = hex.size() < line.size() ? line.substr(hex.size()) : "";
     size_t start = rest.find_first_not_of(" \t");
     if (start == std::string::npos) {

@@ -16,8 +16,9 @@
 
 #include "spec/spec.h"
 #include "spec/spec_internal.h"
-#include "util/yaml_text.h"
 #include "util/error.h"
+#include "util/text.h"
+#include "util/yaml_text.h"
 
 namespace pibake {
 namespace {
@@ -253,9 +254,7 @@ class Loader {
     read_string(node, "sha256", "base_image", spec_.base_image.sha256);
     read_string(node, "sha256sums", "base_image", spec_.base_image.sha256sums);
     // SHA256SUMS files and sha256sum print lower case; a digest pasted in upper case is the same.
-    std::string& sha = spec_.base_image.sha256;
-    std::transform(sha.begin(), sha.end(), sha.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    spec_.base_image.sha256 = ascii_lower(spec_.base_image.sha256);
   }
 
   void load_nodes(const YAML::Node& node) {
@@ -456,9 +455,7 @@ class DocumentCounter : public YAML::EventHandler {
     tick();
   }
   void OnSequenceEnd() override { tick(); }
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
-    tick();
-  }
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { tick(); }
   void OnMapEnd() override { tick(); }
 
  private:
