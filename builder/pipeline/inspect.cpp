@@ -11,14 +11,12 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <set>
-#include <sstream>
 
+#include "codec/codec.h"
 #include "image/bmap.h"
 #include "image/ext4.h"
 #include "image/fat.h"
 #include "pipeline/base_image.h"
-#include "codec/codec.h"
 #include "plan/plan.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -159,15 +157,8 @@ void check_cmdline(InspectReport& r, const FatFs* boot, const BootLayout& layout
   }
   std::string missing;
   for (const std::string& path : layout.cmdlines) {
-    std::string text = boot->read_file(path);
-    std::istringstream first(text.substr(0, text.find('\n'))), wanted(kMemoryCgroupTokens);
-    std::set<std::string> have;
-    for (std::string t; first >> t;) have.insert(t);
-    for (std::string t; wanted >> t;) {
-      if (!have.count(t)) {
-        missing += (missing.empty() ? "" : ", ") + path;
-        break;
-      }
+    if (!missing_cmdline_tokens(boot->read_file(path), kMemoryCgroupTokens).empty()) {
+      missing += (missing.empty() ? "" : ", ") + path;
     }
   }
   r.checks.push_back({name, missing.empty() ? CheckStatus::kPass : CheckStatus::kFail,

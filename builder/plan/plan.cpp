@@ -428,20 +428,25 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) 
 
 const char* to_string(Fs fs) { return fs == Fs::kBoot ? "system-boot" : "writable"; }
 
+std::vector<std::string> missing_cmdline_tokens(const std::string& existing, const std::string& tokens) {
+  std::istringstream have_in(existing.substr(0, existing.find('\n'))), want_in(tokens);
+  std::vector<std::string> have, missing;
+  for (std::string t; have_in >> t;) have.push_back(t);
+  for (std::string t; want_in >> t;) {
+    if (std::find(have.begin(), have.end(), t) == have.end()) {
+      missing.push_back(t);
+      have.push_back(t);
+    }
+  }
+  return missing;
+}
+
 std::string ensure_cmdline_tokens(const std::string& existing, const std::string& tokens) {
   auto nl = existing.find('\n');
   std::string first = existing.substr(0, nl);
   std::string rest = nl == std::string::npos ? "\n" : existing.substr(nl);
   while (!first.empty() && (first.back() == ' ' || first.back() == '\r')) first.pop_back();
-  std::istringstream have_in(first), want_in(tokens);
-  std::vector<std::string> have;
-  for (std::string t; have_in >> t;) have.push_back(t);
-  for (std::string t; want_in >> t;) {
-    if (std::find(have.begin(), have.end(), t) == have.end()) {
-      first += (first.empty() ? "" : " ") + t;
-      have.push_back(t);
-    }
-  }
+  for (const std::string& t : missing_cmdline_tokens(existing, tokens)) first += (first.empty() ? "" : " ") + t;
   return first + rest;
 }
 

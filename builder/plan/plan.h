@@ -104,9 +104,14 @@ std::string describe(const BuildPlan& plan);
 // Kubernetes on Raspberry Pi kernels needs the memory cgroup, which they disable by default.
 inline constexpr const char* kMemoryCgroupTokens = "cgroup_enable=memory cgroup_memory=1";
 
-// cmdline.txt holds one line; only the first is read by the firmware. Appends each of `tokens`
-// (space-separated) that the first line lacks, keeps every other token and their order, and is
-// idempotent: applying it twice changes nothing.
+// cmdline.txt holds one line; only the first is read by the firmware. The kernel parameters of
+// `tokens` (separated by white space) that the first line of `existing` (a cmdline.txt's text)
+// lacks, each once, in their order; parameters are compared whole ("quiet" is not "quiet=1").
+// Empty when every one is there. What ensure_cmdline_tokens appends and `pibake inspect` checks.
+std::vector<std::string> missing_cmdline_tokens(const std::string& existing, const std::string& tokens);
+
+// Appends each of `tokens` (space-separated) that the first line lacks (missing_cmdline_tokens),
+// keeps every other token and their order, and is idempotent: applying it twice changes nothing.
 std::string ensure_cmdline_tokens(const std::string& existing, const std::string& tokens);
 
 }  // namespace pibake

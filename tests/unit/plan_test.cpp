@@ -127,6 +127,20 @@ TEST_CASE("cmdline.txt gains the cgroup tokens once and keeps every other token"
         "cgroup_enable=cpuset cgroup_enable=memory\n");
 }
 
+TEST_CASE("the missing kernel parameters are those the first line lacks, each once, in order", "[plan]") {
+  using Tokens = std::vector<std::string>;
+  CHECK(missing_cmdline_tokens("root=LABEL=writable cgroup_memory=1 cgroup_enable=memory\n", kMemoryCgroupTokens)
+            .empty());
+  // Only the first line is read by the firmware, so only it counts.
+  CHECK(missing_cmdline_tokens("root=LABEL=writable\ncgroup_enable=memory cgroup_memory=1\n", kMemoryCgroupTokens) ==
+        Tokens{"cgroup_enable=memory", "cgroup_memory=1"});
+  // Tabs and a DOS line end separate parameters too; a repeated wanted one is reported once.
+  CHECK(missing_cmdline_tokens("a\tb\r\nc\n", "b c c a d") == Tokens{"c", "d"});
+  // Parameters compare whole: quiet=1 is not quiet.
+  CHECK(missing_cmdline_tokens("quiet=1", "quiet") == Tokens{"quiet"});
+  CHECK(missing_cmdline_tokens("", "") == Tokens{});
+}
+
 TEST_CASE("the gateway gets the uplink, DHCP and NAT, and workers route through it", "[plan]") {
   ClusterSpec spec = default_spec();
   spec.network.uplink.interface = "wlan0";
