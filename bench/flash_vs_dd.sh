@@ -5,7 +5,9 @@
 # time and ≥ 3× faster than dd on an image that is mostly holes.
 #
 # usage: bench/flash_vs_dd.sh [BUILD_DIR] [--data-mib N] [--size-mib N] [--runs N]
+# shellcheck disable=SC2034  # read by lib.sh
 data_mib=200; size_mib=2048; runs=5
+# shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh" "$@"
 command -v bmaptool >/dev/null || { echo "bmaptool is not installed (apt-get install bmap-tools)" >&2; exit 2; }
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the bench/ scripts: arguments, a scratch dir, a base image with fake upstream
 # artifacts (benchmarks never touch the internet), timing with a final sync, medians.
 # usage in a script: source "$(dirname "$0")/lib.sh" "$@"   (defaults: data_mib, size_mib, runs set before)
@@ -6,6 +7,7 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$src/build
 if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then build=$1; shift; fi
 build=$(cd "$build" && pwd)
+# shellcheck disable=SC2034 # runs is read by the script that sources this file
 while [ $# -gt 0 ]; do
   case "$1" in
     --data-mib) data_mib=$2; shift 2 ;;

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Artifacts end to end against a server on 127.0.0.1: mirrors, verification, the lock file, the
 # cache (a second build with the server stopped), --offline, a tampered upstream and an archive
 # that tries to escape. Binaries are read back from the images with debugfs and compared.

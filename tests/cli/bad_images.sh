@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # A corrupt partition table, a root partition that is not ext4, a truncated image, a missing file:
 # each gives a clear error naming the problem, and nothing is left in the output directory.
 source "$(dirname "$0")/lib.bash"

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The first-boot bootstrap, taken from built images and run against a scratch copy of node-1's
 # /etc/kubernetes: kubeadm and kubectl are tests/e2e/k8s-stand-in.sh (kubeadm's init phases in
 # kubeadm's order, each of which can be made to fail, hang or lose power; a stand-in cluster that

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # When a node's files do not fit in the root filesystem's free space, the image grows: the file is
 # extended, partition 2 enlarged and ext4 resized, all without root; the result is fsck-clean.
 source "$(dirname "$0")/lib.bash"

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # `pibake build --nodes 4` from an Ubuntu-shaped base image, as an unprivileged user: four images,
 # each fsck-clean, each with its own hostname and cloud-init seed, the base untouched, holes kept.
 source "$(dirname "$0")/lib.bash"

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Control-plane certificate renewal (issue 13 item 2): pibake-renew-certs and its timer, taken from
 # node-1's image, run against a scratch tree holding the state dir's real CAs and leaf certificates
 # issued by openssl. Stand-ins: kubeadm (`certs renew all` re-issues every existing leaf and
@@ -19,7 +20,7 @@ shellcheck -s sh renew || fail "shellcheck finds problems in pibake-renew-certs"
 off=$(part_offset "$img" 2)
 debugfs -R "stat /usr/local/sbin/pibake-renew-certs" "$img?offset=$off" 2>/dev/null | grep "Mode:  0755" >/dev/null \
   || fail "pibake-renew-certs is not 0755"
-debugfs -R "stat /etc/systemd/system/timers.target.wants/pibake-renew-certs.timer" "$img?offset=$off" > link 2>/dev/null
+debugfs -R "stat /etc/systemd/system/timers.target.wants/pibake-renew-certs.timer" "$img?offset=$off" > ./link 2>/dev/null
 assert_contains link 'Fast link dest: "/etc/systemd/system/pibake-renew-certs.timer"'
 root_cat "$img" /etc/systemd/system/pibake-renew-certs.timer > timer
 assert_contains timer "OnCalendar=daily"

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The cluster's keys: node-1 gets the CAs kubeadm init reuses, workers get only ca.crt and their
 # own kubelet credentials; every chain verifies with openssl; the printed discovery hash is seed
 # 004's openssl pipeline; regenerating one node touches nothing else; a spec that would break the

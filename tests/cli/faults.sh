@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Faults leave nothing behind (issue 13 item 5). A build stopped by the file-size limit (SIGXFSZ,
 # which pibake ignores so the write fails with EFBIG) ends with an error naming the user's image,
 # never its temporary, and leaves no temporary. Builds killed with SIGKILL at many moments never

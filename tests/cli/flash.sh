@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Outputs for flashing: every image gets a .bmap that bmap-tools accepts (mapping the blocks
 # `bmaptool create` maps, in 1 MiB pieces, every piece's sha256 checked by bmaptool copy), `pibake flash` writes raw, .zst and .xz images to a file byte-exact with
 # holes kept, --compress writes multi-threaded .zst/.xz with sha256sum files, and damage is caught.

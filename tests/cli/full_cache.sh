@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Issue 17, kind 3: a full cache disk says so and frees its partial file. The cache
 # (XDG_CACHE_HOME) is a 1 MiB tmpfs and kubelet is 2 MiB, served over http from 127.0.0.1.
 # Mounting the tmpfs needs root (as tests/cli/full_disk.sh); without root the test is skipped.

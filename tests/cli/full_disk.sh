@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # A full disk mid-build: pibake fails with a message that says so, no partial image survives under
 # any name, images that did complete are whole, and the state dir is unharmed.
 # Fixture set-up mounts a small tmpfs, which needs root; without root the test is skipped.

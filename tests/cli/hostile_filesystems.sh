@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Issue 17, kind 2: a base whose filesystems are not clean is refused, not copied and worsened.
 # Each hostile base below is first shown to be rejected by the independent tool (fsck.fat -n,
 # e2fsck -fn); pibake must refuse it before any output, naming that tool and the user's base image.

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Issue 17, kind 7: pibake never dies of a signal it could handle. A full or closed stderr, a
 # failing or closed stdout, and a FIFO given as an image each end in a clean exit status 1 with a
 # message (where one can still be written), never SIGABRT, SIGPIPE, a hang or an "internal error".

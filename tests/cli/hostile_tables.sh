@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Issue 17, kind 1: the partition table and the filesystems must agree before anything is written.
 # Each hostile table below is one sfdisk would refuse to write (patched in with patch-table.py);
 # pibake must refuse it before creating any output, with the table in the message.

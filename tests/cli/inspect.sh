@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # `pibake inspect`: partition table, node identity, versions, injected files and health checks, in
 # text and JSON; a non-pibake image; a changed file and a CA key planted on a worker fail (exit 1).
 source "$(dirname "$0")/lib.bash"

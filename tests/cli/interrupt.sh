@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Ctrl-C during a build: pibake dies of SIGINT, the partial image is removed, no file appears
 # under a final name unless it is complete.
 source "$(dirname "$0")/lib.bash"

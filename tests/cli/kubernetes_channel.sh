@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # kubernetes.version as a channel (stable, stable-1.NN) against a server on 127.0.0.1 standing in
 # for dl.k8s.io through mirrors: resolved at the first build, pinned in the lock file, never
 # re-read for that cluster, read afresh for a new one; a changed channel, a channel file that

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Issue 3's overlays, checked with the tools that read them on the Pi: netplan generate on each
 # node's network-config, cloud-init schema on user-data, dhcpd -t on the gateway's dhcpd.conf,
 # systemd-analyze verify and shellcheck on the NAT unit; read back with debugfs and mtools.

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # No side effect before the input is known good (issue 13 item 4): a bad --node, a missing base
 # image or an output path that is a file fails before the first download (the 127.0.0.1 server
 # logs no request), before the state dir or the output directory exists, and names the problem.

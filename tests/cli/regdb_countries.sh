@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The Wi-Fi country table embedded in pibake (builder/spec/regdb_countries.cpp) against the
 # regulatory database Debian's wireless-regdb package installs: the same package version must give
 # exactly the same countries; a different version is a skip that says to regenerate the table.

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Issue 11: Ubuntu 24.04, 25.10 and 26.04 bases, each built and read back with mtools, debugfs and
 # e2fsck: the kernel command line that boots is the one edited (current/cmdline.txt on the A/B
 # layout, new/cmdline.txt too while an update is pending; the root one on 24.04), tokens once,

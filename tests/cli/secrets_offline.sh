@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Issue 17, kind 6: no secret can be tested offline from what is not secret. Two builds that
 # differ only in the Wi-Fi passphrase (and the login password hash) must leave every output that
 # others can read identical, so nothing readable tells a guessed passphrase from the real one;
@@ -20,7 +21,7 @@ for guess in "correct horse battery" "wrong guess number 1"; do
   fake_upstream
   pibake_ok build --nodes 2 --base-image base.img --out "out-${guess// /-}"
 done
-a=out-correct-horse-battery; b=out-wrong-guess-number-1
+a="out-correct-horse-battery"; b="out-wrong-guess-number-1"
 
 for img in node-1.img node-2.img; do
   # The images themselves differ (they must: the seed differs) and are owner-only; so are their maps.

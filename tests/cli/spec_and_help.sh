@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The CLI's surface: --help, --version, init never overwriting, located spec errors all at once,
 # and a build refused before anything is written.
 source "$(dirname "$0")/lib.bash"
