@@ -5,7 +5,7 @@
 #
 #   1. base image   tests/e2e/make-rootfs-image.sh: Debian 13 (trixie) arm64 in Ubuntu 26.04's
 #                   raspi layout (A/B boot from current/; PIBAKE_E2E_LAYOUT=flat for 24.04's)
-#                   (cached; about 10 minutes the first time, under qemu-user, without root)
+#                   (cached; the first run's time is in docs/e2e.md, "Timings on this machine")
 #   2. artifacts    served by this test on 127.0.0.1 through `mirrors:`: containerd, runc and the
 #                   CNI plugins are Debian's arm64 builds repackaged in the upstream release
 #                   layouts; kubelet, kubeadm, kubectl and crictl are a stand-in script that records

@@ -3,8 +3,9 @@
 # QEMU end-to-end tests (issue 7). No root (see lib.sh), no loop devices, no mounts:
 #   1. rootfs-recipe.sh (the packages and hooks) -> mmdebstrap --mode=unshare --arch=arm64 (arm64
 #      maintainer scripts run through qemu-user-static's binfmt handler) into a tarball. The slow
-#      part (about 10 minutes); cached, keyed by a hash of rootfs-recipe.sh alone. The tarball also
-#      carries Debian's arm64 containerd, runc and CNI plugin packages for the test's artifacts.
+#      part (docs/e2e.md, "Timings on this machine"); cached, keyed by a hash of rootfs-recipe.sh
+#      alone. The tarball also carries Debian's arm64 containerd, runc and CNI plugin packages for
+#      the test's artifacts.
 #   2. Inside a user namespace (unshare --map-auto --map-root-user, so files keep their owners),
 #      the tree is unpacked, given Ubuntu's shape (hostname, fstab, os-release, cloud-init NoCloud
 #      seed on system-boot, the ubuntu user), and laid out like Ubuntu's image by
