@@ -5,9 +5,11 @@
 #   loop  the root way, as root only: copy the base, loop-mount its root partition, copy the same
 #         binaries in, unmount (4 nodes)
 #   regen `pibake build --node node-3`, regenerating one node of the four
-# then one `--nodes 16` build, to show the time grows with the bytes written. Every contender
-# ends with a sync. Prints each run, the medians, every ratio with its spread (min-max over the
-# runs) and pibake's peak RSS. Aims: pibake/cp <= 1.05, pibake/loop <= 1.0, regen/pibake <= 0.3.
+#   cp1   one `cp --sparse=always` (regen's floor: what regen costs beyond it is fixed cost)
+# then `--nodes 16` against 16 × cp, once each, to show the time grows with the bytes written as
+# the floor's does. Every contender ends with a sync. Prints each run, the medians, every ratio
+# with its spread (min-max over the runs) and pibake's peak RSS. Aims: pibake/cp <= 1.05,
+# pibake/loop <= 1.0, regen/pibake <= 0.3, regen - cp1 < 0.3 s.
 #
 # usage: bench/build.sh [BUILD_DIR] [--data-mib N] [--size-mib N] [--runs N]
 # shellcheck disable=SC2034  # read by lib.sh
@@ -34,15 +36,9 @@ while IFS= read -r -d '' f; do
 done < <(find upstream -type f -print0)
 root_off=$(sfdisk -J base.img | python3 -c 'import json,sys; t=json.load(sys.stdin)["partitiontable"]; print(t["partitions"][1]["start"]*t.get("sectorsize",512))')
 
-echo 0 > rss_max.txt
-# pibake ARGS...: runs pibake, keeping the largest peak RSS seen (KiB) in rss_max.txt (the timed
-# runs are subshells, so a file rather than a variable).
-pibake_rss() {
-  /usr/bin/time -f %M -o rss.txt "$pibake" "$@"
-  local r m; r=$(tail -1 rss.txt); m=$(cat rss_max.txt)
-  if [ "$r" -gt "$m" ]; then echo "$r" > rss_max.txt; fi
-}
-run_cp() { mkdir cp; for k in 1 2 3 4; do cp --sparse=always base.img cp/node-$k.img; done; }
+run_cp() { mkdir cp; for k in 1 2 3 4; do cp --sparse=always base.img cp/node-"$k".img; done; }
+run_cp1() { mkdir cp; cp --sparse=always base.img cp/node-3.img; }
+run_cp16() { mkdir cp; for k in $(seq 1 16); do cp --sparse=always base.img cp/node-"$k".img; done; }
 run_pibake() { pibake_rss build --base-image base.img --out out; }
 run_regen() { pibake_rss build --base-image base.img --out out --node node-3; }
 run_loop() {
@@ -57,9 +53,9 @@ run_loop() {
 clean() { rm -rf cp out loop; }
 time_of() { clean; settle base.img; timed "$1"; }
 
-cps=(); pbs=(); lps=(); rgs=(); r_cp=(); r_lp=(); r_rg=()
+cps=(); pbs=(); lps=(); rgs=(); r_cp=(); r_lp=(); r_rg=(); fixed=()
 for run in $(seq 1 "$runs"); do
-  names=(cp pibake regen); [ "$loop" = 1 ] && names+=(loop)
+  names=(cp pibake regen cp1); [ "$loop" = 1 ] && names+=(loop)
   # Rotate who goes first, so no contender always inherits another's writeback.
   n=${#names[@]}; order=()
   for i in $(seq 0 $((n - 1))); do order+=("${names[$(((i + run) % n))]}"); done
@@ -67,7 +63,9 @@ for run in $(seq 1 "$runs"); do
   for c in "${order[@]}"; do t[$c]=$(time_of "run_$c"); done
   cps+=("${t[cp]}"); pbs+=("${t[pibake]}"); rgs+=("${t[regen]}")
   r_cp+=("$(ratio "${t[pibake]}" "${t[cp]}")"); r_rg+=("$(ratio "${t[regen]}" "${t[pibake]}")")
-  line=$(printf 'run %d: 4 x cp %.2f s, pibake --nodes 4 %.2f s, --node node-3 %.2f s' "$run" "${t[cp]}" "${t[pibake]}" "${t[regen]}")
+  fixed+=("$(awk -v a="${t[regen]}" -v b="${t[cp1]}" 'BEGIN {print a - b}')")
+  line=$(printf 'run %d: 4 x cp %.2f s, pibake --nodes 4 %.2f s, --node node-3 %.2f s, 1 x cp %.2f s' "$run" "${t[cp]}" \
+    "${t[pibake]}" "${t[regen]}" "${t[cp1]}")
   if [ "$loop" = 1 ]; then
     lps+=("${t[loop]}"); r_lp+=("$(ratio "${t[pibake]}" "${t[loop]}")")
     line+=$(printf ', loop-mount way %.2f s' "${t[loop]}")
@@ -76,7 +74,6 @@ for run in $(seq 1 "$runs"); do
   unset t
 done
 clean
-spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {a = $1} {b = $1} END {printf "%.2f-%.2f", a, b}'; }
 mp=$(median "${pbs[@]}")
 printf 'median of %d runs: cp %.2f s, pibake %.2f s, regen %.2f s\n' "$runs" "$(median "${cps[@]}")" "$mp" "$(median "${rgs[@]}")"
 printf 'pibake --nodes 4 / 4 x cp:        %.2fx (runs %s; aim <= 1.05x)\n' "$(median "${r_cp[@]}")" "$(spread "${r_cp[@]}")"
@@ -86,14 +83,16 @@ else
   echo "pibake --nodes 4 / loop-mount way: not measured (needs root and a free loop device)"
 fi
 printf 'regenerate one / --nodes 4:        %.2fx (runs %s; aim <= 0.3x)\n' "$(median "${r_rg[@]}")" "$(spread "${r_rg[@]}")"
+printf 'regenerate one - 1 x cp (fixed cost): %.2f s (runs %s; aim < 0.3 s)\n' "$(median "${fixed[@]}")" "$(spread "${fixed[@]}")"
 
-# 16 nodes: time and bytes written, against the 4-node median.
+# 16 nodes against 16 x cp (their floor grows with the bytes too, and falls off once the page
+# cache's dirty limit is reached), and the bytes written against the 4-node build's.
 sed -i 's/count: 4/count: 16/' cluster.yaml
-rm -rf out; "$pibake" build --base-image base.img --out out >/dev/null; rm -rf out  # state for 16 nodes
-settle base.img
-t16=$(timed run_pibake)
+rm -rf out; "$pibake" build --base-image base.img --out out >/dev/null 2>&1; rm -rf out  # state for 16 nodes
+t16=$(time_of run_pibake)
 b16=$(du -k --total out/*.img | tail -1 | cut -f1)
-rm -rf out
-printf 'pibake --nodes 16: %.2f s = %.2fx the 4-node median, for %.2fx the bytes written\n' "$t16" "$(ratio "$t16" "$mp")" \
-  "$(ratio "$b16" "$b4")"
-printf 'peak RSS of pibake over every build above: %d MiB (aim <= 256 MiB)\n' "$(( $(cat rss_max.txt) / 1024 ))"
+c16=$(time_of run_cp16)
+clean
+printf 'pibake --nodes 16: %.2f s, 16 x cp %.2f s: %.2fx (4 nodes: %.2fx), for %.2fx the bytes of 4 nodes\n' "$t16" "$c16" \
+  "$(ratio "$t16" "$c16")" "$(median "${r_cp[@]}")" "$(ratio "$b16" "$b4")"
+print_peak_rss

@@ -55,3 +55,15 @@ settle() {
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print a / b}'; }
+
+# pibake_rss ARGS...: runs pibake, keeping the largest peak RSS seen so far (KiB, GNU time's %M)
+# in $work/rss_max.txt: the timed runs are subshells, so a file rather than a variable.
+echo 0 > "$work/rss_max.txt"
+pibake_rss() {
+  /usr/bin/time -f %M -o "$work/rss.txt" "$pibake" "$@"
+  local r m; r=$(tail -1 "$work/rss.txt"); m=$(cat "$work/rss_max.txt")
+  if [ "$r" -gt "$m" ]; then echo "$r" > "$work/rss_max.txt"; fi
+}
+print_peak_rss() { printf 'peak RSS of pibake over every run above: %d MiB (aim <= 256 MiB)\n' "$(( $(cat "$work/rss_max.txt") / 1024 ))"; }
+# spread VALUE...: "min-max" of the values.
+spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {a = $1} {b = $1} END {printf "%.2f-%.2f", a, b}'; }

@@ -26,8 +26,8 @@ rm -rf warm
 echo "base image: $(( $(stat -c %s base.img) >> 20 )) MiB apparent, $(( $(du -k base.img | cut -f1) >> 10 )) MiB data, on XFS with reflink=1"
 
 used_kib() { sync; df -k --output=used . | tail -1; }
-run_four() { "$pibake" build --base-image base.img --out out; }
-run_one() { "$pibake" build --base-image base.img --out out --node node-1; }
+run_four() { pibake_rss build --base-image base.img --out out; }
+run_one() { pibake_rss build --base-image base.img --out out --node node-1; }
 time_of() { rm -rf out; settle base.img; timed "$1"; }
 fours=(); ones=(); rs=()
 for run in $(seq 1 "$runs"); do
@@ -39,8 +39,8 @@ rm -rf out
 before=$(used_kib)
 run_four >/dev/null 2>&1
 after=$(used_kib)
-spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {a = $1} {b = $1} END {printf "%.2f-%.2f", a, b}'; }
 printf 'median of %d runs: --nodes 4 %.2f s, one node %.2f s, ratio %.2fx (runs %s; aim: about 1x)\n' "$runs" \
   "$(median "${fours[@]}")" "$(median "${ones[@]}")" "$(median "${rs[@]}")" "$(spread "${rs[@]}")"
 printf 'disk space of the 4 images beyond the base: %d MiB (their apparent size: %d MiB each)\n' \
   $(( (after - before) / 1024 )) $(( $(stat -c %s out/node-1.img) >> 20 ))
+print_peak_rss

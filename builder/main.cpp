@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "pipeline/build.h"
@@ -94,10 +95,17 @@ int main(int argc, char** argv) {
   pibake::FlashOptions flash_opts;
   uint64_t max_gib = pibake::kDefaultFlashMaxBytes >> 30;
   CLI::App* flash =
-      app.add_subcommand("flash", "write an image's mapped blocks to a card (or a file), then read back and verify");
-  flash->add_option("IMAGE", flash_opts.image, "image: .img (uses IMAGE.bmap when present), .img.zst or .img.xz")
+      app.add_subcommand(
+          "flash",
+          "write an image's mapped blocks to a card (or a file), or each image of a directory to its own card at once, "
+          "then read back and verify");
+  std::vector<std::string> flash_targets;
+  flash->add_option("IMAGE", flash_opts.image,
+                    "image: .img (uses IMAGE.bmap when present), .img.zst or .img.xz; or a directory (out/): "
+                    "its *.img files in order, one per DEVICE, all written at once")
       ->required();
-  flash->add_option("DEVICE", flash_opts.target, "target block device, or a regular file (created or truncated)")
+  flash->add_option("DEVICE", flash_targets,
+                    "target block device, or a regular file (created or truncated); one per image for a directory")
       ->required();
   flash->add_flag("--force", flash_opts.force,
                   "flash a device even if it is mounted, not removable or larger than --max-size");
@@ -129,7 +137,15 @@ int main(int argc, char** argv) {
     if (*inspect) rc = pibake::run_inspect(image, inspect_json);  // 1 when a health check failed
     if (*flash) {
       flash_opts.max_bytes = max_gib << 30;
-      pibake::run_flash(flash_opts);
+      if (std::filesystem::is_directory(flash_opts.image)) {
+        pibake::run_flash_many(flash_opts.image, flash_targets, flash_opts);
+      } else if (flash_targets.size() != 1) {
+        throw pibake::Error(fmt::format("{} is one image: give one DEVICE (a directory of images takes one per image)",
+                                        flash_opts.image));
+      } else {
+        flash_opts.target = flash_targets[0];
+        pibake::run_flash(flash_opts);
+      }
     }
   } catch (const pibake::Error& e) {
     std::fflush(stdout);

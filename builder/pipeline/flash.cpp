@@ -11,7 +11,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <cctype>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <thread>
+#include <tuple>
 #include <optional>
 #include <sstream>
 
@@ -96,10 +102,13 @@ std::optional<Bmap> load_bmap(const std::string& path) {
   return parse_bmap(ss.str(), path);
 }
 
-// Raw image: copy the bmap's ranges (or SEEK_DATA's), hashing what is read.
+// Raw image: copy the bmap's ranges (or SEEK_DATA's), hashing what is read. With `shared`, a
+// range that an earlier image of the same flash holds too (same blocks, same SHA-256) is read from
+// that image, so the data several cards share is read from one file; the hash check is the same.
 std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool regular_target, uint64_t& image_size,
-                              Progress& progress) {
+                              Progress& progress, const SharedRanges* shared) {
   Fd src(image, O_RDONLY);
+  std::map<std::string, std::unique_ptr<Fd>> other_sources;  // by path, opened on first use
   struct stat st {};
   fstat(src.get(), &st);
   image_size = static_cast<uint64_t>(st.st_size);
@@ -128,9 +137,18 @@ std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool r
   uint64_t done = 0;
   for (const BmapRange& r : ranges) {
     uint64_t start = r.byte_start(kBlock), end = r.byte_end(kBlock, image_size);
+    const Fd* from = &src;
+    if (shared != nullptr && !r.sha256.empty()) {
+      auto owner = shared->find({r.first, r.last, r.sha256});
+      if (owner != shared->end() && owner->second != image) {
+        std::unique_ptr<Fd>& fd = other_sources[owner->second];
+        if (!fd) fd = std::make_unique<Fd>(owner->second, O_RDONLY);
+        from = fd.get();
+      }
+    }
     for (uint64_t pos = start; pos < end;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - pos));
-      pread_all(src, buf.data(), n, pos);
+      pread_all(*from, buf.data(), n, pos);
       hash.update(buf.data(), n);
       pwrite_all(target, buf.data(), n, pos);
       pos += n;
@@ -139,7 +157,7 @@ std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool r
     }
     Written w{start, end, hash.hex_digest()};
     if (!r.sha256.empty() && r.sha256 != w.sha256) {
-      throw Error(fmt::format("{} does not match {}: {} hash to {}, the bmap says {}", image, bmap_path,
+      throw Error(fmt::format("{} does not match {}: {} hash to {}, the bmap says {}", from->path, bmap_path,
                               range_name(start, end), w.sha256, r.sha256));
     }
     written.push_back(std::move(w));
@@ -268,67 +286,208 @@ void verify(const Fd& target, bool block_device, const std::vector<Written>& wri
 
 }  // namespace
 
-FlashResult run_flash(const FlashOptions& opts) {
-  auto start = std::chrono::steady_clock::now();
-  require_regular_file(opts.image, "image");
+namespace {
+
+// What is known of a target before anything is written: its kind and size, and every reason to
+// refuse it (empty: go ahead).
+struct TargetCheck {
+  bool block_device = false;
+  uint64_t device_size = 0;
+  std::vector<std::string> refusals;
+};
+
+// Checks `target` for `image` without writing anything. Throws pibake::Error for what --force
+// cannot override (neither a device nor a file, the image itself, an image too big for the device).
+TargetCheck check_target(const std::string& image, const std::string& target, const FlashOptions& opts) {
+  require_regular_file(image, "image");
   struct stat img_st {};
-  if (stat(opts.image.c_str(), &img_st) != 0) throw Error("cannot read " + opts.image + ": " + std::strerror(errno));
+  if (stat(image.c_str(), &img_st) != 0) throw Error("cannot read " + image + ": " + std::strerror(errno));
   struct stat st {};
-  bool exists = stat(opts.target.c_str(), &st) == 0;
-  bool block_device = exists && S_ISBLK(st.st_mode);
-  if (exists && !block_device && !S_ISREG(st.st_mode)) {
-    throw Error(opts.target + " is neither a block device nor a regular file");
+  bool exists = stat(target.c_str(), &st) == 0;
+  TargetCheck check;
+  check.block_device = exists && S_ISBLK(st.st_mode);
+  if (exists && !check.block_device && !S_ISREG(st.st_mode)) {
+    throw Error(target + " is neither a block device nor a regular file");
   }
   if (exists && st.st_dev == img_st.st_dev && st.st_ino == img_st.st_ino) {
-    throw Error(opts.target + " is the image itself");
+    throw Error(target + " is the image itself");
   }
-  uint64_t device_size = 0;
-  if (block_device) {
-    DeviceFacts dev = probe_device(opts.target);
-    device_size = dev.size_bytes;
-    std::vector<std::string> reasons = device_refusals(dev, opts.max_bytes);
-    if (!reasons.empty() && !opts.force) {
-      std::string text;
-      for (const std::string& r : reasons) text += "\n  " + r;
-      throw Error("refusing to flash " + opts.target + ":" + text +
-                  "\n(--force overrides this; check the device name first)");
+  if (check.block_device) {
+    DeviceFacts dev = probe_device(target);
+    check.device_size = dev.size_bytes;
+    if (!opts.force) check.refusals = device_refusals(dev, opts.max_bytes);
+    if (compression_of(image) == Compression::kNone && static_cast<uint64_t>(img_st.st_size) > check.device_size) {
+      throw Error(fmt::format("{} ({} bytes) does not fit on {} ({} bytes)", image, img_st.st_size, target,
+                              check.device_size));
     }
   }
-  Compression c = compression_of(opts.image);
-  if (block_device && c == Compression::kNone && static_cast<uint64_t>(img_st.st_size) > device_size) {
-    throw Error(fmt::format("{} ({} bytes) does not fit on {} ({} bytes)", opts.image, img_st.st_size, opts.target,
-                            device_size));
-  }
+  return check;
+}
+
+std::string refusal_text(const std::string& target, const std::vector<std::string>& reasons) {
+  std::string text = "refusing to flash " + target + ":";
+  for (const std::string& r : reasons) text += "\n  " + r;
+  return text;
+}
+
+// Writes `image` to the checked `target`, fsyncs and (opts.verify) reads it back.
+FlashResult flash_checked(const std::string& image, const std::string& target_path, const TargetCheck& check,
+                          const FlashOptions& opts, Progress& progress, const SharedRanges* shared) {
+  auto start = std::chrono::steady_clock::now();
+  const bool block_device = check.block_device;
+  Compression c = compression_of(image);
   // O_EXCL on a block device: the kernel refuses when a filesystem on it is mounted.
-  Fd target(opts.target, block_device ? (O_RDWR | O_EXCL) : (O_RDWR | O_CREAT | O_TRUNC), 0600);
+  Fd target(target_path, block_device ? (O_RDWR | O_EXCL) : (O_RDWR | O_CREAT | O_TRUNC), 0600);
   // A file target holds the node's keys and seed in clear, as the image does: owner-only, even
   // when it existed before with a wider mode.
   if (!block_device && fchmod(target.get(), 0600) != 0) {
-    throw Error("cannot make " + opts.target + " owner-only: " + std::strerror(errno));
+    throw Error("cannot make " + target_path + " owner-only: " + std::strerror(errno));
   }
-  Progress progress;
   FlashResult result;
-  std::vector<Written> written = c == Compression::kNone
-                                     ? copy_raw(opts.image, target, !block_device, result.image_size, progress)
-                                     : copy_stream(opts.image, c, target, !block_device, result.image_size, progress);
-  if (block_device && result.image_size > device_size) {
-    throw Error(fmt::format("{} decompresses to {} bytes, more than {} holds ({} bytes)", opts.image, result.image_size,
-                            opts.target, device_size));
+  std::vector<Written> written =
+      c == Compression::kNone ? copy_raw(image, target, !block_device, result.image_size, progress, shared)
+                              : copy_stream(image, c, target, !block_device, result.image_size, progress);
+  if (block_device && result.image_size > check.device_size) {
+    throw Error(fmt::format("{} decompresses to {} bytes, more than {} holds ({} bytes)", image, result.image_size,
+                            target_path, check.device_size));
   }
   for (const Written& w : written) result.written_bytes += w.end - w.start;
+  result.ranges = written.size();
   progress.start("syncing", 0);
-  if (fsync(target.get()) != 0) throw Error("cannot flush " + opts.target + ": " + std::strerror(errno));
+  if (fsync(target.get()) != 0) throw Error("cannot flush " + target_path + ": " + std::strerror(errno));
   if (opts.verify) {
     verify(target, block_device, written, progress);
     result.verified = true;
   }
   progress.finish();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print("{} → {}: wrote {:.1f} MiB of {:.1f} MiB ({} ranges), {}in {:.2f} s, {:.1f} MB/s\n", opts.image,
-             opts.target, result.written_bytes / 1048576.0, result.image_size / 1048576.0, written.size(),
-             result.verified ? "verified, " : "", result.seconds,
-             result.seconds > 0 ? result.written_bytes / 1e6 / result.seconds : 0.0);
   return result;
+}
+
+std::string summary(const std::string& image, const std::string& target, const FlashResult& r) {
+  return fmt::format("{} → {}: wrote {:.1f} MiB of {:.1f} MiB ({} ranges), {}in {:.2f} s, {:.1f} MB/s\n", image,
+                     target, r.written_bytes / 1048576.0, r.image_size / 1048576.0, r.ranges,
+                     r.verified ? "verified, " : "", r.seconds, r.seconds > 0 ? r.written_bytes / 1e6 / r.seconds : 0.0);
+}
+
+// "node-10.img" after "node-9.img": names compared with their digit runs as numbers.
+bool natural_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t ie = i, je = j;
+      while (ie < a.size() && std::isdigit(static_cast<unsigned char>(a[ie]))) ++ie;
+      while (je < b.size() && std::isdigit(static_cast<unsigned char>(b[je]))) ++je;
+      std::string na = a.substr(i, ie - i), nb = b.substr(j, je - j);
+      na.erase(0, std::min(na.find_first_not_of('0'), na.size()));
+      nb.erase(0, std::min(nb.find_first_not_of('0'), nb.size()));
+      if (na.size() != nb.size()) return na.size() < nb.size();
+      if (na != nb) return na < nb;
+      i = ie, j = je;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i, ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+}  // namespace
+
+std::vector<std::string> images_in(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with(".") || !name.ends_with(".img")) continue;
+    if (entry.is_regular_file(ec)) names.push_back(name);
+  }
+  if (ec) throw Error("cannot list " + dir + ": " + ec.message());
+  std::sort(names.begin(), names.end(), natural_less);
+  for (std::string& n : names) n = dir + "/" + n;
+  return names;
+}
+
+FlashResult run_flash(const FlashOptions& opts) {
+  TargetCheck check = check_target(opts.image, opts.target, opts);
+  if (!check.refusals.empty()) {
+    throw Error(refusal_text(opts.target, check.refusals) + "\n(--force overrides this; check the device name first)");
+  }
+  Progress progress;
+  FlashResult result = flash_checked(opts.image, opts.target, check, opts, progress, nullptr);
+  fmt::print("{}", summary(opts.image, opts.target, result));
+  return result;
+}
+
+std::vector<FlashResult> run_flash_many(const std::string& dir, const std::vector<std::string>& targets,
+                                        const FlashOptions& opts) {
+  const std::vector<std::string> images = images_in(dir);
+  if (images.empty()) throw Error(dir + " holds no .img file to flash");
+  if (images.size() != targets.size()) {
+    std::string names;
+    for (const std::string& i : images) names += (names.empty() ? "" : ", ") + base_name(i);
+    throw Error(fmt::format("{} holds {} image{} ({}) but {} target{} given: give one card per image, in this order",
+                            dir, images.size(), images.size() == 1 ? "" : "s", names, targets.size(),
+                            targets.size() == 1 ? " was" : "s were"));
+  }
+  // Every target checked before anything is written to any; all refusals reported at once.
+  std::vector<TargetCheck> checks;
+  std::string refusals;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      struct stat a {}, b{};
+      if (targets[i] == targets[j] || (stat(targets[i].c_str(), &a) == 0 && stat(targets[j].c_str(), &b) == 0 &&
+                                       a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_rdev == b.st_rdev)) {
+        throw Error(targets[i] + " is given twice" + (targets[i] == targets[j] ? "" : " (as " + targets[j] + " too)") +
+                    ": one card per image");
+      }
+    }
+    checks.push_back(check_target(images[i], targets[i], opts));
+    if (!checks.back().refusals.empty()) refusals += "\n" + refusal_text(targets[i], checks.back().refusals);
+  }
+  if (!refusals.empty()) throw Error(refusals.substr(1) + "\n(--force overrides this; check the device names first)");
+  for (size_t i = 0; i < images.size(); ++i) fmt::print("{} → {}\n", images[i], targets[i]);
+  std::fflush(stdout);
+
+  // Which image each bmap range is read from: the first that holds it.
+  SharedRanges shared;
+  for (const std::string& image : images) {
+    std::optional<Bmap> bmap = load_bmap(bmap_path_for(image));
+    if (!bmap) continue;
+    for (const BmapRange& r : bmap->ranges) {
+      if (!r.sha256.empty()) shared.emplace(std::make_tuple(r.first, r.last, r.sha256), image);
+    }
+  }
+
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < images.size(); ++i) labels.push_back(base_name(images[i]) + " → " + targets[i]);
+  ProgressBoard board(labels);
+  std::vector<FlashResult> results(images.size());
+  std::vector<std::string> errors(images.size());
+  std::vector<std::thread> workers;
+  for (size_t i = 0; i < images.size(); ++i) {
+    workers.emplace_back([&, i] {
+      try {
+        Progress progress(board, i);
+        results[i] = flash_checked(images[i], targets[i], checks[i], opts, progress, &shared);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+        board.set(i, "FAILED", /*force=*/true);
+      }
+    });
+  }
+  for (std::thread& t : workers) t.join();
+  board.finish();
+  std::string failed;
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (errors[i].empty()) {
+      fmt::print("{}", summary(images[i], targets[i], results[i]));
+    } else {
+      failed += "\n  " + base_name(images[i]) + " → " + targets[i] + ": " + errors[i];
+    }
+  }
+  if (!failed.empty()) throw Error("flashing failed:" + failed);
+  return results;
 }
 
 }  // namespace pibake

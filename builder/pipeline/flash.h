@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <tuple>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,13 +23,37 @@ struct FlashOptions {
 };
 
 struct FlashResult {
-  uint64_t image_size = 0;
-  uint64_t written_bytes = 0;
+  uint64_t image_size = 0;     // bytes
+  uint64_t written_bytes = 0;  // bytes written (the mapped ranges)
+  size_t ranges = 0;           // ranges written
   double seconds = 0;
   bool verified = false;
 };
 
+// `pibake flash IMAGE TARGET`: refuses the target (pibake::Error listing every reason) unless it is
+// a regular file or a removable, unmounted whole disk no larger than max_bytes (or opts.force);
+// writes the image's mapped ranges (its .bmap, else SEEK_DATA; a .zst/.xz decompressed as a
+// stream), checking each against the bmap's SHA-256, fsyncs, reads every range back and compares
+// (opts.verify). Prints one summary line. Throws pibake::Error naming the file and range.
 FlashResult run_flash(const FlashOptions& opts);
+
+// Where each bmap range of a multi-card flash is read: (first block, last block, sha256) → the
+// path of the first image that holds that range.
+using SharedRanges = std::map<std::tuple<uint64_t, uint64_t, std::string>, std::string>;
+
+// The `*.img` files directly in `dir` (hidden temporaries skipped), as "dir/name", in natural
+// order (node-2 before node-10). Throws pibake::Error when `dir` cannot be listed.
+std::vector<std::string> images_in(const std::string& dir);
+
+// `pibake flash DIR TARGET...`: the i-th image of images_in(`dir`) to the i-th target, all at once
+// (one thread per card, one progress line per card), each as run_flash writes and verifies it
+// (opts.image and opts.target are not used). Every target is checked before anything is written to
+// any: a count that differs from the images', a target given twice, and every refusal throw first.
+// A range that several images hold (same blocks and SHA-256 in their bmaps) is read from the first
+// of them only. A card that fails does not stop the others; then pibake::Error names each failed
+// card after all have finished.
+std::vector<FlashResult> run_flash_many(const std::string& dir, const std::vector<std::string>& targets,
+                                        const FlashOptions& opts);
 
 // What pibake knows about a target block device, read from sysfs (kept apart so that the refusal
 // rules are tested on data, never on a real disk).

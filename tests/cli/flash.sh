@@ -91,6 +91,38 @@ pibake flash "$img" target.img && fail "flash accepted an image that does not ma
 assert_contains err.log "does not match"
 assert_contains err.log "blocks"
 
+# Several cards at once: `pibake flash out/ T1 T2` writes node-1.img to T1 and node-2.img to T2,
+# each verified; every target is checked before any is written.
+pibake_ok build --nodes 2 --base-image base.img --out multi
+pibake_ok flash multi t1.img t2.img
+cmp multi/node-1.img t1.img || fail "flash multi/: t1.img differs from node-1.img"
+cmp multi/node-2.img t2.img || fail "flash multi/: t2.img differs from node-2.img"
+assert_contains out.log "multi/node-1.img → t1.img"
+assert_contains out.log "multi/node-2.img → t2.img: wrote"
+[ "$(grep -c "verified" out.log)" = 2 ] || fail "flash multi/ did not verify both cards"
+rm -f t1.img t2.img
+pibake flash multi t1.img && fail "flash multi/ accepted one target for two images"
+assert_contains err.log "holds 2 images (node-1.img, node-2.img) but 1 target was given"
+pibake flash multi t1.img t1.img && fail "flash multi/ accepted the same target twice"
+assert_contains err.log "t1.img is given twice"
+pibake flash multi t1.img /dev/null && fail "flash multi/ accepted /dev/null"
+assert_contains err.log "neither a block device nor a regular file"
+[ ! -e t1.img ] || fail "flash multi/ wrote t1.img although t2's target was refused"
+pibake flash multi/node-1.img t1.img t2.img && fail "flash of one image accepted two targets"
+assert_contains err.log "is one image: give one DEVICE"
+# A range both images hold is read from node-1.img only: damage it there, and node-2's card is
+# refused naming node-1.img as where the range was read.
+shared_block=$(python3 - multi/node-1.img.bmap multi/node-2.img.bmap <<'PY'
+import sys, xml.etree.ElementTree as ET
+def ranges(p): return {(r.text.strip(), r.get("chksum")) for r in ET.parse(p).getroot().find("BlockMap")}
+common = sorted(ranges(sys.argv[1]) & ranges(sys.argv[2]), key=lambda r: int(r[0].split("-")[0]))
+print(common[len(common) // 2][0].split("-")[0])  # a piece in the middle that both hold
+PY
+)
+printf 'X' | dd of=multi/node-1.img bs=1 seek=$((shared_block * 4096)) conv=notrunc status=none
+pibake flash multi t1.img t2.img && fail "flash multi/ accepted damaged source data"
+assert_contains err.log "node-2.img → t2.img: multi/node-1.img does not match multi/node-2.img.bmap"
+
 # Targets that are neither files nor block devices are refused.
 pibake flash "$img.zst" /dev/null && fail "flash accepted /dev/null"
 assert_contains err.log "neither a block device nor a regular file"
