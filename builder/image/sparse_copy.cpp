@@ -34,10 +34,11 @@ namespace {
 constexpr uint64_t kWritebackStep = 32u << 20;
 
 // Copies [off, off+len) with copy_file_range, falling back to read/write where the kernel or the
-// filesystems refuse (EXDEV on old kernels, ENOSYS, EINVAL on some filesystems). Writeback of
-// each step is started at once (sync_file_range), so the disk works during the copy instead of
-// at the first fsync.
-void copy_range(int in, int out, uint64_t off, uint64_t len, const std::string& src, const std::string& dst) {
+// filesystems refuse (EXDEV on old kernels, ENOSYS, EINVAL on some filesystems). With
+// `start_writeback`, writeback of each step is started at once (sync_file_range), so the disk
+// works during the copy instead of at the first fsync.
+void copy_range(int in, int out, uint64_t off, uint64_t len, const std::string& src, const std::string& dst,
+                bool start_writeback) {
   bool use_cfr = true;
   std::vector<char> buf;
   while (len > 0) {
@@ -45,7 +46,7 @@ void copy_range(int in, int out, uint64_t off, uint64_t len, const std::string& 
       loff_t in_off = static_cast<loff_t>(off), out_off = static_cast<loff_t>(off);
       ssize_t n = copy_file_range(in, &in_off, out, &out_off, std::min(len, kWritebackStep), 0);
       if (n > 0) {
-        if (!getenv("PIBAKE_NO_WB")) sync_file_range(out, static_cast<off_t>(off), n, SYNC_FILE_RANGE_WRITE);
+        if (start_writeback) sync_file_range(out, static_cast<off_t>(off), n, SYNC_FILE_RANGE_WRITE);
         off += static_cast<uint64_t>(n);
         len -= static_cast<uint64_t>(n);
         continue;
@@ -122,8 +123,12 @@ CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst
       r.start += take;
     }
   }
+  // A node copied alone (several threads) starts writeback as it goes, or the disk would idle
+  // during the copy; while several nodes are copied at once (one thread each), another node keeps
+  // the CPU busy while the disk writes, and early writeback measured slower (docs/speed.md).
+  const bool start_writeback = threads > 1;
   auto copy_share = [&](const std::vector<ByteRange>& list) {
-    for (const ByteRange& r : list) copy_range(in.get(), dst_fd, r.start, r.end - r.start, src, dst_name);
+    for (const ByteRange& r : list) copy_range(in.get(), dst_fd, r.start, r.end - r.start, src, dst_name, start_writeback);
   };
   std::vector<std::exception_ptr> errors(shares.size());
   std::vector<std::thread> workers;
