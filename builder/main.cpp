@@ -94,18 +94,19 @@ int main(int argc, char** argv) {
   inspect->add_flag("--json", inspect_json, "print one JSON object instead of text");
   pibake::FlashOptions flash_opts;
   uint64_t max_gib = pibake::kDefaultFlashMaxBytes >> 30;
-  CLI::App* flash =
-      app.add_subcommand(
-          "flash",
-          "write an image's mapped blocks to a card (or a file), or each image of a directory to its own card at once, "
-          "then read back and verify");
+  CLI::App* flash = app.add_subcommand(
+      "flash",
+      "write an image's mapped blocks to a card (or a file), or each image of a directory to its own card at once, "
+      "then read back and verify");
   std::vector<std::string> flash_targets;
-  flash->add_option("IMAGE", flash_opts.image,
-                    "image: .img (uses IMAGE.bmap when present), .img.zst or .img.xz; or a directory (out/): "
-                    "its *.img files in order, one per DEVICE, all written at once")
+  flash
+      ->add_option("IMAGE", flash_opts.image,
+                   "image: .img (uses IMAGE.bmap when present), .img.zst or .img.xz; or a directory (out/): "
+                   "its *.img files in order, one per DEVICE, all written at once")
       ->required();
-  flash->add_option("DEVICE", flash_targets,
-                    "target block device, or a regular file (created or truncated); one per image for a directory")
+  flash
+      ->add_option("DEVICE", flash_targets,
+                   "target block device, or a regular file (created or truncated); one per image for a directory")
       ->required();
   flash->add_flag("--force", flash_opts.force,
                   "flash a device even if it is mounted, not removable or larger than --max-size");

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -128,7 +128,8 @@ CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst
   // the CPU busy while the disk writes, and early writeback measured slower (docs/speed.md).
   const bool start_writeback = threads > 1;
   auto copy_share = [&](const std::vector<ByteRange>& list) {
-    for (const ByteRange& r : list) copy_range(in.get(), dst_fd, r.start, r.end - r.start, src, dst_name, start_writeback);
+    for (const ByteRange& r : list)
+      copy_range(in.get(), dst_fd, r.start, r.end - r.start, src, dst_name, start_writeback);
   };
   std::vector<std::exception_ptr> errors(shares.size());
   std::vector<std::thread> workers;

@@ -318,7 +318,8 @@ void run_build(const BuildOptions& opts) {
   std::optional<BaseImage> checked_base;
   if (is_local_source(base_source)) {
     const std::string path = local_path(base_source);
-    if (!path.ends_with(".xz")) checked_base = open_base_image(path, base_source);  // as obtain_base_image tells them apart
+    if (!path.ends_with(".xz"))
+      checked_base = open_base_image(path, base_source);  // as obtain_base_image tells them apart
   }
   // The state dir, locked until the build ends.
   const StateDir state(StateDir::path_for(spec));
@@ -336,7 +337,7 @@ void run_build(const BuildOptions& opts) {
   // prepare base: its partitions, release and boot layout, read, and its filesystems checked,
   // before any image is written.
   BaseImage base = checked_base && checked_base->path == base_path ? std::move(*checked_base)
-                                                                    : open_base_image(base_path, base_source);
+                                                                   : open_base_image(base_path, base_source);
   inputs.cmdline_paths = base.boot_layout.cmdlines;
   // plan: every node's files, computed before the first byte of an image is written.
   BuildPlan plan = make_plan(spec, opts.only_nodes, inputs);

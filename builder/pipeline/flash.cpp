@@ -8,21 +8,21 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
-#include <thread>
-#include <tuple>
 #include <optional>
 #include <sstream>
+#include <thread>
+#include <tuple>
 
-#include "image/bmap.h"
 #include "codec/codec.h"
+#include "image/bmap.h"
 #include "pipeline/flash_progress.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -317,8 +317,8 @@ TargetCheck check_target(const std::string& image, const std::string& target, co
     check.device_size = dev.size_bytes;
     if (!opts.force) check.refusals = device_refusals(dev, opts.max_bytes);
     if (compression_of(image) == Compression::kNone && static_cast<uint64_t>(img_st.st_size) > check.device_size) {
-      throw Error(fmt::format("{} ({} bytes) does not fit on {} ({} bytes)", image, img_st.st_size, target,
-                              check.device_size));
+      throw Error(
+          fmt::format("{} ({} bytes) does not fit on {} ({} bytes)", image, img_st.st_size, target, check.device_size));
     }
   }
   return check;
@@ -344,9 +344,9 @@ FlashResult flash_checked(const std::string& image, const std::string& target_pa
     throw Error("cannot make " + target_path + " owner-only: " + std::strerror(errno));
   }
   FlashResult result;
-  std::vector<Written> written =
-      c == Compression::kNone ? copy_raw(image, target, !block_device, result.image_size, progress, shared)
-                              : copy_stream(image, c, target, !block_device, result.image_size, progress);
+  std::vector<Written> written = c == Compression::kNone
+                                     ? copy_raw(image, target, !block_device, result.image_size, progress, shared)
+                                     : copy_stream(image, c, target, !block_device, result.image_size, progress);
   if (block_device && result.image_size > check.device_size) {
     throw Error(fmt::format("{} decompresses to {} bytes, more than {} holds ({} bytes)", image, result.image_size,
                             target_path, check.device_size));
@@ -365,9 +365,9 @@ FlashResult flash_checked(const std::string& image, const std::string& target_pa
 }
 
 std::string summary(const std::string& image, const std::string& target, const FlashResult& r) {
-  return fmt::format("{} → {}: wrote {:.1f} MiB of {:.1f} MiB ({} ranges), {}in {:.2f} s, {:.1f} MB/s\n", image,
-                     target, r.written_bytes / 1048576.0, r.image_size / 1048576.0, r.ranges,
-                     r.verified ? "verified, " : "", r.seconds, r.seconds > 0 ? r.written_bytes / 1e6 / r.seconds : 0.0);
+  return fmt::format("{} → {}: wrote {:.1f} MiB of {:.1f} MiB ({} ranges), {}in {:.2f} s, {:.1f} MB/s\n", image, target,
+                     r.written_bytes / 1048576.0, r.image_size / 1048576.0, r.ranges, r.verified ? "verified, " : "",
+                     r.seconds, r.seconds > 0 ? r.written_bytes / 1e6 / r.seconds : 0.0);
 }
 
 // "node-10.img" after "node-9.img": names compared with their digit runs as numbers.
@@ -435,7 +435,8 @@ std::vector<FlashResult> run_flash_many(const std::string& dir, const std::vecto
   std::string refusals;
   for (size_t i = 0; i < targets.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
-      struct stat a {}, b{};
+      struct stat a {
+      }, b{};
       if (targets[i] == targets[j] || (stat(targets[i].c_str(), &a) == 0 && stat(targets[j].c_str(), &b) == 0 &&
                                        a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_rdev == b.st_rdev)) {
         throw Error(targets[i] + " is given twice" + (targets[i] == targets[j] ? "" : " (as " + targets[j] + " too)") +

@@ -4,9 +4,9 @@
 
 #include <cstdint>
 #include <map>
-#include <tuple>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace pibake {

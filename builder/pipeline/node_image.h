@@ -10,9 +10,9 @@
 namespace pibake {
 
 struct NodeImageResult {
-  std::string path;         // final path of the image
-  bool grown = false;       // the root filesystem had to grow
-  uint64_t image_size = 0;  // bytes (apparent size)
+  std::string path;           // final path of the image
+  bool grown = false;         // the root filesystem had to grow
+  uint64_t image_size = 0;    // bytes (apparent size)
   uint64_t hashed_bytes = 0;  // bytes its block map hashed (the rest came from the base's)
 };
 
