@@ -53,7 +53,7 @@ force=()
 reset_target() { if [ "$target" = target.img ]; then rm -f target.img; fi; }
 run_dd() { dd if="$img" of="$target" bs=4M conv=fsync status=none; }
 run_bmaptool() { bmaptool copy --bmap "$img.bmap" "$img" "$target"; }
-run_bmaprb() { bmaptool copy --bmap "$img.bmap" "$img" "$target" && sync && readback "$target"; }
+run_bmaprb() { bmaptool copy --bmap "$img.bmap" "$img" "$target" && readback "$target"; }
 run_pibake() { pibake_rss flash "${force[@]}" "$img" "$target"; }
 run_nover() { pibake_rss flash "${force[@]}" --no-verify "$img" "$target"; }
 time_of() { reset_target; settle "$img" "$img.bmap"; timed "$1"; }

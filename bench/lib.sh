@@ -42,7 +42,8 @@ now() { date +%s.%N; }
 timed() {
   sync
   local t0; t0=$(now)
-  "$@" >/dev/null 2>&1
+  # A contender that fails is not a fast run: the benchmark stops, naming it.
+  "$@" >/dev/null 2>"$work/timed.err" || { echo "bench: '$*' failed:" >&2; cat "$work/timed.err" >&2; exit 1; }
   sync
   awk -v a="$t0" -v b="$(now)" 'BEGIN {print b - a}'
 }
@@ -59,6 +60,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print a / b}'; }
 # pibake_rss ARGS...: runs pibake, keeping the largest peak RSS seen so far (KiB, GNU time's %M)
 # in $work/rss_max.txt: the timed runs are subshells, so a file rather than a variable.
 echo 0 > "$work/rss_max.txt"
+[ -x /usr/bin/time ] || { echo "GNU time is not installed (apt-get install time): it measures pibake's peak RSS" >&2; exit 2; }
 pibake_rss() {
   /usr/bin/time -f %M -o "$work/rss.txt" "$pibake" "$@"
   local r m; r=$(tail -1 "$work/rss.txt"); m=$(cat "$work/rss_max.txt")

@@ -138,7 +138,8 @@ int main(int argc, char** argv) {
     if (*inspect) rc = pibake::run_inspect(image, inspect_json);  // 1 when a health check failed
     if (*flash) {
       flash_opts.max_bytes = max_gib << 30;
-      if (std::filesystem::is_directory(flash_opts.image)) {
+      std::error_code ec;
+      if (std::filesystem::is_directory(flash_opts.image, ec)) {
         pibake::run_flash_many(flash_opts.image, flash_targets, flash_opts);
       } else if (flash_targets.size() != 1) {
         throw pibake::Error(fmt::format("{} is one image: give one DEVICE (a directory of images takes one per image)",

@@ -5,6 +5,7 @@
 // a byte count (unix_io.c's raw_write_blk), and the "offset" option moves every position.
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "image/ext4_impl.h"
 #include "image/write_log.h"
@@ -22,10 +23,21 @@ thread_local WriteLog* t_log_for_next_open = nullptr;
 
 RecordingData* data_of(io_channel channel) { return static_cast<RecordingData*>(channel->private_data); }
 
-void record_blocks(io_channel channel, unsigned long long block, long long count) {
+// Adds [start, start + bytes) to the channel's log. Never throws: these are C callbacks, and an
+// exception must not cross libext2fs's frames; EXT2_ET_NO_MEMORY when the log cannot grow.
+errcode_t record(io_channel channel, uint64_t start, uint64_t bytes) noexcept {
+  try {
+    data_of(channel)->log->add(start, bytes);
+    return 0;
+  } catch (...) {
+    return EXT2_ET_NO_MEMORY;
+  }
+}
+
+errcode_t record_blocks(io_channel channel, unsigned long long block, long long count) noexcept {
   RecordingData* d = data_of(channel);
   uint64_t bytes = count < 0 ? static_cast<uint64_t>(-count) : static_cast<uint64_t>(count) * channel->block_size;
-  d->log->add(d->offset + block * static_cast<uint64_t>(channel->block_size), bytes);
+  return record(channel, d->offset + block * static_cast<uint64_t>(channel->block_size), bytes);
 }
 
 errcode_t rec_open(const char* name, int flags, io_channel* channel);
@@ -55,7 +67,7 @@ errcode_t rec_read_blk(io_channel channel, unsigned long block, int count, void*
 }
 
 errcode_t rec_write_blk64(io_channel channel, unsigned long long block, int count, const void* buf) {
-  record_blocks(channel, block, count);
+  if (errcode_t rc = record_blocks(channel, block, count)) return rc;
   return io_channel_write_blk64(data_of(channel)->backing, block, count, buf);
 }
 
@@ -65,7 +77,7 @@ errcode_t rec_write_blk(io_channel channel, unsigned long block, int count, cons
 
 errcode_t rec_write_byte(io_channel channel, unsigned long offset, int size, const void* buf) {
   RecordingData* d = data_of(channel);
-  d->log->add(d->offset + offset, static_cast<uint64_t>(size));
+  if (errcode_t rc = record(channel, d->offset + offset, static_cast<uint64_t>(size))) return rc;
   return io_channel_write_byte(d->backing, offset, size, buf);
 }
 
@@ -85,7 +97,7 @@ errcode_t rec_get_stats(io_channel channel, io_stats* stats) {
 }
 
 errcode_t rec_discard(io_channel channel, unsigned long long block, unsigned long long count) {
-  record_blocks(channel, block, static_cast<long long>(count));
+  if (errcode_t rc = record_blocks(channel, block, static_cast<long long>(count))) return rc;
   return io_channel_discard(data_of(channel)->backing, block, count);
 }
 
@@ -94,7 +106,7 @@ errcode_t rec_cache_readahead(io_channel channel, unsigned long long block, unsi
 }
 
 errcode_t rec_zeroout(io_channel channel, unsigned long long block, unsigned long long count) {
-  record_blocks(channel, block, static_cast<long long>(count));
+  if (errcode_t rc = record_blocks(channel, block, static_cast<long long>(count))) return rc;
   return io_channel_zeroout(data_of(channel)->backing, block, count);
 }
 
@@ -143,7 +155,13 @@ errcode_t rec_open(const char* name, int flags, io_channel* channel) {
   io->refcount = 1;
   io->flags = backing->flags;
   io->align = backing->align;
-  io->private_data = new RecordingData{backing, log, 0};
+  io->private_data = new (std::nothrow) RecordingData{backing, log, 0};
+  if (io->private_data == nullptr) {
+    ext2fs_free_mem(&io->name);
+    ext2fs_free_mem(&io);
+    io_channel_close(backing);
+    return EXT2_ET_NO_MEMORY;
+  }
   *channel = io;
   return 0;
 }

@@ -76,7 +76,8 @@ void copy_range(int in, int out, uint64_t off, uint64_t len, const std::string& 
 
 }  // namespace
 
-CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst_name, unsigned threads) {
+CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst_name, unsigned threads,
+                      bool start_writeback) {
   UniqueFd in(open(src.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) fail("open", src, dst_name);
   struct stat st {};
@@ -123,10 +124,6 @@ CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst
       r.start += take;
     }
   }
-  // A node copied alone (several threads) starts writeback as it goes, or the disk would idle
-  // during the copy; while several nodes are copied at once (one thread each), another node keeps
-  // the CPU busy while the disk writes, and early writeback measured slower (docs/speed.md).
-  const bool start_writeback = threads > 1;
   auto copy_share = [&](const std::vector<ByteRange>& list) {
     for (const ByteRange& r : list)
       copy_range(in.get(), dst_fd, r.start, r.end - r.start, src, dst_name, start_writeback);

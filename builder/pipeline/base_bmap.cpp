@@ -10,7 +10,7 @@
 
 namespace pibake {
 
-Bmap base_block_map(const std::string& base_path, const std::string& cache_dir) {
+BaseBlockMap base_block_map(const std::string& base_path, const std::string& cache_dir) {
   const std::string identity = file_identity(base_path);
   if (identity.empty()) throw Error("cannot read the base image " + base_path);
   Sha256 key;
@@ -21,22 +21,30 @@ Bmap base_block_map(const std::string& base_path, const std::string& cache_dir) 
   try {
     if (read_file_if_exists(kept, text)) {
       Bmap bmap = parse_bmap(text, kept);
-      if (bmap.image_size == std::filesystem::file_size(base_path) && bmap.block_size == kBmapBlockSize) return bmap;
+      if (bmap.image_size == std::filesystem::file_size(base_path) && bmap.block_size == kBmapBlockSize) {
+        return {std::move(bmap), identity};
+      }
     }
   } catch (const std::exception&) {
     // A damaged or foreign file: made again below.
   }
   Bmap bmap = make_bmap(base_path, kBmapSplitBlocks);
-  // The base may have changed while it was read: keep the map only if it did not.
-  if (file_identity(base_path) == identity) {
-    try {
-      std::filesystem::create_directories(dir);
-      write_file_atomic(kept, render_bmap(bmap), 0600);
-    } catch (const std::exception&) {
-      // Not kept: the next build hashes the base again.
-    }
+  BaseBlockMap map{std::move(bmap), identity};
+  check_base_unchanged(base_path, map);
+  try {
+    std::filesystem::create_directories(dir);
+    write_file_atomic(kept, render_bmap(map.bmap), 0600);
+  } catch (const std::exception&) {
+    // Not kept: the next build hashes the base again.
   }
-  return bmap;
+  return map;
+}
+
+void check_base_unchanged(const std::string& base_path, const BaseBlockMap& map) {
+  if (file_identity(base_path) != map.identity) {
+    throw Error("the base image " + base_path +
+                " changed while pibake was reading it (another program wrote to it); build again once it is done");
+  }
 }
 
 }  // namespace pibake

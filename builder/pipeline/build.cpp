@@ -192,13 +192,17 @@ void write_node_images(const BaseImage& base, const BuildPlan& plan, const Build
   const size_t count = plan.nodes.size();
   // The base's hashes, read once per base (kept in the cache): node block maps hash only what
   // pibake wrote.
-  const Bmap base_bmap = base_block_map(base.path, Cache::default_dir());
+  const BaseBlockMap base_map = base_block_map(base.path, Cache::default_dir());
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   unsigned jobs = opts.jobs != 0 ? opts.jobs : cores;
   jobs = static_cast<unsigned>(std::min<size_t>(jobs, count));
   // Fewer nodes than cores (regenerating one): each node's copy of the base uses the cores left,
-  // unless --jobs set how much runs at once.
-  const unsigned copy_threads = opts.jobs != 0 ? 1 : std::max(1u, cores / std::max(1u, jobs));
+  // unless --jobs set how much runs at once. A node written alone also starts writeback as it
+  // copies (measured: faster alone, slower with several nodes at once; docs/speed.md).
+  NodeWriteOptions write_opts;
+  write_opts.base_map = &base_map;
+  write_opts.copy_threads = opts.jobs != 0 ? 1 : std::max(1u, cores / std::max(1u, jobs));
+  write_opts.start_writeback = jobs == 1;
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   std::mutex mu;
@@ -208,7 +212,7 @@ void write_node_images(const BaseImage& base, const BuildPlan& plan, const Build
       const NodePlan& node = plan.nodes[i];
       try {
         auto start = std::chrono::steady_clock::now();
-        NodeImageResult r = write_node_image(base, node, opts.out_dir, &base_bmap, copy_threads);
+        NodeImageResult r = write_node_image(base, node, opts.out_dir, write_opts);
         std::lock_guard<std::mutex> lock(mu);
         fmt::print("{}: {} ({}, {}){} in {:.1f} s\n", r.path, node.node.name, node.node.ip, to_string(node.node.role),
                    r.grown ? ", root filesystem grown" : "", seconds_since(start));

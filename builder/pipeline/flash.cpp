@@ -14,12 +14,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <memory>
 #include <optional>
 #include <sstream>
 #include <thread>
-#include <tuple>
+#include <system_error>
 
 #include "codec/codec.h"
 #include "image/bmap.h"
@@ -27,12 +25,16 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/sha256.h"
+#include "util/text.h"
 #include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
 
-constexpr size_t kChunk = 8u << 20;  // large writes: SD cards are fastest with multi-MiB requests
+// Large writes: SD cards are fastest with multi-MiB requests. Several cards at once share a budget
+// (kChunkBudget / cards, at least 1 MiB), so memory stays bounded whatever the number of cards.
+constexpr size_t kChunk = 8u << 20;
+constexpr size_t kChunkBudget = 64u << 20;
 constexpr uint64_t kBlock = kBmapBlockSize;
 
 // A descriptor and the name messages give it.
@@ -102,13 +104,11 @@ std::optional<Bmap> load_bmap(const std::string& path) {
   return parse_bmap(ss.str(), path);
 }
 
-// Raw image: copy the bmap's ranges (or SEEK_DATA's), hashing what is read. With `shared`, a
-// range that an earlier image of the same flash holds too (same blocks, same SHA-256) is read from
-// that image, so the data several cards share is read from one file; the hash check is the same.
+// Raw image: copy the bmap's ranges (or SEEK_DATA's), hashing what is read, `chunk` bytes at a
+// time.
 std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool regular_target, uint64_t& image_size,
-                              Progress& progress, const SharedRanges* shared) {
+                              Progress& progress, size_t chunk) {
   Fd src(image, O_RDONLY);
-  std::map<std::string, std::unique_ptr<Fd>> other_sources;  // by path, opened on first use
   struct stat st {};
   fstat(src.get(), &st);
   image_size = static_cast<uint64_t>(st.st_size);
@@ -131,24 +131,15 @@ std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool r
   for (const BmapRange& r : ranges) total += r.byte_end(kBlock, image_size) - r.byte_start(kBlock);
   progress.start("writing", total);
   posix_fadvise(src.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  std::vector<char> buf(kChunk);
+  std::vector<char> buf(chunk);
   std::vector<Written> written;
   Sha256 hash;
   uint64_t done = 0;
   for (const BmapRange& r : ranges) {
     uint64_t start = r.byte_start(kBlock), end = r.byte_end(kBlock, image_size);
-    const Fd* from = &src;
-    if (shared != nullptr && !r.sha256.empty()) {
-      auto owner = shared->find({r.first, r.last, r.sha256});
-      if (owner != shared->end() && owner->second != image) {
-        std::unique_ptr<Fd>& fd = other_sources[owner->second];
-        if (!fd) fd = std::make_unique<Fd>(owner->second, O_RDONLY);
-        from = fd.get();
-      }
-    }
     for (uint64_t pos = start; pos < end;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - pos));
-      pread_all(*from, buf.data(), n, pos);
+      pread_all(src, buf.data(), n, pos);
       hash.update(buf.data(), n);
       pwrite_all(target, buf.data(), n, pos);
       pos += n;
@@ -157,7 +148,7 @@ std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool r
     }
     Written w{start, end, hash.hex_digest()};
     if (!r.sha256.empty() && r.sha256 != w.sha256) {
-      throw Error(fmt::format("{} does not match {}: {} hash to {}, the bmap says {}", from->path, bmap_path,
+      throw Error(fmt::format("{} does not match {}: {} hash to {}, the bmap says {}", image, bmap_path,
                               range_name(start, end), w.sha256, r.sha256));
     }
     written.push_back(std::move(w));
@@ -169,7 +160,7 @@ std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool r
 // are written; without, every non-zero block (and on a block device the zero blocks too, since
 // what the card held before is unknown).
 std::vector<Written> copy_stream(const std::string& image, Compression c, const Fd& target, bool regular_target,
-                                 uint64_t& image_size, Progress& progress) {
+                                 uint64_t& image_size, Progress& progress, size_t chunk) {
   std::string raw_name = image.substr(0, image.size() - std::strlen(suffix_of(c)));
   std::string bmap_path = bmap_path_for(raw_name);
   std::optional<Bmap> bmap = load_bmap(bmap_path);
@@ -179,7 +170,7 @@ std::vector<Written> copy_stream(const std::string& image, Compression c, const 
   }
   progress.start("writing", total);
   std::unique_ptr<Decompressor> in = open_decompressor(image, c);
-  std::vector<char> buf(kChunk);
+  std::vector<char> buf(chunk);
   std::vector<Written> written;
   Sha256 hash;
   bool in_run = false;
@@ -257,7 +248,8 @@ std::vector<Written> copy_stream(const std::string& image, Compression c, const 
   return written;
 }
 
-void verify(const Fd& target, bool block_device, const std::vector<Written>& written, Progress& progress) {
+void verify(const Fd& target, bool block_device, const std::vector<Written>& written, Progress& progress,
+            size_t chunk) {
   // On a card, read the card, not the page cache: fake-capacity cards that wrap around or drop
   // writes show up only then. A regular file's cache is the file.
   if (block_device) posix_fadvise(target.get(), 0, 0, POSIX_FADV_DONTNEED);
@@ -265,7 +257,7 @@ void verify(const Fd& target, bool block_device, const std::vector<Written>& wri
   for (const Written& w : written) total += w.end - w.start;
   progress.start("verifying", total);
   posix_fadvise(target.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  std::vector<char> buf(kChunk);
+  std::vector<char> buf(chunk);
   Sha256 hash;
   for (const Written& w : written) {
     for (uint64_t pos = w.start; pos < w.end;) {
@@ -297,7 +289,8 @@ struct TargetCheck {
 };
 
 // Checks `target` for `image` without writing anything. Throws pibake::Error for what --force
-// cannot override (neither a device nor a file, the image itself, an image too big for the device).
+// cannot override (neither a device nor a file, the image itself, an image too big for the
+// device, a target that cannot be opened for writing).
 TargetCheck check_target(const std::string& image, const std::string& target, const FlashOptions& opts) {
   require_regular_file(image, "image");
   struct stat img_st {};
@@ -317,8 +310,14 @@ TargetCheck check_target(const std::string& image, const std::string& target, co
     check.device_size = dev.size_bytes;
     if (!opts.force) check.refusals = device_refusals(dev, opts.max_bytes);
     if (compression_of(image) == Compression::kNone && static_cast<uint64_t>(img_st.st_size) > check.device_size) {
-      throw Error(
-          fmt::format("{} ({} bytes) does not fit on {} ({} bytes)", image, img_st.st_size, target, check.device_size));
+      throw Error(fmt::format("{} ({} bytes) does not fit on {} ({} bytes)", image, img_st.st_size, target,
+                              check.device_size));
+    }
+  } else {
+    // A file is created (or truncated) when writing starts; whether that can happen is known now.
+    const std::string dir = std::filesystem::path(target).parent_path().string();
+    if (access(exists ? target.c_str() : (dir.empty() ? "." : dir.c_str()), W_OK) != 0) {
+      throw Error("cannot write " + target + ": " + std::strerror(errno));
     }
   }
   return check;
@@ -330,9 +329,10 @@ std::string refusal_text(const std::string& target, const std::vector<std::strin
   return text;
 }
 
-// Writes `image` to the checked `target`, fsyncs and (opts.verify) reads it back.
+// Writes `image` to the checked `target`, fsyncs and (opts.verify) reads it back, `chunk` bytes
+// at a time.
 FlashResult flash_checked(const std::string& image, const std::string& target_path, const TargetCheck& check,
-                          const FlashOptions& opts, Progress& progress, const SharedRanges* shared) {
+                          const FlashOptions& opts, Progress& progress, size_t chunk) {
   auto start = std::chrono::steady_clock::now();
   const bool block_device = check.block_device;
   Compression c = compression_of(image);
@@ -344,9 +344,9 @@ FlashResult flash_checked(const std::string& image, const std::string& target_pa
     throw Error("cannot make " + target_path + " owner-only: " + std::strerror(errno));
   }
   FlashResult result;
-  std::vector<Written> written = c == Compression::kNone
-                                     ? copy_raw(image, target, !block_device, result.image_size, progress, shared)
-                                     : copy_stream(image, c, target, !block_device, result.image_size, progress);
+  std::vector<Written> written =
+      c == Compression::kNone ? copy_raw(image, target, !block_device, result.image_size, progress, chunk)
+                              : copy_stream(image, c, target, !block_device, result.image_size, progress, chunk);
   if (block_device && result.image_size > check.device_size) {
     throw Error(fmt::format("{} decompresses to {} bytes, more than {} holds ({} bytes)", image, result.image_size,
                             target_path, check.device_size));
@@ -356,7 +356,7 @@ FlashResult flash_checked(const std::string& image, const std::string& target_pa
   progress.start("syncing", 0);
   if (fsync(target.get()) != 0) throw Error("cannot flush " + target_path + ": " + std::strerror(errno));
   if (opts.verify) {
-    verify(target, block_device, written, progress);
+    verify(target, block_device, written, progress, chunk);
     result.verified = true;
   }
   progress.finish();
@@ -365,31 +365,23 @@ FlashResult flash_checked(const std::string& image, const std::string& target_pa
 }
 
 std::string summary(const std::string& image, const std::string& target, const FlashResult& r) {
-  return fmt::format("{} → {}: wrote {:.1f} MiB of {:.1f} MiB ({} ranges), {}in {:.2f} s, {:.1f} MB/s\n", image, target,
-                     r.written_bytes / 1048576.0, r.image_size / 1048576.0, r.ranges, r.verified ? "verified, " : "",
-                     r.seconds, r.seconds > 0 ? r.written_bytes / 1e6 / r.seconds : 0.0);
+  return fmt::format("{} → {}: wrote {:.1f} MiB of {:.1f} MiB ({} ranges), {}in {:.2f} s, {:.1f} MB/s\n", image,
+                     target, r.written_bytes / 1048576.0, r.image_size / 1048576.0, r.ranges,
+                     r.verified ? "verified, " : "", r.seconds, r.seconds > 0 ? r.written_bytes / 1e6 / r.seconds : 0.0);
 }
 
-// "node-10.img" after "node-9.img": names compared with their digit runs as numbers.
-bool natural_less(const std::string& a, const std::string& b) {
-  size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
-      size_t ie = i, je = j;
-      while (ie < a.size() && std::isdigit(static_cast<unsigned char>(a[ie]))) ++ie;
-      while (je < b.size() && std::isdigit(static_cast<unsigned char>(b[je]))) ++je;
-      std::string na = a.substr(i, ie - i), nb = b.substr(j, je - j);
-      na.erase(0, std::min(na.find_first_not_of('0'), na.size()));
-      nb.erase(0, std::min(nb.find_first_not_of('0'), nb.size()));
-      if (na.size() != nb.size()) return na.size() < nb.size();
-      if (na != nb) return na < nb;
-      i = ie, j = je;
-    } else {
-      if (a[i] != b[j]) return a[i] < b[j];
-      ++i, ++j;
-    }
+// The same file or device (an existing one), or the same path once made absolute and resolved
+// (one that does not exist yet).
+bool same_target(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb{};
+  if (stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0) {
+    return S_ISBLK(sa.st_mode) ? S_ISBLK(sb.st_mode) && sa.st_rdev == sb.st_rdev
+                               : sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   }
-  return a.size() - i < b.size() - j;
+  std::error_code ea, eb;
+  auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(a), ea);
+  auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(b), eb);
+  return !ea && !eb && ca == cb;
 }
 
 }  // namespace
@@ -403,9 +395,10 @@ std::vector<std::string> images_in(const std::string& dir) {
     if (entry.is_regular_file(ec)) names.push_back(name);
   }
   if (ec) throw Error("cannot list " + dir + ": " + ec.message());
-  std::sort(names.begin(), names.end(), natural_less);
-  for (std::string& n : names) n = dir + "/" + n;
-  return names;
+  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) { return natural_less(a, b); });
+  std::vector<std::string> paths;
+  for (const std::string& n : names) paths.push_back((std::filesystem::path(dir) / n).string());
+  return paths;
 }
 
 FlashResult run_flash(const FlashOptions& opts) {
@@ -414,7 +407,7 @@ FlashResult run_flash(const FlashOptions& opts) {
     throw Error(refusal_text(opts.target, check.refusals) + "\n(--force overrides this; check the device name first)");
   }
   Progress progress;
-  FlashResult result = flash_checked(opts.image, opts.target, check, opts, progress, nullptr);
+  FlashResult result = flash_checked(opts.image, opts.target, check, opts, progress, kChunk);
   fmt::print("{}", summary(opts.image, opts.target, result));
   return result;
 }
@@ -430,17 +423,33 @@ std::vector<FlashResult> run_flash_many(const std::string& dir, const std::vecto
                             dir, images.size(), images.size() == 1 ? "" : "s", names, targets.size(),
                             targets.size() == 1 ? " was" : "s were"));
   }
+  // Only what pibake build wrote: every image with its block map, parsed and of the image's size,
+  // so that a stray file cannot shift the images one card along.
+  for (const std::string& image : images) {
+    std::optional<Bmap> bmap = load_bmap(bmap_path_for(image));
+    if (!bmap) {
+      throw Error(image + " has no block map (" + base_name(bmap_path_for(image)) +
+                  ") beside it: a directory is flashed only with what pibake build wrote; move other files out of " +
+                  dir + ", or flash images one at a time");
+    }
+    if (bmap->image_size != std::filesystem::file_size(image)) {
+      throw Error(fmt::format("{} describes an image of {} bytes but {} has {}: it belongs to another image",
+                              bmap_path_for(image), bmap->image_size, image, std::filesystem::file_size(image)));
+    }
+  }
   // Every target checked before anything is written to any; all refusals reported at once.
   std::vector<TargetCheck> checks;
   std::string refusals;
   for (size_t i = 0; i < targets.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
-      struct stat a {
-      }, b{};
-      if (targets[i] == targets[j] || (stat(targets[i].c_str(), &a) == 0 && stat(targets[j].c_str(), &b) == 0 &&
-                                       a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_rdev == b.st_rdev)) {
+      if (same_target(targets[i], targets[j])) {
         throw Error(targets[i] + " is given twice" + (targets[i] == targets[j] ? "" : " (as " + targets[j] + " too)") +
                     ": one card per image");
+      }
+    }
+    for (const std::string& image : images) {
+      for (const std::string& source : {image, bmap_path_for(image)}) {
+        if (same_target(targets[i], source)) throw Error(targets[i] + " is " + source + ", which is being flashed");
       }
     }
     checks.push_back(check_target(images[i], targets[i], opts));
@@ -450,34 +459,37 @@ std::vector<FlashResult> run_flash_many(const std::string& dir, const std::vecto
   for (size_t i = 0; i < images.size(); ++i) fmt::print("{} → {}\n", images[i], targets[i]);
   std::fflush(stdout);
 
-  // Which image each bmap range is read from: the first that holds it.
-  SharedRanges shared;
-  for (const std::string& image : images) {
-    std::optional<Bmap> bmap = load_bmap(bmap_path_for(image));
-    if (!bmap) continue;
-    for (const BmapRange& r : bmap->ranges) {
-      if (!r.sha256.empty()) shared.emplace(std::make_tuple(r.first, r.last, r.sha256), image);
-    }
-  }
-
+  const size_t chunk = std::clamp<size_t>(kChunkBudget / images.size() / (1u << 20) * (1u << 20), 1u << 20, kChunk);
   std::vector<std::string> labels;
   for (size_t i = 0; i < images.size(); ++i) labels.push_back(base_name(images[i]) + " → " + targets[i]);
   ProgressBoard board(labels);
   std::vector<FlashResult> results(images.size());
   std::vector<std::string> errors(images.size());
+  auto flash_card = [&](size_t i) {
+    try {
+      Progress progress(board, i);
+      results[i] = flash_checked(images[i], targets[i], checks[i], opts, progress, chunk);
+    } catch (const std::exception& e) {
+      errors[i] = e.what();
+      board.set(i, "FAILED", /*force=*/true);
+    }
+  };
   std::vector<std::thread> workers;
-  for (size_t i = 0; i < images.size(); ++i) {
-    workers.emplace_back([&, i] {
-      try {
-        Progress progress(board, i);
-        results[i] = flash_checked(images[i], targets[i], checks[i], opts, progress, &shared);
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-        board.set(i, "FAILED", /*force=*/true);
-      }
-    });
+  for (size_t i = 1; i < images.size(); ++i) {
+    try {
+      workers.emplace_back(flash_card, i);
+    } catch (const std::system_error& e) {  // no thread left: this card is written after the others
+      errors[i] = std::string("not started: ") + e.what();
+    }
   }
+  flash_card(0);
   for (std::thread& t : workers) t.join();
+  for (size_t i = 1; i < images.size(); ++i) {
+    if (errors[i].starts_with("not started: ")) {
+      errors[i].clear();
+      flash_card(i);
+    }
+  }
   board.finish();
   std::string failed;
   for (size_t i = 0; i < images.size(); ++i) {

@@ -37,21 +37,18 @@ struct FlashResult {
 // (opts.verify). Prints one summary line. Throws pibake::Error naming the file and range.
 FlashResult run_flash(const FlashOptions& opts);
 
-// Where each bmap range of a multi-card flash is read: (first block, last block, sha256) → the
-// path of the first image that holds that range.
-using SharedRanges = std::map<std::tuple<uint64_t, uint64_t, std::string>, std::string>;
-
 // The `*.img` files directly in `dir` (hidden temporaries skipped), as "dir/name", in natural
 // order (node-2 before node-10). Throws pibake::Error when `dir` cannot be listed.
 std::vector<std::string> images_in(const std::string& dir);
 
 // `pibake flash DIR TARGET...`: the i-th image of images_in(`dir`) to the i-th target, all at once
 // (one thread per card, one progress line per card), each as run_flash writes and verifies it
-// (opts.image and opts.target are not used). Every target is checked before anything is written to
-// any: a count that differs from the images', a target given twice, and every refusal throw first.
-// A range that several images hold (same blocks and SHA-256 in their bmaps) is read from the first
-// of them only. A card that fails does not stop the others; then pibake::Error names each failed
-// card after all have finished.
+// (opts.image and opts.target are not used; write buffers share a 64 MiB budget). Everything is
+// checked before anything is written to any card, each a pibake::Error: a count that differs from
+// the images', an image without its .bmap (only pibake build's outputs are flashed this way), a
+// target given twice or that is one of the images or maps, a target that cannot be written, and
+// every device refusal (all listed at once). A card that fails does not stop the others; then
+// pibake::Error names each failed card after all have finished.
 std::vector<FlashResult> run_flash_many(const std::string& dir, const std::vector<std::string>& targets,
                                         const FlashOptions& opts);
 

@@ -118,7 +118,7 @@ void check_growth_possible(const BaseImage& base, const BuildPlan& plan) {
 }
 
 NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, const std::string& out_dir,
-                                 const Bmap* base_bmap, unsigned copy_threads) {
+                                 const NodeWriteOptions& opts) {
   NodeImageResult result;
   // Every byte written after the clone, so the block map rehashes only those (write_log.h).
   WriteLog written;
@@ -128,7 +128,8 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
     // 0600: the image holds this node's keys (node-1: every CA key), whatever modes are inside it.
     AtomicFile out(result.path, 0600);
     // clone: a sparse copy (or reflink) of the base; the base itself is only ever read.
-    copy_sparse(base.path, out.fd(), result.path, copy_threads);
+    copy_sparse(base.path, out.fd(), result.path, opts.copy_threads, opts.start_writeback);
+    if (opts.base_map != nullptr) check_base_unchanged(base.path, *opts.base_map);
     // Start writing the copy back now, without waiting: the final fsync then has little left to do
     // and the disk works while the filesystems are edited and the next node is copied.
     sync_file_range(out.fd(), 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -165,6 +166,7 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
     // only the pieces written since the clone and taking the base's hashes for the rest; a stale
     // .bmap is removed before the rename and the new one written after it, so a .bmap beside an
     // image always describes that image, or there is none.
+    const Bmap* base_bmap = opts.base_map != nullptr ? &opts.base_map->bmap : nullptr;
     BmapReuse reuse{base_bmap, written.merged(), written.all() || base_bmap == nullptr};
     BmapWork work;
     std::string bmap_text = render_bmap(make_bmap(out.temp_path(), kBmapSplitBlocks, &reuse, &work));

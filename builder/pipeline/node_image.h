@@ -4,6 +4,7 @@
 #include <string>
 
 #include "image/bmap.h"
+#include "pipeline/base_bmap.h"
 #include "pipeline/base_image.h"
 #include "plan/plan.h"
 
@@ -24,12 +25,20 @@ uint64_t root_growth_needed(const BaseImage& base, const NodePlan& plan);
 // a root filesystem that resize2fs cannot grow safely (ext4 `bigalloc`).
 void check_growth_possible(const BaseImage& base, const BuildPlan& plan);
 
+// How a node's image is written besides its plan (all optional).
+struct NodeWriteOptions {
+  // The base's block map (base_bmap.h): pieces of the node's map that pibake did not write take
+  // their hashes from it; without it every piece is hashed. The base is checked to be unchanged
+  // after the clone.
+  const BaseBlockMap* base_map = nullptr;
+  unsigned copy_threads = 1;     // threads copying the base's data (sparse_copy.h)
+  bool start_writeback = false;  // start writeback while copying (a node written alone)
+};
+
 // Writes `out_dir`/`plan.image_file` and its block map. The image exists under that name only once
 // complete; any failure removes the partial file and throws pibake::Error naming the node and the
-// step. `base_bmap` (base_bmap.h), when given, is the base's block map: pieces of the node's map
-// that pibake did not write take their hashes from it; without it every piece is hashed. The
-// base's data is copied by `copy_threads` threads (sparse_copy.h).
+// step.
 NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, const std::string& out_dir,
-                                 const Bmap* base_bmap = nullptr, unsigned copy_threads = 1);
+                                 const NodeWriteOptions& opts = {});
 
 }  // namespace pibake

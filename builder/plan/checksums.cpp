@@ -10,33 +10,6 @@
 
 namespace pibake {
 
-namespace {
-// "ubuntu-24.04.10-…" after "ubuntu-24.04.9-…": digits compare as numbers.
-bool version_less(const std::string& a, const std::string& b) {
-  size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
-      size_t i2 = i, j2 = j;
-      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
-      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
-      // Compared as numbers of any length (std::stoull would throw on 21 digits): without their
-      // leading zeros, the shorter is the smaller, then digit by digit.
-      std::string_view x(a.data() + i, i2 - i), y(b.data() + j, j2 - j);
-      x.remove_prefix(std::min(x.find_first_not_of('0'), x.size()));
-      y.remove_prefix(std::min(y.find_first_not_of('0'), y.size()));
-      if (x.size() != y.size()) return x.size() < y.size();
-      if (x != y) return x < y;
-      i = i2;
-      j = j2;
-    } else {
-      if (a[i] != b[j]) return a[i] < b[j];
-      ++i;
-      ++j;
-    }
-  }
-  return a.size() - i < b.size() - j;
-}
-}  // namespace
 
 bool is_sha256_hex(const std::string& s) {
   if (s.size() != 64) return false;
@@ -59,7 +32,7 @@ std::optional<ChecksumEntry> find_newest_with_suffix(const std::string& text, co
     if (!name.empty() && name[0] == '*') name.erase(0, 1);
     if (name.size() < suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
     hex = ascii_lower(hex);
-    if (!best || version_less(best->name, name)) best = ChecksumEntry{name, hex};
+    if (!best || natural_less(best->name, name)) best = ChecksumEntry{name, hex};
   }
   return best;
 }

@@ -11,4 +11,10 @@ namespace pibake {
 // ("WRITABLE" is "writable"), config.txt's filters and keys, hex digests.
 std::string ascii_lower(std::string_view text);
 
+// Natural order: runs of digits compare as numbers of any length ("node-9.img" before
+// "node-10.img", "ubuntu-24.04.9" before "ubuntu-24.04.10"), everything else byte by byte. Names
+// that are equal that way ("node-1" and "node-01") are ordered by their bytes, so the order is
+// total and never depends on the input's order.
+bool natural_less(std::string_view a, std::string_view b);
+
 }  // namespace pibake

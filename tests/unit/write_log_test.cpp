@@ -12,6 +12,7 @@
 #include "image/fat.h"
 #include "image/sparse_copy.h"
 #include "image/write_log.h"
+#include "pipeline/base_bmap.h"
 #include "test_support.h"
 #include "util/unique_fd.h"
 
@@ -170,4 +171,27 @@ TEST_CASE("a piece the log does not name keeps the base's hash, even when its by
   CHECK(render_bmap(stale) != render_bmap(full));
   BmapReuse logged{&base, {{img.root_offset + 1024, img.root_offset + 1025}}, false};
   CHECK(render_bmap(make_bmap(dir / "node.img", kBmapSplitBlocks, &logged)) == render_bmap(full));
+}
+
+TEST_CASE("the base's block map is kept in the cache by the base's identity, and a changed base is noticed",
+          "[bmap]") {
+  t::ScratchDir dir;
+  t::FixtureImage img = t::make_fixture_image(dir / "base.img");
+  const BaseBlockMap first = base_block_map(img.path, dir / "cache");
+  CHECK(render_bmap(first.bmap) == render_bmap(make_bmap(img.path, kBmapSplitBlocks)));
+  REQUIRE(t::count_files(dir / "cache/bmaps") == 1);
+  // Kept: the second call reads the cache (a damaged cache file is made again, not trusted).
+  const BaseBlockMap second = base_block_map(img.path, dir / "cache");
+  CHECK(render_bmap(second.bmap) == render_bmap(first.bmap));
+  CHECK_NOTHROW(check_base_unchanged(img.path, first));
+  // Any write to the base: a new identity, so the old map no longer applies.
+  {
+    UniqueFd fd(open(img.path.c_str(), O_RDWR | O_CLOEXEC));
+    REQUIRE(pwrite(fd.get(), "Z", 1, static_cast<off_t>(img.root_offset + 8192)) == 1);
+  }
+  CHECK_THROWS_WITH(check_base_unchanged(img.path, first), Catch::Contains("changed while pibake was reading it"));
+  const BaseBlockMap third = base_block_map(img.path, dir / "cache");
+  CHECK(third.identity != first.identity);
+  CHECK(render_bmap(third.bmap) == render_bmap(make_bmap(img.path, kBmapSplitBlocks)));
+  CHECK(t::count_files(dir / "cache/bmaps") == 2);
 }
