@@ -173,7 +173,7 @@ TEST_CASE("a piece the log does not name keeps the base's hash, even when its by
   CHECK(render_bmap(make_bmap(dir / "node.img", kBmapSplitBlocks, &logged)) == render_bmap(full));
 }
 
-TEST_CASE("the base's block map is kept in the cache by the base's identity, and a changed base is noticed",
+TEST_CASE("the base's block map is kept in the cache by the base's identity and a changed base is noticed",
           "[bmap]") {
   t::ScratchDir dir;
   t::FixtureImage img = t::make_fixture_image(dir / "base.img");
