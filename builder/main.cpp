@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
                     "base image: a path or URL to an Ubuntu raspi .img or .img.xz (overrides the spec)");
   build->add_flag("--offline", build_opts.offline, "never use the network");
   build->add_flag("--dry-run", build_opts.dry_run, "print the plan (every file of every node) and write nothing");
-  build->add_option("-j,--jobs", build_opts.jobs, "images written at once (default: one per CPU core)");
+  build->add_option("-j,--jobs", build_opts.jobs, "images written at once (default: four per CPU core, at most 16)");
   std::string compress = "none";
   build->add_option("--compress", compress, "also write node-N.img.zst or .img.xz (+ .sha256), multi-threaded")
       ->check(CLI::IsMember({"none", "zstd", "xz"}));

@@ -22,7 +22,7 @@ struct BuildOptions {
   std::string base_image;  // --base-image PATH|URL
   bool offline = false;
   bool dry_run = false;
-  unsigned jobs = 0;                          // nodes written at once; 0 = one per CPU core
+  unsigned jobs = 0;                          // nodes written at once; 0 = four per CPU core, at most 16
   Compression compress = Compression::kNone;  // --compress zstd|xz: also node-N.img.zst/.xz (+ .sha256)
 };
 
