@@ -5,7 +5,10 @@
 
 #include <sys/stat.h>
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <algorithm>
+
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdio>
@@ -565,4 +568,33 @@ TEST_CASE("FAT12: entries that straddle FAT sectors, directories and removal", "
         std::set<std::string>{"::/small-1.txt", "::/big.bin", "::/sub/", "::/sub/dir/", "::/sub/dir/small-3.txt"});
   FatFs fs = open_fs(v, false);
   CHECK(fs.read_file("big.bin") == big);
+}
+
+TEST_CASE("A file size near 4 GiB with a short cluster chain is an error and not a 4 GiB allocation", "[fat]") {
+  // Found by fuzz_fat: size + cluster size - 1 wrapped in 32 bits, so the chain check passed.
+  ScratchDir dir;
+  Volume v = make_plain_fat(dir, 16);
+  {
+    FatFs fs = open_fs(v);
+    fs.write_file("big.txt", "four bytes");
+    fs.close();
+  }
+  std::string img = pibake::test::read_text(v.path);
+  auto get16 = [&](size_t at) {
+    return static_cast<uint32_t>(static_cast<uint8_t>(img[at])) |
+           static_cast<uint32_t>(static_cast<uint8_t>(img[at + 1])) << 8;
+  };
+  const uint32_t bps = get16(11), reserved = get16(14), fats = static_cast<uint8_t>(img[16]), fat_sectors = get16(22);
+  const size_t root = static_cast<size_t>(reserved + fats * fat_sectors) * bps;
+  size_t slot = img.find("BIG     TXT", root);
+  REQUIRE(slot != std::string::npos);
+  {
+    int fd = open(v.path.c_str(), O_WRONLY);
+    REQUIRE(fd >= 0);
+    const unsigned char size[4] = {0xff, 0xff, 0xff, 0xff};
+    REQUIRE(pwrite(fd, size, 4, static_cast<off_t>(slot + 28)) == 4);
+    close(fd);
+  }
+  FatFs fs = open_fs(v, /*writable=*/false);
+  CHECK_THROWS_WITH(fs.read_file("big.txt"), Contains("file is 4294967295 bytes but its cluster chain holds only"));
 }
