@@ -91,20 +91,9 @@ CopyStats copy_sparse(const std::string& src, int dst_fd, const std::string& dst
     return stats;
   }
   if (ftruncate(dst_fd, static_cast<off_t>(size)) != 0) fail("truncate", src, dst_name);
-  std::vector<ByteRange> ranges;
-  uint64_t pos = 0;
-  while (pos < size) {
-    off_t data = lseek(in.get(), static_cast<off_t>(pos), SEEK_DATA);
-    if (data < 0) {
-      if (errno == ENXIO) break;  // only a hole remains
-      fail("SEEK_DATA", src, dst_name);
-    }
-    off_t hole = lseek(in.get(), data, SEEK_HOLE);
-    if (hole < 0) fail("SEEK_HOLE", src, dst_name);
-    ranges.push_back({static_cast<uint64_t>(data), static_cast<uint64_t>(hole)});
-    stats.data_bytes += static_cast<uint64_t>(hole - data);
-    pos = static_cast<uint64_t>(hole);
-  }
+  // The base's data ranges, as a block map finds them (SEEK_DATA/SEEK_HOLE).
+  const std::vector<ByteRange> ranges = data_ranges(in.get(), src);
+  for (const ByteRange& r : ranges) stats.data_bytes += r.end - r.start;
   // The data cut into `threads` shares of about equal bytes (whole MiBs); the kernel's copy is a
   // memcpy per page, so each share keeps one core busy.
   threads = std::max(1u, threads);
