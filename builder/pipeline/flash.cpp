@@ -8,7 +8,6 @@
 
 #include <fmt/format.h>
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -395,7 +394,7 @@ std::vector<std::string> images_in(const std::string& dir) {
     if (entry.is_regular_file(ec)) names.push_back(name);
   }
   if (ec) throw Error("cannot list " + dir + ": " + ec.message());
-  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) { return natural_less(a, b); });
+  std::sort(names.begin(), names.end(), natural_less);
   std::vector<std::string> paths;
   for (const std::string& n : names) paths.push_back((std::filesystem::path(dir) / n).string());
   return paths;
@@ -475,21 +474,17 @@ std::vector<FlashResult> run_flash_many(const std::string& dir, const std::vecto
     }
   };
   std::vector<std::thread> workers;
+  std::vector<size_t> not_started;  // no thread could be made for them: written after the others
   for (size_t i = 1; i < images.size(); ++i) {
     try {
       workers.emplace_back(flash_card, i);
-    } catch (const std::system_error& e) {  // no thread left: this card is written after the others
-      errors[i] = std::string("not started: ") + e.what();
+    } catch (const std::system_error&) {
+      not_started.push_back(i);
     }
   }
   flash_card(0);
   for (std::thread& t : workers) t.join();
-  for (size_t i = 1; i < images.size(); ++i) {
-    if (errors[i].starts_with("not started: ")) {
-      errors[i].clear();
-      flash_card(i);
-    }
-  }
+  for (size_t i : not_started) flash_card(i);
   board.finish();
   std::string failed;
   for (size_t i = 0; i < images.size(); ++i) {
