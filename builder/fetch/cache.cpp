@@ -94,7 +94,7 @@ std::string Cache::blob_path(const std::string& sha256) const { return dir_ + "/
 bool Cache::has_blob(const std::string& sha256) const { return exists(blob_path(sha256)); }
 
 std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const std::string& sha256, bool offline,
-                            const std::string& what, uint64_t max_bytes) {
+                            const std::string& what, uint64_t max_bytes, const HttpRequest& request) {
   std::string blob = blob_path(sha256);
   if (exists(blob)) {
     if (still_verified(blob, sha256)) return blob;
@@ -139,7 +139,9 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
                     what, dir_, source));
   }
   fmt::print("downloading {}\n", source);
-  fetcher.fetch(source, part, max_bytes);
+  if (fetcher.fetch(source, part, max_bytes, request).status == 401) {
+    throw Error(fmt::format("cannot download {} from {}: HTTP 401 (the server wants credentials)", what, source));
+  }
   std::string got = sha256_file(part);
   if (got != sha256) {
     unlink(part.c_str());  // nothing unverified is kept, not even for resuming

@@ -25,9 +25,10 @@ class Cache {
   // nothing. A cached blob is handed out only while it is what was verified: its identity
   // (size, inode, ctime, mtime) is recorded when it enters, and a blob whose identity changed is
   // hashed again; a bad one is dropped and fetched again (offline: an error naming `pibake
-  // fetch`). `offline` forbids the network: a missing blob is an error naming `what`.
+  // fetch`). `offline` forbids the network: a missing blob is an error naming `what`. `request`
+  // carries an API's headers (a registry's Accept and token); a 401 throws naming `what`.
   std::string get_blob(Fetcher& fetcher, const std::string& source, const std::string& sha256, bool offline,
-                       const std::string& what, uint64_t max_bytes);
+                       const std::string& what, uint64_t max_bytes, const HttpRequest& request = {});
 
   // A small text file (SHA256SUMS, *.sha256, at most kMaxChecksumFileBytes) fetched once and kept
   // by URL, so a later --offline build can still read it. It is the thing checksums come from,

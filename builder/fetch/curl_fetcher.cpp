@@ -73,14 +73,22 @@ class CurlFetcher : public Fetcher {
   explicit CurlFetcher(FetchOptions opts) : opts_(opts) { global_init(); }
 
   void fetch(const std::string& url, const std::string& dest, uint64_t max_bytes) override {
+    fetch(url, dest, max_bytes, HttpRequest{});
+  }
+
+  HttpResponse fetch(const std::string& url, const std::string& dest, uint64_t max_bytes,
+                     const HttpRequest& request) override {
     check_transport(url);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(deadline_seconds(max_bytes));
     std::string last_error;
     int backoff = opts_.first_backoff_ms;
     for (int attempt = 1; attempt <= opts_.attempts; ++attempt) {
       if (interrupted()) throw Error("interrupted");
-      Outcome o = try_once(url, dest, max_bytes, deadline);
-      if (o.ok) return;
+      Outcome o = try_once(url, dest, max_bytes, deadline, request);
+      if (o.ok || o.response.status == 401) {
+        if (!o.ok) unlink(dest.c_str());
+        return o.response;
+      }
       last_error = o.error;
       if (o.discard) unlink(dest.c_str());  // nothing of a refused download is kept
       if (!o.retryable) break;
@@ -103,7 +111,33 @@ class CurlFetcher : public Fetcher {
     bool retryable = true;
     bool discard = false;  // remove the partial file: it can never be completed
     std::string error;
+    HttpResponse response;
   };
+
+  // The response headers the OCI client needs, of the last response (reset at each redirect).
+  static size_t on_header(char* data, size_t size, size_t count, void* p) {
+    auto* r = static_cast<HttpResponse*>(p);
+    std::string line(data, size * count);
+    if (line.rfind("HTTP/", 0) == 0) *r = HttpResponse{};
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) return size * count;
+    std::string name = line.substr(0, colon);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string value = line.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    value.erase(value.find_last_not_of(" \t\r\n") + 1);
+    if (name == "content-type") r->content_type = value.substr(0, value.find(';'));
+    if (name == "www-authenticate") r->www_authenticate = value;
+    if (name == "docker-content-digest") r->docker_content_digest = value;
+    return size * count;
+  }
+
+  // The host[:port] of a URL, to keep a token on the host it was issued for.
+  static std::string host_of(const std::string& url) {
+    size_t start = url.find("://");
+    start = start == std::string::npos ? 0 : start + 3;
+    return url.substr(start, url.find_first_of("/?#", start) - start);
+  }
 
   long deadline_seconds(uint64_t max_bytes) const {
     uint64_t s =
@@ -127,7 +161,7 @@ class CurlFetcher : public Fetcher {
     size_t n = size * count;
     long status = 0;
     curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status >= 300 && status < 400) return n;
+    if (status >= 300) return n;  // a redirect's or an error's body (errors are judged by status, not read)
     if (sink->have + n > sink->max_bytes) {
       sink->too_large = true;
       return 0;
@@ -175,7 +209,7 @@ class CurlFetcher : public Fetcher {
   }
 
   Outcome try_once(const std::string& url, const std::string& dest, uint64_t max_bytes,
-                   std::chrono::steady_clock::time_point deadline) const {
+                   std::chrono::steady_clock::time_point deadline, const HttpRequest& request) const {
     Outcome o;
     uint64_t have = file_size(dest);
     std::unique_ptr<FILE, FileCloser> out(std::fopen(dest.c_str(), have > 0 ? "ab" : "wb"));
@@ -198,14 +232,29 @@ class CurlFetcher : public Fetcher {
     std::string current = url;
     CURLcode rc = CURLE_OK;
     long status = 0;
+    struct SlistDeleter {
+      void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+    };
     for (int redirects = 0;; ++redirects) {
+      curl_slist* headers = nullptr;
+      for (const std::string& h : request.headers) headers = curl_slist_append(headers, h.c_str());
+      if (!request.authorization.empty() && host_of(current) == host_of(url))
+        headers = curl_slist_append(headers, ("Authorization: " + request.authorization).c_str());
+      std::unique_ptr<curl_slist, SlistDeleter> header_list(headers);
+      curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers);
+      curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, on_header);
+      curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &o.response);
       curl_easy_setopt(curl.get(), CURLOPT_URL, current.c_str());
       curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, errbuf);
       curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 0L);
       curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "https,http");
       curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYPEER, 1L);
       curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYHOST, 2L);
-      curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
+      // An API request (headers given) goes without CURLOPT_FAILONERROR, which may stop before a
+      // 401's WWW-Authenticate header was read: its error status is mapped to
+      // CURLE_HTTP_RETURNED_ERROR below, the error's body dropped in on_write.
+      const bool api = !request.headers.empty() || !request.authorization.empty();
+      curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, api ? 0L : 1L);
       curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, opts_.connect_timeout_s);
       curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_LIMIT, opts_.low_speed_bytes_per_s);
       curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_TIME, opts_.low_speed_time_s);
@@ -223,6 +272,9 @@ class CurlFetcher : public Fetcher {
       rc = curl_easy_perform(curl.get());
       status = 0;
       curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+      o.response.status = status;
+      curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, nullptr);
+      if (rc == CURLE_OK && status >= 400) rc = CURLE_HTTP_RETURNED_ERROR;
       char* location = nullptr;
       if (rc != CURLE_OK || status < 300 || status >= 400) break;
       curl_easy_getinfo(curl.get(), CURLINFO_REDIRECT_URL, &location);
@@ -286,6 +338,7 @@ class CurlFetcher : public Fetcher {
     }
     if (rc == CURLE_HTTP_RETURNED_ERROR) {
       o.error = fmt::format("HTTP {}", status);
+      if (status == 401) return o;  // the caller authenticates (HttpResponse)
       // 416: our partial file is longer than the resource; start over. 4xx other than 408/429:
       // retrying cannot help.
       if (status == 416) {

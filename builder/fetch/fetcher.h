@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace pibake {
 
@@ -18,6 +19,27 @@ constexpr uint64_t kMaxArtifactBytes = uint64_t{512} << 20;
 // Base images: Ubuntu's raspi .img.xz is about 1.2 GiB, a raw .img about 4 GiB.
 constexpr uint64_t kMaxBaseImageBytes = uint64_t{8} << 30;
 
+// OCI manifests and indexes: a few KiB; anything near this ceiling is no manifest.
+constexpr uint64_t kMaxManifestBytes = uint64_t{4} << 20;
+// Container image layers and configs (CoreDNS's and etcd's largest layers are tens of MiB).
+constexpr uint64_t kMaxImageBlobBytes = uint64_t{1} << 30;
+
+// Request headers for an API that needs them (the OCI distribution API).
+struct HttpRequest {
+  std::vector<std::string> headers;  // whole header lines: "Accept: application/vnd.oci.image.index.v1+json, …"
+  // "Bearer <token>": sent only to the first URL's host, never after a redirect to another host
+  // (a registry's blob redirect to a storage bucket must not receive the registry's token).
+  std::string authorization;
+};
+
+// What the final response (after redirects) said besides its body.
+struct HttpResponse {
+  long status = 0;                    // 200, or 401 (returned, not thrown: the caller authenticates)
+  std::string content_type;           // Content-Type, without parameters
+  std::string www_authenticate;       // WWW-Authenticate, on a 401
+  std::string docker_content_digest;  // Docker-Content-Digest, when the server sent one
+};
+
 class Fetcher {
  public:
   virtual ~Fetcher() = default;
@@ -27,6 +49,12 @@ class Fetcher {
   // resource larger than `max_bytes`, a full disk, or a deadline passed are not retried, and
   // then `dest` is removed.
   virtual void fetch(const std::string& url, const std::string& dest, uint64_t max_bytes) = 0;
+
+  // Like fetch(), with `request`'s headers, reporting the response's headers. A 401 is not an
+  // error here: it is returned with its WWW-Authenticate (and `dest` removed) so the caller can
+  // fetch a token and ask again. Every other failure throws as fetch() does.
+  virtual HttpResponse fetch(const std::string& url, const std::string& dest, uint64_t max_bytes,
+                             const HttpRequest& request) = 0;
 };
 
 struct FetchOptions {

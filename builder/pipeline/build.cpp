@@ -34,6 +34,7 @@
 #include "pipeline/cluster_secrets.h"
 #include "pipeline/fetch_artifacts.h"
 #include "pipeline/fetch_base.h"
+#include "pipeline/fetch_images.h"
 #include "pipeline/node_image.h"
 #include "pipeline/resolve_version.h"
 #include "plan/mirrors.h"
@@ -135,7 +136,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 struct Fetched {
   std::vector<ResolvedArtifact> artifacts;
-  std::string base_image;  // a raw image to build from
+  std::vector<ImageArchive> images;  // the container images' archives
+  std::string base_image;            // a raw image to build from
 };
 
 // A Kubernetes channel (kubernetes.version stable, stable-1.NN) becomes a release: the one the
@@ -162,9 +164,28 @@ Fetched fetch_all(ClusterSpec& spec, const StateDir& state, const std::string& b
   resolve_channel(spec, &lock, cache, *fetcher, offline);
   Fetched out;
   out.artifacts = fetch_artifacts(spec, lock, cache, *fetcher, offline);
+  out.images = fetch_images(spec, lock, cache, *fetcher, offline);
   out.base_image = obtain_base_image(spec, base_override, offline, cache, *fetcher, &lock);
   if (render_lock(lock) != lock_before) state.save_lock(lock);
   return out;
+}
+
+// What the container images add to each node's root filesystem (docs/images.md).
+void print_image_summary(const BuildPlan& plan) {
+  for (const NodePlan& n : plan.nodes) {
+    uint64_t bytes = 0;
+    int count = 0;
+    for (const FileOp& op : n.ops) {
+      if (op.kind == FileOp::Kind::kCopyFile && op.path.rfind(std::string(kImageArchiveDir) + "/", 0) == 0) {
+        bytes += op.size;
+        ++count;
+      }
+    }
+    if (count > 0) {
+      fmt::print("{}: container images: {} images, {} bytes ({:.1f} MiB) in {}\n", n.node.name, count, bytes,
+                 static_cast<double>(bytes) / (1 << 20), kImageArchiveDir);
+    }
+  }
 }
 
 // The state dir's lock file, read only when the state dir exists: never created here (--dry-run).
@@ -342,6 +363,7 @@ void run_build(const BuildOptions& opts) {
   // fetch: the binaries and the base image (pinned by the lock file), verified, into the cache.
   Fetched fetched = fetch_all(spec, state, opts.base_image, opts.offline);
   inputs.artifacts = fetched.artifacts;
+  inputs.images = fetched.images;
   const std::string& base_path = fetched.base_image;
   // prepare base: its partitions, release and boot layout, read, and its filesystems checked,
   // before any image is written.
@@ -351,6 +373,7 @@ void run_build(const BuildOptions& opts) {
   // plan: every node's files, computed before the first byte of an image is written.
   BuildPlan plan = make_plan(spec, opts.only_nodes, inputs);
   check_growth_possible(base, plan);
+  print_image_summary(plan);
   fmt::print("base image {}: boot p{} ({} MiB), root p{} ({} MiB, {} MiB free)\n  {}\n", base_path, base.boot.number,
              base.boot.size >> 20, base.root.number, base.root.size >> 20, base.root_free_bytes >> 20,
              describe_base(base));
@@ -385,6 +408,8 @@ void run_fetch(const SpecOptions& spec_opts, const std::string& base_image) {
   for (const ResolvedArtifact& a : fetched.artifacts) {
     fmt::print("{} {} ready: {}\n", a.source.name, a.source.version, a.path);
   }
+  for (const ImageArchive& i : fetched.images)
+    fmt::print("image {} ready: {} ({} bytes)\n", i.reference, i.path, i.size);
   fmt::print("base image ready: {}\n", fetched.base_image);
 }
 

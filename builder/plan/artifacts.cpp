@@ -64,13 +64,44 @@ const LockedArtifact* LockFile::find(const std::string& name) const {
   return nullptr;
 }
 
+const LockedImage* LockFile::find_image(const std::string& reference) const {
+  for (const LockedImage& i : images)
+    if (i.reference == reference) return &i;
+  return nullptr;
+}
+
+namespace {
+
+bool is_digest(const std::string& d) { return d.rfind("sha256:", 0) == 0 && is_sha256_hex(d.substr(7)); }
+
+void parse_locked_images(const YAML::Node& images, const std::string& display_path, LockFile& lock) {
+  if (!images) return;
+  if (!images.IsMap()) throw Error(display_path + ": \"images\" must be a map");
+  for (const auto& kv : images) {
+    LockedImage i;
+    i.reference = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    if (!v.IsMap() || !v["manifest"] || !is_digest(v["manifest"].as<std::string>()) ||
+        (v["index"] && !is_digest(v["index"].as<std::string>()))) {
+      throw Error(fmt::format("{}:{}: images.\"{}\" needs manifest (and may have index): sha256:<64 hex> digests",
+                              display_path, kv.first.Mark().line + 1, i.reference));
+    }
+    i.manifest_digest = v["manifest"].as<std::string>();
+    if (v["index"]) i.index_digest = v["index"].as<std::string>();
+    lock.images.push_back(i);
+  }
+}
+
+}  // namespace
+
 LockFile parse_lock(const std::string& text, const std::string& display_path) {
   LockFile lock;
   try {
     YAML::Node root = YAML::Load(text);
     if (!root || root.IsNull()) return lock;
+    parse_locked_images(root["images"], display_path, lock);
     YAML::Node arts = root["artifacts"];
-    if (!arts) return lock;
+    if (!arts || arts.IsNull()) return lock;
     if (!arts.IsMap()) throw Error(display_path + ": \"artifacts\" must be a map");
     for (const auto& kv : arts) {
       LockedArtifact a;
@@ -103,6 +134,14 @@ std::string render_lock(const LockFile& lock) {
   for (const LockedArtifact& a : lock.artifacts) {
     out += fmt::format("  {}:\n    version: \"{}\"\n    url: \"{}\"\n    sha256: \"{}\"\n", a.name, a.version, a.url,
                        a.sha256);
+  }
+  if (!lock.images.empty()) {
+    out += "# Container images: the linux/arm64 manifest each node imports, by digest (docs/images.md).\nimages:\n";
+    for (const LockedImage& i : lock.images) {
+      out += fmt::format("  \"{}\":\n", i.reference);
+      if (!i.index_digest.empty()) out += fmt::format("    index: \"{}\"\n", i.index_digest);
+      out += fmt::format("    manifest: \"{}\"\n", i.manifest_digest);
+    }
   }
   return out;
 }

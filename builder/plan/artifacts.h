@@ -47,9 +47,19 @@ struct LockedArtifact {
   std::string sha256;
 };
 
+// One container image as the lock file pins it (docs/images.md): later builds pull the linux/arm64
+// manifest by this digest, so a regenerated node gets the same bytes even if the tag moved.
+struct LockedImage {
+  std::string reference;        // "registry.k8s.io/pause:3.10"
+  std::string index_digest;     // "sha256:…" of the multi-platform index; "" when there was none
+  std::string manifest_digest;  // "sha256:…" of the linux/arm64 image manifest
+};
+
 struct LockFile {
   std::vector<LockedArtifact> artifacts;
+  std::vector<LockedImage> images;
   const LockedArtifact* find(const std::string& name) const;
+  const LockedImage* find_image(const std::string& reference) const;
 };
 
 // lock.yaml in the state dir. parse_lock throws pibake::Error naming `display_path` on bad input.

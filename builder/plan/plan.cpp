@@ -141,6 +141,8 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["sandbox_image"] = sandbox_image(spec);
   const KubernetesMinor& minor = kubernetes_minor_settings(kubernetes_minor(spec.kubernetes.version));
   v["kubeadm_api_version"] = std::string(minor.kubeadm_api);
+  v["etcd_image_tag"] = std::string(minor.etcd);
+  v["coredns_image_tag"] = std::string(minor.coredns);
   v["containerd_config_version"] = std::to_string(containerd_config_version(spec.containerd.version));
   v["flannel_image"] = std::string(kFlannelImage);
   v["flannel_cni_plugin_image"] = std::string(kFlannelCniPluginImage);
@@ -269,6 +271,26 @@ void add_runtime(NodePlan& plan, const ClusterSpec& spec, const std::vector<Reso
       vars);
 }
 
+// The container images this node's role runs (node_images), as OCI archives first boot imports.
+void add_images(NodePlan& plan, const ClusterSpec& spec, const std::vector<ImageArchive>& archives) {
+  if (archives.empty()) return;
+  for (const std::string& reference : node_images(spec, plan.node.role == NodeRole::kControlPlane)) {
+    const ImageArchive* a = nullptr;
+    for (const ImageArchive& x : archives)
+      if (x.reference == reference) a = &x;
+    if (a == nullptr) throw Error("internal error: no archive for the image " + reference);
+    FileOp op;
+    op.kind = FileOp::Kind::kCopyFile;
+    op.path = std::string(kImageArchiveDir) + "/" + image_archive_name(reference);
+    op.mode = 0644;
+    op.source = "image " + reference;
+    op.source_path = a->path;
+    op.sha256 = a->sha256;
+    op.size = a->size;
+    plan.ops.push_back(std::move(op));
+  }
+}
+
 // Whatever the base has been through, each node starts as a machine that never booted: an empty
 // /etc/machine-id (machine-id(5): systemd then generates one and runs first-boot units), D-Bus's
 // copy a link to it (as Debian's and Ubuntu's dbus package installs it), no saved random seed
@@ -335,6 +357,7 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   add_tree(plan, "overlays/all", vars);
   add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
   add_runtime(plan, spec, inputs.artifacts, vars);
+  add_images(plan, spec, inputs.images);
   add_kubelet_dirs(plan);
   // Certificates, keys and kubeconfigs: the control plane's CAs, or a worker's own credentials.
   if (auto it = inputs.credentials.find(node.name); it != inputs.credentials.end()) {

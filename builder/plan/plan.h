@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "plan/artifacts.h"
+#include "plan/images.h"
 #include "spec/spec.h"
 
 namespace pibake {
@@ -70,8 +71,11 @@ struct BuildPlan {
 // a plan shown before anything is fetched (--dry-run): then binaries and keys are left out.
 struct PlanInputs {
   std::vector<ResolvedArtifact> artifacts;  // installed on every node
-  std::string bootstrap_token;              // for the control plane's kubeadm config (secret)
-  int64_t ca_not_before = 0;                // the cluster CA's notBefore (Unix time)
+  // Every image archive any node needs; each node gets those node_images() names for its role.
+  // Empty before anything is fetched (--dry-run): then no image is planned.
+  std::vector<ImageArchive> images;
+  std::string bootstrap_token;  // for the control plane's kubeadm config (secret)
+  int64_t ca_not_before = 0;    // the cluster CA's notBefore (Unix time)
   // Per node name: its certificates, keys and kubeconfigs (kWrite ops with their modes).
   std::map<std::string, std::vector<FileOp>> credentials;
   // The kernel command line files of the base's boot layout (BootLayout::cmdlines: the one that

@@ -19,19 +19,25 @@ struct KubernetesMinor {
   std::string_view pause;        // kubeadm's constants.PauseVersion: the sandbox image's tag
   std::string_view kubeadm_api;  // the kubeadm configuration API pibake writes for it
   bool containerd_1x = false;    // whether the kubelet of this minor still supports containerd 1.x
+  // kubeadm's etcd and CoreDNS image tags for this minor (constants.SupportedEtcdVersion,
+  // constants.CoreDNSVersion). pibake writes both into kubeadm's ClusterConfiguration
+  // (etcd.local.imageTag, dns.imageTag), so the images on the card are the ones kubeadm runs
+  // whatever the patch release (docs/images.md).
+  std::string_view etcd;
+  std::string_view coredns;
 };
 
 // The minors pibake knows, oldest first. Older ones are refused (pibake writes kubeadm's v1beta4
 // configuration, which kubeadm reads from 1.31); newer ones are refused unless the spec sets
 // kubernetes.allow_unknown_version, and are then built with the newest entry's settings.
 inline constexpr std::array<KubernetesMinor, 7> kKubernetesMinors = {{
-    {31, "2025-11-11", "3.10", "kubeadm.k8s.io/v1beta4", true},
-    {32, "2026-02-28", "3.10", "kubeadm.k8s.io/v1beta4", true},
-    {33, "2026-06-28", "3.10", "kubeadm.k8s.io/v1beta4", true},
-    {34, "2026-10-27", "3.10.1", "kubeadm.k8s.io/v1beta4", true},
-    {35, "2027-02-28", "3.10.1", "kubeadm.k8s.io/v1beta4", true},
-    {36, "2027-06-28", "3.10.2", "kubeadm.k8s.io/v1beta4", false},
-    {37, "2027-10-28", "3.10.2", "kubeadm.k8s.io/v1beta4", false},
+    {31, "2025-11-11", "3.10", "kubeadm.k8s.io/v1beta4", true, "3.5.24-0", "v1.11.3"},
+    {32, "2026-02-28", "3.10", "kubeadm.k8s.io/v1beta4", true, "3.5.24-0", "v1.11.3"},
+    {33, "2026-06-28", "3.10", "kubeadm.k8s.io/v1beta4", true, "3.5.21-0", "v1.12.0"},
+    {34, "2026-10-27", "3.10.1", "kubeadm.k8s.io/v1beta4", true, "3.6.4-0", "v1.12.1"},
+    {35, "2027-02-28", "3.10.1", "kubeadm.k8s.io/v1beta4", true, "3.6.6-0", "v1.13.1"},
+    {36, "2027-06-28", "3.10.2", "kubeadm.k8s.io/v1beta4", false, "3.6.6-0", "v1.14.2"},
+    {37, "2027-10-28", "3.10.2", "kubeadm.k8s.io/v1beta4", false, "3.6.6-0", "v1.14.2"},
 }};
 
 // containerd's configuration version per release (containerd's RELEASES.md, "Daemon

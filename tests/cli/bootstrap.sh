@@ -24,8 +24,11 @@ debugfs -R "dump /usr/local/sbin/pibake-label-workers $SCRATCH/label" "out/node-
 shellcheck -s sh label || fail "shellcheck finds problems in pibake-label-workers"
 grep -q '^for w in node-2 node-3; do' label || fail "pibake-label-workers does not list the workers"
 # node-1's /etc/kubernetes as the image has it: the PKI, pibake's copy, kubeadm-init.yaml, cni.yaml.
-mkdir -p pristine/etc
+mkdir -p pristine/etc pristine/var/lib/pibake
 debugfs -R "rdump /etc/kubernetes $SCRATCH/pristine/etc" "out/node-1.img?offset=$(part_offset out/node-1.img 2)" >/dev/null 2>&1
+# ... and the container image archives the card carries (docs/images.md).
+debugfs -R "rdump /var/lib/pibake/images $SCRATCH/pristine/var/lib/pibake" "out/node-1.img?offset=$(part_offset out/node-1.img 2)" >/dev/null 2>&1
+assert_eq "$(ls pristine/var/lib/pibake/images | wc -l)" 9 "image archives on node-1"
 [ -s pristine/etc/kubernetes/pibake/pki/ca.key ] && [ -s pristine/etc/kubernetes/pibake/kubeadm-init.yaml ] ||
   fail "node-1.img has no /etc/kubernetes/pibake/{pki/ca.key,kubeadm-init.yaml}"
 
@@ -33,7 +36,7 @@ debugfs -R "rdump /etc/kubernetes $SCRATCH/pristine/etc" "out/node-1.img?offset=
 # FAIL_<name>_<first argument>=N the first N calls with that first argument (`-` is `_`).
 # dpkg-query says "installed" only for the packages in $INSTALLED.
 bin=$SCRATCH/bin; mkdir -p "$bin"
-for tool in systemctl apt-get dpkg-query dpkg sleep; do
+for tool in systemctl apt-get dpkg-query dpkg sleep ctr; do
   cat > "$bin/$tool" <<STUB
 #!/bin/sh
 echo "$tool \$*" >> "$SCRATCH/calls.log"
@@ -112,7 +115,14 @@ assert_eq "$(kcalls)" "kubeadm init kubeadm reset kubeadm init kubectl apply kub
 assert_contains stand-in/calls.log "kubeadm init --config $SCRATCH/root/etc/kubernetes/pibake/kubeadm-init.yaml --skip-token-print"
 assert_contains stand-in/calls.log "kubeadm: fault: fail at etcd"
 assert_contains stand-in/calls.log "kubectl --kubeconfig $SCRATCH/root/etc/kubernetes/admin.conf apply -f $SCRATCH/root/etc/kubernetes/pibake/cni.yaml"
-assert_eq "$(steps)" "packages dhcp-server kubeadm-init cni " "steps"
+assert_eq "$(steps)" "packages images dhcp-server kubeadm-init cni " "steps"
+# The images step: each archive the card carries imported into containerd's k8s.io namespace
+# (after containerd is started), then the archives removed.
+assert_eq "$(grep -c '^ctr --namespace k8s.io images import ' calls.log)" "$(ls pristine/var/lib/pibake/images | wc -l)" \
+  "ctr imports (one per archive on node-1)"
+assert_contains calls.log "ctr --namespace k8s.io images import $SCRATCH/root/var/lib/pibake/images/registry.k8s.io_etcd_3.6.6-0.tar"
+assert_contains run.log "pibake-firstboot: imported registry.k8s.io_kube-apiserver_v1.37.1"
+[ ! -e root/var/lib/pibake/images ] || fail "the image archives were left on the node after the import"
 assert_eq "$(grep -c '^sleep [0-9]' calls.log)" 3 "backoff sleeps (DHCP, kubeadm, kubectl: one retry each)"
 pki_restored "after a failed init"
 cluster_complete "after a failed init"
@@ -153,7 +163,7 @@ for p in $phases; do
     what="init $mode in $p"
     fresh
     # Packages and DHCP are tested above: start at kubeadm init.
-    mkdir -p root/var/lib/pibake && printf 'packages\ndhcp-server\n' > root/var/lib/pibake/steps
+    mkdir -p root/var/lib/pibake && printf 'packages\nimages\ndhcp-server\n' > root/var/lib/pibake/steps
     if [ $mode = cut ]; then
       if run firstboot-1 PIBAKE_STAND_IN_FAULTS="init:$p:cut"; then fail "$what: the cut run finished"; fi
       ! grep -qx kubeadm-init root/var/lib/pibake/steps 2>/dev/null || fail "$what: kubeadm-init recorded as done"
@@ -168,7 +178,7 @@ for p in $phases; do
     else
       assert_eq "$(kcalls)" "kubeadm init kubeadm reset kubeadm init kubectl apply " "$what: calls"
     fi
-    assert_eq "$(steps)" "packages dhcp-server kubeadm-init cni " "$what: steps"
+    assert_eq "$(steps)" "packages images dhcp-server kubeadm-init cni " "$what: steps"
     pki_restored "$what"
     cluster_complete "$what"
   done

@@ -62,6 +62,8 @@ fake_upstream() {
 mirrors:
   "https://dl.k8s.io": "$base/dl.k8s.io"
   "https://github.com": "$base/github.com"
+  "https://registry.k8s.io": "$base/registry/registry.k8s.io"
+  "https://ghcr.io": "$base/registry/ghcr.io"
 YAML
   chmod 0644 cluster.yaml
 }

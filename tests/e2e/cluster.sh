@@ -195,6 +195,8 @@ access:
 mirrors:
   "https://dl.k8s.io": "http://127.0.0.1:$http_port/dl.k8s.io"
   "https://github.com": "http://127.0.0.1:$http_port/github.com"
+  "https://registry.k8s.io": "http://127.0.0.1:$http_port/registry/registry.k8s.io"
+  "https://ghcr.io": "http://127.0.0.1:$http_port/registry/ghcr.io"
 YAML
 XDG_CACHE_HOME=$W/xdg "$PIBAKE" build --base-image "$base" --out out > build.log 2>&1 ||
   { cat build.log >&2; fail "pibake build failed"; }
