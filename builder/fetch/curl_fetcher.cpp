@@ -73,7 +73,7 @@ class CurlFetcher : public Fetcher {
   explicit CurlFetcher(FetchOptions opts) : opts_(opts) { global_init(); }
 
   void fetch(const std::string& url, const std::string& dest, uint64_t max_bytes) override {
-    fetch(url, dest, max_bytes, HttpRequest{});
+    if (fetch(url, dest, max_bytes, HttpRequest{}).status == 401) throw Error("cannot download " + url + ": HTTP 401");
   }
 
   HttpResponse fetch(const std::string& url, const std::string& dest, uint64_t max_bytes,

@@ -50,13 +50,14 @@ push() {
   done < "$1/images.tsv"
 }
 
-# use_registry URL: the spec's registry mirrors point at URL (http://127.0.0.1:PORT or a path).
+# use_registry URL [GHCR_URL]: the spec's mirrors of registry.k8s.io and ghcr.io point at URL (and
+# GHCR_URL when given): http://127.0.0.1:PORT, or a static copy's directory on the test server.
 use_registry() {
-  python3 - "$1" <<'PY'
+  python3 - "$1" "${2:-$1}" <<'PY'
 import sys, yaml
 spec = yaml.safe_load(open("cluster.yaml"))
 spec["mirrors"]["https://registry.k8s.io"] = sys.argv[1]
-spec["mirrors"]["https://ghcr.io"] = sys.argv[1]
+spec["mirrors"]["https://ghcr.io"] = sys.argv[2]
 yaml.safe_dump(spec, open("cluster.yaml", "w"))
 PY
 }
@@ -194,6 +195,19 @@ refused() {
   note "$1: $(grep 'error' err.log | head -n 1)"
 }
 
+# A registry that wants an anonymous bearer token first (as Docker Hub and ghcr.io do): the token
+# from the challenge's realm, for the challenge's service and scope, then sent with every request.
+start_server "$SCRATCH/reg/registry" --bearer /
+use_registry "$SERVER_URL/registry.k8s.io" "$SERVER_URL/ghcr.io"
+fresh_cluster bearer
+pibake_ok build --base-image base.img --out out --node node-2
+check_card node-2 "${worker_images[@]}"
+grep -q "^GET /token?service=pibake-test&scope=repository%3Apause%3Apull " "$SERVER_LOG" ||
+  { cat "$SERVER_LOG" >&2; fail "no token was asked for pause's repository"; }
+grep -q "^GET /registry.k8s.io/v2/pause/manifests/3.10.2 .*\[Bearer pibake-test-token\]" "$SERVER_LOG" ||
+  fail "the manifest was not asked for with the token"
+stop_server
+
 # An image with no arm64 variant (a single linux/amd64 manifest).
 start_registry "$SCRATCH/store-amd"
 push amd
@@ -207,19 +221,13 @@ cp -r reg/registry bad
 # HTML where a manifest should be (a captive portal).
 printf '<!DOCTYPE html><html><body>Sign in to the Wi-Fi</body></html>\n' > bad/registry.k8s.io/v2/etcd/manifests/3.6.6-0
 start_server "$SCRATCH/bad" --endless /registry.k8s.io/v2/kube-scheduler/manifests/v1.37.1
-use_registry "$SERVER_URL/registry.k8s.io"
-fresh_cluster html
+use_registry "$SERVER_URL/registry.k8s.io" "$SERVER_URL/ghcr.io"
+fresh_cluster endless
 refused "a manifest that never ends" "image registry.k8s.io/kube-scheduler:v1.37.1.*larger than"
 stop_server
 start_server "$SCRATCH/bad"
-use_registry "$SERVER_URL/registry.k8s.io"
-fresh_cluster html2
-python3 - <<'PY'
-import yaml
-spec = yaml.safe_load(open("cluster.yaml"))
-spec["mirrors"]["https://ghcr.io"] = spec["mirrors"]["https://ghcr.io"].replace("/registry.k8s.io", "/ghcr.io")
-yaml.safe_dump(spec, open("cluster.yaml", "w"))
-PY
+use_registry "$SERVER_URL/registry.k8s.io" "$SERVER_URL/ghcr.io"
+fresh_cluster html
 refused "HTML for a manifest" "image registry.k8s.io/etcd:3.6.6-0: the registry answered .*not JSON"
 cp reg/registry/registry.k8s.io/v2/etcd/manifests/3.6.6-0 bad/registry.k8s.io/v2/etcd/manifests/3.6.6-0
 # A layer that is not what its digest says.

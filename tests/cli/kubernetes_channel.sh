@@ -23,6 +23,8 @@ kubernetes: {version: $2}
 mirrors:
   "https://dl.k8s.io": "$SERVER_URL/dl.k8s.io"
   "https://github.com": "$SERVER_URL/github.com"
+  "https://registry.k8s.io": "$SERVER_URL/registry/registry.k8s.io"
+  "https://ghcr.io": "$SERVER_URL/registry/ghcr.io"
 YAML
   chmod 0644 "$1/cluster.yaml"
 }

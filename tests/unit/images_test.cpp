@@ -92,7 +92,7 @@ TEST_CASE("containerd's sandbox image and kubeadm's etcd/CoreDNS tags are the im
   }
 }
 
-TEST_CASE("parse_image_reference: registry, repository, tag; malformed references named", "[images]") {
+TEST_CASE("parse_image_reference: registry, repository and tag, and malformed references named", "[images]") {
   ImageReference r = parse_image_reference("registry.k8s.io/coredns/coredns:v1.12.0");
   CHECK(r.registry == "registry.k8s.io");
   CHECK(r.repository == "coredns/coredns");
