@@ -20,13 +20,15 @@ build_deps=(build-essential cmake pkg-config
   libarchive-dev libcurl4-openssl-dev libssl-dev libfdisk-dev libyaml-cpp-dev
   libext2fs-dev comerr-dev libcli11-dev libfmt-dev liblzma-dev libzstd-dev catch2
   nlohmann-json3-dev)  # nlohmann-json3-dev: OCI manifests, indexes and image layouts (docs/images.md)
-# What pibake runs: resize2fs (growing the root filesystem), e2fsck and fsck.fat (`pibake inspect`).
-run_deps=(e2fsprogs dosfstools ca-certificates)
+# What pibake runs: resize2fs (growing the root filesystem), e2fsck and fsck.fat (`pibake inspect`),
+# apt-get and gpgv/sqv (resolving and verifying first-boot packages, docs/packages.md).
+run_deps=(e2fsprogs dosfstools ca-certificates apt)
 # Independent tools the tests check images with.
 test_deps=(mtools fdisk util-linux bmap-tools xz-utils zstd openssl python3
   shellcheck cloud-init netplan.io isc-dhcp-server systemd iptables jq
   python3-yaml wireless-regdb  # python3-yaml: the tests parse every YAML file pibake writes; wireless-regdb: the Wi-Fi country table's source, checked by tests/cli/regdb_countries.sh
-  docker-registry skopeo)  # the reference distribution server and an OCI copier: tests/cli/images.sh's registry on 127.0.0.1
+  docker-registry skopeo  # the reference distribution server and an OCI copier: tests/cli/images.sh's registry on 127.0.0.1
+  apt-utils gpg)  # apt-ftparchive and gpg: tests/cli/packages.sh builds and signs an apt archive on 127.0.0.1
 # The QEMU end-to-end test (tests/e2e, docs/e2e.md): an arm64 base image built with mmdebstrap
 # through qemu-user, booted with qemu-system-aarch64 on a vde_switch L2.
 e2e_deps=(mmdebstrap arch-test qemu-user-static binfmt-support uidmap qemu-system-arm vde2 socat

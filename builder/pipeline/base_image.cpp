@@ -15,6 +15,7 @@ namespace {
 
 constexpr const char* kBootLabel = "system-boot";
 constexpr const char* kRootLabel = "writable";
+constexpr const char* kDpkgStatus = "/var/lib/dpkg/status";
 
 // Identity an earlier boot leaves behind (machine-id(5), systemd-random-seed.service(8),
 // cloud-init's per-instance state in /var/lib/cloud, sshd's host keys).
@@ -83,6 +84,7 @@ BaseImage inspect_base_image(const std::string& path) {
           base.root_bigalloc = fs.has_bigalloc();
           base.os = read_os_release(fs);
           base.booted_traces = booted_traces(fs);
+          base.dpkg_status = fs.exists(kDpkgStatus) && !fs.is_directory(kDpkgStatus) ? fs.read_file(kDpkgStatus) : "";
           if (__builtin_mul_overflow(fs.blocks_count(), fs.block_size(), &root_fs_bytes)) root_fs_bytes = UINT64_MAX;
         }
       } catch (const Error& e) {

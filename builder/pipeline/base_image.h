@@ -22,6 +22,7 @@ struct BaseImage {
   bool root_bigalloc = false;  // resize2fs cannot grow it safely: pibake refuses to grow it
   OsRelease os;                // from the root's /etc/os-release (or /usr/lib/os-release)
   BootLayout boot_layout;      // from system-boot's config.txt and autoboot.txt
+  std::string dpkg_status;     // the root's /var/lib/dpkg/status (empty when absent): what is installed
   // Traces of an earlier boot that would give every node the same identity ("/etc/machine-id
   // is set", ...); empty for a base that never booted. pibake resets them on every node.
   std::vector<std::string> booted_traces;

@@ -35,6 +35,7 @@
 #include "pipeline/fetch_artifacts.h"
 #include "pipeline/fetch_base.h"
 #include "pipeline/fetch_images.h"
+#include "pipeline/fetch_packages.h"
 #include "pipeline/node_image.h"
 #include "pipeline/resolve_version.h"
 #include "plan/mirrors.h"
@@ -43,6 +44,7 @@
 #include "state/state_dir.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/unique_fd.h"
 
 namespace pibake {
@@ -136,8 +138,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 struct Fetched {
   std::vector<ResolvedArtifact> artifacts;
-  std::vector<ImageArchive> images;  // the container images' archives
-  std::string base_image;            // a raw image to build from
+  std::vector<ImageArchive> images;                      // the container images' archives
+  std::string base_image;                                // a raw image to build from
+  std::map<std::string, std::vector<ResolvedDeb>> debs;  // per package set (packages.h)
 };
 
 // A Kubernetes channel (kubernetes.version stable, stable-1.NN) becomes a release: the one the
@@ -166,6 +169,15 @@ Fetched fetch_all(ClusterSpec& spec, const StateDir& state, const std::string& b
   out.artifacts = fetch_artifacts(spec, lock, cache, *fetcher, offline);
   out.images = fetch_images(spec, lock, cache, *fetcher, offline);
   out.base_image = obtain_base_image(spec, base_override, offline, cache, *fetcher, &lock);
+  // The first-boot packages, resolved against the base's own dpkg status. The lock is saved
+  // with what was pinned before, even when a package then fails.
+  try {
+    BaseImage base = inspect_base_image(out.base_image);
+    out.debs = fetch_packages(spec, {base.os, base.dpkg_status}, lock, cache, *fetcher, offline);
+  } catch (...) {
+    if (render_lock(lock) != lock_before) state.save_lock(lock);
+    throw;
+  }
   if (render_lock(lock) != lock_before) state.save_lock(lock);
   return out;
 }
@@ -240,8 +252,9 @@ void write_node_images(const BaseImage& base, const BuildPlan& plan, const Build
         auto start = std::chrono::steady_clock::now();
         NodeImageResult r = write_node_image(base, node, opts.out_dir, write_opts);
         std::lock_guard<std::mutex> lock(mu);
-        fmt::print("{}: {} ({}, {}){} in {:.1f} s\n", r.path, node.node.name, node.node.ip, to_string(node.node.role),
-                   r.grown ? ", root filesystem grown" : "", seconds_since(start));
+        fmt::print("{}: {} ({}, {}){}, packages {} KiB in {} in {:.1f} s\n", r.path, node.node.name, node.node.ip,
+                   to_string(node.node.role), r.grown ? ", root filesystem grown" : "",
+                   (node.package_bytes() + 1023) / 1024, kCardDebsDir, seconds_since(start));
         std::fflush(stdout);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);
@@ -303,6 +316,16 @@ namespace {
 std::vector<std::string> preflight(const ClusterSpec& spec, const BuildOptions& opts) {
   std::vector<std::string> names = select_nodes(spec, opts.only_nodes);
   check_base_image_source(spec, opts.base_image);
+  for (size_t i = 0; i < spec.packages.keyring.size(); ++i) {
+    const std::string key = keyring_path(spec, i);
+    struct stat st {};
+    if (stat(key.c_str(), &st) != 0)
+      throw Error(fmt::format("packages.keyring[{}] {}: {}", i, key, std::strerror(errno)));
+    if (!S_ISREG(st.st_mode)) {
+      throw Error(
+          fmt::format("packages.keyring[{}] {} is {}: expected an OpenPGP key file", i, key, file_kind(st.st_mode)));
+    }
+  }
   struct stat st {};
   if (stat(opts.out_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
     throw Error("output directory " + opts.out_dir + " exists and is not a directory");
@@ -340,6 +363,10 @@ void run_build(const BuildOptions& opts) {
     for (const ArtifactSource& a : artifact_sources(spec)) {
       fmt::print("  (every node) {} {} -> {}\n", a.name, a.version, a.install_dir);
     }
+    for (const PackageSet& set : package_sets(spec)) {
+      fmt::print("  ({} nodes) packages {}, those the base lacks with their dependencies -> {}\n", set.name,
+                 join_requested(set.requested), kCardDebsDir);
+    }
     return;
   }
   // A base image on this machine (a raw .img) needs no download: its partitions, release, boot
@@ -364,6 +391,7 @@ void run_build(const BuildOptions& opts) {
   Fetched fetched = fetch_all(spec, state, opts.base_image, opts.offline);
   inputs.artifacts = fetched.artifacts;
   inputs.images = fetched.images;
+  inputs.debs = fetched.debs;
   const std::string& base_path = fetched.base_image;
   // prepare base: its partitions, release and boot layout, read, and its filesystems checked,
   // before any image is written.
@@ -411,6 +439,12 @@ void run_fetch(const SpecOptions& spec_opts, const std::string& base_image) {
   for (const ImageArchive& i : fetched.images)
     fmt::print("image {} ready: {} ({} bytes)\n", i.reference, i.path, i.size);
   fmt::print("base image ready: {}\n", fetched.base_image);
+  for (const auto& [set, debs] : fetched.debs) {
+    uint64_t bytes = 0;
+    for (const ResolvedDeb& d : debs) bytes += d.package.size;
+    fmt::print("packages for the {} nodes ready: {} .deb{}, {} bytes\n", set, debs.size(), debs.size() == 1 ? "" : "s",
+               bytes);
+  }
 }
 
 void run_kubeconfig(const SpecOptions& spec_opts, const std::string& output) {

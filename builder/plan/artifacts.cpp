@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "plan/checksums.h"
 #include "spec/compat.h"
@@ -70,6 +71,18 @@ const LockedImage* LockFile::find_image(const std::string& reference) const {
   return nullptr;
 }
 
+const LockedPackage* LockFile::find_package(const std::string& name) const {
+  for (const LockedPackage& p : packages)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+const LockedPackageSet* LockFile::find_package_set(const std::string& name) const {
+  for (const LockedPackageSet& s : package_sets)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
 namespace {
 
 bool is_digest(const std::string& d) { return d.rfind("sha256:", 0) == 0 && is_sha256_hex(d.substr(7)); }
@@ -92,6 +105,48 @@ void parse_locked_images(const YAML::Node& images, const std::string& display_pa
   }
 }
 
+// packages: and package_sets: of lock.yaml (render_lock writes them).
+void parse_packages(const YAML::Node& root, const std::string& display_path, LockFile& lock) {
+  auto where = [&](const YAML::Node& n) { return fmt::format("{}:{}", display_path, n.Mark().line + 1); };
+  if (YAML::Node pkgs = root["packages"]) {
+    if (!pkgs.IsMap()) throw Error(where(pkgs) + ": \"packages\" must be a map");
+    for (const auto& kv : pkgs) {
+      LockedPackage p;
+      p.name = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      if (!v.IsMap() || !v["version"] || !v["url"] || !v["sha256"] || !v["size"]) {
+        throw Error(where(kv.first) + ": packages." + p.name + " needs version, url, sha256 and size");
+      }
+      p.version = v["version"].as<std::string>();
+      p.url = v["url"].as<std::string>();
+      p.sha256 = v["sha256"].as<std::string>();
+      p.size = v["size"].as<uint64_t>();
+      if (!is_sha256_hex(p.sha256)) throw Error(where(v) + ": packages." + p.name + ".sha256 is not a sha256");
+      lock.packages.push_back(std::move(p));
+    }
+  }
+  if (YAML::Node sets = root["package_sets"]) {
+    if (!sets.IsMap()) throw Error(where(sets) + ": \"package_sets\" must be a map");
+    for (const auto& kv : sets) {
+      LockedPackageSet s;
+      s.name = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      if (!v.IsMap() || !v["requested"] || !v["base_status_sha256"] || !v["debs"] || !v["debs"].IsSequence()) {
+        throw Error(where(kv.first) + ": package_sets." + s.name + " needs requested, base_status_sha256 and debs");
+      }
+      s.requested = v["requested"].as<std::string>();
+      s.base_status_sha256 = v["base_status_sha256"].as<std::string>();
+      for (const auto& d : v["debs"]) {
+        s.debs.push_back(d.as<std::string>());
+        if (!lock.find_package(s.debs.back())) {
+          throw Error(where(d) + ": package_sets." + s.name + " names " + s.debs.back() + ", which packages: lacks");
+        }
+      }
+      lock.package_sets.push_back(std::move(s));
+    }
+  }
+}
+
 }  // namespace
 
 LockFile parse_lock(const std::string& text, const std::string& display_path) {
@@ -100,6 +155,7 @@ LockFile parse_lock(const std::string& text, const std::string& display_path) {
     YAML::Node root = YAML::Load(text);
     if (!root || root.IsNull()) return lock;
     parse_locked_images(root["images"], display_path, lock);
+    parse_packages(root, display_path, lock);
     YAML::Node arts = root["artifacts"];
     if (!arts || arts.IsNull()) return lock;
     if (!arts.IsMap()) throw Error(display_path + ": \"artifacts\" must be a map");
@@ -141,6 +197,26 @@ std::string render_lock(const LockFile& lock) {
       out += fmt::format("  \"{}\":\n", i.reference);
       if (!i.index_digest.empty()) out += fmt::format("    index: \"{}\"\n", i.index_digest);
       out += fmt::format("    manifest: \"{}\"\n", i.manifest_digest);
+    }
+  }
+  if (!lock.packages.empty()) {
+    out +=
+        "# The .debs first boot installs from the card (docs/packages.md), from the archive's signed index.\n"
+        "packages:\n";
+    for (const LockedPackage& p : lock.packages) {
+      out += fmt::format("  \"{}\":\n    version: \"{}\"\n    url: \"{}\"\n    sha256: \"{}\"\n    size: {}\n", p.name,
+                         p.version, p.url, p.sha256, p.size);
+    }
+  }
+  if (!lock.package_sets.empty()) {
+    out +=
+        "# What apt resolved for each set of nodes, against the base image's dpkg status. Delete a set\n"
+        "# to resolve it again.\n"
+        "package_sets:\n";
+    for (const LockedPackageSet& s : lock.package_sets) {
+      out += fmt::format("  {}:\n    requested: \"{}\"\n    base_status_sha256: \"{}\"\n    debs: [{}]\n", s.name,
+                         s.requested, s.base_status_sha256,
+                         s.debs.empty() ? "" : fmt::format("\"{}\"", fmt::join(s.debs, "\", \"")));
     }
   }
   return out;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "plan/packages.h"
 #include "spec/spec.h"
 
 namespace pibake {
@@ -60,6 +61,11 @@ struct LockFile {
   std::vector<LockedImage> images;
   const LockedArtifact* find(const std::string& name) const;
   const LockedImage* find_image(const std::string& reference) const;
+  // First-boot .debs (docs/packages.md): every package once, and each set's closure by name.
+  std::vector<LockedPackage> packages;
+  std::vector<LockedPackageSet> package_sets;
+  const LockedPackage* find_package(const std::string& name) const;
+  const LockedPackageSet* find_package_set(const std::string& name) const;
 };
 
 // lock.yaml in the state dir. parse_lock throws pibake::Error naming `display_path` on bad input.

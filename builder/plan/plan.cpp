@@ -169,9 +169,9 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["worker_names"] = workers;
   const bool gateway = node.name == gateway_node(spec).name;
   v["is_gateway"] = gateway ? "yes" : "no";
-  // What first boot installs when the base image lacks it: kubelet and kube-proxy use conntrack,
-  // kubectl port-forward uses socat; the gateway serves DHCP (seed 001) and NATs with iptables.
-  v["firstboot_packages"] = gateway ? "conntrack socat iptables isc-dhcp-server" : "conntrack socat iptables";
+  // What first boot installs when the base image lacks it (packages.h), from the card.
+  v["firstboot_packages"] = join_requested(firstboot_packages(spec, gateway));
+  v["card_debs_dir"] = kCardDebsDir;
   return v;
 }
 
@@ -291,6 +291,23 @@ void add_images(NodePlan& plan, const ClusterSpec& spec, const std::vector<Image
   }
 }
 
+// The .debs of the node's package set, for first boot to install with no network (packages.h).
+void add_debs(NodePlan& plan, const PlanInputs& inputs) {
+  auto it = inputs.debs.find(plan.gateway ? "gateway" : "node");
+  if (it == inputs.debs.end()) return;
+  for (const ResolvedDeb& d : it->second) {
+    FileOp op;
+    op.kind = FileOp::Kind::kCopyFile;
+    op.path = std::string(kCardDebsDir) + "/" + d.package.file_name();
+    op.mode = 0644;
+    op.source = "package " + d.package.name + " " + d.package.version;
+    op.source_path = d.path;
+    op.sha256 = d.package.sha256;
+    op.size = d.package.size;
+    plan.ops.push_back(std::move(op));
+  }
+}
+
 // Whatever the base has been through, each node starts as a machine that never booted: an empty
 // /etc/machine-id (machine-id(5): systemd then generates one and runs first-boot units), D-Bus's
 // copy a link to it (as Debian's and Ubuntu's dbus package installs it), no saved random seed
@@ -358,6 +375,7 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
   add_runtime(plan, spec, inputs.artifacts, vars);
   add_images(plan, spec, inputs.images);
+  add_debs(plan, inputs);
   add_kubelet_dirs(plan);
   // Certificates, keys and kubeconfigs: the control plane's CAs, or a worker's own credentials.
   if (auto it = inputs.credentials.find(node.name); it != inputs.credentials.end()) {
@@ -471,6 +489,14 @@ std::string ensure_cmdline_tokens(const std::string& existing, const std::string
   while (!first.empty() && (first.back() == ' ' || first.back() == '\r')) first.pop_back();
   for (const std::string& t : missing_cmdline_tokens(existing, tokens)) first += (first.empty() ? "" : " ") + t;
   return first + rest;
+}
+
+uint64_t NodePlan::package_bytes() const {
+  uint64_t total = 0;
+  const std::string dir = std::string(kCardDebsDir) + "/";
+  for (const FileOp& op : ops)
+    if (op.fs == Fs::kRoot && op.kind == FileOp::Kind::kCopyFile && op.path.starts_with(dir)) total += op.size;
+  return total;
 }
 
 uint64_t NodePlan::root_bytes_needed(uint64_t block_size) const {

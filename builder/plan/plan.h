@@ -58,6 +58,9 @@ struct NodePlan {
   std::string image_file;  // "node-1.img"
   std::vector<FileOp> ops;
 
+  // Bytes of the .debs this node carries for first boot (in kCardDebsDir).
+  uint64_t package_bytes() const;
+
   // Bytes the root filesystem needs for this node's files (data rounded up to `block_size`, plus
   // one block per file for metadata): what decides whether the image must grow.
   uint64_t root_bytes_needed(uint64_t block_size) const;
@@ -74,6 +77,8 @@ struct PlanInputs {
   // Every image archive any node needs; each node gets those node_images() names for its role.
   // Empty before anything is fetched (--dry-run): then no image is planned.
   std::vector<ImageArchive> images;
+  // Per package set ("gateway", "node"; packages.h): the .debs its nodes carry in kCardDebsDir.
+  std::map<std::string, std::vector<ResolvedDeb>> debs;
   std::string bootstrap_token;  // for the control plane's kubeadm config (secret)
   int64_t ca_not_before = 0;    // the cluster CA's notBefore (Unix time)
   // Per node name: its certificates, keys and kubeconfigs (kWrite ops with their modes).

@@ -46,7 +46,7 @@ void apply_node_count(ClusterSpec& spec, int count) {
 bool same_settings(const ClusterSpec& a, const ClusterSpec& b) {
   return a.cluster == b.cluster && a.base_image == b.base_image && a.nodes == b.nodes && a.network == b.network &&
          a.kubernetes == b.kubernetes && a.containerd == b.containerd && a.runc == b.runc &&
-         a.cni_plugins == b.cni_plugins && a.access == b.access && a.mirrors == b.mirrors;
+         a.cni_plugins == b.cni_plugins && a.access == b.access && a.packages == b.packages && a.mirrors == b.mirrors;
 }
 
 const NodeSpec* find_node(const ClusterSpec& spec, std::string_view name) {

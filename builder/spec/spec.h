@@ -20,6 +20,9 @@ namespace pibake {
 // release folder, in which the newest "*-preinstalled-server-arm64+raspi.img.xz" its SHA256SUMS
 // lists is taken (and then pinned by the lock file), so point releases need no pibake update.
 inline constexpr std::string_view kDefaultBaseImageUrl = "https://cdimage.ubuntu.com/releases/26.04/release/";
+// Ubuntu's archive for arm64 (and the other non-x86 architectures): the release pocket, -updates
+// and -security all live there (docs/packages.md).
+inline constexpr std::string_view kDefaultPackagesArchive = "https://ports.ubuntu.com/ubuntu-ports";
 
 // Upper bound of nodes.count / --nodes: keeps a typo ("4000") from generating thousands of images.
 inline constexpr int kMaxNodes = 1000;
@@ -95,6 +98,16 @@ struct BaseImageSpec {
   friend bool operator==(const BaseImageSpec&, const BaseImageSpec&) = default;
 };
 
+// Where the .deb packages a node's first boot needs come from (docs/packages.md).
+struct PackagesSpec {
+  std::string archive = std::string(kDefaultPackagesArchive);  // an apt archive's root URL; mirrors: apply
+  // Extra OpenPGP public-key files (binary or ASCII-armored) trusted for the archive's InRelease
+  // besides the Ubuntu archive keys pibake carries: absolute, or relative to the spec's folder.
+  std::vector<std::string> keyring;
+
+  friend bool operator==(const PackagesSpec&, const PackagesSpec&) = default;
+};
+
 struct NetworkSpec {
   std::string subnet = "10.0.0.0/24";
   std::string gateway;  // name of the gateway node; empty = the first node
@@ -153,6 +166,7 @@ struct ClusterSpec {
   ComponentSpec runc{"1.5.1"};
   ComponentSpec cni_plugins{"1.9.1"};
   AccessSpec access;
+  PackagesSpec packages;
 
   // URL prefix -> replacement, applied to every download (longest prefix wins).
   std::vector<std::pair<std::string, std::string>> mirrors;

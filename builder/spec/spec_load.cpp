@@ -95,7 +95,7 @@ class Loader {
     if (root.IsNull()) return;  // an empty file (or only comments): the defaults
     if (!check_map(root, "",
                    {"cluster", "base_image", "nodes", "network", "kubernetes", "containerd", "runc", "cni_plugins",
-                    "access", "mirrors"},
+                    "access", "packages", "mirrors"},
                    "a map of settings (cluster, nodes, network, ...)")) {
       return;
     }
@@ -108,6 +108,7 @@ class Loader {
     load_component(root["runc"], "runc", spec_.runc);
     load_component(root["cni_plugins"], "cni_plugins", spec_.cni_plugins);
     load_access(root["access"]);
+    load_packages(root["packages"]);
     load_mirrors(root["mirrors"]);
   }
 
@@ -363,6 +364,12 @@ class Loader {
     read_string(node, "user", "access", spec_.access.user);
     read_string_list(node, "ssh_authorized_keys", "access", spec_.access.ssh_authorized_keys);
     read_string(node, "password_hash", "access", spec_.access.password_hash);
+  }
+
+  void load_packages(const YAML::Node& node) {
+    if (!check_map(node, "packages", {"archive", "keyring"})) return;
+    read_string(node, "archive", "packages", spec_.packages.archive);
+    read_string_list(node, "keyring", "packages", spec_.packages.keyring);
   }
 
   void load_mirrors(const YAML::Node& node) {

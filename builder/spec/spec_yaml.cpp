@@ -84,6 +84,11 @@ std::string to_yaml(const ClusterSpec& spec) {
   emit_strings(out, "ssh_authorized_keys", spec.access.ssh_authorized_keys, false);
   out << YAML::Key << "password_hash" << YAML::Value << spec.access.password_hash << YAML::EndMap;
 
+  out << YAML::Key << "packages" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "archive" << YAML::Value << spec.packages.archive;
+  emit_strings(out, "keyring", spec.packages.keyring, false);
+  out << YAML::EndMap;
+
   out << YAML::Key << "mirrors" << YAML::Value;
   if (spec.mirrors.empty()) out << YAML::Flow;
   out << YAML::BeginMap;
@@ -187,6 +192,15 @@ access:
   # set and Ubuntu's forced change on first login stays.
   password_hash: ""
 
+# The .deb packages first boot needs (conntrack, the gateway's DHCP server, ...) are resolved with
+# apt against the base image's own package list, fetched from this archive (the release pocket,
+# -updates and -security of the base's release), verified through its signed InRelease, and put on
+# the cards: first boot installs them with no network (docs/packages.md).
+packages:
+  archive: {archive}
+  # Extra trusted OpenPGP public keys (binary or armored files) for a private archive.
+  keyring: []
+
 # Download mirrors: URL prefix -> replacement (a URL or an absolute path), applied to every
 # download; the longest prefix wins. Checksums are verified either way.
 mirrors: {{}}
@@ -195,7 +209,7 @@ mirrors: {{}}
 #   "https://github.com": "/srv/mirror/github.com"
 )",
       fmt::arg("name", d.cluster.name), fmt::arg("domain", d.cluster.domain), fmt::arg("url", d.base_image.url),
-      fmt::arg("count", d.node_count), fmt::arg("subnet", d.network.subnet),
+      fmt::arg("archive", d.packages.archive), fmt::arg("count", d.node_count), fmt::arg("subnet", d.network.subnet),
       fmt::arg("interface", d.network.uplink.interface), fmt::arg("dhcp_range", d.network.dhcp_range),
       fmt::arg("dns", fmt::join(d.network.dns, ", ")), fmt::arg("k8s_version", d.kubernetes.version),
       fmt::arg("pod_cidr", d.kubernetes.pod_cidr), fmt::arg("service_cidr", d.kubernetes.service_cidr),

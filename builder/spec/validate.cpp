@@ -140,6 +140,22 @@ void check_access(const ClusterSpec& spec, Problems& out) {
   }
 }
 
+// packages.archive: an https:// URL (apt's archive root; a mirror may point at http://127.0.0.1),
+// packages.keyring: file names.
+void check_packages(const ClusterSpec& spec, Problems& out) {
+  const PackagesSpec& p = spec.packages;
+  if (p.archive.empty()) {
+    out.push_back({"packages.archive", "is empty: give the apt archive's URL (" + std::string(kDefaultPackagesArchive) +
+                                           " for Ubuntu on arm64)"});
+  } else if (!starts_with(p.archive, "https://") || p.archive.size() <= 8 || p.archive[8] == '/' ||
+             p.archive.find_first_of(" \t\n") != std::string::npos) {
+    out.push_back({"packages.archive", quote(p.archive) + " is not an https:// URL (a mirror may point elsewhere)"});
+  }
+  for (size_t i = 0; i < p.keyring.size(); ++i) {
+    if (p.keyring[i].empty()) out.push_back({spec_detail::item_field("packages.keyring", i), "is empty"});
+  }
+}
+
 bool has_host(std::string_view url, std::string_view scheme) {
   return starts_with(url, scheme) && url.size() > scheme.size() && url[scheme.size()] != '/';
 }
@@ -177,6 +193,7 @@ std::vector<Diagnostic> validate(const ClusterSpec& spec) {
   check_component("runc.version", spec.runc, out);
   check_component("cni_plugins.version", spec.cni_plugins, out);
   check_access(spec, out);
+  check_packages(spec, out);
   check_mirrors(spec, out);
   return out;
 }

@@ -7,7 +7,7 @@
 # phase (reset, pibake's CA material back with its modes), power cuts, the DHCP start, apt
 # failures, installed packages, pibake-label-workers, and never running twice.
 source "$(dirname "$0")/lib.bash"
-require_tool debugfs sh shellcheck python3 timeout setsid
+require_tool debugfs sh shellcheck python3 timeout setsid dpkg-deb
 python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is not installed"
 
 make_base base.img
@@ -34,7 +34,11 @@ assert_eq "$(ls pristine/var/lib/pibake/images | wc -l)" 9 "image archives on no
 
 # Stubs: each records "name args" in calls.log. FAIL_<name>=N makes its first N calls fail,
 # FAIL_<name>_<first argument>=N the first N calls with that first argument (`-` is `_`).
-# dpkg-query says "installed" only for the packages in $INSTALLED.
+# dpkg-query says "installed" only for the packages in $INSTALLED and those the apt-get stub
+# installed from .deb files. apt-get install of .deb files, as first boot installs from the card,
+# checks what real apt would need and what pibake promises: every file lies in the card's
+# /var/cache/pibake/debs and is a .deb (its Package field read with the real dpkg-deb), and
+# --no-download is given (nothing may reach the network).
 bin=$SCRATCH/bin; mkdir -p "$bin"
 for tool in systemctl apt-get dpkg-query dpkg sleep ctr; do
   cat > "$bin/$tool" <<STUB
@@ -50,8 +54,17 @@ done
 case "$tool" in
   # A bootstrap that retries for ever would hang the test: its 100th backoff ends its session.
   sleep) [ "\$n" -lt 100 ] || { echo "sleep stub: 100 retries, giving up" >&2; pkill -KILL -s "\$(cut -d' ' -f6 /proc/\$\$/stat)"; } ;;
+  apt-get) [ "\$1" = install ] || exit 0
+    for a; do
+      case \$a in
+        *.deb)
+          case \$a in "$SCRATCH/root/var/cache/pibake/debs/"*) ;; *) echo "apt-get stub: \$a is not on the card" >&2; exit 1 ;; esac
+          case " \$* " in *" --no-download "*) ;; *) echo "apt-get stub: local .debs without --no-download" >&2; exit 1 ;; esac
+          dpkg-deb -f "\$a" Package >> "$SCRATCH/installed" || { echo "apt-get stub: \$a is not a .deb" >&2; exit 1; } ;;
+      esac
+    done ;;
   dpkg-query) for a; do pkg=\$a; done
-    for p in \${INSTALLED:-}; do [ "\$p" = "\$pkg" ] && { echo "install ok installed"; exit 0; }; done; exit 1 ;;
+    for p in \${INSTALLED:-} \$(cat "$SCRATCH/installed" 2>/dev/null); do [ "\$p" = "\$pkg" ] && { echo "install ok installed"; exit 0; }; done; exit 1 ;;
 esac
 exit 0
 STUB
@@ -62,7 +75,7 @@ install -m 0755 "$PIBAKE_SOURCE_DIR/tests/e2e/k8s-stand-in.sh" "$bin/kubectl"
 shellcheck -s sh "$PIBAKE_SOURCE_DIR/tests/e2e/k8s-stand-in.sh" || fail "shellcheck finds problems in k8s-stand-in.sh"
 
 # fresh: a new scratch root (node-1's /etc/kubernetes from the image) and no recorded calls.
-fresh() { rm -rf root stand-in calls.log count-* && mkdir -p root stand-in && cp -a pristine/. root/; }
+fresh() { rm -rf root stand-in calls.log count-* installed && mkdir -p root stand-in && cp -a pristine/. root/; }
 # run SCRIPT [VAR=value...]: the bootstrap in its own session (a stand-in "cut" kills the session)
 # with the stubs first on PATH, the scratch root, no fault unless given. Returns its status. The
 # stubbed sleep returns at once, so backoff and the API wait cost nothing; PIBAKE_INIT_TIMEOUT is
@@ -110,7 +123,7 @@ assert_eq "$(calls 'apt-get install|systemctl (enable|daemon-reload|restart|is-a
   "apt-get install systemctl enable systemctl daemon-reload systemctl restart systemctl is-active systemctl enable systemctl daemon-reload systemctl restart systemctl is-active " \
   "package and DHCP calls (is-active fails once: the whole start is retried)"
 assert_contains calls.log "systemctl is-active --quiet isc-dhcp-server.service"
-assert_contains calls.log "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold conntrack socat iptables isc-dhcp-server"
+assert_contains calls.log "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold conntrack iptables isc-dhcp-server socat"
 assert_eq "$(kcalls)" "kubeadm init kubeadm reset kubeadm init kubectl apply kubectl apply " "kubeadm/kubectl calls"
 assert_contains stand-in/calls.log "kubeadm init --config $SCRATCH/root/etc/kubernetes/pibake/kubeadm-init.yaml --skip-token-print"
 assert_contains stand-in/calls.log "kubeadm: fault: fail at etcd"
@@ -216,6 +229,29 @@ fresh
 run firstboot-1 INSTALLED="conntrack socat iptables isc-dhcp-server" || fail "bootstrap with everything installed failed"
 if grep -qE '^(apt-get|dpkg) ' calls.log; then fail "apt-get or dpkg ran though every package was installed: $(cat calls.log)"; fi
 assert_eq "$(grep -c '^dpkg-query' calls.log)" 4 "dpkg-query calls (one per package)"
+
+# The card holds the .debs (as pibake puts them there): installed from it in one apt-get call with
+# --no-download, and no `apt-get update`: nothing reaches the network.
+mkdir -p debs
+for p in conntrack iptables isc-dhcp-server socat libfoo; do
+  mkdir -p "debs/$p/DEBIAN"
+  printf 'Package: %s\nVersion: 1.0\nArchitecture: arm64\nMaintainer: t <t@invalid>\nDescription: t\n' "$p" > "debs/$p/DEBIAN/control"
+  dpkg-deb --root-owner-group --build "debs/$p" "debs/${p}_1.0_arm64.deb" >/dev/null || fail "dpkg-deb --build failed"
+done
+fresh
+mkdir -p root/var/cache/pibake/debs && cp debs/*.deb root/var/cache/pibake/debs/
+run firstboot-1 || { cat run.log >&2; fail "bootstrap with the packages on the card failed"; }
+assert_eq "$(calls 'apt-get|dpkg')" "dpkg --configure apt-get install " "apt calls with every package on the card"
+assert_contains calls.log "apt-get install -y -q --no-install-recommends --no-download -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $SCRATCH/root/var/cache/pibake/debs/conntrack_1.0_arm64.deb"
+assert_eq "$(sort installed | tr '\n' ' ')" "conntrack iptables isc-dhcp-server libfoo socat " "installed from the card"
+assert_contains run.log "from the card (5 .debs in $SCRATCH/root/var/cache/pibake/debs, no network)"
+# A card that lacks one (socat): the rest from the card, socat from the network, and the log says so.
+fresh
+mkdir -p root/var/cache/pibake/debs && cp debs/*.deb root/var/cache/pibake/debs/ && rm root/var/cache/pibake/debs/socat_*
+run firstboot-1 || { cat run.log >&2; fail "bootstrap with socat missing from the card failed"; }
+assert_eq "$(calls 'apt-get|dpkg')" "dpkg --configure apt-get install apt-get update apt-get install " "apt calls with socat off the card"
+assert_contains run.log "still missing after the card's packages: socat; trying the network"
+grep -q "^apt-get install .*--force-confold socat$" calls.log || fail "socat was not fetched from the network: $(cat calls.log)"
 
 # A worker: packages, then the kubelet; never kubeadm, kubectl or the DHCP server.
 fresh
