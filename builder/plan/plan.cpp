@@ -61,12 +61,20 @@ std::string render_access(const ClusterSpec& spec) {
 
 bool is_wifi(const UplinkSpec& uplink) { return uplink.interface.rfind("wl", 0) == 0; }
 
-// The gateway's uplink in netplan: Wi-Fi (with the regulatory domain) or a wired interface.
+// The gateway's uplink in netplan: Wi-Fi (with the regulatory domain) or a wired interface. A
+// Wi-Fi interface with no network to join (network.uplink.wifi unset, the default) gets no entry at
+// all, only a comment: an access point with an empty SSID would have wpa_supplicant search for a
+// network that does not exist, and netplan-wpa-<if>.service waits for the interface at every boot
+// (on a board without it, systemd's device timeout; found by the e2e test with no uplink).
 std::string render_uplink(const UplinkSpec& uplink) {
   if (!is_wifi(uplink)) {
     return fmt::format("    {}:\n      dhcp4: true\n      optional: true\n", uplink.interface);
   }
-  const WifiSpec wifi = uplink.wifi.value_or(WifiSpec{});
+  if (!uplink.wifi) {
+    return fmt::format("  # no uplink: {} has no Wi-Fi network to join (network.uplink.wifi in cluster.yaml)\n",
+                       uplink.interface);
+  }
+  const WifiSpec& wifi = *uplink.wifi;
   std::string ap = "        " + yaml_quote(wifi.ssid) + ":";
   ap += wifi.password.empty() ? " {}\n" : "\n          password: " + yaml_quote(wifi.password) + "\n";
   std::string out = fmt::format("  wifis:\n    {}:\n      dhcp4: true\n      optional: true\n", uplink.interface);

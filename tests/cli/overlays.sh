@@ -164,4 +164,20 @@ done
 # Rebuilding from a pibake image is idempotent: cmdline.txt does not gain the tokens twice.
 pibake_ok build -c cluster.yaml --base-image out/node-2.img --out again --node node-2
 assert_eq "$(boot_cat again/node-2.img /current/cmdline.txt)" "$(boot_cat out/node-2.img /current/cmdline.txt)" "cmdline.txt after a second pass"
+# The default uplink (wlan0) with no Wi-Fi network: the gateway's network-config names no Wi-Fi at
+# all, so netplan renders no wpa_supplicant for it (an empty-SSID access point made
+# netplan-wpa-wlan0.service wait for the device at every boot).
+mkdir nowifi && chmod 0777 nowifi
+{ echo 'nodes: {count: 1}'; sed -n '/^mirrors:/,$p' cluster.yaml; } > nowifi/cluster.yaml
+chmod 0644 nowifi/cluster.yaml
+(cd nowifi && pibake_ok build --base-image ../base.img --out out)
+root=$SCRATCH/netplan-nowifi; mkdir -p "$root/etc/netplan"
+boot_cat nowifi/out/node-1.img /network-config > "$root/etc/netplan/50-cloud-init.yaml"
+chmod 600 "$root/etc/netplan/50-cloud-init.yaml"
+netplan generate --root-dir "$root" 2> netplan.err || { cat netplan.err >&2; fail "netplan rejects the no-Wi-Fi gateway's network-config"; }
+assert_contains "$root/run/systemd/network/10-netplan-eth0.network" "Address=10.0.0.1/24"
+if grep -q "wifis\|access-points" "$root/etc/netplan/50-cloud-init.yaml"; then fail "network-config names a Wi-Fi network though none is configured"; fi
+if compgen -G "$root/run/netplan/wpa-*" >/dev/null || compgen -G "$root/run/systemd/system/*/netplan-wpa-*" >/dev/null; then
+  fail "netplan renders a wpa_supplicant with no Wi-Fi network configured"
+fi
 echo "ok: netplan, cloud-init schema, dhcpd -t, systemd-analyze verify and shellcheck accept every node's files"

@@ -211,6 +211,16 @@ TEST_CASE("every node starts with a fresh identity whatever the base went throug
   }
 }
 
+TEST_CASE("a Wi-Fi uplink with no network to join is left out of netplan", "[plan]") {
+  ClusterSpec spec = default_spec();  // wlan0, network.uplink.wifi unset
+  REQUIRE_FALSE(spec.network.uplink.wifi.has_value());
+  std::string net = find_op(make_plan(spec).nodes[0], Fs::kBoot, "/network-config")->content;
+  CHECK(net.find("wifis") == std::string::npos);
+  CHECK(net.find("access-points") == std::string::npos);
+  CHECK(net.find("# no uplink: wlan0 has no Wi-Fi network to join") != std::string::npos);
+  CHECK(net.find("addresses: [10.0.0.1/24]") != std::string::npos);
+}
+
 TEST_CASE("a wired uplink is an ethernet with DHCP and no Wi-Fi settings", "[plan]") {
   ClusterSpec spec = default_spec();
   spec.network.uplink.interface = "eth1";
