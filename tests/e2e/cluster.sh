@@ -13,19 +13,25 @@
 #                   binaries can be downloaded on this machine, so the test proves everything pibake
 #                   sets up around them, and the calls pibake's bootstrap makes, not that a
 #                   Kubernetes control plane comes up.
-#   3. pibake build 3 nodes (node-1 control plane + gateway with a wired uplink on eth1)
+#   3. pibake build 3 nodes (node-1 control plane + gateway; PIBAKE_E2E_UPLINK=wired gives it a
+#                   wired uplink on eth1, =none (the default) no uplink at all: the cluster forms
+#                   with no internet, as on a stack powered on with no Wi-Fi)
 #   4. boot         each node: -M virt, TCG, direct kernel boot with the kernel, initrd and
 #                   cmdline.txt from its own system-boot partition, where config.txt's os_prefix
 #                   puts them (current/ on the A/B layout), as the Pi firmware would. eth0 of every VM is on one
-#                   private L2, a vde_switch on a unix socket. node-1's eth1 is QEMU user
-#                   networking with restrict=on: no guest packet can leave, except an SSH hostfwd
-#                   from 127.0.0.1 and a guestfwd of 10.0.2.100:80 to this test's HTTP server on
-#                   127.0.0.1. A fourth VM, the unmodified base image, joins the L2 as an
-#                   unconfigured machine that must get a lease from node-1's DHCP server.
+#                   private L2, a vde_switch on a unix socket. With a wired uplink, node-1's eth1
+#                   is QEMU user networking with restrict=on: no guest packet can leave, except an
+#                   SSH hostfwd from 127.0.0.1 and a guestfwd of 10.0.2.100:80 to this test's HTTP
+#                   server on 127.0.0.1. With none, node-1 has no uplink; the test reaches it
+#                   through a management port (restrict=on user networking with only the SSH
+#                   hostfwd, a fixed address and no route, set up by the stand-in base image for
+#                   the port's MAC alone; make-rootfs-image.sh). A fourth VM, the unmodified base
+#                   image, joins the L2 as an unconfigured machine that must get a lease from
+#                   node-1's DHCP server.
 #   5. checks       over SSH with the key from the spec (workers through node-1): addresses,
 #                   routes, hostnames, /etc/hosts, modules, sysctls, the memory cgroup, containerd
-#                   and `ctr version`, the DHCP lease, the NAT rule and a worker's request through
-#                   it, the bootstrap's steps and calls (once, in order, with pibake's kubeadm
+#                   and `ctr version`, the DHCP lease, the NAT rule and (wired) a worker's request
+#                   through it or (none) that node-1 has no route out, the bootstrap's steps and calls (once, in order, with pibake's kubeadm
 #                   config); then node-1 and node-2 reboot and the bootstrap must not run again;
 #                   last, clean power-off and e2fsck of every image.
 #   6. report       stage times and every check, in report.txt; a failed check adds that node's
@@ -35,7 +41,8 @@
 # re-runs itself as nobody (lib.sh). Env: PIBAKE (binary; default build/pibake), PIBAKE_E2E_CACHE,
 # PIBAKE_E2E_TIMEOUT (seconds for the boot, default 2400), PIBAKE_E2E_KEEP=1 (keep the work dir),
 # PIBAKE_TEST_TMP (work dir parent), PIBAKE_E2E_REPORT (where to copy report.txt),
-# PIBAKE_E2E_BUDGET (seconds for the whole test, default 4200; then it fails with its report).
+# PIBAKE_E2E_BUDGET (seconds for the whole test, default 4200; then it fails with its report),
+# PIBAKE_E2E_UPLINK (none, the default, or wired: node-1's uplink, above).
 # Exit 0 pass, 1 fail, 77 skipped (a tool is missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -50,6 +57,14 @@ PIBAKE=${PIBAKE:-$src/build/pibake}
 timeout_s=${PIBAKE_E2E_TIMEOUT:-2400}
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
 NODES=(node-1 node-2 node-3)
+# node-1's uplink: none (no uplink at all: the cluster must form with no internet) or wired (eth1,
+# QEMU user networking that reaches only this test's server; shows the gateway's NAT).
+uplink_mode=${PIBAKE_E2E_UPLINK:-none}
+case "$uplink_mode" in
+  none) uplink_if=wlan0 ;;  # the spec's default uplink, with no Wi-Fi network: left unconfigured
+  wired) uplink_if=eth1 ;;
+  *) echo "FAIL (e2e.cluster): PIBAKE_E2E_UPLINK is none or wired, not '$uplink_mode'" >&2; exit 1 ;;
+esac
 
 # skip REASON: exit 77, or under CI=true exit 1 with the reason (a skip must not leave CI green).
 skip() {
@@ -176,17 +191,19 @@ for _ in $(seq 100); do [ -s "$W/http.port" ] && break; sleep 0.1; done
 [ -s "$W/http.port" ] || fail "the test's HTTP server did not start"
 http_port=$(cat "$W/http.port")
 echo "artifacts: containerd $ctd, runc $runc, CNI plugins $cni (Debian arm64)" | tee -a "$report"
+echo "node-1's uplink: $uplink_mode$([ "$uplink_mode" = none ] && echo ' (no internet: the cluster forms offline)')" | tee -a "$report"
 echo "NO REAL KUBERNETES BINARIES: kubelet, kubeadm, kubectl and crictl are a stand-in that records its calls" | tee -a "$report"
 stage "artifacts served on 127.0.0.1:$http_port"
 
 # --- 3. pibake build -------------------------------------------------------------------------
 ssh-keygen -q -t ed25519 -N '' -C pibake-e2e -f "$W/id_e2e"
+uplink_yaml=""
+[ "$uplink_mode" = none ] || uplink_yaml="network: {uplink: {interface: $uplink_if}}"
 cat > cluster.yaml <<YAML
 cluster: {name: e2e}
 nodes: {count: 3}
 kubernetes: {version: "$k8s"}
-network:
-  uplink: {interface: eth1}
+$uplink_yaml
 containerd: {version: "$ctd"}
 runc: {version: "$runc"}
 cni_plugins: {version: "$cni"}
@@ -262,10 +279,18 @@ start_vm() {
     > "$W/$name.qemu.log" 2>&1 &
   QEMU_PID[$name]=$!
 }
-# node-1's uplink: user networking that reaches nothing but the two forwards on 127.0.0.1.
-start_vm node-1 out/node-1.img 1 \
-  -netdev "user,id=up,restrict=on,hostfwd=tcp:127.0.0.1:$ssh_port-:22,guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:$http_port" \
-  -device virtio-net-pci,netdev=up,romfile=,mac=52:54:00:e2:e1:01
+if [ "$uplink_mode" = wired ]; then
+  # node-1's uplink: user networking that reaches nothing but the two forwards on 127.0.0.1.
+  start_vm node-1 out/node-1.img 1 \
+    -netdev "user,id=up,restrict=on,hostfwd=tcp:127.0.0.1:$ssh_port-:22,guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:$http_port" \
+    -device virtio-net-pci,netdev=up,romfile=,mac=52:54:00:e2:e1:01
+else
+  # No uplink: only the test's management port (the base image gives MAC 52:54:00:e2:ee:01
+  # 10.0.2.15/24 and no route), through which nothing but the SSH hostfwd passes.
+  start_vm node-1 out/node-1.img 1 \
+    -netdev "user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:$ssh_port-10.0.2.15:22" \
+    -device virtio-net-pci,netdev=mgmt,romfile=,mac=52:54:00:e2:ee:01
+fi
 start_vm node-2 out/node-2.img 2
 start_vm node-3 out/node-3.img 3
 
@@ -414,12 +439,17 @@ common_checks() {  # common_checks NODE INDEX
   check "$n" "no failed units" "[ -z \"\$(systemctl --failed --no-legend)\" ]"
 }
 common_checks node-1 1
-check node-1 "uplink eth1 has its DHCP address 10.0.2.15" "ip -4 -o addr show dev eth1 | grep -q ' 10.0.2.15/24 '"
+if [ "$uplink_mode" = wired ]; then
+  check node-1 "uplink eth1 has its DHCP address 10.0.2.15" "ip -4 -o addr show dev eth1 | grep -q ' 10.0.2.15/24 '"
+else
+  check node-1 "no uplink: no default route, no route beyond the cluster and the test's management port" \
+    "[ -z \"\$(ip -4 route show default)\" ] && [ -z \"\$(ip -4 route show | grep -v -e '^10\.0\.0\.0/24 ' -e '^10\.0\.2\.0/24 ' -e '^10\.244\.[0-9]*\.0/24 via 10\.0\.0\.')\" ]"
+fi
 check node-1 "bootstrap steps in order: packages dhcp-server kubeadm-init cni" \
   "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages dhcp-server kubeadm-init cni ' ]"
 check node-1 "isc-dhcp-server active" "systemctl is-active -q isc-dhcp-server"
-check node-1 "NAT rule: POSTROUTING -o eth1 -j MASQUERADE" \
-  "sudo iptables -t nat -S POSTROUTING | grep -q -- '-o eth1 -j MASQUERADE'"
+check node-1 "NAT rule: POSTROUTING -o $uplink_if -j MASQUERADE" \
+  "sudo iptables -t nat -S POSTROUTING | grep -q -- '-o $uplink_if -j MASQUERADE'"
 bootstrap_recovery_checks
 
 # wait_lease MAC: sets lease to the address node-1's DHCP server leased to MAC (empty after 400 s).
@@ -455,9 +485,11 @@ for k in 2 3; do
   check "$n" "kubelet.conf (pibake's node credentials) in place, 0600" \
     "sudo test -s /etc/kubernetes/kubelet.conf && [ \$(sudo stat -c %a /etc/kubernetes/kubelet.conf) = 600 ]"
   check "$n" "kubeadm never called on a worker" "test -s /var/log/pibake-e2e/calls.log && ! grep -q ' kubeadm ' /var/log/pibake-e2e/calls.log"
-  check "$n" "reaches the test's 127.0.0.1 server through node-1's NAT" \
-    "[ \"\$(curl -fsS --max-time 30 'http://10.0.2.100/e2e/nat-check?from=$n')\" = $nat_token ]"
-  verdict "$n" "the test's server logged that request" "$(holds grep -q "GET /e2e/nat-check?from=$n " http.log)"
+  if [ "$uplink_mode" = wired ]; then
+    check "$n" "reaches the test's 127.0.0.1 server through node-1's NAT" \
+      "[ \"\$(curl -fsS --max-time 30 'http://10.0.2.100/e2e/nat-check?from=$n')\" = $nat_token ]"
+    verdict "$n" "the test's server logged that request" "$(holds grep -q "GET /e2e/nat-check?from=$n " http.log)"
+  fi
 done
 # Each node its own identity, whatever the base went through (machine-id(5)): three different
 # machine-ids generated on first boot, and D-Bus's id the same as systemd's.
@@ -498,7 +530,7 @@ for n in node-1 node-2; do
 done
 check node-1 "after reboot: no further kubeadm init (still exactly two)" "[ \$(grep -c ' kubeadm init ' /var/log/pibake-e2e/calls.log) = 2 ]"
 check node-1 "after reboot: NAT rule and DHCP server back" \
-  "sudo iptables -t nat -S POSTROUTING | grep -q -- '-o eth1 -j MASQUERADE' && systemctl is-active -q isc-dhcp-server"
+  "sudo iptables -t nat -S POSTROUTING | grep -q -- '-o $uplink_if -j MASQUERADE' && systemctl is-active -q isc-dhcp-server"
 check node-2 "after reboot: kubelet running" "systemctl is-active -q kubelet"
 for n in "${NODES[@]}"; do
   if serial_has "$n" "$cycle"; then verdict "$n" "no systemd ordering cycle around pibake-firstboot, either boot" 1

@@ -70,6 +70,25 @@ system_info:
     sudo: ["ALL=(ALL) NOPASSWD:ALL"]
     shell: /bin/bash
 EOF
+  # The test harness's way in to a gateway that has no uplink at all (cluster.sh with
+  # PIBAKE_E2E_UPLINK=none): a management port, QEMU user networking with restrict=on (it reaches
+  # nothing; only the test's SSH hostfwd comes in), with a fixed address and no route. Matched by
+  # the MAC only that port has, so every other VM, and the port's absence, leave it unused. It
+  # stands for a console cable, not for anything pibake configures.
+  mkdir -p "$r/etc/netplan"
+  cat > "$r/etc/netplan/10-pibake-e2e-mgmt.yaml" <<'EOF'
+# pibake e2e harness only: the test's management port (see tests/e2e/make-rootfs-image.sh)
+network:
+  version: 2
+  ethernets:
+    e2e-mgmt:
+      match: {macaddress: "52:54:00:e2:ee:01"}
+      addresses: [10.0.2.15/24]
+      dhcp4: false
+      dhcp6: false
+      link-local: []
+EOF
+  chmod 600 "$r/etc/netplan/10-pibake-e2e-mgmt.yaml"
   # The release pibake reads (/etc/os-release -> ../usr/lib/os-release, as on Debian and Ubuntu):
   # the Ubuntu release this stand-in is shaped like, saying what it really is.
   case "$layout" in
