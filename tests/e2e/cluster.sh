@@ -224,6 +224,33 @@ stage "pibake build (3 nodes)"
 
 root_cat out/node-1.img /etc/kubernetes/pibake/kubeadm-init.yaml > kubeadm-init.built.yaml
 [ -s kubeadm-init.built.yaml ] || fail "node-1.img has no /etc/kubernetes/pibake/kubeadm-init.yaml"
+# The container images each card carries (issue 12), read before boot from the OCI archives in
+# /var/lib/pibake/images: the names their index.json gives (the reference ctr imports them as).
+# node-1 runs the control plane; workers must carry no control-plane image.
+image_names() {  # image_names IMAGE: one reference per line, sorted
+  local img=$1 off f
+  off=$(part_offset "$img" 2)
+  for f in $(debugfs -R "ls -p /var/lib/pibake/images" "$img?offset=$off" 2>/dev/null | awk -F/ '$6 ~ /\.tar$/ {print $6}'); do
+    debugfs -R "cat /var/lib/pibake/images/$f" "$img?offset=$off" 2>/dev/null | tar -xOf - index.json |
+      python3 -c 'import json, sys
+for m in json.load(sys.stdin)["manifests"]:
+    a = m.get("annotations", {})
+    print(a.get("io.containerd.image.name") or a["org.opencontainers.image.ref.name"])'
+  done | LC_ALL=C sort
+}
+declare -A images_on_card=()
+for n in "${NODES[@]}"; do
+  image_names "out/$n.img" > "images-$n.txt" || fail "cannot read the image archives on $n.img"
+  images_on_card[$n]=$(tr '\n' ' ' < "images-$n.txt")
+  echo "$n carries: ${images_on_card[$n]}" >> "$report"
+done
+grep -q '/kube-apiserver:' images-node-1.txt && grep -q '/etcd:' images-node-1.txt && grep -q '/pause:' images-node-1.txt ||
+  fail "node-1.img does not carry the control plane's images: ${images_on_card[node-1]}"
+for n in node-2 node-3; do
+  grep -q '/kube-proxy:' "images-$n.txt" && grep -q '/pause:' "images-$n.txt" || fail "$n.img lacks kube-proxy or pause"
+  ! grep -qE '/(kube-apiserver|kube-controller-manager|kube-scheduler|etcd|coredns):' "images-$n.txt" ||
+    fail "worker $n.img carries a control-plane image: ${images_on_card[$n]}"
+done
 # The instance-id in each image's seed, read before it boots (cloud-init's proof that it took it).
 declare -A instance_id=()
 for n in "${NODES[@]}"; do
@@ -437,6 +464,9 @@ common_checks() {  # common_checks NODE INDEX
     "[ \$(sudo journalctl -b -u pibake-firstboot -o cat | grep -c 'pibake-firstboot: done') = 1 ] &&
      [ \"\$(systemctl show -p NRestarts --value pibake-firstboot)\" = 0 ]"
   check "$n" "no failed units" "[ -z \"\$(systemctl --failed --no-legend)\" ]"
+  check "$n" "containerd's k8s.io namespace holds exactly the images on its card: ${images_on_card[$n]}" \
+    "[ \"\$(sudo ctr -n k8s.io images ls -q | grep -v '^sha256:' | LC_ALL=C sort | tr '\n' ' ')\" = '${images_on_card[$n]}' ]"
+  check "$n" "the card's image archives were removed once imported" "sudo test ! -e /var/lib/pibake/images"
 }
 common_checks node-1 1
 if [ "$uplink_mode" = wired ]; then
@@ -445,8 +475,8 @@ else
   check node-1 "no uplink: no default route, no route beyond the cluster and the test's management port" \
     "[ -z \"\$(ip -4 route show default)\" ] && [ -z \"\$(ip -4 route show | grep -v -e '^10\.0\.0\.0/24 ' -e '^10\.0\.2\.0/24 ' -e '^10\.244\.[0-9]*\.0/24 via 10\.0\.0\.')\" ]"
 fi
-check node-1 "bootstrap steps in order: packages dhcp-server kubeadm-init cni" \
-  "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages dhcp-server kubeadm-init cni ' ]"
+check node-1 "bootstrap steps in order: packages images dhcp-server kubeadm-init cni" \
+  "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages images dhcp-server kubeadm-init cni ' ]"
 check node-1 "isc-dhcp-server active" "systemctl is-active -q isc-dhcp-server"
 check node-1 "NAT rule: POSTROUTING -o $uplink_if -j MASQUERADE" \
   "sudo iptables -t nat -S POSTROUTING | grep -q -- '-o $uplink_if -j MASQUERADE'"
@@ -478,8 +508,8 @@ for k in 2 3; do
   n=node-$k
   common_checks "$n" "$k"
   check "$n" "default route via node-1 (10.0.0.1)" "ip route show default | grep -q '^default via 10.0.0.1 dev eth0'"
-  check "$n" "bootstrap steps in order: packages kubelet" \
-    "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages kubelet ' ]"
+  check "$n" "bootstrap steps in order: packages images kubelet" \
+    "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages images kubelet ' ]"
   check "$n" "kubelet running with its kubeconfig and config" \
     "systemctl is-active -q kubelet && grep -q ' kubelet .*--kubeconfig=/etc/kubernetes/kubelet.conf.*--config=/var/lib/kubelet/config.yaml' /var/log/pibake-e2e/calls.log"
   check "$n" "kubelet.conf (pibake's node credentials) in place, 0600" \
