@@ -59,28 +59,32 @@ std::vector<ArtifactSource> artifact_sources(const ClusterSpec& spec) {
   return out;
 }
 
-const LockedArtifact* LockFile::find(const std::string& name) const {
-  for (const LockedArtifact& a : artifacts)
-    if (a.name == name) return &a;
+namespace {
+
+// The entry of `entries` whose `key` member equals `value`, or nullptr (entries are few: a linear scan).
+template <class T>
+const T* find_by(const std::vector<T>& entries, std::string T::*key, const std::string& value) {
+  for (const T& e : entries)
+    if (e.*key == value) return &e;
   return nullptr;
+}
+
+}  // namespace
+
+const LockedArtifact* LockFile::find(const std::string& name) const {
+  return find_by(artifacts, &LockedArtifact::name, name);
 }
 
 const LockedImage* LockFile::find_image(const std::string& reference) const {
-  for (const LockedImage& i : images)
-    if (i.reference == reference) return &i;
-  return nullptr;
+  return find_by(images, &LockedImage::reference, reference);
 }
 
 const LockedPackage* LockFile::find_package(const std::string& name) const {
-  for (const LockedPackage& p : packages)
-    if (p.name == name) return &p;
-  return nullptr;
+  return find_by(packages, &LockedPackage::name, name);
 }
 
 const LockedPackageSet* LockFile::find_package_set(const std::string& name) const {
-  for (const LockedPackageSet& s : package_sets)
-    if (s.name == name) return &s;
-  return nullptr;
+  return find_by(package_sets, &LockedPackageSet::name, name);
 }
 
 namespace {
