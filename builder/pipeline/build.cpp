@@ -169,17 +169,28 @@ Fetched fetch_all(ClusterSpec& spec, const StateDir& state, const std::string& b
   out.artifacts = fetch_artifacts(spec, lock, cache, *fetcher, offline);
   out.images = fetch_images(spec, lock, cache, *fetcher, offline);
   out.base_image = obtain_base_image(spec, base_override, offline, cache, *fetcher, &lock);
-  // The first-boot packages, resolved against the base's own dpkg status. The lock is saved
-  // with what was pinned before, even when a package then fails.
+  if (render_lock(lock) != lock_before) state.save_lock(lock);
+  return out;
+}
+
+// The first-boot packages (fetch_packages), resolved against the base's own dpkg status through
+// the state dir's lock file. Called once the base has passed every check that needs no download.
+// The lock is saved with what was pinned, even when a package then fails.
+std::map<std::string, std::vector<ResolvedDeb>> fetch_base_packages(const ClusterSpec& spec, const StateDir& state,
+                                                                    const BaseImage& base, bool offline) {
+  Cache cache(Cache::default_dir());
+  std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
+  LockFile lock = state.load_lock();
+  const std::string lock_before = render_lock(lock);
+  std::map<std::string, std::vector<ResolvedDeb>> debs;
   try {
-    BaseImage base = inspect_base_image(out.base_image);
-    out.debs = fetch_packages(spec, {base.os, base.dpkg_status}, lock, cache, *fetcher, offline);
+    debs = fetch_packages(spec, {base.os, base.dpkg_status}, lock, cache, *fetcher, offline);
   } catch (...) {
     if (render_lock(lock) != lock_before) state.save_lock(lock);
     throw;
   }
   if (render_lock(lock) != lock_before) state.save_lock(lock);
-  return out;
+  return debs;
 }
 
 // What the container images add to each node's root filesystem (docs/images.md).
@@ -391,7 +402,6 @@ void run_build(const BuildOptions& opts) {
   Fetched fetched = fetch_all(spec, state, opts.base_image, opts.offline);
   inputs.artifacts = fetched.artifacts;
   inputs.images = fetched.images;
-  inputs.debs = fetched.debs;
   const std::string& base_path = fetched.base_image;
   // prepare base: its partitions, release and boot layout, read, and its filesystems checked,
   // before any image is written.
@@ -399,6 +409,9 @@ void run_build(const BuildOptions& opts) {
                                                                    : open_base_image(base_path, base_source);
   inputs.cmdline_paths = base.boot_layout.cmdlines;
   // plan: every node's files, computed before the first byte of an image is written.
+  // A base pibake cannot grow is refused before the packages are resolved (that needs no download).
+  check_growth_possible(base, make_plan(spec, opts.only_nodes, inputs));
+  inputs.debs = fetch_base_packages(spec, state, base, opts.offline);
   BuildPlan plan = make_plan(spec, opts.only_nodes, inputs);
   check_growth_possible(base, plan);
   print_image_summary(plan);
@@ -433,6 +446,7 @@ void run_fetch(const SpecOptions& spec_opts, const std::string& base_image) {
   const StateDir state(StateDir::path_for(spec));
   const StateDirLock state_lock(state);
   Fetched fetched = fetch_all(spec, state, base_image, /*offline=*/false);
+  fetched.debs = fetch_base_packages(spec, state, inspect_base_image(fetched.base_image), /*offline=*/false);
   for (const ResolvedArtifact& a : fetched.artifacts) {
     fmt::print("{} {} ready: {}\n", a.source.name, a.source.version, a.path);
   }
