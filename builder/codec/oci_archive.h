@@ -8,6 +8,11 @@
 
 namespace pibake {
 
+// The version of the bytes write_oci_archive makes for an image: part of the name the cache keeps
+// an archive under (fetch_images), so a pibake that lays archives out differently makes new ones.
+// Raise it with any change to the archive's content.
+inline constexpr int kOciArchiveFormat = 1;
+
 // Writes `image` (its manifest and blobs, read from the cache) to `dest` as a tar archive holding
 // an OCI image layout (OCI image spec, "image-layout"): `oci-layout`, `index.json` naming the
 // linux/arm64 manifest with the annotations containerd's importer reads

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "codec/xz.h"
 #include "plan/mirrors.h"
@@ -40,24 +41,75 @@ void make_dirs(const std::string& dir) {
 
 std::string record_path(const std::string& path) { return path + ".verified"; }
 
-// Records that `path` had content `sha256` as of now: "<sha256> <identity>".
-void record_verified(const std::string& path, const std::string& sha256) {
-  write_file_atomic(record_path(path), sha256 + " " + file_identity(path) + "\n", 0644);
+// A record older than this after the file's last change is trusted. Timestamps are coarse (a
+// clock tick), so a file changed in the same tick as it was read keeps its identity: a record
+// written within this window of the file's ctime is "racily clean" (git's term, racy-git.txt)
+// and the file is read again.
+constexpr double kRacyWindowSeconds = 1.0;
+
+double seconds(const timespec& t) { return static_cast<double>(t.tv_sec) + t.tv_nsec / 1e9; }
+
+// The value `record` ("<value> <identity>\n") keeps for the file at `path`, when that identity is
+// the file's current one; nullopt otherwise (no record, unreadable, the file changed). A racily
+// clean record (kRacyWindowSeconds) gives nullopt, or with `racy` its value and *racy = true.
+std::optional<std::string> read_identity_record(const std::string& record, const std::string& path, bool* racy) {
+  if (racy) *racy = false;
+  struct stat file {
+  }, rec{};
+  if (stat(path.c_str(), &file) != 0 || stat(record.c_str(), &rec) != 0) return std::nullopt;
+  std::string text;
+  try {
+    if (!read_file_if_exists(record, text, 4096)) return std::nullopt;
+  } catch (const Error&) {
+    return std::nullopt;  // unreadable: as absent
+  }
+  const std::string tail = " " + file_identity(file) + "\n";
+  if (text.size() <= tail.size() || !text.ends_with(tail)) return std::nullopt;
+  std::string value = text.substr(0, text.size() - tail.size());
+  if (value.find_first_of(" \n") != std::string::npos) return std::nullopt;
+  if (seconds(rec.st_mtim) - seconds(file.st_ctim) < kRacyWindowSeconds) {
+    if (racy == nullptr) return std::nullopt;
+    *racy = true;
+  }
+  return value;
 }
+
+// Records in `record` that the file whose identity was `identity` (taken before it was read, so a
+// change while it was read shows as a mismatch) has `value` (no spaces or newlines).
+void write_identity_record(const std::string& record, const std::string& value, const std::string& identity) {
+  if (identity.empty()) return;  // the file is gone: nothing to vouch for
+  write_file_atomic(record, value + " " + identity + "\n", 0644);
+}
+
+}  // namespace
+
+std::optional<std::string> recorded_sha256(const std::string& path) {
+  bool racy = false;
+  std::optional<std::string> sha = read_identity_record(record_path(path), path, &racy);
+  if (!sha || !racy) return sha;
+  // Recorded in the same clock tick as the file's last change: read it again to be sure.
+  const std::string identity = file_identity(path);
+  if (sha256_file(path) != *sha) return std::nullopt;
+  write_identity_record(record_path(path), *sha, identity);
+  return sha;
+}
+
+std::string hash_and_record(const std::string& path) {
+  const std::string identity = file_identity(path);  // before reading: a change while hashing shows
+  std::string sha = sha256_file(path);
+  write_identity_record(record_path(path), sha, identity);
+  return sha;
+}
+
+namespace {
 
 // True when `path` is still the file whose content was recorded as `sha256`, checking by
 // identity first and by hashing it again only when that changed (then re-recorded).
 bool still_verified(const std::string& path, const std::string& sha256) {
-  std::string record;
-  try {
-    if (read_file_if_exists(record_path(path), record, 4096) && record == sha256 + " " + file_identity(path) + "\n") {
-      return true;
-    }
-  } catch (const Error&) {
-    // An unreadable record: hash again.
-  }
+  if (recorded_sha256(path) == sha256) return true;
+  const std::string identity = file_identity(path);
   if (sha256_file(path) != sha256) return false;
-  record_verified(path, sha256);
+  write_identity_record(record_path(path), sha256, identity);
   return true;
 }
 
@@ -129,7 +181,7 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
       throw Error(fmt::format("checksum mismatch for {} ({}): expected sha256 {}, got {}", what, path, sha256, got));
     }
     out.commit();
-    record_verified(blob, sha256);
+    write_identity_record(record_path(blob), sha256, file_identity(blob));
     return blob;
   }
   if (offline) {
@@ -151,7 +203,7 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
   // A blob's name promises its content: on disk before the rename.
   if (UniqueFd fd(open(part.c_str(), O_RDONLY | O_CLOEXEC)); fd) fsync(fd.get());
   if (rename(part.c_str(), blob.c_str()) != 0) throw Error("cannot store " + blob + ": " + std::strerror(errno));
-  record_verified(blob, sha256);
+  write_identity_record(record_path(blob), sha256, file_identity(blob));
   return blob;
 }
 
@@ -223,8 +275,24 @@ std::string Cache::decompressed_image(const std::string& xz_path, const std::str
   decompress_xz_sparse(xz_path, tmp.fd(), out);
   std::string sha = sha256_file(tmp.temp_path());
   tmp.commit();
-  record_verified(out, sha);
+  write_identity_record(record_path(out), sha, file_identity(out));
   return out;
+}
+
+std::string Cache::by_identity(const std::string& path, const std::string& kind,
+                               const std::function<std::string()>& compute) {
+  const std::string identity = file_identity(path);
+  if (identity.empty()) return compute();  // let compute() report the missing file
+  const std::string record = dir_ + "/by-identity/" + sha256_hex(kind + "\n" + identity);
+  if (std::optional<std::string> value = read_identity_record(record, path, nullptr)) return *value;
+  std::string value = compute();
+  try {
+    make_dirs(dir_ + "/by-identity");
+    write_identity_record(record, value, identity);
+  } catch (const Error&) {
+    // Not kept (a read-only or full cache): the next run computes it again.
+  }
+  return value;
 }
 
 }  // namespace pibake

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "fetch/fetcher.h"
@@ -47,11 +48,30 @@ class Cache {
   // blob, it is hashed again when its identity changed, and made again when it no longer matches.
   std::string decompressed_image(const std::string& xz_path, const std::string& xz_sha256);
 
+  // `compute()`'s result (a value with no spaces or newlines: a sha256, a byte count) for the file
+  // at `path`, which may lie outside the cache (a local base image), kept in the cache's
+  // by-identity/ directory under `kind` and the file's identity (device, inode, size, ctime,
+  // mtime: util/files.h file_identity). While that identity is unchanged the kept value is
+  // returned without reading the file; otherwise, and for a record written within a second of
+  // the file's last change (timestamps are coarse), `compute()` runs again. A value that cannot
+  // be kept (a read-only cache) is only recomputed next time. Errors are compute()'s.
+  std::string by_identity(const std::string& path, const std::string& kind,
+                          const std::function<std::string()>& compute);
+
  private:
   std::string dir_;
 };
 
 // sha256 of a file's content, hex.
 std::string sha256_file(const std::string& path);
+
+// A file the cache made itself (an OCI archive): its sha256, recorded next to it in
+// `path`.verified with its identity, so later runs need not read it again.
+std::string hash_and_record(const std::string& path);
+
+// The sha256 hash_and_record (or a verified download) recorded for `path`, while the file's
+// identity is the recorded one; a record written within a second of the file's last change is
+// confirmed by hashing the file again. nullopt when there is no record or the file changed since.
+std::optional<std::string> recorded_sha256(const std::string& path);
 
 }  // namespace pibake

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <fmt/format.h>
+#include <charconv>
+#include <string>
 
 #include "codec/archive.h"
 #include "plan/checksums.h"
@@ -39,7 +41,14 @@ std::vector<ResolvedArtifact> fetch_artifacts(const ClusterSpec& spec, LockFile&
     r.path = cache.get_blob(fetcher, apply_mirrors(r.source.url, spec.mirrors), r.sha256, offline,
                             src.name + " " + src.version, kMaxArtifactBytes);
     if (src.archive) {
-      r.install_bytes = archive_install_bytes(r.path, src.member_prefix);
+      // Reading a tarball's sizes means decompressing all of it: done once per blob (and prefix).
+      const std::string kept = cache.by_identity(r.path, "install-bytes " + src.member_prefix, [&] {
+        return std::to_string(archive_install_bytes(r.path, src.member_prefix));
+      });
+      auto [end, ec] = std::from_chars(kept.data(), kept.data() + kept.size(), r.install_bytes);
+      if (ec != std::errc() || end != kept.data() + kept.size()) {
+        r.install_bytes = archive_install_bytes(r.path, src.member_prefix);  // a damaged record
+      }
     } else {
       struct stat st {};
       if (stat(r.path.c_str(), &st) == 0) r.install_bytes = static_cast<uint64_t>(st.st_size);

@@ -11,8 +11,8 @@
 #include "plan/checksums.h"
 #include "plan/mirrors.h"
 #include "util/error.h"
-#include "util/unique_fd.h"
 #include "util/files.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
@@ -61,7 +61,7 @@ std::string obtain_base_image(const ClusterSpec& spec, const std::string& overri
     if (!path.ends_with(".xz")) {
       // A raw image is used in place; when the spec pins its hash, it is checked first.
       if (from_spec && !spec.base_image.sha256.empty()) {
-        std::string got = sha256_file(path);
+        std::string got = cache.by_identity(path, "sha256", [&] { return sha256_file(path); });
         if (got != spec.base_image.sha256) {
           throw Error("checksum mismatch for the base image " + path + ": expected sha256 " + spec.base_image.sha256 +
                       ", got " + got);
@@ -69,8 +69,9 @@ std::string obtain_base_image(const ClusterSpec& spec, const std::string& overri
       }
       return path;
     }
-    // A local .img.xz: decompressed once into the cache, keyed by its content.
-    std::string sha = sha256_file(path);
+    // A local .img.xz: decompressed once into the cache, keyed by its content (hashed once per
+    // version of the file: a multi-GiB read otherwise every run).
+    std::string sha = cache.by_identity(path, "sha256", [&] { return sha256_file(path); });
     if (from_spec && !spec.base_image.sha256.empty() && spec.base_image.sha256 != sha) {
       throw Error("checksum mismatch for the base image " + path + ": expected sha256 " + spec.base_image.sha256 +
                   ", got " + sha);

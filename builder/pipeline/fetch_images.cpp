@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "codec/oci_archive.h"
 #include "fetch/oci.h"
@@ -32,10 +33,16 @@ std::vector<ImageArchive> fetch_images(const ClusterSpec& spec, LockFile& lock, 
     if (pinned == nullptr) lock.images.push_back({reference, image.index_digest, image.manifest.digest});
     ImageArchive a;
     a.reference = reference;
-    a.path = fmt::format("{}/{}.tar", dir, sha256_hex(reference + "@" + image.manifest.digest));
-    // Made afresh from the verified blobs every time: an archive is never trusted from an earlier run.
-    write_oci_archive(image, a.path);
-    a.sha256 = sha256_file(a.path);
+    a.path = fmt::format("{}/{}.tar", dir,
+                         sha256_hex(fmt::format("{}@{} {}", reference, image.manifest.digest, kOciArchiveFormat)));
+    // Made from the verified blobs when absent or changed since it was made (its recorded
+    // identity); an unchanged archive is neither written nor read again (issue 18).
+    if (std::optional<std::string> sha = recorded_sha256(a.path)) {
+      a.sha256 = *sha;
+    } else {
+      write_oci_archive(image, a.path);
+      a.sha256 = hash_and_record(a.path);
+    }
     struct stat st {};
     if (stat(a.path.c_str(), &st) != 0) throw Error(a.path + ": cannot read it back");
     a.size = static_cast<uint64_t>(st.st_size);

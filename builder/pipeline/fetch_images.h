@@ -17,7 +17,8 @@ namespace pibake {
 // Pulls every image the spec's nodes run (the control plane's list and the workers', once each),
 // by the digest `lock` pins when it pins one, else by tag; `lock` gains a pin for each image
 // pulled anew. Then makes each image's archive (write_oci_archive) in the cache's oci/ directory,
-// named by its reference and manifest digest, made afresh from the verified blobs. Throws pibake::Error
+// named by its reference, manifest digest and kOciArchiveFormat; made from the verified blobs
+// unless an earlier run made it and it is unchanged since (recorded_sha256). Throws pibake::Error
 // naming the image on any failure (RegistryClient::pull); with `offline`, one the cache lacks.
 std::vector<ImageArchive> fetch_images(const ClusterSpec& spec, LockFile& lock, Cache& cache, Fetcher& fetcher,
                                        bool offline);

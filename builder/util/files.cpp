@@ -73,6 +73,10 @@ std::string base_name(std::string_view path) {
 std::string file_identity(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return "";
+  return file_identity(st);
+}
+
+std::string file_identity(const struct stat& st) {
   return fmt::format("{} {} {} {}.{:09} {}.{:09}", st.st_dev, st.st_ino, st.st_size, st.st_ctim.tv_sec,
                      st.st_ctim.tv_nsec, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 }

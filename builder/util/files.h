@@ -2,6 +2,7 @@
 // the last component of a path or URL.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -31,6 +32,8 @@ void require_regular_file(const std::string& path, const std::string& what);
 // (nanoseconds). Any write, truncation, rename over it or utimes() changes one of these, and ctime
 // cannot be set by a user. Empty when the file cannot be stat()ed. Follows symlinks.
 std::string file_identity(const std::string& path);
+// The same for a stat() result.
+std::string file_identity(const struct stat& st);
 
 // "a/b/c.img" -> "c.img"; "https://h/x/y.tgz" -> "y.tgz"; a name without '/' is itself.
 std::string base_name(std::string_view path);

@@ -9,9 +9,9 @@
 #include <map>
 
 #include "codec/archive.h"
+#include "codec/xz.h"
 #include "fetch/cache.h"
 #include "fetch/fetcher.h"
-#include "codec/xz.h"
 #include "pipeline/fetch_base.h"
 #include "plan/checksums.h"
 #include "plan/mirrors.h"
@@ -295,4 +295,86 @@ TEST_CASE("a release folder resolves to its newest image, and the lock keeps it 
   spec.base_image.url = "https://cdimage.ubuntu.com/releases/26.04/release/";
   CHECK_THROWS_WITH(obtain_base_image(spec, "", false, fresh, *fetcher, &again),
                     Catch::Contains("remove the \"base_image\" entry"));
+}
+
+namespace {
+// Rewrites `path` in place (same inode, same size) with `text`.
+void rewrite_in_place(const std::string& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()));
+  close(fd);
+}
+// Moves the mtime of every record under `dir` (by-identity/*, *.verified) 5 s into the future, as
+// if written well after the file's last change: a record is trusted only then (racily clean).
+void age_records(const std::string& dir) {
+  const timespec later[2] = {{time(nullptr) + 5, 0}, {time(nullptr) + 5, 0}};
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    const std::string p = e.path();
+    if (e.is_regular_file() && (p.ends_with(".verified") || p.find("/by-identity/") != std::string::npos))
+      REQUIRE(utimensat(AT_FDCWD, p.c_str(), later, 0) == 0);
+  }
+}
+}  // namespace
+
+TEST_CASE("a value kept by a file's identity is reused until the file changes, even at the same size", "[fetch]") {
+  ScratchDir dir;
+  const std::string file = dir / "base.img";
+  write_text(file, "aaaaaaaa");
+  Cache cache(dir / "cache");
+  int computed = 0;
+  auto hash = [&] {
+    ++computed;
+    return sha256_file(file);
+  };
+  CHECK(cache.by_identity(file, "sha256", hash) == sha256_hex("aaaaaaaa"));
+  CHECK(computed == 1);
+  // Recorded in the same second as the file's last change: not trusted (a change in the same
+  // clock tick would keep the identity), so computed again.
+  CHECK(cache.by_identity(file, "sha256", hash) == sha256_hex("aaaaaaaa"));
+  CHECK(computed == 2);
+  age_records(dir / "cache");
+  CHECK(cache.by_identity(file, "sha256", hash) == sha256_hex("aaaaaaaa"));
+  CHECK(computed == 2);                                                               // unchanged: not read
+  CHECK(cache.by_identity(file, "other", [] { return std::string("42"); }) == "42");  // kinds apart
+  rewrite_in_place(file, "bbbbbbbb");
+  CHECK(cache.by_identity(file, "sha256", hash) == sha256_hex("bbbbbbbb"));
+  CHECK(computed == 3);
+  // A damaged record is as none.
+  age_records(dir / "cache");
+  for (const auto& e : std::filesystem::directory_iterator(dir / "cache/by-identity")) write_text(e.path(), "x\n");
+  CHECK(cache.by_identity(file, "sha256", hash) == sha256_hex("bbbbbbbb"));
+  CHECK(computed == 4);
+}
+
+TEST_CASE("a recorded sha256 holds while the file is unchanged, and a same-size change drops it", "[fetch]") {
+  ScratchDir dir;
+  const std::string file = dir / "archive.tar";
+  write_text(file, "archive one");
+  CHECK_FALSE(recorded_sha256(file));
+  CHECK(hash_and_record(file) == sha256_hex("archive one"));
+  CHECK(recorded_sha256(file) == sha256_hex("archive one"));  // racily clean: hashed again, same
+  age_records(dir.path());
+  CHECK(recorded_sha256(file) == sha256_hex("archive one"));
+  rewrite_in_place(file, "archive two");
+  CHECK_FALSE(recorded_sha256(file));
+  // Changed in the same second as it was recorded: hashed again, and the change shows.
+  CHECK(hash_and_record(file) == sha256_hex("archive two"));
+  rewrite_in_place(file, "archive 333");
+  CHECK_FALSE(recorded_sha256(file));
+}
+
+TEST_CASE("a cached blob changed in place at the same size is hashed again and dropped", "[fetch]") {
+  ScratchDir dir;
+  write_text(dir / "local.bin", "the real runc");
+  Cache cache(dir / "cache");
+  auto fetcher = make_curl_fetcher(quick());
+  const std::string good = sha256_hex("the real runc");
+  std::string blob = cache.get_blob(*fetcher, dir / "local.bin", good, true, "runc", kMaxArtifactBytes);
+  age_records(dir / "cache");
+  rewrite_in_place(blob, "the fake runc");
+  // Offline, the changed blob cannot be fetched again: the error says so, and it is gone.
+  CHECK_THROWS_WITH(cache.get_blob(*fetcher, "https://example.invalid/runc", good, true, "runc", kMaxArtifactBytes),
+                    Catch::Contains("not in the cache"));
+  CHECK_FALSE(cache.has_blob(good));
 }
