@@ -18,9 +18,13 @@ using MemberReader = std::function<size_t(char* buf, size_t size)>;
 // the member's size (what `fn` leaves unread is skipped). "./" is stripped; directories are
 // skipped. Any entry that is absolute, has a ".." component, or is not a regular file or
 // directory makes the whole archive an error (before a single member is handed out, so nothing
-// of a bad archive is installed).
+// of a bad archive is installed). With `validated` (the caller already ran archive_install_bytes
+// on this verified content, as fetch_artifacts does), that first pass over the whole archive is
+// skipped: each entry is still checked before it is handed out, so a bad one still throws, but
+// members before it have been handed out (decompressing a release tarball costs a second or so).
 void for_each_archive_file(const std::string& archive_path, const std::string& prefix,
-                           const std::function<void(const std::string&, const MemberReader&, uint32_t)>& fn);
+                           const std::function<void(const std::string&, const MemberReader&, uint32_t)>& fn,
+                           bool validated = false);
 
 // Total bytes of the files for_each_archive_file would hand out (validating the archive too).
 uint64_t archive_install_bytes(const std::string& archive_path, const std::string& prefix);

@@ -16,8 +16,15 @@ namespace pibake {
 class WriteLog {
  public:
   // Records that bytes [start, start + length) of the image file may have changed.
+  // A write that continues or overlaps the last one recorded extends it (libext2fs writes a file
+  // block run by block run): the list stays short.
   void add(uint64_t start, uint64_t length) {
-    if (length > 0) ranges_.push_back({start, start + length});
+    if (length == 0) return;
+    if (!ranges_.empty() && start >= ranges_.back().start && start <= ranges_.back().end) {
+      if (start + length > ranges_.back().end) ranges_.back().end = start + length;
+      return;
+    }
+    ranges_.push_back({start, start + length});
   }
   // Records that the whole file may have changed: no range is taken from the base.
   void mark_all() { all_ = true; }

@@ -59,10 +59,14 @@ void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
       }
       case FileOp::Kind::kExtractArchive:
         fs.mkdir_p(op.path);
-        for_each_archive_file(op.source_path, op.member_prefix,
-                              [&](const std::string& rel, const MemberReader& read, uint32_t) {
-                                fs.write_file_stream(op.path + "/" + rel, read, own);
-                              });
+        // fetch_artifacts checked every entry of this verified tarball (its install size); a bad
+        // entry still throws here, and the node's image is then removed unfinished.
+        for_each_archive_file(
+            op.source_path, op.member_prefix,
+            [&](const std::string& rel, const MemberReader& read, uint32_t) {
+              fs.write_file_stream(op.path + "/" + rel, read, own);
+            },
+            /*validated=*/true);
         break;
     }
   }

@@ -217,6 +217,10 @@ TEST_CASE("archive members under the prefix are handed out, and unsafe archives 
   CHECK_THROWS_WITH(for_each_archive_file(link, "", count), Catch::Contains("link or special file"));
   CHECK_THROWS_WITH(for_each_archive_file(hard, "", count), Catch::Contains("link"));
   CHECK(handed_out == 0);  // not even the good member "ok" of a bad archive
+  // Already validated (fetch_artifacts sized it): no first pass, but each entry is still checked.
+  for (const std::string& bad : {abs, dots, link, hard})
+    CHECK_THROWS_AS(for_each_archive_file(bad, "", count, /*validated=*/true), Error);
+  CHECK(handed_out == 4);  // the good member "ok" of each, before its bad one
 }
 
 TEST_CASE("plain http is refused except from this machine, before any connection", "[fetch]") {
