@@ -2,6 +2,9 @@
 # Shared by the bench/ scripts: arguments, a scratch dir, a base image with fake upstream
 # artifacts (benchmarks never touch the internet), timing with a final sync, medians.
 # usage in a script: source "$(dirname "$0")/lib.sh" "$@"   (defaults: data_mib, size_mib, runs set before)
+# Options: --data-mib N, --size-mib N (the base), --runs N, --image-mib N (MiB of random data in
+# each container image's own layer), --binary-mib N (in each stand-in binary); the last two are
+# 0 by default (the test fixtures' few KiB).
 set -euo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$src/build
@@ -13,6 +16,8 @@ while [ $# -gt 0 ]; do
     --data-mib) data_mib=$2; shift 2 ;;
     --size-mib) size_mib=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --image-mib) export PIBAKE_IMAGE_LAYER_MIB=$2; shift 2 ;;
+    --binary-mib) export PIBAKE_ARTIFACT_PAD_MIB=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -34,6 +39,8 @@ nodes: {count: $1}
 mirrors:
   "https://dl.k8s.io": "file://$work/upstream/dl.k8s.io"
   "https://github.com": "file://$work/upstream/github.com"
+  "https://registry.k8s.io": "file://$work/upstream/registry/registry.k8s.io"
+  "https://ghcr.io": "file://$work/upstream/registry/ghcr.io"
 YAML
 }
 
