@@ -365,6 +365,7 @@ void run_build(const BuildOptions& opts) {
     if (std::optional<BaseImage> base = cached_base_image(spec, opts.base_image)) {
       fmt::print("base image {}: {}\n", base->path, describe_base(*base));
       inputs.cmdline_paths = base->boot_layout.cmdlines;
+      inputs.base_release = base->os;
     } else {
       fmt::print(
           "base image not in the cache yet (`pibake fetch` gets it): its boot layout, and so which kernel "
@@ -374,7 +375,7 @@ void run_build(const BuildOptions& opts) {
     for (const ArtifactSource& a : artifact_sources(spec)) {
       fmt::print("  (every node) {} {} -> {}\n", a.name, a.version, a.install_dir);
     }
-    for (const PackageSet& set : package_sets(spec)) {
+    for (const PackageSet& set : package_sets(spec, inputs.base_release)) {
       fmt::print("  ({} nodes) packages {}, those the base lacks with their dependencies -> {}\n", set.name,
                  join_requested(set.requested), kCardDebsDir);
     }
@@ -408,6 +409,7 @@ void run_build(const BuildOptions& opts) {
   BaseImage base = checked_base && checked_base->path == base_path ? std::move(*checked_base)
                                                                    : open_base_image(base_path, base_source);
   inputs.cmdline_paths = base.boot_layout.cmdlines;
+  inputs.base_release = base.os;
   // plan: every node's files, computed before the first byte of an image is written.
   // A base pibake cannot grow is refused before the packages are resolved (that needs no download).
   check_growth_possible(base, make_plan(spec, opts.only_nodes, inputs));

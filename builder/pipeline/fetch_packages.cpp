@@ -226,7 +226,7 @@ std::map<std::string, std::vector<ResolvedDeb>> fetch_packages(const ClusterSpec
   const std::string status_sha = sha256_hex(base.dpkg_status);
   const std::set<std::string> installed = installed_packages(base.dpkg_status);
   std::unique_ptr<AptRoot> apt;  // set up once, and only when a set must be resolved
-  for (const PackageSet& set : package_sets(spec)) {
+  for (const PackageSet& set : package_sets(spec, base.os)) {
     if (pinned(lock, set, status_sha) != nullptr) continue;
     std::vector<std::string> missing;
     for (const std::string& p : set.requested)
@@ -259,7 +259,7 @@ std::map<std::string, std::vector<ResolvedDeb>> fetch_packages(const ClusterSpec
     lock.package_sets.push_back(std::move(locked));
   }
   std::map<std::string, std::vector<ResolvedDeb>> out;
-  for (const PackageSet& set : package_sets(spec)) {
+  for (const PackageSet& set : package_sets(spec, base.os)) {
     std::vector<ResolvedDeb>& debs = out[set.name];
     for (const std::string& name : lock.find_package_set(set.name)->debs) {
       const LockedPackage& p = *lock.find_package(name);

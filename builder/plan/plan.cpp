@@ -4,7 +4,8 @@
 //   overlays/<all|control-plane|worker|gateway>/…  → the root filesystem, same path
 //   overlays/containerd-<1.x|2.x>/…                 → the root filesystem, by containerd's major version
 //   overlays/*/_manifest                            → modes and symlinks for that tree
-//   dhcp/gateway/…                                  → the gateway's DHCP server, root filesystem
+//   dhcp/gateway/…                                  → the gateway's DHCP server start script, root filesystem
+//   dhcp/<isc-dhcp-server|kea>/…                    → that DHCP server's configuration and unit (dhcp_server.h)
 //   netplan/<gateway|non-gateway>/boot/firmware/    → the cloud-init network-config on system-boot
 //   firmware/all/boot/firmware/                     → the rest of the cloud-init seed on system-boot
 #include "plan/plan.h"
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "plan/dhcp_server.h"
 #include "plan/template.h"
 #include "spec/compat.h"
 #include "util/error.h"
@@ -121,7 +123,13 @@ const NodeSpec& gateway_node(const ClusterSpec& spec) {
   return gateway ? *gateway : spec.nodes.front();
 }
 
-TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number) {
+// The DHCP lease times, seconds: dhcpd.conf's default-lease-time / max-lease-time, Kea's
+// valid-lifetime / max-valid-lifetime (seed 001's values).
+constexpr int kDhcpLeaseSeconds = 600;
+constexpr int kDhcpMaxLeaseSeconds = 7200;
+
+TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number, const OsRelease& release) {
+  const DhcpServerFacts& dhcp = dhcp_server_facts(choose_dhcp_server(spec.network.dhcp_server, release));
   const Cidr subnet = Cidr::parse(spec.network.subnet).value_or(Cidr{});
   const std::string& range = spec.network.dhcp_range;
   const auto dash = range.find('-');
@@ -142,6 +150,10 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["range_first"] = range.substr(0, dash);
   v["range_last"] = dash == std::string::npos ? range : range.substr(dash + 1);
   v["dns_servers"] = join(spec.network.dns, ", ");
+  v["lease_time"] = std::to_string(kDhcpLeaseSeconds);
+  v["max_lease_time"] = std::to_string(kDhcpMaxLeaseSeconds);
+  v["dhcp_server"] = std::string(dhcp.name);
+  v["dhcp_service"] = std::string(dhcp.service);
   v["uplink"] = spec.network.uplink.interface;
   v["uplink_block"] = render_uplink(spec.network.uplink);
   v["hosts_entries"] = render_hosts_entries(spec);
@@ -178,7 +190,7 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   const bool gateway = node.name == gateway_node(spec).name;
   v["is_gateway"] = gateway ? "yes" : "no";
   // What first boot installs when the base image lacks it (packages.h), from the card.
-  v["firstboot_packages"] = join_requested(firstboot_packages(spec, gateway));
+  v["firstboot_packages"] = join_requested(firstboot_packages(spec, gateway, release));
   v["card_debs_dir"] = kCardDebsDir;
   return v;
 }
@@ -372,7 +384,8 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   plan.number = number;
   plan.gateway = node.name == gateway_node(spec).name;
   plan.image_file = node.name + ".img";
-  TemplateVars vars = node_vars(spec, node, number);
+  const DhcpServerFacts& dhcp = dhcp_server_facts(choose_dhcp_server(spec.network.dhcp_server, inputs.base_release));
+  TemplateVars vars = node_vars(spec, node, number, inputs.base_release);
   // Shown as a placeholder in a plan made before the PKI exists (--dry-run).
   vars["bootstrap_token"] = inputs.bootstrap_token.empty() ? "<bootstrap token>" : inputs.bootstrap_token;
   vars["ca_not_before"] = std::to_string(inputs.ca_not_before);
@@ -392,6 +405,7 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   if (plan.gateway) {
     add_tree(plan, "overlays/gateway", vars);
     add_tree(plan, "dhcp/gateway", vars);
+    add_tree(plan, std::string(dhcp.tree), vars);
   }
 
   // Boot partition: kernel parameters and the cloud-init NoCloud seed. The instance-id is derived

@@ -10,6 +10,7 @@
 
 #include "plan/artifacts.h"
 #include "plan/images.h"
+#include "plan/os_release.h"
 #include "spec/spec.h"
 
 namespace pibake {
@@ -87,6 +88,9 @@ struct PlanInputs {
   // boots first, "/current/cmdline.txt" on Ubuntu 26.04, "/cmdline.txt" on 24.04). Empty when the
   // base is not known yet (--dry-run before `pibake fetch`): then no command line op is planned.
   std::vector<std::string> cmdline_paths;
+  // The base's release (BaseImage::os): what `network.dhcp_server: auto` goes by (choose_dhcp_server).
+  // Empty when the base is not known yet.
+  OsRelease base_release;
 };
 
 // The names of the nodes to build, in spec order: every node, or those `only` names (--node).

@@ -114,6 +114,8 @@ struct NetworkSpec {
   UplinkSpec uplink;
   std::string dhcp_range = "10.0.0.100-10.0.0.200";
   std::vector<std::string> dns = {"8.8.8.8", "8.8.4.4"};
+  // The gateway's DHCP server: "auto" (by the base's release, plan/dhcp_server.h), "isc-dhcp-server" or "kea".
+  std::string dhcp_server = "auto";
 
   friend bool operator==(const NetworkSpec&, const NetworkSpec&) = default;
 };

@@ -322,11 +322,12 @@ class Loader {
   }
 
   void load_network(const YAML::Node& node) {
-    if (!check_map(node, "network", {"subnet", "gateway", "uplink", "dhcp_range", "dns"})) return;
+    if (!check_map(node, "network", {"subnet", "gateway", "uplink", "dhcp_range", "dns", "dhcp_server"})) return;
     read_string(node, "subnet", "network", spec_.network.subnet);
     read_string(node, "gateway", "network", spec_.network.gateway);
     read_string(node, "dhcp_range", "network", spec_.network.dhcp_range);
     read_string_list(node, "dns", "network", spec_.network.dns);
+    read_string(node, "dhcp_server", "network", spec_.network.dhcp_server);
     const YAML::Node uplink = node["uplink"];
     if (!check_map(uplink, "network.uplink", {"interface", "wifi"})) return;
     read_string(uplink, "interface", "network.uplink", spec_.network.uplink.interface);

@@ -62,6 +62,7 @@ std::string to_yaml(const ClusterSpec& spec) {
   out << YAML::EndMap;
   out << YAML::Key << "dhcp_range" << YAML::Value << net.dhcp_range;
   emit_strings(out, "dns", net.dns, true);
+  out << YAML::Key << "dhcp_server" << YAML::Value << net.dhcp_server;
   out << YAML::EndMap;
 
   const KubernetesSpec& k = spec.kubernetes;
@@ -153,6 +154,9 @@ network:
   dhcp_range: {dhcp_range}
   # DNS servers for the nodes and the DHCP clients.
   dns: [{dns}]
+  # The gateway's DHCP server: isc-dhcp-server, kea (ISC Kea, its successor), or auto: by the
+  # base image's release, isc-dhcp-server where the release still ships it, else kea.
+  dhcp_server: {dhcp_server}
 
 kubernetes:
   # Release of kubelet, kubeadm, kubectl and the control plane images, or a channel resolved at
@@ -211,8 +215,9 @@ mirrors: {{}}
       fmt::arg("name", d.cluster.name), fmt::arg("domain", d.cluster.domain), fmt::arg("url", d.base_image.url),
       fmt::arg("archive", d.packages.archive), fmt::arg("count", d.node_count), fmt::arg("subnet", d.network.subnet),
       fmt::arg("interface", d.network.uplink.interface), fmt::arg("dhcp_range", d.network.dhcp_range),
-      fmt::arg("dns", fmt::join(d.network.dns, ", ")), fmt::arg("k8s_version", d.kubernetes.version),
-      fmt::arg("pod_cidr", d.kubernetes.pod_cidr), fmt::arg("service_cidr", d.kubernetes.service_cidr),
+      fmt::arg("dns", fmt::join(d.network.dns, ", ")), fmt::arg("dhcp_server", d.network.dhcp_server),
+      fmt::arg("k8s_version", d.kubernetes.version), fmt::arg("pod_cidr", d.kubernetes.pod_cidr),
+      fmt::arg("service_cidr", d.kubernetes.service_cidr),
       fmt::arg("sans", fmt::join(d.kubernetes.api_server_sans, ", ")), fmt::arg("cni", d.kubernetes.cni),
       fmt::arg("image_repository", d.kubernetes.image_repository), fmt::arg("containerd", d.containerd.version),
       fmt::arg("runc", d.runc.version), fmt::arg("cni_plugins", d.cni_plugins.version),

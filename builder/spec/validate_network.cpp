@@ -221,6 +221,15 @@ void check_dns(const ClusterSpec& spec, const std::optional<Cidr>& subnet, Probl
   }
 }
 
+// The DHCP servers pibake can configure on the gateway (plan/dhcp_server.h).
+void check_dhcp_server(const ClusterSpec& spec, Problems& out) {
+  const std::string& server = spec.network.dhcp_server;
+  if (server != "auto" && server != "isc-dhcp-server" && server != "kea") {
+    out.push_back({"network.dhcp_server", quote(server) + " is not a DHCP server pibake configures: use auto, "
+                                                          "isc-dhcp-server or kea"});
+  }
+}
+
 }  // namespace
 
 void validate_nodes_and_network(const ClusterSpec& spec, Problems& out) {
@@ -232,6 +241,7 @@ void validate_nodes_and_network(const ClusterSpec& spec, Problems& out) {
   validate_kubeadm_subnet_limits(pods, services, out);
   check_dhcp_range(spec, subnet, out);
   check_dns(spec, subnet, out);
+  check_dhcp_server(spec, out);
 }
 
 }  // namespace pibake::spec_detail

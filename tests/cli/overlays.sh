@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Issue 3's overlays, checked with the tools that read them on the Pi: netplan generate on each
-# node's network-config, cloud-init schema on user-data, dhcpd -t on the gateway's dhcpd.conf,
-# systemd-analyze verify and shellcheck on the NAT unit; read back with debugfs and mtools.
+# node's network-config, cloud-init schema on user-data, dhcpd -t on the gateway's dhcpd.conf and
+# kea-dhcp4 -t on its Kea configuration (network.dhcp_server: kea), systemd-analyze verify and
+# shellcheck on the units and scripts; read back with debugfs and mtools.
 source "$(dirname "$0")/lib.bash"
-require_tool debugfs mtype sfdisk netplan cloud-init dhcpd systemd-analyze shellcheck python3
+require_tool debugfs mtype sfdisk netplan cloud-init dhcpd kea-dhcp4 systemd-analyze shellcheck python3
 python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is not installed"
 
 make_base base.img
@@ -86,6 +87,14 @@ assert_contains dhcpd.conf "option routers 10.0.0.1;"
 assert_contains dhcpd.conf 'option domain-name "cluster.home";'
 assert_contains dhcpd.conf "option domain-name-servers 1.1.1.1, 9.9.9.9;"
 assert_contains dhcpd.conf "authoritative;"
+assert_contains dhcpd.conf "option ntp-servers 10.0.0.1;"
+assert_contains dhcpd.conf "default-lease-time 600;"
+assert_contains dhcpd.conf "max-lease-time 7200;"
+# The fixture is Ubuntu 26.04: network.dhcp_server auto picks isc-dhcp-server, and only its files.
+assert_contains <(root_cat "$g" /usr/local/sbin/pibake-firstboot) 'PACKAGES="conntrack socat iptables isc-dhcp-server"'
+if debugfs -R "stat /etc/kea/kea-dhcp4.conf" "$g?offset=$(part_offset "$g" 2)" 2>&1 | grep "Inode:" >/dev/null; then
+  fail "the isc-dhcp-server gateway has /etc/kea/kea-dhcp4.conf"
+fi
 assert_contains <(root_cat "$g" /etc/default/isc-dhcp-server) 'INTERFACESv4="eth0"'
 # The DHCP server waits for eth0's address, however late, then runs dhcpd in the foreground (so
 # systemd restarts it whenever it exits). Run against stand-ins: `ip` shows no address for its
@@ -161,6 +170,78 @@ for k in 2 3 4; do
   done
 done
 
+# network.dhcp_server: kea. The gateway gets Kea's configuration, checked by kea-dhcp4 itself and
+# then value by value (python3's json) against the spec and against what dhcpd.conf says above:
+# the same pool, subnet, router, broadcast address, domain, DNS and NTP servers and lease times.
+sed 's/^  dns: \[1.1.1.1, 9.9.9.9\]$/&\n  dhcp_server: kea/' cluster.yaml > cluster-kea.yaml
+grep -q '^  dhcp_server: kea$' cluster-kea.yaml || fail "cluster-kea.yaml lacks dhcp_server: kea"
+pibake_ok build -c cluster-kea.yaml --base-image base.img --out out-kea --node node-1
+k=out-kea/node-1.img; koff=$(part_offset "$k" 2)
+root_cat "$k" /etc/kea/kea-dhcp4.conf > kea-dhcp4.conf
+kea-dhcp4 -t kea-dhcp4.conf > kea.log 2>&1 || { cat kea.log kea-dhcp4.conf >&2; fail "kea-dhcp4 -t rejects the gateway's kea-dhcp4.conf"; }
+python3 - kea-dhcp4.conf dhcpd.conf <<'PY' || fail "kea-dhcp4.conf does not carry the spec's (and dhcpd.conf's) settings"
+import json, re, sys
+kea = json.load(open(sys.argv[1]))["Dhcp4"]
+dhcpd = open(sys.argv[2]).read()
+def isc(option):  # the value of an ISC "option NAME VALUE;" line
+    return re.search(r"option " + option + r" ([^;]+);", dhcpd).group(1).strip('"')
+def options(data):
+    return {o["name"]: o["data"] for o in data}
+(subnet,) = kea["subnet4"]
+opts = {**options(kea["option-data"]), **options(subnet["option-data"])}
+want = {  # the spec: cluster.yaml above
+    "interfaces": ["eth0"], "subnet": "10.0.0.0/24", "pools": ["10.0.0.100 - 10.0.0.200"],
+    "routers": "10.0.0.1", "broadcast-address": "10.0.0.255", "domain-name": "cluster.home",
+    "domain-name-servers": "1.1.1.1, 9.9.9.9", "ntp-servers": "10.0.0.1",
+    "valid-lifetime": 600, "max-valid-lifetime": 7200, "authoritative": True,
+}
+got = {
+    "interfaces": kea["interfaces-config"]["interfaces"], "subnet": subnet["subnet"],
+    "pools": [p["pool"] for p in subnet["pools"]], "routers": opts["routers"],
+    "broadcast-address": opts["broadcast-address"], "domain-name": opts["domain-name"],
+    "domain-name-servers": opts["domain-name-servers"], "ntp-servers": opts["ntp-servers"],
+    "valid-lifetime": kea["valid-lifetime"], "max-valid-lifetime": kea["max-valid-lifetime"],
+    "authoritative": kea["authoritative"],
+}
+assert got == want, (got, want)
+first, last = re.search(r"range (\S+) (\S+);", dhcpd).groups()
+isc_view = {
+    "pools": [first + " - " + last], "routers": isc("routers"), "broadcast-address": isc("broadcast-address"),
+    "domain-name": isc("domain-name"), "domain-name-servers": isc("domain-name-servers"),
+    "ntp-servers": isc("ntp-servers"),
+    "valid-lifetime": int(re.search(r"default-lease-time (\d+);", dhcpd).group(1)),
+    "max-valid-lifetime": int(re.search(r"max-lease-time (\d+);", dhcpd).group(1)),
+}
+assert all(got[key] == value for key, value in isc_view.items()), (got, isc_view)
+assert "host " not in dhcpd and "reservations" not in subnet  # no static leases on either side
+PY
+for f in /etc/dhcp/dhcpd.conf /etc/default/isc-dhcp-server /etc/systemd/system/isc-dhcp-server.service; do
+  if debugfs -R "stat $f" "$k?offset=$koff" 2>&1 | grep "Inode:" >/dev/null; then fail "the Kea gateway has $f"; fi
+done
+root_cat "$k" /usr/local/sbin/pibake-firstboot > firstboot-kea
+assert_contains firstboot-kea 'PACKAGES="conntrack socat iptables kea-dhcp4-server"'
+assert_contains firstboot-kea 'DHCP_SERVICE=kea-dhcp4-server.service'
+shellcheck -s sh firstboot-kea || fail "shellcheck finds problems in the Kea gateway's pibake-firstboot"
+# Its start script waits for the address as for dhcpd, then runs kea-dhcp4 in the foreground.
+root_cat "$k" /usr/local/sbin/pibake-dhcp-server > pibake-dhcp-server-kea
+shellcheck -s sh pibake-dhcp-server-kea || fail "shellcheck finds problems in the Kea gateway's pibake-dhcp-server"
+printf '#!/bin/sh\necho "kea-dhcp4 $*" >> "%s/dhcp-calls.log"\n' "$SCRATCH" > stand-ins/kea-dhcp4
+chmod +x stand-ins/kea-dhcp4
+: > dhcp-calls.log
+env PATH="$SCRATCH/stand-ins:$PATH" PIBAKE_TEST_ROOT="$dhcp_root" sh pibake-dhcp-server-kea > kea-run.log 2>&1 \
+  || { cat kea-run.log >&2; fail "pibake-dhcp-server (Kea) failed"; }
+assert_eq "$(grep -c 'waiting for 10.0.0.1 on eth0' kea-run.log)" 1 "'waiting' lines (Kea)"
+assert_contains kea-run.log "starting kea-dhcp4"
+assert_eq "$(tail -n 1 dhcp-calls.log)" "kea-dhcp4 -c $dhcp_root/etc/kea/kea-dhcp4.conf" "kea-dhcp4 command line"
+# Its unit, beside the others above (the programs it starts from the Kea image).
+u=/etc/systemd/system/kea-dhcp4-server.service
+root_cat "$k" "$u" > "$vroot$u"
+root_cat "$k" /usr/local/sbin/pibake-dhcp-server > "$vroot/usr/local/sbin/pibake-dhcp-server"
+assert_contains "$vroot$u" "Restart=always"
+assert_contains "$vroot$u" "User=_kea"
+systemd-analyze verify --root="$vroot" "$u" > verify.log 2>&1 || { cat verify.log >&2; fail "systemd-analyze verify rejects $u"; }
+if grep -i "$(basename "$u")" verify.log; then fail "systemd-analyze warns about $u"; fi
+
 # Rebuilding from a pibake image is idempotent: cmdline.txt does not gain the tokens twice.
 pibake_ok build -c cluster.yaml --base-image out/node-2.img --out again --node node-2
 assert_eq "$(boot_cat again/node-2.img /current/cmdline.txt)" "$(boot_cat out/node-2.img /current/cmdline.txt)" "cmdline.txt after a second pass"
@@ -180,4 +261,4 @@ if grep -q "wifis\|access-points" "$root/etc/netplan/50-cloud-init.yaml"; then f
 if compgen -G "$root/run/netplan/wpa-*" >/dev/null || compgen -G "$root/run/systemd/system/*/netplan-wpa-*" >/dev/null; then
   fail "netplan renders a wpa_supplicant with no Wi-Fi network configured"
 fi
-echo "ok: netplan, cloud-init schema, dhcpd -t, systemd-analyze verify and shellcheck accept every node's files"
+echo "ok: netplan, cloud-init schema, dhcpd -t, kea-dhcp4 -t, systemd-analyze verify and shellcheck accept every node's files"

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <set>
 
+#include "plan/dhcp_server.h"
 #include "plan/plan.h"
 #include "plan/template.h"
 #include "util/error.h"
@@ -310,4 +311,71 @@ TEST_CASE("workers get the static-pod directory their kubelet configuration name
   // The control plane's kubelet configuration and manifests directory come from kubeadm init.
   CHECK(find_op(plan.nodes[0], Fs::kRoot, kKubeletConfigPath) == nullptr);
   CHECK(find_op(plan.nodes[0], Fs::kRoot, "/etc/kubernetes/manifests") == nullptr);
+}
+
+TEST_CASE("the DHCP server: the spec's choice, else by the archive, else by the base's release", "[plan]") {
+  auto release = [](const char* id, const char* version) {
+    OsRelease r;
+    r.id = id;
+    r.version_id = version;
+    return r;
+  };
+  const OsRelease unknown;
+  CHECK(choose_dhcp_server("kea", release("ubuntu", "24.04")) == DhcpServer::kKea);
+  CHECK(choose_dhcp_server("isc-dhcp-server", release("ubuntu", "28.04")) == DhcpServer::kIscDhcpServer);
+  CHECK(choose_dhcp_server("kea", unknown, true) == DhcpServer::kKea);  // the spec wins over the archive
+  // auto: the archive decides when it has been asked.
+  CHECK(choose_dhcp_server("auto", release("ubuntu", "24.04"), false) == DhcpServer::kKea);
+  CHECK(choose_dhcp_server("auto", release("ubuntu", "30.04"), true) == DhcpServer::kIscDhcpServer);
+  // auto, by release: up to Ubuntu 26.04 and Debian 13 isc-dhcp-server, newer ones Kea.
+  for (const char* v : {"20.04", "22.04", "24.04", "25.10", "26.04"}) {
+    CHECK(choose_dhcp_server("auto", release("ubuntu", v)) == DhcpServer::kIscDhcpServer);
+  }
+  CHECK(choose_dhcp_server("auto", release("ubuntu", "26.10")) == DhcpServer::kKea);
+  CHECK(choose_dhcp_server("auto", release("ubuntu", "28.04")) == DhcpServer::kKea);
+  CHECK(choose_dhcp_server("auto", release("debian", "13")) == DhcpServer::kIscDhcpServer);
+  CHECK(choose_dhcp_server("auto", release("debian", "14")) == DhcpServer::kKea);
+  // Not known (dry run before the base is fetched), another distribution, a VERSION_ID that is no
+  // number: seed 001's isc-dhcp-server.
+  CHECK(choose_dhcp_server("auto", unknown) == DhcpServer::kIscDhcpServer);
+  CHECK(choose_dhcp_server("auto", release("fedora", "99")) == DhcpServer::kIscDhcpServer);
+  CHECK(choose_dhcp_server("auto", release("ubuntu", "devel")) == DhcpServer::kIscDhcpServer);
+  CHECK(dhcp_server_facts(DhcpServer::kKea).package == "kea-dhcp4-server");
+  CHECK(dhcp_server_facts(DhcpServer::kIscDhcpServer).service == "isc-dhcp-server.service");
+}
+
+TEST_CASE("the gateway gets the chosen DHCP server's files and package, and no other's", "[plan]") {
+  ClusterSpec spec = default_spec();
+  PlanInputs inputs;
+  inputs.base_release.id = "ubuntu";
+  inputs.base_release.version_id = "28.04";  // auto: Kea
+  BuildPlan plan = make_plan(spec, {}, inputs);
+  const NodePlan& gw = plan.nodes[0];
+  const FileOp* kea = find_op(gw, Fs::kRoot, "/etc/kea/kea-dhcp4.conf");
+  REQUIRE(kea != nullptr);
+  CHECK(kea->content.find("\"pool\": \"10.0.0.100 - 10.0.0.200\"") != std::string::npos);
+  CHECK(find_op(gw, Fs::kRoot, "/etc/systemd/system/kea-dhcp4-server.service") != nullptr);
+  CHECK(find_op(gw, Fs::kRoot, "/etc/dhcp/dhcpd.conf") == nullptr);
+  CHECK(find_op(gw, Fs::kRoot, "/etc/default/isc-dhcp-server") == nullptr);
+  CHECK(find_op(gw, Fs::kRoot, "/etc/systemd/system/isc-dhcp-server.service") == nullptr);
+  const FileOp* script = find_op(gw, Fs::kRoot, "/usr/local/sbin/pibake-dhcp-server");
+  REQUIRE(script != nullptr);
+  CHECK(script->mode == 0755);
+  CHECK(script->content.find("SERVER=kea\n") != std::string::npos);
+  const std::string firstboot = find_op(gw, Fs::kRoot, "/usr/local/sbin/pibake-firstboot")->content;
+  CHECK(firstboot.find("PACKAGES=\"conntrack socat iptables kea-dhcp4-server") != std::string::npos);
+  CHECK(firstboot.find("DHCP_SERVICE=kea-dhcp4-server.service\n") != std::string::npos);
+  for (const NodePlan& worker : {plan.nodes[1], plan.nodes[3]}) {
+    CHECK(find_op(worker, Fs::kRoot, "/etc/kea/kea-dhcp4.conf") == nullptr);
+    CHECK(find_op(worker, Fs::kRoot, "/usr/local/sbin/pibake-dhcp-server") == nullptr);
+    CHECK(find_op(worker, Fs::kRoot, "/usr/local/sbin/pibake-firstboot")
+              ->content.find("PACKAGES=\"conntrack socat iptables\"\n") != std::string::npos);
+  }
+  // The spec's setting wins over the release.
+  spec.network.dhcp_server = "isc-dhcp-server";
+  const NodePlan isc = make_plan(spec, {}, inputs).nodes[0];
+  CHECK(find_op(isc, Fs::kRoot, "/etc/dhcp/dhcpd.conf") != nullptr);
+  CHECK(find_op(isc, Fs::kRoot, "/etc/kea/kea-dhcp4.conf") == nullptr);
+  CHECK(find_op(isc, Fs::kRoot, "/usr/local/sbin/pibake-firstboot")->content.find("isc-dhcp-server") !=
+        std::string::npos);
 }

@@ -223,6 +223,19 @@ TEST_CASE("Versions are vX.Y.Z for Kubernetes and X.Y.Z for the other components
         Lines{"cni_plugins.version: \"1.8.0.1\" is not a version like 1.2.3"});
 }
 
+TEST_CASE("The DHCP server is auto, isc-dhcp-server or kea", "[spec]") {
+  for (const char* ok : {"auto", "isc-dhcp-server", "kea"}) {
+    CHECK(problems_with([&](ClusterSpec& s) { s.network.dhcp_server = ok; }) == Lines{});
+  }
+  CHECK(problems_with([](ClusterSpec& s) { s.network.dhcp_server = "dnsmasq"; }) ==
+        Lines{"network.dhcp_server: \"dnsmasq\" is not a DHCP server pibake configures: use auto, isc-dhcp-server or "
+              "kea"});
+  // Located in the file, like every other key.
+  CHECK(problems_of("network:\n  dhcp_server: Kea\n") ==
+        Lines{"cluster.yaml:2:16: network.dhcp_server: \"Kea\" is not a DHCP server pibake configures: use auto, "
+              "isc-dhcp-server or kea"});
+}
+
 TEST_CASE("The CNI is one pibake supports", "[spec]") {
   CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.cni = "calico"; }) ==
         Lines{"kubernetes.cni: \"calico\" is not supported: use flannel-host-gw or flannel-vxlan"});
