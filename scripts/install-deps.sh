@@ -4,7 +4,8 @@
 #   install-deps.sh --test   that, plus the independent tools the tests check images with and the
 #                            QEMU end-to-end test's tools (CI and the README's test command)
 # The default set stays small on purpose: the test set holds packages that change a machine
-# (cloud-init alters how it boots; Debian starts isc-dhcp-server and Kea on install), which a user's
+# (cloud-init alters how it boots; Debian starts isc-dhcp-server and Kea on install; chrony
+# replaces systemd-timesyncd), which a user's
 # workstation should not get just to build images. Run as root or with sudo available.
 set -euo pipefail
 with_tests=false
@@ -25,7 +26,7 @@ build_deps=(build-essential cmake pkg-config
 run_deps=(e2fsprogs dosfstools ca-certificates apt)
 # Independent tools the tests check images with.
 test_deps=(mtools fdisk util-linux bmap-tools xz-utils zstd openssl python3
-  shellcheck cloud-init netplan.io isc-dhcp-server kea-dhcp4-server systemd iptables jq
+  shellcheck cloud-init netplan.io isc-dhcp-server kea-dhcp4-server chrony systemd iptables jq
   python3-yaml wireless-regdb  # python3-yaml: the tests parse every YAML file pibake writes; wireless-regdb: the Wi-Fi country table's source, checked by tests/cli/regdb_countries.sh
   docker-registry skopeo  # the reference distribution server and an OCI copier: tests/cli/images.sh's registry on 127.0.0.1
   apt-utils gpg)  # apt-ftparchive and gpg: tests/cli/packages.sh builds and signs an apt archive on 127.0.0.1

@@ -1,8 +1,10 @@
 // Finding and checking the base image's partitions (see base_image.h).
 #include "pipeline/base_image.h"
 
+#include <charconv>
 #include <cstdint>
 #include <optional>
+#include <sstream>
 #include <vector>
 
 #include "image/ext4.h"
@@ -53,6 +55,27 @@ OsRelease read_os_release(const Ext4Fs& fs) {
 
 }  // namespace
 
+std::optional<PasswdIds> find_passwd_ids(std::string_view passwd, std::string_view user) {
+  std::istringstream in{std::string(passwd)};
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string_view> fields;
+    std::string_view rest = line;
+    for (size_t colon; (colon = rest.find(':')) != std::string_view::npos; rest.remove_prefix(colon + 1)) {
+      fields.push_back(rest.substr(0, colon));
+    }
+    fields.push_back(rest);
+    if (fields.size() < 4 || fields[0] != user) continue;
+    PasswdIds ids;
+    auto number = [](std::string_view text, uint32_t& out) {
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+      return ec == std::errc() && end == text.data() + text.size() && !text.empty();
+    };
+    if (!number(fields[2], ids.uid) || !number(fields[3], ids.gid)) return std::nullopt;
+    return ids;
+  }
+  return std::nullopt;
+}
+
 BaseImage inspect_base_image(const std::string& path) {
   BaseImage base;
   base.path = path;
@@ -85,6 +108,9 @@ BaseImage inspect_base_image(const std::string& path) {
           base.os = read_os_release(fs);
           base.booted_traces = booted_traces(fs);
           base.dpkg_status = fs.exists(kDpkgStatus) && !fs.is_directory(kDpkgStatus) ? fs.read_file(kDpkgStatus) : "";
+          if (fs.exists("/etc/passwd") && !fs.is_directory("/etc/passwd")) {
+            base.timesync_user = find_passwd_ids(fs.read_file("/etc/passwd"), "systemd-timesync");
+          }
           if (__builtin_mul_overflow(fs.blocks_count(), fs.block_size(), &root_fs_bytes)) root_fs_bytes = UINT64_MAX;
         }
       } catch (const Error& e) {

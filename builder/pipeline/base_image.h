@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "image/partitions.h"
@@ -11,6 +13,16 @@
 #include "plan/os_release.h"
 
 namespace pibake {
+
+// A user's uid and primary gid, as passwd(5) gives them.
+struct PasswdIds {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+// The entry for `user` in passwd(5) text (name:password:UID:GID:GECOS:home:shell per line);
+// nullopt when there is none or its UID/GID are not numbers. Never throws.
+std::optional<PasswdIds> find_passwd_ids(std::string_view passwd, std::string_view user);
 
 struct BaseImage {
   std::string path;
@@ -23,6 +35,9 @@ struct BaseImage {
   OsRelease os;                // from the root's /etc/os-release (or /usr/lib/os-release)
   BootLayout boot_layout;      // from system-boot's config.txt and autoboot.txt
   std::string dpkg_status;     // the root's /var/lib/dpkg/status (empty when absent): what is installed
+  // The systemd-timesync user's uid and primary gid in the root's /etc/passwd; absent when the base
+  // has no such user (Ubuntu 25.10 and later ship chrony instead of systemd-timesyncd).
+  std::optional<PasswdIds> timesync_user;
   // Traces of an earlier boot that would give every node the same identity ("/etc/machine-id
   // is set", ...); empty for a base that never booted. pibake resets them on every node.
   std::vector<std::string> booted_traces;

@@ -410,6 +410,10 @@ void run_build(const BuildOptions& opts) {
                                                                    : open_base_image(base_path, base_source);
   inputs.cmdline_paths = base.boot_layout.cmdlines;
   inputs.base_release = base.os;
+  if (base.timesync_user) {
+    inputs.timesync_uid = base.timesync_user->uid;
+    inputs.timesync_gid = base.timesync_user->gid;
+  }
   // plan: every node's files, computed before the first byte of an image is written.
   // A base pibake cannot grow is refused before the packages are resolved (that needs no download).
   check_growth_possible(base, make_plan(spec, opts.only_nodes, inputs));

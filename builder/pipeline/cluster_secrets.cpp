@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <optional>
 
 #include "pki/state.h"
 #include "util/atomic_file.h"
+#include "util/build_time.h"
 #include "util/error.h"
 
 namespace pibake {
@@ -21,6 +23,16 @@ FileOp secret_op(const std::string& path, const std::string& content, uint32_t m
   op.mode = mode;
   op.source = "pki";
   return op;
+}
+
+// notBefore of the certificate a credential file holds (a PEM certificate, "*.crt", or a kubeconfig
+// with an embedded client certificate); 0 for keys and anything else.
+int64_t credential_not_before(const FileOp& op) {
+  if (op.path.ends_with(".crt")) return static_cast<int64_t>(pki::cert_not_before(op.content));
+  if (op.content.find("client-certificate-data") != std::string::npos) {
+    return static_cast<int64_t>(pki::kubeconfig_client_cert_not_before(op.content));
+  }
+  return 0;
 }
 
 }  // namespace
@@ -58,6 +70,14 @@ pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
       }
     }
     for (const pki::NodeFile& f : files) ops.push_back(secret_op(f.path, f.content, f.mode));
+  }
+  // The clock floor (docs/cluster.md, "The clock without a network"): one time for every node of
+  // this build, at or after every certificate's notBefore, so that no node rejects another's
+  // certificate as "not yet valid". Derived from the certificates (and SOURCE_DATE_EPOCH), never
+  // from the clock: the same state dir gives the same images.
+  inputs.clock_floor = std::max(build_timestamp(), inputs.ca_not_before);
+  for (const auto& [name, ops] : inputs.credentials) {
+    for (const FileOp& op : ops) inputs.clock_floor = std::max(inputs.clock_floor, credential_not_before(op));
   }
   return pki;
 }

@@ -17,6 +17,7 @@
 #include "image/sparse_copy.h"
 #include "image/write_log.h"
 #include "util/atomic_file.h"
+#include "util/build_time.h"
 #include "util/error.h"
 #include "util/unique_fd.h"
 
@@ -36,7 +37,11 @@ void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
     switch (op.kind) {
       case FileOp::Kind::kWrite:
         fs.mkdir_p(parent);
+        // A file whose time is its content (FileOp::mtime: the clock floor) gets that time; the
+        // directory entry's parent gets it too, as `touch -d` in a new file's directory would.
+        if (op.mtime != 0) fs.set_timestamp(op.mtime);
         fs.write_file(op.path, op.content, own);
+        if (op.mtime != 0) fs.set_timestamp(build_timestamp());
         break;
       case FileOp::Kind::kMkdir:
         fs.mkdir_p(op.path, own);

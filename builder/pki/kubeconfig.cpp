@@ -62,19 +62,45 @@ std::string render_kubeconfig(const KubeconfigSpec& spec) {
   return y;
 }
 
-std::time_t kubeconfig_client_cert_not_after(const std::string& kubeconfig) {
+namespace {
+
+// The client certificate embedded in a kubeconfig (users[0].user.client-certificate-data) as PEM;
+// empty when there is none or it does not decode.
+std::string client_cert_pem(const std::string& kubeconfig) {
   try {
     YAML::Node root = YAML::Load(kubeconfig);
     std::string b64 = root["users"][0]["user"]["client-certificate-data"].as<std::string>();
     std::string pem(b64.size(), '\0');
     int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(pem.data()),
                             reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
-    if (n <= 0) return 0;
+    if (n <= 0) return {};
     pem.resize(static_cast<size_t>(n));
-    return cert_not_after(pem);
+    return pem;
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+// `field` (cert_not_after or cert_not_before) of the kubeconfig's client certificate; 0 when it
+// has none or it cannot be read.
+std::time_t client_cert_time(const std::string& kubeconfig, std::time_t (*field)(const std::string&)) {
+  std::string pem = client_cert_pem(kubeconfig);
+  if (pem.empty()) return 0;
+  try {
+    return field(pem);
   } catch (const std::exception&) {
     return 0;
   }
+}
+
+}  // namespace
+
+std::time_t kubeconfig_client_cert_not_after(const std::string& kubeconfig) {
+  return client_cert_time(kubeconfig, cert_not_after);
+}
+
+std::time_t kubeconfig_client_cert_not_before(const std::string& kubeconfig) {
+  return client_cert_time(kubeconfig, cert_not_before);
 }
 
 }  // namespace pibake::pki

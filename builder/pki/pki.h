@@ -151,6 +151,8 @@ std::string render_kubeconfig(const KubeconfigSpec& spec);
 // notAfter of the client certificate embedded in a kubeconfig (users[0].user.client-certificate-data);
 // 0 when there is none or it cannot be read.
 std::time_t kubeconfig_client_cert_not_after(const std::string& kubeconfig);
+// notBefore of the same certificate; 0 likewise.
+std::time_t kubeconfig_client_cert_not_before(const std::string& kubeconfig);
 
 std::string base64_encode(std::string_view data);  // RFC 4648, one line, padded
 

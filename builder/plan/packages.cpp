@@ -54,8 +54,10 @@ bool parse_u64(std::string_view s, uint64_t& out) {
 
 std::vector<std::string> firstboot_packages(const ClusterSpec& spec, bool gateway, const OsRelease& release) {
   std::vector<std::string> out = {"conntrack", "iptables", "socat"};
-  if (gateway)
+  if (gateway) {
     out.emplace_back(dhcp_server_facts(choose_dhcp_server(spec.network.dhcp_server, release)).package);
+    out.emplace_back("chrony");
+  }
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -29,7 +29,7 @@ struct PackageSet {
 
 // What first boot installs when the base image lacks it: kubelet and kube-proxy use conntrack,
 // kubectl port-forward uses socat, kube-proxy and the gateway's NAT iptables; the gateway serves
-// DHCP with the server choose_dhcp_server picks for `release` (the base's os-release; empty when
+// time with chrony (docs/cluster.md, "The clock without a network") and DHCP with the server choose_dhcp_server picks for `release` (the base's os-release; empty when
 // not known yet). Sorted names.
 std::vector<std::string> firstboot_packages(const ClusterSpec& spec, bool gateway, const OsRelease& release);
 

@@ -189,7 +189,8 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["worker_names"] = workers;
   const bool gateway = node.name == gateway_node(spec).name;
   v["is_gateway"] = gateway ? "yes" : "no";
-  // What first boot installs when the base image lacks it (packages.h), from the card.
+  // What first boot installs when the base image lacks it (packages.h), from the card;
+  // the gateway's chrony serves time (docs/cluster.md, "The clock without a network").
   v["firstboot_packages"] = join_requested(firstboot_packages(spec, gateway, release));
   v["card_debs_dir"] = kCardDebsDir;
   return v;
@@ -378,6 +379,29 @@ void add_kubelet_dirs(NodePlan& plan) {
   for (FileOp& d : dirs) plan.ops.push_back(std::move(d));
 }
 
+// The clock floor files (kClockEpochPath, kTimesyncClockPath), empty, dated `inputs.clock_floor`:
+// a Pi has no real-time clock, and offline no NTP server answers, so without them a node boots at
+// systemd's build date, before its certificates' notBefore. Nothing when the floor is not known.
+void add_clock_floor(NodePlan& plan, const PlanInputs& inputs) {
+  if (inputs.clock_floor == 0) return;
+  const char* source = "clock floor (docs/cluster.md)";
+  FileOp epoch = file_op(Fs::kRoot, kClockEpochPath, "", source);
+  epoch.mtime = inputs.clock_floor;
+  plan.ops.push_back(epoch);
+  // As systemd-timesyncd.service's StateDirectory= and timesyncd itself make them: 0755 and 0644.
+  FileOp dir = file_op(Fs::kRoot, "/var/lib/systemd/timesync", "", source);
+  dir.kind = FileOp::Kind::kMkdir;
+  dir.mode = 0755;
+  dir.uid = inputs.timesync_uid;
+  dir.gid = inputs.timesync_gid;
+  plan.ops.push_back(dir);
+  FileOp clock = file_op(Fs::kRoot, kTimesyncClockPath, "", source);
+  clock.uid = inputs.timesync_uid;
+  clock.gid = inputs.timesync_gid;
+  clock.mtime = inputs.clock_floor;
+  plan.ops.push_back(clock);
+}
+
 NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, const PlanInputs& inputs) {
   NodePlan plan;
   plan.node = node;
@@ -389,9 +413,11 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   // Shown as a placeholder in a plan made before the PKI exists (--dry-run).
   vars["bootstrap_token"] = inputs.bootstrap_token.empty() ? "<bootstrap token>" : inputs.bootstrap_token;
   vars["ca_not_before"] = std::to_string(inputs.ca_not_before);
+  vars["clock_floor"] = std::to_string(inputs.clock_floor);
 
   // Root filesystem: first a fresh identity, then the common overlay, the role's, the gateway's.
   add_fresh_identity(plan);
+  add_clock_floor(plan, inputs);
   add_tree(plan, "overlays/all", vars);
   add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
   add_runtime(plan, spec, inputs.artifacts, vars);
@@ -402,6 +428,8 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   if (auto it = inputs.credentials.find(node.name); it != inputs.credentials.end()) {
     for (const FileOp& op : it->second) plan.ops.push_back(op);
   }
+  // Time: the gateway serves it (chrony), the others take it from the gateway.
+  if (!plan.gateway) add_tree(plan, "overlays/non-gateway", vars);
   if (plan.gateway) {
     add_tree(plan, "overlays/gateway", vars);
     add_tree(plan, "dhcp/gateway", vars);

@@ -46,6 +46,9 @@ struct FileOp {
   uint32_t mode = 0644;
   uint32_t uid = 0;
   uint32_t gid = 0;
+  // kWrite on the root filesystem: the file's times (atime, mtime, ctime), Unix seconds, where the
+  // time is what the file says (the clock floor); 0: the image's timestamp (util/build_time.h).
+  int64_t mtime = 0;
   std::string source;       // what produced it ("overlays/all/etc/hostname.tmpl"), for --dry-run
   std::string source_path;  // kCopyFile, kExtractArchive: the file in the cache
   std::string sha256;       // kCopyFile, kExtractArchive: the artifact's sha256
@@ -82,6 +85,14 @@ struct PlanInputs {
   std::map<std::string, std::vector<ResolvedDeb>> debs;
   std::string bootstrap_token;  // for the control plane's kubeadm config (secret)
   int64_t ca_not_before = 0;    // the cluster CA's notBefore (Unix time)
+  // The earliest time a node's clock may show at boot (Unix seconds): at or after the notBefore of
+  // every certificate pibake issued for the nodes built (and the CA's). Written as the mtime of
+  // kClockEpochPath and kTimesyncClockPath; 0 (no PKI yet: --dry-run) writes neither.
+  int64_t clock_floor = 0;
+  // Owner of /var/lib/systemd/timesync and its clock file: the base's systemd-timesync user and its
+  // group (what systemd-timesyncd.service's StateDirectory= gives them), root when it has none.
+  uint32_t timesync_uid = 0;
+  uint32_t timesync_gid = 0;
   // Per node name: its certificates, keys and kubeconfigs (kWrite ops with their modes).
   std::map<std::string, std::vector<FileOp>> credentials;
   // The kernel command line files of the base's boot layout (BootLayout::cmdlines: the one that
@@ -110,6 +121,13 @@ inline constexpr const char* kNodeIdentityPath = "/etc/pibake/node.json";
 // directory it names (`staticPodPath`) is created in the image too.
 inline constexpr const char* kKubeletConfigPath = "/var/lib/kubelet/config.yaml";
 std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node);
+
+// The clock floor (docs/cluster.md, "The clock without a network"): systemd's PID 1 advances the
+// clock at boot to the latest of its build time and these files' mtimes (systemd(1), "System
+// clock epoch"); systemd-timesyncd advances it to kTimesyncClockPath's mtime when it starts
+// (systemd-timesyncd.service(8)).
+inline constexpr const char* kClockEpochPath = "/usr/lib/clock-epoch";
+inline constexpr const char* kTimesyncClockPath = "/var/lib/systemd/timesync/clock";
 
 // Human-readable listing of the plan, one line per file operation.
 std::string describe(const BuildPlan& plan);

@@ -123,7 +123,8 @@ assert_eq "$(calls 'apt-get install|systemctl (enable|daemon-reload|restart|is-a
   "apt-get install systemctl enable systemctl daemon-reload systemctl restart systemctl is-active systemctl enable systemctl daemon-reload systemctl restart systemctl is-active " \
   "package and DHCP calls (is-active fails once: the whole start is retried)"
 assert_contains calls.log "systemctl is-active --quiet isc-dhcp-server.service"
-assert_contains calls.log "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold conntrack iptables isc-dhcp-server socat"
+assert_contains calls.log "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold chrony conntrack iptables isc-dhcp-server socat"
+assert_contains run.log "pibake-firstboot: the clock says"  # the clock check says what it found
 assert_eq "$(kcalls)" "kubeadm init kubeadm reset kubeadm init kubectl apply kubectl apply " "kubeadm/kubectl calls"
 assert_contains stand-in/calls.log "kubeadm init --config $SCRATCH/root/etc/kubernetes/pibake/kubeadm-init.yaml --skip-token-print"
 assert_contains stand-in/calls.log "kubeadm: fault: fail at etcd"
@@ -226,14 +227,48 @@ assert_eq "$(calls 'apt-get|dpkg')" "dpkg --configure apt-get update dpkg --conf
 grep -qx packages root/var/lib/pibake/steps || fail "packages not recorded after the apt retries"
 # Everything already installed: no apt-get, no dpkg.
 fresh
-run firstboot-1 INSTALLED="conntrack socat iptables isc-dhcp-server" || fail "bootstrap with everything installed failed"
+run firstboot-1 INSTALLED="conntrack socat iptables isc-dhcp-server chrony" || fail "bootstrap with everything installed failed"
 if grep -qE '^(apt-get|dpkg) ' calls.log; then fail "apt-get or dpkg ran though every package was installed: $(cat calls.log)"; fi
-assert_eq "$(grep -c '^dpkg-query' calls.log)" 4 "dpkg-query calls (one per package)"
+assert_eq "$(grep -c '^dpkg-query' calls.log)" 5 "dpkg-query calls (one per package)"
+
+# The clock (docs/cluster.md, "The clock without a network"), with a stand-in `date`: `date +%s`
+# answers PIBAKE_FAKE_NOW until its PIBAKE_FAKE_NTP_AFTER-th call, then the real time (NTP has
+# answered); everything else is the real date. Every later step is recorded as done: only the
+# clock check runs before the completion mark.
+floor=$(sed -n 's/^CLOCK_FLOOR=//p' firstboot-2)
+ca=$(sed -n 's/^NOT_BEFORE=//p' firstboot-2)
+[ "$floor" -ge "$ca" ] && [ "$ca" -gt 1700000000 ] || fail "clock floor $floor is not at or after the CA's notBefore $ca"
+cat > "$bin/date" <<STUB
+#!/bin/sh
+if [ -n "\${PIBAKE_FAKE_NOW:-}" ] && [ "\$*" = "+%s" ]; then
+  n=\$(cat "$SCRATCH/count-date" 2>/dev/null || echo 0); n=\$((n + 1)); echo \$n > "$SCRATCH/count-date"
+  [ "\$n" -gt "\${PIBAKE_FAKE_NTP_AFTER:-1000000}" ] || { echo "\$PIBAKE_FAKE_NOW"; exit 0; }
+fi
+exec /bin/date "\$@"
+STUB
+chmod +x "$bin/date"
+clock_run() {
+  fresh; : > run.log
+  mkdir -p root/var/lib/pibake && printf 'packages\nimages\nkubelet\n' > root/var/lib/pibake/steps
+  run firstboot-2 "$@" || { cat run.log >&2; fail "bootstrap with a stand-in clock ($*) failed"; }
+  [ -f root/var/lib/pibake/firstboot.done ] || fail "no completion mark with a stand-in clock ($*)"
+}
+# Offline, the clock at the floor (what systemd sets it to at boot): no wait at all.
+clock_run PIBAKE_FAKE_NOW="$floor"
+assert_contains run.log "pibake-firstboot: the clock says $(date -u -d "@$floor" +%Y-%m-%dT%H:%M:%SZ): not before the cluster's certificates"
+if grep -q "waiting for NTP" run.log || grep -q '^sleep' calls.log; then fail "the bootstrap waited with the clock at the floor"; fi
+# A clock before the floor (the floor files gone, or systemd ignoring them) and the CA: said, and
+# waited for until NTP answers (the 3rd reading).
+clock_run PIBAKE_FAKE_NOW=1577836800 PIBAKE_FAKE_NTP_AFTER=2
+assert_eq "$(grep -c "the clock says 2020-01-01T00:00:00Z, before the image's clock floor $(date -u -d "@$floor" +%Y-%m-%dT%H:%M:%SZ): systemd did not advance it" run.log)" 2 "'before the floor' lines"
+assert_eq "$(grep -c '^sleep [0-9]' calls.log)" 2 "waits for NTP"
+assert_contains run.log "not before the cluster's certificates"
+rm -f "$bin/date"
 
 # The card holds the .debs (as pibake puts them there): installed from it in one apt-get call with
 # --no-download, and no `apt-get update`: nothing reaches the network.
 mkdir -p debs
-for p in conntrack iptables isc-dhcp-server socat libfoo; do
+for p in chrony conntrack iptables isc-dhcp-server socat libfoo; do
   mkdir -p "debs/$p/DEBIAN"
   printf 'Package: %s\nVersion: 1.0\nArchitecture: arm64\nMaintainer: t <t@invalid>\nDescription: t\n' "$p" > "debs/$p/DEBIAN/control"
   dpkg-deb --root-owner-group --build "debs/$p" "debs/${p}_1.0_arm64.deb" >/dev/null || fail "dpkg-deb --build failed"
@@ -242,9 +277,9 @@ fresh
 mkdir -p root/var/cache/pibake/debs && cp debs/*.deb root/var/cache/pibake/debs/
 run firstboot-1 || { cat run.log >&2; fail "bootstrap with the packages on the card failed"; }
 assert_eq "$(calls 'apt-get|dpkg')" "dpkg --configure apt-get install " "apt calls with every package on the card"
-assert_contains calls.log "apt-get install -y -q --no-install-recommends --no-download -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $SCRATCH/root/var/cache/pibake/debs/conntrack_1.0_arm64.deb"
-assert_eq "$(sort installed | tr '\n' ' ')" "conntrack iptables isc-dhcp-server libfoo socat " "installed from the card"
-assert_contains run.log "from the card (5 .debs in $SCRATCH/root/var/cache/pibake/debs, no network)"
+assert_contains calls.log "apt-get install -y -q --no-install-recommends --no-download -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $SCRATCH/root/var/cache/pibake/debs/chrony_1.0_arm64.deb"
+assert_eq "$(sort installed | tr '\n' ' ')" "chrony conntrack iptables isc-dhcp-server libfoo socat " "installed from the card"
+assert_contains run.log "from the card (6 .debs in $SCRATCH/root/var/cache/pibake/debs, no network)"
 # A card that lacks one (socat): the rest from the card, socat from the network, and the log says so.
 fresh
 mkdir -p root/var/cache/pibake/debs && cp debs/*.deb root/var/cache/pibake/debs/ && rm root/var/cache/pibake/debs/socat_*

@@ -47,13 +47,13 @@ TEST_CASE("the gateway's set adds the DHCP server, and a single node has no 'nod
   const OsRelease noble = parse_os_release("ID=ubuntu\nVERSION_ID=\"24.04\"\nVERSION_CODENAME=noble\n");
   auto sets = package_sets(spec, noble);
   REQUIRE(sets.size() == 2);
-  CHECK(join_requested(sets[0].requested) == "conntrack iptables isc-dhcp-server socat");
+  CHECK(join_requested(sets[0].requested) == "chrony conntrack iptables isc-dhcp-server socat");
   CHECK(join_requested(sets[1].requested) == "conntrack iptables socat");
   // A release after the last one with isc-dhcp-server gets Kea; so does `network.dhcp_server: kea`.
   const OsRelease later = parse_os_release("ID=ubuntu\nVERSION_ID=\"26.10\"\n");
-  CHECK(join_requested(package_sets(spec, later)[0].requested) == "conntrack iptables kea-dhcp4-server socat");
+  CHECK(join_requested(package_sets(spec, later)[0].requested) == "chrony conntrack iptables kea-dhcp4-server socat");
   spec.network.dhcp_server = "kea";
-  CHECK(join_requested(package_sets(spec, noble)[0].requested) == "conntrack iptables kea-dhcp4-server socat");
+  CHECK(join_requested(package_sets(spec, noble)[0].requested) == "chrony conntrack iptables kea-dhcp4-server socat");
   apply_node_count(spec, 1);
   CHECK(package_sets(spec, noble).size() == 1);
 }

@@ -217,6 +217,11 @@ TEST_CASE("kubeconfigs parse as YAML and kubectl accepts them", "[pki]") {
   auto workers = worker_files(pki, "node-3", "pi", "10.0.0.1", kNow, system_random());
   REQUIRE(workers.size() == 2);
   write_text(dir / "kubelet.conf", workers[1].content);
+  // The embedded client certificate's dates, read back (what the clock floor and renewal use).
+  CHECK(kubeconfig_client_cert_not_before(workers[1].content) == kNow - kBackdate);
+  CHECK(kubeconfig_client_cert_not_after(workers[1].content) > kNow);
+  CHECK(kubeconfig_client_cert_not_before("apiVersion: v1\nkind: Config\n") == 0);
+  CHECK(kubeconfig_client_cert_not_before("users: [{user: {client-certificate-data: bm90IGEgY2VydA==}}]\n") == 0);
 
   struct Expect {
     std::string file, user;

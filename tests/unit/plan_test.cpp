@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <set>
 
+#include "pipeline/base_image.h"
 #include "plan/dhcp_server.h"
 #include "plan/plan.h"
 #include "plan/template.h"
@@ -378,4 +379,57 @@ TEST_CASE("the gateway gets the chosen DHCP server's files and package, and no o
   CHECK(find_op(isc, Fs::kRoot, "/etc/kea/kea-dhcp4.conf") == nullptr);
   CHECK(find_op(isc, Fs::kRoot, "/usr/local/sbin/pibake-firstboot")->content.find("isc-dhcp-server") !=
         std::string::npos);
+}
+
+TEST_CASE("every node gets the clock floor files dated at the floor; the gateway serves time", "[plan]") {
+  ClusterSpec spec = default_spec();
+  // Before the PKI exists (--dry-run) there is no floor: no files.
+  for (const NodePlan& n : make_plan(spec).nodes) {
+    CHECK(find_op(n, Fs::kRoot, kClockEpochPath) == nullptr);
+    CHECK(find_op(n, Fs::kRoot, kTimesyncClockPath) == nullptr);
+  }
+  PlanInputs inputs;
+  inputs.clock_floor = 1796083200;  // 2026-12-01T00:00:00Z
+  inputs.timesync_uid = 997;
+  inputs.timesync_gid = 996;
+  BuildPlan plan = make_plan(spec, {}, inputs);
+  for (const NodePlan& n : plan.nodes) {
+    const FileOp* epoch = find_op(n, Fs::kRoot, kClockEpochPath);
+    const FileOp* clock = find_op(n, Fs::kRoot, kTimesyncClockPath);
+    const FileOp* dir = find_op(n, Fs::kRoot, "/var/lib/systemd/timesync");
+    REQUIRE(epoch != nullptr);
+    REQUIRE(clock != nullptr);
+    REQUIRE(dir != nullptr);
+    CHECK(epoch->mtime == 1796083200);
+    CHECK(clock->mtime == 1796083200);
+    CHECK(epoch->content.empty());
+    CHECK((epoch->uid == 0 && epoch->gid == 0 && epoch->mode == 0644));
+    CHECK((clock->uid == 997 && clock->gid == 996 && clock->mode == 0644));
+    CHECK((dir->kind == FileOp::Kind::kMkdir && dir->uid == 997 && dir->gid == 996 && dir->mode == 0755));
+    const std::string firstboot = find_op(n, Fs::kRoot, "/usr/local/sbin/pibake-firstboot")->content;
+    CHECK(firstboot.find("CLOCK_FLOOR=1796083200\n") != std::string::npos);
+    // Only the gateway serves time; the others ask it, through chrony or timesyncd.
+    CHECK((find_op(n, Fs::kRoot, "/etc/chrony/conf.d/pibake-gateway.conf") != nullptr) == n.gateway);
+    CHECK((find_op(n, Fs::kRoot, "/etc/chrony/sources.d/pibake.sources") != nullptr) == !n.gateway);
+    CHECK((find_op(n, Fs::kRoot, "/etc/systemd/timesyncd.conf.d/pibake.conf") != nullptr) == !n.gateway);
+    CHECK((firstboot.find(" chrony\"\n") != std::string::npos) == n.gateway);
+  }
+  CHECK(find_op(plan.nodes[0], Fs::kRoot, "/etc/chrony/conf.d/pibake-gateway.conf")->content.find("allow 10.0.0.0/24\n") !=
+        std::string::npos);
+  CHECK(find_op(plan.nodes[1], Fs::kRoot, "/etc/chrony/sources.d/pibake.sources")->content.find("server 10.0.0.1 iburst\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("find_passwd_ids reads a user's uid and primary gid from passwd(5) text", "[plan]") {
+  const std::string passwd =
+      "root:x:0:0:root:/root:/bin/bash\n# comment\n\nsystemd-timesync:x:997:996:systemd Time Synchronization:/:"
+      "/usr/sbin/nologin\nbroken:x:abc:1::/:/bin/sh\nshort:x:5\n";
+  std::optional<PasswdIds> ids = find_passwd_ids(passwd, "systemd-timesync");
+  REQUIRE(ids.has_value());
+  CHECK((ids->uid == 997 && ids->gid == 996));
+  CHECK(find_passwd_ids(passwd, "root")->uid == 0);
+  CHECK_FALSE(find_passwd_ids(passwd, "systemd-timesyncd").has_value());  // whole names only
+  CHECK_FALSE(find_passwd_ids(passwd, "broken").has_value());
+  CHECK_FALSE(find_passwd_ids(passwd, "short").has_value());
+  CHECK_FALSE(find_passwd_ids("", "root").has_value());
 }
