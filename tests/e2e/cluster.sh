@@ -75,7 +75,7 @@ skip() {
   [ -z "${PIBAKE_E2E_REPORT:-}" ] || echo "$verdict: $*" > "$PIBAKE_E2E_REPORT" 2>/dev/null || true
   exit $code
 }
-for t in qemu-system-aarch64 vde_switch socat mcopy mtype sfdisk debugfs e2fsck ssh ssh-keygen python3 dpkg-deb; do
+for t in qemu-system-aarch64 vde_switch socat mcopy mtype sfdisk debugfs e2fsck ssh ssh-keygen python3 dpkg-deb apt-ftparchive gpg; do
   command -v $t >/dev/null || skip "$t is not installed"
 done
 # A missing pibake binary is a broken set-up, not a missing tool.
@@ -138,7 +138,7 @@ excerpt() {
   {
     echo "--- $1: journal excerpt ---"
     if [[ $1 != node-* ]] || ! on "$1" 'systemctl --failed --no-legend; sudo journalctl -b --no-pager -o short-monotonic \
-         -u pibake-firstboot -u containerd -u kubelet -u isc-dhcp-server -u pibake-nat -u cloud-init \
+         -u pibake-firstboot -u containerd -u kubelet -u isc-dhcp-server -u chrony -u systemd-timesyncd -u pibake-nat -u cloud-init \
          -u cloud-config -u cloud-final | tail -n 60' 2>/dev/null; then
       echo "(no ssh to $1; last 40 lines of its serial console)"
       [ ! -s "$W/$1.serial" ] || serial_text "$1" | tail -n 40
@@ -190,7 +190,16 @@ HTTP_PID=$!
 for _ in $(seq 100); do [ -s "$W/http.port" ] && break; sleep 0.1; done
 [ -s "$W/http.port" ] || fail "the test's HTTP server did not start"
 http_port=$(cat "$W/http.port")
+# The first-boot packages (issue 12): what make-rootfs-image.sh downloaded (rootfs-recipe.sh's
+# firstboot_debs with the dependencies the stand-in lacks), as a signed apt archive shaped like
+# Ubuntu's ports archive for the stand-in's codename; its throwaway key is the spec's packages.keyring.
+codename=$(root_cat "$base" /usr/lib/os-release | sed -n 's/^VERSION_CODENAME=//p')
+[ -n "$codename" ] || fail "no VERSION_CODENAME in the base image's /usr/lib/os-release"
+bash "$src/tests/fixtures/make-apt-archive.sh" "$W/upstream/ubuntu-ports" "$codename" "$debs/firstboot" >/dev/null ||
+  fail "make-apt-archive.sh failed"
+mv "$W/upstream/ubuntu-ports/test-key.asc" apt-key.asc
 echo "artifacts: containerd $ctd, runc $runc, CNI plugins $cni (Debian arm64)" | tee -a "$report"
+echo "first-boot packages: $(cd "$debs/firstboot" && ls ./*.deb | sed 's|^\./||; s|_.*||' | tr '\n' ' ')(Debian arm64, served as $codename)" | tee -a "$report"
 echo "node-1's uplink: $uplink_mode$([ "$uplink_mode" = none ] && echo ' (no internet: the cluster forms offline)')" | tee -a "$report"
 echo "NO REAL KUBERNETES BINARIES: kubelet, kubeadm, kubectl and crictl are a stand-in that records its calls" | tee -a "$report"
 stage "artifacts served on 127.0.0.1:$http_port"
@@ -209,7 +218,9 @@ runc: {version: "$runc"}
 cni_plugins: {version: "$cni"}
 access:
   ssh_authorized_keys: ["$(cat "$W/id_e2e.pub")"]
+packages: {keyring: [apt-key.asc]}
 mirrors:
+  "https://ports.ubuntu.com/ubuntu-ports": "http://127.0.0.1:$http_port/ubuntu-ports"
   "https://dl.k8s.io": "http://127.0.0.1:$http_port/dl.k8s.io"
   "https://github.com": "http://127.0.0.1:$http_port/github.com"
   "https://registry.k8s.io": "http://127.0.0.1:$http_port/registry/registry.k8s.io"
@@ -220,6 +231,8 @@ XDG_CACHE_HOME=$W/xdg "$PIBAKE" build --base-image "$base" --out out > build.log
 for n in "${NODES[@]}"; do [ -s "out/$n.img" ] || fail "pibake wrote no $n.img"; done
 grep -q "GET /github.com/containerd/containerd/releases/download/v$ctd/" http.log ||
   fail "pibake did not fetch containerd from the test's server"
+grep -q "GET /ubuntu-ports/dists/$codename/InRelease" http.log && grep -q "GET /ubuntu-ports/pool/release/chrony_" http.log ||
+  fail "pibake did not resolve and fetch the first-boot packages from the test's apt archive"
 stage "pibake build (3 nodes)"
 
 root_cat out/node-1.img /etc/kubernetes/pibake/kubeadm-init.yaml > kubeadm-init.built.yaml
@@ -279,9 +292,13 @@ firmware_prefix() {
   if [ -n "$prefix" ] && ! mdir -i "$img@@$boot" "::${prefix}vmlinuz" >/dev/null 2>&1; then prefix=""; fi
   printf '%s' "$prefix"
 }
+# Every guest's real-time clock starts years in the past (issue 12 item 4): a Pi has none, and
+# offline no NTP server answers, so only the images' clock floor brings the clock past the
+# certificates' notBefore.
+rtc_base=${PIBAKE_E2E_RTC_BASE:-2020-01-01T00:00:00}
 # start_vm NAME IMAGE INDEX [QEMU ARGS...]: boots IMAGE with the kernel, initrd and command line on
 # its own system-boot partition, where the firmware would take them (firmware_prefix); eth0
-# (MAC 52:54:00:e2:e0:0INDEX) on the vde L2.
+# (MAC 52:54:00:e2:e0:0INDEX) on the vde L2; the real-time clock at $rtc_base.
 start_vm() {
   local name=$1 img=$2 idx=$3 boot cmdline prefix
   shift 3
@@ -300,7 +317,7 @@ start_vm() {
   : > "$W/$name.serial"
   qemu-system-aarch64 -M virt -cpu cortex-a72 -m 768 -smp 1 -nodefaults -display none \
     -kernel "$W/$name.boot/vmlinuz" -initrd "$W/$name.boot/initrd.img" -append "$cmdline" \
-    -drive file="$img",format=raw,if=virtio \
+    -drive file="$img",format=raw,if=virtio -rtc base="$rtc_base" \
     -netdev vde,id=lan,sock="$W/lan.vde" -device virtio-net-pci,netdev=lan,romfile=,mac=52:54:00:e2:e0:0"$idx" \
     "$@" -serial file:"$W/$name.serial" -monitor unix:"$W/$name.monitor",server,nowait \
     > "$W/$name.qemu.log" 2>&1 &
@@ -467,6 +484,16 @@ common_checks() {  # common_checks NODE INDEX
   check "$n" "containerd's k8s.io namespace holds exactly the images on its card: ${images_on_card[$n]}" \
     "[ \"\$(sudo ctr -n k8s.io images ls -q | grep -v '^sha256:' | LC_ALL=C sort | tr '\n' ' ')\" = '${images_on_card[$n]}' ]"
   check "$n" "the card's image archives were removed once imported" "sudo test ! -e /var/lib/pibake/images"
+  local pkgs="conntrack socat"
+  [ "$n" = node-1 ] && pkgs="chrony conntrack isc-dhcp-server socat"
+  check "$n" "first-boot packages ($pkgs) installed from the card, nothing from the network" \
+    "[ \"\$(dpkg-query -W -f='\${Status}\n' $pkgs | sort -u)\" = 'install ok installed' ] &&
+     sudo journalctl -b -u pibake-firstboot -o cat | grep -q ' from the card (' &&
+     ! sudo journalctl -b -u pibake-firstboot -o cat | grep -q 'from the network'"
+  check "$n" "the kernel set the clock from the RTC to ${rtc_base%%-*}; first boot found it past the certificates (the clock floor), no wait for NTP" \
+    "sudo journalctl -k -b -o cat | grep -q 'setting system clock to ${rtc_base%%-*}-' &&
+     sudo journalctl -b -u pibake-firstboot -o cat | grep -q \"not before the cluster's certificates\" &&
+     ! sudo journalctl -b -u pibake-firstboot -o cat | grep -q 'waiting for NTP'"
 }
 common_checks node-1 1
 if [ "$uplink_mode" = wired ]; then
@@ -478,6 +505,7 @@ fi
 check node-1 "bootstrap steps in order: packages images dhcp-server kubeadm-init cni" \
   "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages images dhcp-server kubeadm-init cni ' ]"
 check node-1 "isc-dhcp-server active" "systemctl is-active -q isc-dhcp-server"
+check node-1 "chrony active, serving the cluster's time" "systemctl is-active -q chrony && sudo chronyc -n serverstats >/dev/null"
 check node-1 "NAT rule: POSTROUTING -o $uplink_if -j MASQUERADE" \
   "sudo iptables -t nat -S POSTROUTING | grep -q -- '-o $uplink_if -j MASQUERADE'"
 bootstrap_recovery_checks
@@ -515,6 +543,10 @@ for k in 2 3; do
   check "$n" "kubelet.conf (pibake's node credentials) in place, 0600" \
     "sudo test -s /etc/kubernetes/kubelet.conf && [ \$(sudo stat -c %a /etc/kubernetes/kubelet.conf) = 600 ]"
   check "$n" "kubeadm never called on a worker" "test -s /var/log/pibake-e2e/calls.log && ! grep -q ' kubeadm ' /var/log/pibake-e2e/calls.log"
+  # systemd-timesyncd (the stand-in's time daemon, Ubuntu's up to 25.04) asks the gateway's chrony.
+  check "$n" "synchronized its clock from the gateway's NTP server (10.0.0.1)" \
+    "for i in \$(seq 30); do [ \"\$(timedatectl show-timesync -p ServerAddress --value)\" = 10.0.0.1 ] &&
+       [ \"\$(timedatectl show -p NTPSynchronized --value)\" = yes ] && exit 0; sleep 10; done; exit 1"
   if [ "$uplink_mode" = wired ]; then
     check "$n" "reaches the test's 127.0.0.1 server through node-1's NAT" \
       "[ \"\$(curl -fsS --max-time 30 'http://10.0.2.100/e2e/nat-check?from=$n')\" = $nat_token ]"

@@ -17,7 +17,9 @@
 #
 # Output, under ${PIBAKE_E2E_CACHE:-$HOME/.cache/pibake-e2e}:
 #   base-<suite>-<layout>-arm64-<key>.img     the image (its path is the last line on stdout)
-#   base-<suite>-<layout>-arm64-<key>.debs/   the containerd, runc and containernetworking-plugins .debs
+#   base-<suite>-<layout>-arm64-<key>.debs/   the containerd, runc and containernetworking-plugins .debs;
+#                                             firstboot/: rootfs-recipe.sh's firstboot_debs with the
+#                                             dependencies the image lacks (served as an apt archive)
 #
 # usage: make-rootfs-image.sh [--force] [--print-path]
 #   --force        rebuild the image (the rootfs tarball too) even when cached
@@ -45,10 +47,6 @@ if [ "${1:-}" = --layout-in-userns ]; then
   printf '127.0.0.1 localhost\n127.0.1.1 ubuntu\n\n::1 ip6-localhost ip6-loopback\n' > "$r/etc/hosts"
   printf 'LABEL=writable\t/\text4\tdiscard,errors=remount-ro\t0 1\nLABEL=system-boot\t/boot/firmware\tvfat\tdefaults\t0 1\n' > "$r/etc/fstab"
   mkdir -p "$r/boot/firmware"
-  # Debian enables isc-dhcp-server when it is installed; Ubuntu's image does not have it at all
-  # (pibake-firstboot installs and enables it on the gateway only). The stand-in carries it so that
-  # first boot needs no apt, so it is disabled here as it would be absent there.
-  rm -f "$r"/etc/rc[0-6S].d/[SK][0-9][0-9]isc-dhcp-server
   ln -sf ../run/systemd/resolve/stub-resolv.conf "$r/etc/resolv.conf"
   # cloud-init: NoCloud seed on the FAT partition, exactly as Ubuntu's raspi images configure it
   # (/etc/cloud/cloud.cfg.d/99-fake_cloud.cfg), and Ubuntu's default user.
@@ -201,6 +199,7 @@ ns_root bash "$0" --layout-in-userns "$tarball" "$work" "$work/image.img" "$layo
 rm -rf "${out%.img}.debs"
 mkdir -p "${out%.img}.debs"
 cp "$work"/debs/*.deb "${out%.img}.debs/"
+cp -r "$work"/debs/firstboot "${out%.img}.debs/firstboot"
 mv "$work/image.img" "$out"
 # Older cached images and tarballs of this suite (other keys) are dead weight.
 find "$cache" -maxdepth 1 -name "base-$suite-$layout-arm64-*" ! -name "$(basename "${out%.img}").*" -exec rm -rf {} +

@@ -6,12 +6,17 @@ suite=${PIBAKE_E2E_SUITE:-trixie}
 
 packages=systemd,systemd-sysv,udev,dbus,systemd-resolved,systemd-timesyncd,cloud-init,netplan.io
 packages+=,openssh-server,iproute2,iptables,kmod,linux-image-arm64,initramfs-tools,ca-certificates
-packages+=,conntrack,socat,isc-dhcp-server,e2fsprogs,dosfstools,fdisk,cloud-guest-utils,sudo,procps
+packages+=,e2fsprogs,dosfstools,fdisk,cloud-guest-utils,sudo,procps
 packages+=,less,iputils-ping,curl,locales,zstd,libseccomp2
 
 # Debian's arm64 builds of what pibake downloads from upstream; the e2e tests repackage them into
 # the upstream release layouts (containerd-*.tar.gz, runc.arm64, cni-plugins-*.tgz).
 artifact_debs="containerd runc containernetworking-plugins"
+
+# What pibake-firstboot installs and the rootfs lacks, as on Ubuntu's image (builder/plan/packages.cpp):
+# the e2e test serves their dependency closure, resolved against this rootfs's dpkg status, as a
+# signed apt archive on 127.0.0.1; pibake puts it on the cards and first boot installs it offline.
+firstboot_debs="conntrack socat isc-dhcp-server chrony"
 
 # Hooks run on the host inside mmdebstrap's user namespace, with the tree as $1; `chroot "$1"` runs
 # arm64 binaries through binfmt. update-initramfs is diverted to a no-op while packages install
@@ -36,5 +41,9 @@ customize_hook='set -e
   mkdir -p "$1/var/cache/pibake-e2e-debs"
   cd "$1/var/cache/pibake-e2e-debs"
   APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" apt-get -o APT::Sandbox::User=root download '"$artifact_debs"'
+  mkdir -p firstboot/partial
+  APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" apt-get -o APT::Sandbox::User=root -o Dir::Cache::archives="$PWD/firstboot/" \
+    install --download-only -y -q --no-install-recommends '"$firstboot_debs"'
+  rm -rf firstboot/partial firstboot/lock
   chroot "$1" apt-get clean
   rm -rf "$1"/var/lib/apt/lists/*'
