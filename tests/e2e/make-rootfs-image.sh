@@ -187,9 +187,17 @@ stamp() { echo "make-rootfs-image: $1 at +$(( $(date +%s) - t0 ))s" >&2; }
 
 if [ $force = 1 ] || [ ! -s "$tarball" ]; then
   stamp "mmdebstrap $suite arm64 (unshare mode) start"
-  TMPDIR=$work mmdebstrap --mode=unshare --format=tar --arch=arm64 --variant=minbase \
-    --include="$packages" --essential-hook="$essential_hook" --customize-hook="$customize_hook" \
-    "$suite" "$work/rootfs.tar" "deb $mirror $suite main" >&2
+  # mmdebstrap hands apt a pipe as `cat >&N`, which dash (/bin/sh) refuses for N > 9 ("Bad fd
+  # number"): with many descriptors inherited (ctest, flock, a CI runner) N passes 9. Only 0-2 go in.
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ] && [ "$fd" != 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    TMPDIR=$work exec mmdebstrap --mode=unshare --format=tar --arch=arm64 --variant=minbase \
+      --include="$packages" --essential-hook="$essential_hook" --customize-hook="$customize_hook" \
+      "$suite" "$work/rootfs.tar" "deb $mirror $suite main" >&2
+  )
   mv "$work/rootfs.tar" "$tarball"
   stamp "mmdebstrap done: $(du -h "$tarball" | cut -f1)"
   echo "$(date -u +%FT%TZ) mmdebstrap $(( $(date +%s) - t0 ))s rootfs_key=$rootfs_key" >> "$cache/timings.log"
