@@ -71,13 +71,20 @@ pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
     }
     for (const pki::NodeFile& f : files) ops.push_back(secret_op(f.path, f.content, f.mode));
   }
-  // The clock floor (docs/cluster.md, "The clock without a network"): one time for every node of
-  // this build, at or after every certificate's notBefore, so that no node rejects another's
-  // certificate as "not yet valid". Derived from the certificates (and SOURCE_DATE_EPOCH), never
-  // from the clock: the same state dir gives the same images.
+  // The clock floor (docs/cluster.md, "The clock without a network"): one time for every node,
+  // at or after every certificate's notBefore, so that no node rejects another's certificate as
+  // "not yet valid". Derived from the certificates this build places and every node's kubelet
+  // credentials kept in the state dir (and SOURCE_DATE_EPOCH), never from the clock: the same
+  // state dir gives the same images, whichever nodes a run builds (--node).
   inputs.clock_floor = std::max(build_timestamp(), inputs.ca_not_before);
   for (const auto& [name, ops] : inputs.credentials) {
     for (const FileOp& op : ops) inputs.clock_floor = std::max(inputs.clock_floor, credential_not_before(op));
+  }
+  for (const NodeSpec& node : spec.nodes) {
+    if (std::optional<std::string> kept = state.kubelet_kubeconfig(node.name)) {
+      inputs.clock_floor =
+          std::max(inputs.clock_floor, static_cast<int64_t>(pki::kubeconfig_client_cert_not_before(*kept)));
+    }
   }
   return pki;
 }

@@ -381,7 +381,7 @@ TEST_CASE("the gateway gets the chosen DHCP server's files and package, and no o
         std::string::npos);
 }
 
-TEST_CASE("every node gets the clock floor files dated at the floor; the gateway serves time", "[plan]") {
+TEST_CASE("every node gets the clock floor files dated at the floor and the gateway serves time", "[plan]") {
   ClusterSpec spec = default_spec();
   // Before the PKI exists (--dry-run) there is no floor: no files.
   for (const NodePlan& n : make_plan(spec).nodes) {
@@ -414,10 +414,10 @@ TEST_CASE("every node gets the clock floor files dated at the floor; the gateway
     CHECK((find_op(n, Fs::kRoot, "/etc/systemd/timesyncd.conf.d/pibake.conf") != nullptr) == !n.gateway);
     CHECK((firstboot.find("PACKAGES=\"chrony ") != std::string::npos) == n.gateway);
   }
-  CHECK(find_op(plan.nodes[0], Fs::kRoot, "/etc/chrony/conf.d/pibake-gateway.conf")->content.find("allow 10.0.0.0/24\n") !=
-        std::string::npos);
-  CHECK(find_op(plan.nodes[1], Fs::kRoot, "/etc/chrony/sources.d/pibake.sources")->content.find("server 10.0.0.1 iburst\n") !=
-        std::string::npos);
+  CHECK(find_op(plan.nodes[0], Fs::kRoot, "/etc/chrony/conf.d/pibake-gateway.conf")
+            ->content.find("allow 10.0.0.0/24\n") != std::string::npos);
+  CHECK(find_op(plan.nodes[1], Fs::kRoot, "/etc/chrony/sources.d/pibake.sources")
+            ->content.find("server 10.0.0.1 iburst\n") != std::string::npos);
 }
 
 TEST_CASE("find_passwd_ids reads a user's uid and primary gid from passwd(5) text", "[plan]") {
