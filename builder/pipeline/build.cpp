@@ -176,13 +176,13 @@ Fetched fetch_all(ClusterSpec& spec, const StateDir& state, const std::string& b
 // The first-boot packages (fetch_packages), resolved against the base's own dpkg status through
 // the state dir's lock file. Called once the base has passed every check that needs no download.
 // The lock is saved with what was pinned, even when a package then fails.
-std::map<std::string, std::vector<ResolvedDeb>> fetch_base_packages(const ClusterSpec& spec, const StateDir& state,
-                                                                    const BaseImage& base, bool offline) {
+FetchedPackages fetch_base_packages(const ClusterSpec& spec, const StateDir& state, const BaseImage& base,
+                                    bool offline) {
   Cache cache(Cache::default_dir());
   std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
   LockFile lock = state.load_lock();
   const std::string lock_before = render_lock(lock);
-  std::map<std::string, std::vector<ResolvedDeb>> debs;
+  FetchedPackages debs;
   try {
     debs = fetch_packages(spec, {base.os, base.dpkg_status}, lock, cache, *fetcher, offline);
   } catch (...) {
@@ -375,7 +375,8 @@ void run_build(const BuildOptions& opts) {
     for (const ArtifactSource& a : artifact_sources(spec)) {
       fmt::print("  (every node) {} {} -> {}\n", a.name, a.version, a.install_dir);
     }
-    for (const PackageSet& set : package_sets(spec, inputs.base_release)) {
+    for (const PackageSet& set :
+         package_sets(spec, choose_dhcp_server(spec.network.dhcp_server, inputs.base_release))) {
       fmt::print("  ({} nodes) packages {}, those the base lacks with their dependencies -> {}\n", set.name,
                  join_requested(set.requested), kCardDebsDir);
     }
@@ -417,7 +418,9 @@ void run_build(const BuildOptions& opts) {
   // plan: every node's files, computed before the first byte of an image is written.
   // A base pibake cannot grow is refused before the packages are resolved (that needs no download).
   check_growth_possible(base, make_plan(spec, opts.only_nodes, inputs));
-  inputs.debs = fetch_base_packages(spec, state, base, opts.offline);
+  FetchedPackages packages = fetch_base_packages(spec, state, base, opts.offline);
+  inputs.debs = std::move(packages.debs);
+  inputs.dhcp_server = packages.dhcp_server;
   BuildPlan plan = make_plan(spec, opts.only_nodes, inputs);
   check_growth_possible(base, plan);
   print_image_summary(plan);
@@ -452,7 +455,7 @@ void run_fetch(const SpecOptions& spec_opts, const std::string& base_image) {
   const StateDir state(StateDir::path_for(spec));
   const StateDirLock state_lock(state);
   Fetched fetched = fetch_all(spec, state, base_image, /*offline=*/false);
-  fetched.debs = fetch_base_packages(spec, state, inspect_base_image(fetched.base_image), /*offline=*/false);
+  fetched.debs = fetch_base_packages(spec, state, inspect_base_image(fetched.base_image), /*offline=*/false).debs;
   for (const ResolvedArtifact& a : fetched.artifacts) {
     fmt::print("{} {} ready: {}\n", a.source.name, a.source.version, a.path);
   }

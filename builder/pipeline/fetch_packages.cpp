@@ -220,13 +220,38 @@ const LockedPackageSet* pinned(const LockFile& lock, const PackageSet& set, cons
 
 }  // namespace
 
-std::map<std::string, std::vector<ResolvedDeb>> fetch_packages(const ClusterSpec& spec, const PackageBase& base,
-                                                               LockFile& lock, Cache& cache, Fetcher& fetcher,
-                                                               bool offline) {
+FetchedPackages fetch_packages(const ClusterSpec& spec, const PackageBase& base, LockFile& lock, Cache& cache,
+                               Fetcher& fetcher, bool offline) {
   const std::string status_sha = sha256_hex(base.dpkg_status);
   const std::set<std::string> installed = installed_packages(base.dpkg_status);
   std::unique_ptr<AptRoot> apt;  // set up once, and only when a set must be resolved
-  for (const PackageSet& set : package_sets(spec, base.os)) {
+  auto apt_root = [&]() -> AptRoot& {
+    if (!apt) {
+      apt = std::make_unique<AptRoot>(spec, base);
+      fmt::print("resolving first-boot packages with apt ({} {})\n", apt->archive(), base.os.version_codename);
+      apt->update();
+    }
+    return *apt;
+  };
+  FetchedPackages out;
+  out.dhcp_server = choose_dhcp_server(spec.network.dhcp_server, base.os);
+  if (spec.network.dhcp_server == "auto") {
+    // Decided when the gateway's set was resolved and pinned: the DHCP package it requests. Else,
+    // when the base lacks the release's choice, by what the archive lists (docs/overlays.md).
+    const DhcpServer other = out.dhcp_server == DhcpServer::kKea ? DhcpServer::kIscDhcpServer : DhcpServer::kKea;
+    if (pinned(lock, package_sets(spec, out.dhcp_server).front(), status_sha) != nullptr) {
+      // kept
+    } else if (pinned(lock, package_sets(spec, other).front(), status_sha) != nullptr) {
+      out.dhcp_server = other;
+    } else if (!offline && !installed.count(std::string(dhcp_server_facts(out.dhcp_server).package))) {
+      const bool has_isc = apt_root().run_raw(false, {"show", "--no-all-versions", "isc-dhcp-server"}).exit_code == 0;
+      out.dhcp_server = choose_dhcp_server("auto", base.os, has_isc);
+      fmt::print("the archive {} isc-dhcp-server: the gateway runs {}\n", has_isc ? "has" : "does not have",
+                 dhcp_server_facts(out.dhcp_server).package);
+    }
+  }
+  const std::vector<PackageSet> sets = package_sets(spec, out.dhcp_server);
+  for (const PackageSet& set : sets) {
     if (pinned(lock, set, status_sha) != nullptr) continue;
     std::vector<std::string> missing;
     for (const std::string& p : set.requested)
@@ -239,12 +264,7 @@ std::map<std::string, std::vector<ResolvedDeb>> fetch_packages(const ClusterSpec
             "forbids resolving them: run `pibake fetch` while online first",
             set.name, fmt::join(missing, " ")));
       }
-      if (!apt) {
-        apt = std::make_unique<AptRoot>(spec, base);
-        fmt::print("resolving first-boot packages with apt ({} {})\n", apt->archive(), base.os.version_codename);
-        apt->update();
-      }
-      debs = resolve_set(spec, *apt, missing, set.name);
+      debs = resolve_set(spec, apt_root(), missing, set.name);
     }
     LockedPackageSet locked{set.name, join_requested(set.requested), status_sha, {}};
     for (LockedPackage& p : debs) {
@@ -258,9 +278,8 @@ std::map<std::string, std::vector<ResolvedDeb>> fetch_packages(const ClusterSpec
     std::erase_if(lock.package_sets, [&](const LockedPackageSet& s) { return s.name == set.name; });
     lock.package_sets.push_back(std::move(locked));
   }
-  std::map<std::string, std::vector<ResolvedDeb>> out;
-  for (const PackageSet& set : package_sets(spec, base.os)) {
-    std::vector<ResolvedDeb>& debs = out[set.name];
+  for (const PackageSet& set : sets) {
+    std::vector<ResolvedDeb>& debs = out.debs[set.name];
     for (const std::string& name : lock.find_package_set(set.name)->debs) {
       const LockedPackage& p = *lock.find_package(name);
       std::string path = cache.get_blob(fetcher, apply_mirrors(p.url, spec.mirrors), p.sha256, offline,
@@ -269,13 +288,6 @@ std::map<std::string, std::vector<ResolvedDeb>> fetch_packages(const ClusterSpec
     }
   }
   return out;
-}
-
-bool archive_has_package(const ClusterSpec& spec, const PackageBase& base, const std::string& name) {
-  AptRoot apt(spec, base);
-  apt.update();
-  // apt-cache show fails ("E: No packages found") for a name no index lists as a real package.
-  return apt.run_raw(false, {"show", "--no-all-versions", name}).exit_code == 0;
 }
 
 }  // namespace pibake

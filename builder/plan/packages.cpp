@@ -1,8 +1,6 @@
 // First-boot packages: the sets, dpkg's status, apt's answers (see packages.h).
 #include "plan/packages.h"
 
-#include "plan/dhcp_server.h"
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -11,7 +9,6 @@
 #include <map>
 
 #include "plan/checksums.h"
-#include "plan/dhcp_server.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -52,10 +49,10 @@ bool parse_u64(std::string_view s, uint64_t& out) {
 
 }  // namespace
 
-std::vector<std::string> firstboot_packages(const ClusterSpec& spec, bool gateway, const OsRelease& release) {
+std::vector<std::string> firstboot_packages(const ClusterSpec& /*spec*/, bool gateway, DhcpServer dhcp) {
   std::vector<std::string> out = {"conntrack", "iptables", "socat"};
   if (gateway) {
-    out.emplace_back(dhcp_server_facts(choose_dhcp_server(spec.network.dhcp_server, release)).package);
+    out.emplace_back(dhcp_server_facts(dhcp).package);
     out.emplace_back("chrony");
   }
   std::sort(out.begin(), out.end());
@@ -69,9 +66,9 @@ std::string keyring_path(const ClusterSpec& spec, size_t i) {
   return spec.source_path.substr(0, slash + 1) + path;
 }
 
-std::vector<PackageSet> package_sets(const ClusterSpec& spec, const OsRelease& release) {
-  std::vector<PackageSet> out = {{"gateway", firstboot_packages(spec, true, release)}};
-  if (spec.nodes.size() > 1) out.push_back({"node", firstboot_packages(spec, false, release)});
+std::vector<PackageSet> package_sets(const ClusterSpec& spec, DhcpServer dhcp) {
+  std::vector<PackageSet> out = {{"gateway", firstboot_packages(spec, true, dhcp)}};
+  if (spec.nodes.size() > 1) out.push_back({"node", firstboot_packages(spec, false, dhcp)});
   return out;
 }
 

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "plan/os_release.h"
+#include "plan/dhcp_server.h"
 #include "spec/spec.h"
 
 namespace pibake {
@@ -29,16 +29,16 @@ struct PackageSet {
 
 // What first boot installs when the base image lacks it: kubelet and kube-proxy use conntrack,
 // kubectl port-forward uses socat, kube-proxy and the gateway's NAT iptables; the gateway serves
-// time with chrony (docs/cluster.md, "The clock without a network") and DHCP with the server choose_dhcp_server picks for `release` (the base's os-release; empty when
-// not known yet). Sorted names.
-std::vector<std::string> firstboot_packages(const ClusterSpec& spec, bool gateway, const OsRelease& release);
+// time with chrony (docs/cluster.md, "The clock without a network") and DHCP with `dhcp`
+// (choose_dhcp_server). Sorted names.
+std::vector<std::string> firstboot_packages(const ClusterSpec& spec, bool gateway, DhcpServer dhcp);
 
 // packages.keyring[i] as a path: absolute as written, a relative one under the spec's folder.
 std::string keyring_path(const ClusterSpec& spec, size_t i);
 
-// The sets the spec's nodes fall into (the gateway's, then the others' when there are others), for
-// a base of release `release` (see firstboot_packages).
-std::vector<PackageSet> package_sets(const ClusterSpec& spec, const OsRelease& release);
+// The sets the spec's nodes fall into (the gateway's first, then the others' when there are
+// others), the gateway running the DHCP server `dhcp` (see firstboot_packages).
+std::vector<PackageSet> package_sets(const ClusterSpec& spec, DhcpServer dhcp);
 
 // The names of the packages dpkg(1)'s status file `status` (deb822 paragraphs, dpkg-query's
 // "Status: install ok installed") lists as installed; unknown fields are ignored.

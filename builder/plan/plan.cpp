@@ -128,8 +128,8 @@ const NodeSpec& gateway_node(const ClusterSpec& spec) {
 constexpr int kDhcpLeaseSeconds = 600;
 constexpr int kDhcpMaxLeaseSeconds = 7200;
 
-TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number, const OsRelease& release) {
-  const DhcpServerFacts& dhcp = dhcp_server_facts(choose_dhcp_server(spec.network.dhcp_server, release));
+TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number, DhcpServer dhcp_server) {
+  const DhcpServerFacts& dhcp = dhcp_server_facts(dhcp_server);
   const Cidr subnet = Cidr::parse(spec.network.subnet).value_or(Cidr{});
   const std::string& range = spec.network.dhcp_range;
   const auto dash = range.find('-');
@@ -191,7 +191,7 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["is_gateway"] = gateway ? "yes" : "no";
   // What first boot installs when the base image lacks it (packages.h), from the card;
   // the gateway's chrony serves time (docs/cluster.md, "The clock without a network").
-  v["firstboot_packages"] = join_requested(firstboot_packages(spec, gateway, release));
+  v["firstboot_packages"] = join_requested(firstboot_packages(spec, gateway, dhcp_server));
   v["card_debs_dir"] = kCardDebsDir;
   return v;
 }
@@ -408,8 +408,10 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   plan.number = number;
   plan.gateway = node.name == gateway_node(spec).name;
   plan.image_file = node.name + ".img";
-  const DhcpServerFacts& dhcp = dhcp_server_facts(choose_dhcp_server(spec.network.dhcp_server, inputs.base_release));
-  TemplateVars vars = node_vars(spec, node, number, inputs.base_release);
+  const DhcpServer dhcp_server =
+      inputs.dhcp_server.value_or(choose_dhcp_server(spec.network.dhcp_server, inputs.base_release));
+  const DhcpServerFacts& dhcp = dhcp_server_facts(dhcp_server);
+  TemplateVars vars = node_vars(spec, node, number, dhcp_server);
   // Shown as a placeholder in a plan made before the PKI exists (--dry-run).
   vars["bootstrap_token"] = inputs.bootstrap_token.empty() ? "<bootstrap token>" : inputs.bootstrap_token;
   vars["ca_not_before"] = std::to_string(inputs.ca_not_before);

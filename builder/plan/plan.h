@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "plan/artifacts.h"
+#include "plan/dhcp_server.h"
 #include "plan/images.h"
 #include "plan/os_release.h"
 #include "spec/spec.h"
@@ -99,9 +101,12 @@ struct PlanInputs {
   // boots first, "/current/cmdline.txt" on Ubuntu 26.04, "/cmdline.txt" on 24.04). Empty when the
   // base is not known yet (--dry-run before `pibake fetch`): then no command line op is planned.
   std::vector<std::string> cmdline_paths;
-  // The base's release (BaseImage::os): what `network.dhcp_server: auto` goes by (choose_dhcp_server).
-  // Empty when the base is not known yet.
+  // The base's release (BaseImage::os): what `network.dhcp_server: auto` goes by (choose_dhcp_server)
+  // when `dhcp_server` is not set. Empty when the base is not known yet.
   OsRelease base_release;
+  // The gateway's DHCP server as the package step decided it (FetchedPackages::dhcp_server: for
+  // `auto`, by what the release's archive has); unset: choose_dhcp_server by base_release.
+  std::optional<DhcpServer> dhcp_server;
 };
 
 // The names of the nodes to build, in spec order: every node, or those `only` names (--node).

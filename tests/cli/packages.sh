@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.bash"
 require_tool debugfs sfdisk e2fsck fsck.fat mtype python3 apt-get apt-cache apt-ftparchive dpkg-deb gpg
 
 # The base already has socat, iptables (and its libbar): only conntrack, libfoo and the gateway's
-# isc-dhcp-server and libdhcp are missing.
+# chrony, isc-dhcp-server and libdhcp are missing.
 mkdir -p rootdir/var/lib/dpkg
 for p in base-files socat iptables libbar; do
   printf 'Package: %s\nStatus: install ok installed\nArchitecture: arm64\nVersion: 1.0\nDescription: x\n\n' "$p"
@@ -42,10 +42,10 @@ card_debs() {
     awk '$NF ~ /\.deb$/ {print $NF}' | sort | tr '\n' ' '
 }
 assert_eq "$(card_debs out/node-1.img)" \
-  "conntrack_1.0_arm64.deb isc-dhcp-server_4.4_arm64.deb libdhcp_2.0_arm64.deb libfoo_1.1_arm64.deb " \
+  "chrony_4.6_arm64.deb conntrack_1.0_arm64.deb isc-dhcp-server_4.4_arm64.deb libdhcp_2.0_arm64.deb libfoo_1.1_arm64.deb " \
   "the gateway's .debs (closure without recommends, libfoo from -updates, libdhcp from -security)"
 assert_eq "$(card_debs out/node-2.img)" "conntrack_1.0_arm64.deb libfoo_1.1_arm64.deb " "the worker's .debs"
-declare -A pool=([conntrack_1.0_arm64.deb]=release [isc-dhcp-server_4.4_arm64.deb]=release
+declare -A pool=([chrony_4.6_arm64.deb]=release [conntrack_1.0_arm64.deb]=release [isc-dhcp-server_4.4_arm64.deb]=release
   [libdhcp_2.0_arm64.deb]=security [libfoo_1.1_arm64.deb]=updates)
 for img in out/node-1.img out/node-2.img; do
   check_image "$img"
@@ -69,7 +69,7 @@ python3 - "$lock" "$archive" <<'PY' || fail "the lock file does not pin the pack
 import hashlib, os, sys, yaml
 lock = yaml.safe_load(open(sys.argv[1]))
 pk = lock["packages"]
-want = {"conntrack": ("1.0", "release"), "libfoo": ("1:1.1", "updates"),
+want = {"conntrack": ("1.0", "release"), "libfoo": ("1:1.1", "updates"), "chrony": ("4.6", "release"),
         "isc-dhcp-server": ("4.4", "release"), "libdhcp": ("2.0", "security")}
 assert set(pk) == set(want), pk
 for name, (version, pocket) in want.items():
@@ -82,7 +82,7 @@ for name, (version, pocket) in want.items():
 sets = lock["package_sets"]
 assert sorted(sets["gateway"]["debs"]) == sorted(want), sets
 assert sorted(sets["node"]["debs"]) == ["conntrack", "libfoo"], sets
-assert sets["gateway"]["requested"] == "conntrack iptables isc-dhcp-server socat", sets
+assert sets["gateway"]["requested"] == "chrony conntrack iptables isc-dhcp-server socat", sets
 PY
 
 # Server stopped, --offline: node-2 regenerated from the cache and the lock, identical.
@@ -144,4 +144,30 @@ chmod 0777 nokey && chmod 0644 nokey/cluster.yaml
 if pibake build -c nokey/cluster.yaml --base-image base.img --out nokey/out; then fail "a missing keyring was accepted"; fi
 assert_contains "$SCRATCH/err.log" "packages.keyring[0] nokey/missing.asc: No such file or directory"
 [ ! -e nokey/pibake-state ] || fail "a missing keyring left a state dir"
-note "packages: closure, card, lock, offline, bad InRelease / Packages / .deb / key all checked"
+
+# `network.dhcp_server: auto` goes by the archive: one without isc-dhcp-server (as a release that
+# dropped it) gives the gateway Kea, though the base says Ubuntu 26.04 (whose archive has it); the
+# lock keeps the choice, so an --offline rebuild makes the same gateway.
+PIBAKE_APT_ARCHIVE_DHCP=kea bash "$PIBAKE_SOURCE_DIR/tests/fixtures/make-apt-archive.sh" "$SCRATCH/upstream/kea-ports" resolute >/dev/null ||
+  fail "make-apt-archive.sh (kea) failed"
+chmod -R a+rX "$SCRATCH/upstream/kea-ports"
+mkdir -p kea && chmod 0777 kea
+{ sed -e "s|http://127.0.0.1:[0-9]*|$SERVER_URL|" -e '/^packages:/,$d' cluster.yaml | sed "s|$SERVER_URL/ports\"|$SERVER_URL/kea-ports\"|"
+  printf 'packages:\n  keyring: [test-key.asc]\n'; } > kea/cluster.yaml
+cp "$SCRATCH/upstream/kea-ports/test-key.asc" kea/ && chmod 0644 kea/cluster.yaml kea/test-key.asc
+(cd kea && pibake_ok build --base-image ../base.img --out out)
+assert_contains out.log "the archive does not have isc-dhcp-server: the gateway runs kea-dhcp4-server"
+assert_eq "$(card_debs kea/out/node-1.img)" \
+  "chrony_4.6_arm64.deb conntrack_1.0_arm64.deb kea-dhcp4-server_2.6_arm64.deb libdhcp_2.0_arm64.deb libfoo_1.1_arm64.deb " \
+  "the gateway's .debs with an archive that has Kea only"
+assert_contains <(root_cat kea/out/node-1.img /usr/local/sbin/pibake-firstboot) 'PACKAGES="chrony conntrack iptables kea-dhcp4-server socat"'
+root_cat kea/out/node-1.img /etc/kea/kea-dhcp4.conf | python3 -c 'import json, sys; c = json.load(sys.stdin)["Dhcp4"]; assert c["subnet4"][0]["subnet"] == "10.0.0.0/24", c' ||
+  fail "the Kea gateway has no valid /etc/kea/kea-dhcp4.conf"
+if debugfs -R "stat /etc/dhcp/dhcpd.conf" "kea/out/node-1.img?offset=$(part_offset kea/out/node-1.img 2)" 2>&1 | grep -q "Inode:"; then
+  fail "the Kea gateway also carries dhcpd.conf"
+fi
+stop_server
+kea_first=$(sha256sum kea/out/node-1.img | cut -d' ' -f1)
+(cd kea && pibake_ok build --base-image ../base.img --out again --node node-1 --offline)
+assert_eq "$(sha256sum kea/again/node-1.img | cut -d' ' -f1)" "$kea_first" "the Kea gateway rebuilt offline from the lock"
+note "packages: closure, card, lock, offline, bad InRelease / Packages / .deb / key, DHCP server by the archive all checked"
