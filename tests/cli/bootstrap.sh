@@ -26,11 +26,12 @@ grep -q '^for w in node-2 node-3; do' label || fail "pibake-label-workers does n
 # node-1's /etc/kubernetes as the image has it: the PKI, pibake's copy, kubeadm-init.yaml, cni.yaml.
 mkdir -p pristine/etc pristine/var/lib/pibake
 debugfs -R "rdump /etc/kubernetes $SCRATCH/pristine/etc" "out/node-1.img?offset=$(part_offset out/node-1.img 2)" >/dev/null 2>&1
+debugfs -R "rdump /etc/containerd $SCRATCH/pristine/etc" "out/node-1.img?offset=$(part_offset out/node-1.img 2)" >/dev/null 2>&1
 # ... and the container image archives the card carries (docs/images.md).
 debugfs -R "rdump /var/lib/pibake/images $SCRATCH/pristine/var/lib/pibake" "out/node-1.img?offset=$(part_offset out/node-1.img 2)" >/dev/null 2>&1
 assert_eq "$(ls pristine/var/lib/pibake/images | wc -l)" 9 "image archives on node-1"
-[ -s pristine/etc/kubernetes/pibake/pki/ca.key ] && [ -s pristine/etc/kubernetes/pibake/kubeadm-init.yaml ] ||
-  fail "node-1.img has no /etc/kubernetes/pibake/{pki/ca.key,kubeadm-init.yaml}"
+[ -s pristine/etc/kubernetes/pibake/pki/ca.key ] && [ -s pristine/etc/kubernetes/pibake/kubeadm-init.yaml ] && [ -s pristine/etc/containerd/config.toml ] ||
+  fail "node-1.img has no /etc/kubernetes/pibake/{pki/ca.key,kubeadm-init.yaml} or /etc/containerd/config.toml"
 
 # Stubs: each records "name args" in calls.log. FAIL_<name>=N makes its first N calls fail,
 # FAIL_<name>_<first argument>=N the first N calls with that first argument (`-` is `_`).
@@ -53,7 +54,7 @@ for key in $tool $tool-\${1:-}; do
 done
 case "$tool" in
   # A bootstrap that retries for ever would hang the test: its 100th backoff ends its session.
-  sleep) [ "\$n" -lt 100 ] || { echo "sleep stub: 100 retries, giving up" >&2; pkill -KILL -s "\$(cut -d' ' -f6 /proc/\$\$/stat)"; } ;;
+  sleep) [ "\$n" -lt "\${PIBAKE_SLEEP_LIMIT:-100}" ] || { echo "sleep stub: \$n retries, giving up" >&2; pkill -KILL -s "\$(cut -d' ' -f6 /proc/\$\$/stat)"; } ;;
   apt-get) [ "\$1" = install ] || exit 0
     for a; do
       case \$a in
@@ -63,6 +64,16 @@ case "$tool" in
           dpkg-deb -f "\$a" Package >> "$SCRATCH/installed" || { echo "apt-get stub: \$a is not a .deb" >&2; exit 1; } ;;
       esac
     done ;;
+  # ctr keeps what it imported (the names in each OCI archive's index.json, read with tar and
+  # python3) and lists them: the kubeadm stand-in's preflight asks it for the control plane's images.
+  ctr) case " \$* " in
+      *" images import "*) for a; do f=\$a; done
+        tar -xOf "\$f" index.json | python3 -c 'import json, sys
+for m in json.load(sys.stdin)["manifests"]:
+    a = m.get("annotations", {})
+    print(a.get("io.containerd.image.name") or a["org.opencontainers.image.ref.name"])' >> "$SCRATCH/ctr-images" || exit 1 ;;
+      *" images ls "*) cat "$SCRATCH/ctr-images" 2>/dev/null ;;
+    esac ;;
   dpkg-query) for a; do pkg=\$a; done
     for p in \${INSTALLED:-} \$(cat "$SCRATCH/installed" 2>/dev/null); do [ "\$p" = "\$pkg" ] && { echo "install ok installed"; exit 0; }; done; exit 1 ;;
 esac
@@ -75,7 +86,13 @@ install -m 0755 "$PIBAKE_SOURCE_DIR/tests/e2e/k8s-stand-in.sh" "$bin/kubectl"
 shellcheck -s sh "$PIBAKE_SOURCE_DIR/tests/e2e/k8s-stand-in.sh" || fail "shellcheck finds problems in k8s-stand-in.sh"
 
 # fresh: a new scratch root (node-1's /etc/kubernetes from the image) and no recorded calls.
-fresh() { rm -rf root stand-in calls.log count-* installed && mkdir -p root stand-in && cp -a pristine/. root/; }
+fresh() { rm -rf root stand-in calls.log count-* installed ctr-images && mkdir -p root stand-in && cp -a pristine/. root/; }
+# images_imported: containerd (the ctr stub) holds the card's images, as after the images step.
+images_imported() {
+  local f
+  for f in pristine/var/lib/pibake/images/*.tar; do "$bin/ctr" --namespace k8s.io images import "$f" >/dev/null; done
+  rm -f calls.log count-*
+}
 # run SCRIPT [VAR=value...]: the bootstrap in its own session (a stand-in "cut" kills the session)
 # with the stubs first on PATH, the scratch root, no fault unless given. Returns its status. The
 # stubbed sleep returns at once, so backoff and the API wait cost nothing; PIBAKE_INIT_TIMEOUT is
@@ -138,6 +155,8 @@ assert_contains calls.log "ctr --namespace k8s.io images import $SCRATCH/root/va
 assert_contains run.log "pibake-firstboot: imported registry.k8s.io_kube-apiserver_v1.37.1"
 [ ! -e root/var/lib/pibake/images ] || fail "the image archives were left on the node after the import"
 assert_eq "$(grep -c '^sleep [0-9]' calls.log)" 3 "backoff sleeps (DHCP, kubeadm, kubectl: one retry each)"
+# kubeadm's preflight found every control-plane image in containerd, so it pulled none.
+assert_contains stand-in/calls.log "kubeadm: preflight: 7 control-plane images already in containerd, none pulled"
 pki_restored "after a failed init"
 cluster_complete "after a failed init"
 # The CNI manifest as applied: every document in the stand-in cluster.
@@ -178,6 +197,7 @@ for p in $phases; do
     fresh
     # Packages and DHCP are tested above: start at kubeadm init.
     mkdir -p root/var/lib/pibake && printf 'packages\nimages\ndhcp-server\n' > root/var/lib/pibake/steps
+    images_imported
     if [ $mode = cut ]; then
       if run firstboot-1 PIBAKE_STAND_IN_FAULTS="init:$p:cut"; then fail "$what: the cut run finished"; fi
       ! grep -qx kubeadm-init root/var/lib/pibake/steps 2>/dev/null || fail "$what: kubeadm-init recorded as done"
@@ -197,6 +217,14 @@ for p in $phases; do
     cluster_complete "$what"
   done
 done
+
+# A card that lacks one (etcd's archive gone): kubeadm's preflight would pull it, and offline that
+# fails; the stand-in refuses naming it, and the bootstrap never records kubeadm-init as done.
+fresh
+rm root/var/lib/pibake/images/registry.k8s.io_etcd_*.tar
+if run firstboot-1 PIBAKE_SLEEP_LIMIT=3 >/dev/null 2>&1; then fail "the bootstrap finished with etcd's image missing"; fi
+assert_contains stand-in/calls.log "[ERROR ImagePull]: failed to pull image registry.k8s.io/etcd:3.6.6-0"
+if grep -qx kubeadm-init root/var/lib/pibake/steps; then fail "kubeadm-init recorded as done without etcd's image"; fi
 
 # A power cut after init, while kubectl apply runs; after the reboot init is not repeated.
 fresh

@@ -11,8 +11,10 @@
 #                             show-join-command), each leaving the files or cluster objects the real
 #                             phase leaves. Preflight refuses, as kubeadm does, existing manifests or
 #                             a non-empty /var/lib/etcd; it also refuses a config that does not parse
-#                             as YAML or lacks kubeadm's documents, and missing pibake CA material
-#                             (kubeadm would silently make a new CA that pibake's workers distrust).
+#                             as YAML or lacks kubeadm's documents, missing pibake CA material
+#                             (kubeadm would silently make a new CA that pibake's workers distrust),
+#                             and a control-plane image containerd lacks (kubeadm would pull it:
+#                             offline an ImagePull error).
 #   kubeadm reset -f          removes what kubeadm reset removes: /etc/kubernetes/manifests/*, the
 #                             kubeconfigs, the certificatesDir content, /var/lib/etcd, /var/lib/kubelet
 #   kubectl get|apply|label   against the stand-in cluster: objects are files under
@@ -119,6 +121,24 @@ write() {  # write MODE FILE: a stand-in file as the phase writes it
   chmod "$1" "$2"
 }
 
+# control_plane_images CONFIG: the images `kubeadm config images list --config CONFIG` names, one
+# per line: kube-apiserver, kube-controller-manager, kube-scheduler and kube-proxy at
+# kubernetesVersion, etcd and coredns/coredns at the ClusterConfiguration's imageTag (pibake pins
+# both), under imageRepository; and pause, kubeadm's constant for the version, taken here from the
+# sandbox image containerd's config names (pibake writes kubeadm's there).
+control_plane_images() {
+  python3 - "$1" "$ROOT/etc/containerd/config.toml" <<'PY'
+import re, sys, yaml
+cc = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if isinstance(d, dict) and d.get("kind") == "ClusterConfiguration")
+repo, version = cc["imageRepository"], cc["kubernetesVersion"]
+for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"):
+    print(f"{repo}/{c}:{version}")
+print(f"{repo}/etcd:{cc['etcd']['local']['imageTag']}")
+print(f"{repo}/coredns/coredns:{cc['dns']['imageTag']}")
+print(re.search(r"^\s*(?:sandbox_image|sandbox)\s*=\s*[\"']([^\"']+)", open(sys.argv[2]).read(), re.M).group(1))
+PY
+}
+
 kubeadm_init() {
   config=""
   while [ $# -gt 0 ]; do
@@ -150,6 +170,17 @@ kubeadm_init() {
   for f in ca.crt ca.key sa.key sa.pub front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key; do
     [ -s "$K8S/pki/$f" ] || die "kubeadm stand-in: $K8S/pki/$f is missing (kubeadm would make a new one)"
   done
+  # kubeadm's preflight pulls each control-plane image the container runtime lacks (phases/init/
+  # preflight.go, images.GetControlPlaneImages: `kubeadm config images list`). Offline the pull
+  # fails with an ImagePull error, so the stand-in asks containerd (ctr, namespace k8s.io) and
+  # refuses naming the first image it lacks; it never pulls.
+  images=$(control_plane_images "$config") || die "kubeadm stand-in: cannot list the control plane's images from $config"
+  present=$(ctr --namespace k8s.io images ls -q 2>/dev/null)
+  for image in $images; do
+    echo "$present" | grep -qxF "$image" ||
+      die "[ERROR ImagePull]: failed to pull image $image: no network (stand-in: not in containerd's k8s.io namespace)"
+  done
+  note "preflight: $(echo "$images" | wc -w) control-plane images already in containerd, none pulled"
   phase certs
   for c in apiserver apiserver-kubelet-client front-proxy-client apiserver-etcd-client etcd/server etcd/peer \
     etcd/healthcheck-client; do
