@@ -39,7 +39,7 @@ assert_eq "$(ls pristine/var/lib/pibake/images | wc -l)" 9 "image archives on no
 # installed from .deb files. apt-get install of .deb files, as first boot installs from the card,
 # checks what real apt would need and what pibake promises: every file lies in the card's
 # /var/cache/pibake/debs and is a .deb (its Package field read with the real dpkg-deb), and
-# --no-download is given (nothing may reach the network).
+# no source is configured (SourceList /dev/null, no parts dir: nothing may reach the network).
 bin=$SCRATCH/bin; mkdir -p "$bin"
 for tool in systemctl apt-get dpkg-query dpkg sleep ctr; do
   cat > "$bin/$tool" <<STUB
@@ -60,7 +60,7 @@ case "$tool" in
       case \$a in
         *.deb)
           case \$a in "$SCRATCH/root/var/cache/pibake/debs/"*) ;; *) echo "apt-get stub: \$a is not on the card" >&2; exit 1 ;; esac
-          case " \$* " in *" --no-download "*) ;; *) echo "apt-get stub: local .debs without --no-download" >&2; exit 1 ;; esac
+          case " \$* " in *" -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=/nonexistent "*) ;; *) echo "apt-get stub: local .debs with apt's sources configured" >&2; exit 1 ;; esac
           dpkg-deb -f "\$a" Package >> "$SCRATCH/installed" || { echo "apt-get stub: \$a is not a .deb" >&2; exit 1; } ;;
       esac
     done ;;
@@ -294,7 +294,7 @@ assert_contains run.log "not before the cluster's certificates"
 rm -f "$bin/date"
 
 # The card holds the .debs (as pibake puts them there): installed from it in one apt-get call with
-# --no-download, and no `apt-get update`: nothing reaches the network.
+# no sources configured, and no `apt-get update`: nothing reaches the network.
 mkdir -p debs
 for p in chrony conntrack iptables isc-dhcp-server socat libfoo; do
   mkdir -p "debs/$p/DEBIAN"
@@ -305,7 +305,7 @@ fresh
 mkdir -p root/var/cache/pibake/debs && cp debs/*.deb root/var/cache/pibake/debs/
 run firstboot-1 || { cat run.log >&2; fail "bootstrap with the packages on the card failed"; }
 assert_eq "$(calls 'apt-get|dpkg')" "dpkg --configure apt-get install " "apt calls with every package on the card"
-assert_contains calls.log "apt-get install -y -q --no-install-recommends --no-download -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $SCRATCH/root/var/cache/pibake/debs/chrony_1.0_arm64.deb"
+assert_contains calls.log "apt-get install -y -q --no-install-recommends -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=/nonexistent -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $SCRATCH/root/var/cache/pibake/debs/chrony_1.0_arm64.deb"
 assert_eq "$(sort installed | tr '\n' ' ')" "chrony conntrack iptables isc-dhcp-server libfoo socat " "installed from the card"
 assert_contains run.log "from the card (6 .debs in $SCRATCH/root/var/cache/pibake/debs, no network)"
 # A card that lacks one (socat): the rest from the card, socat from the network, and the log says so.
