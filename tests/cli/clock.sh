@@ -81,10 +81,11 @@ for k in 2 3; do
   img=out/node-$k.img
   root_cat "$img" /etc/chrony/sources.d/pibake.sources > sources.conf
   chronyd -p -f sources.conf > parsed.conf 2> chronyd.err || { cat chronyd.err >&2; fail "chronyd -p rejects node-$k's sources"; }
-  assert_eq "$(grep -v '^#' parsed.conf)" "server 10.0.0.1 iburst" "node-$k: chrony source"
+  assert_eq "$(grep -v '^#' parsed.conf)" "server 10.0.0.1 iburst maxpoll 7" "node-$k: chrony source"
   root_cat "$img" /etc/systemd/timesyncd.conf.d/pibake.conf > timesyncd.conf
-  python3 -c 'import configparser, sys; c = configparser.ConfigParser(); c.read(sys.argv[1]); assert c["Time"]["NTP"] == "10.0.0.1", dict(c["Time"])' \
-    timesyncd.conf || fail "node-$k: timesyncd.conf.d does not name the gateway"
+  python3 -c 'import configparser, sys; c = configparser.ConfigParser(); c.read(sys.argv[1]); t = c["Time"]
+assert t["NTP"] == "10.0.0.1" and t["PollIntervalMaxSec"] == "128", dict(t)' \
+    timesyncd.conf || fail "node-$k: timesyncd.conf.d does not name the gateway with a 128 s maximum poll interval"
   if debugfs -R "stat /etc/chrony/conf.d/pibake-gateway.conf" "$img?offset=$(part_offset "$img" 2)" 2>&1 | grep -q "Inode:"; then
     fail "node-$k serves time like the gateway"
   fi

@@ -145,16 +145,29 @@ excerpt() {
     fi
   } 2>&1 | tee -a "$report" >&2
 }
-# check NODE WHAT COMMAND: COMMAND runs on NODE over SSH; exit 0 passes.
+# check NODE WHAT COMMAND: COMMAND runs on NODE over SSH; exit 0 passes. Sets checked to pass or
+# fail.
 check() {
   local node=$1 what=$2
   if on "$node" "$3" >/dev/null 2>&1; then
+    checked=pass
     echo "PASS $node: $what" | tee -a "$report"
   else
+    checked=fail
     problems=$((problems + 1))
     echo "FAIL $node: $what" | tee -a "$report" >&2
     excerpt "$node"
   fi
+}
+# diagnose WHAT NODE COMMAND [NODE COMMAND]...: after a failed check, what each NODE's COMMAND
+# prints about WHAT, into the report.
+diagnose() {
+  local what=$1
+  shift
+  while [ $# -ge 2 ]; do
+    { echo "--- $2 (on $1), about the $what ---"; on "$1" "$2" 2>&1 || true; } | tee -a "$report" >&2
+    shift 2
+  done
 }
 # holds COMMAND...: prints 0 when COMMAND (run on this side) succeeds, else 1; for verdict.
 holds() { if "$@" >/dev/null 2>&1; then echo 0; else echo 1; fi; }
@@ -547,6 +560,10 @@ for k in 2 3; do
   check "$n" "synchronized its clock from the gateway's NTP server (10.0.0.1)" \
     "for i in \$(seq 30); do [ \"\$(timedatectl show-timesync -p ServerAddress --value)\" = 10.0.0.1 ] &&
        [ \"\$(timedatectl show -p NTPSynchronized --value)\" = yes ] && exit 0; sleep 10; done; exit 1"
+  [ "$checked" = pass ] || diagnose "time service" "$n" "timedatectl timesync-status; timedatectl show; cat /etc/systemd/timesyncd.conf.d/*;
+      sudo journalctl -b --no-pager -o short-monotonic -u systemd-timesyncd | tail -n 30" \
+      node-1 "sudo chronyc -n tracking; sudo chronyc -n sources; sudo chronyc -n clients; cat /etc/chrony/conf.d/*;
+      sudo ss -lunp; sudo iptables -S; sudo journalctl -b --no-pager -o short-monotonic -u chrony | tail -n 30"
   if [ "$uplink_mode" = wired ]; then
     check "$n" "reaches the test's 127.0.0.1 server through node-1's NAT" \
       "[ \"\$(curl -fsS --max-time 30 'http://10.0.2.100/e2e/nat-check?from=$n')\" = $nat_token ]"
