@@ -417,7 +417,7 @@ TEST_CASE("every node gets the clock floor files dated at the floor and the gate
   CHECK(find_op(plan.nodes[0], Fs::kRoot, "/etc/chrony/conf.d/pibake-gateway.conf")
             ->content.find("allow 10.0.0.0/24\n") != std::string::npos);
   CHECK(find_op(plan.nodes[1], Fs::kRoot, "/etc/chrony/sources.d/pibake.sources")
-            ->content.find("server 10.0.0.1 iburst\n") != std::string::npos);
+            ->content.find("server 10.0.0.1 iburst maxpoll 7\n") != std::string::npos);
 }
 
 TEST_CASE("find_passwd_ids reads a user's uid and primary gid from passwd(5) text", "[plan]") {
