@@ -324,6 +324,21 @@ namespace {
 // loaded and validated), the node names (--node), the base image when it is a local file, the
 // output directory. Returns the nodes to build. The checks that read the state dir (its modes, the
 // cluster it records, its PKI) follow under its lock, still before any download.
+// Rebuilding the only control plane of a cluster built before (--node) makes a card whose first
+// boot runs `kubeadm init` again: a new, empty etcd (docs/cluster.md, "Several control planes").
+void warn_single_control_plane_rebuilt(const ClusterSpec& spec, const BuildOptions& opts,
+                                       const std::vector<std::string>& names, bool cluster_recorded) {
+  if (!cluster_recorded || opts.only_nodes.empty() || uses_api_vip(spec)) return;
+  const std::string& cp = control_plane_node(spec).name;
+  if (std::find(names.begin(), names.end(), cp) == names.end()) return;
+  print_stderr(fmt::format(
+      "warning: {} is the cluster's only control plane: its new card runs kubeadm init and starts a new, empty "
+      "cluster (etcd held every object), which the workers then join again. With three control planes "
+      "(nodes.control_planes: 3) a rebuilt one rejoins the cluster instead (docs/cluster.md, \"Several control "
+      "planes\").\n",
+      cp));
+}
+
 std::vector<std::string> preflight(const ClusterSpec& spec, const BuildOptions& opts) {
   std::vector<std::string> names = select_nodes(spec, opts.only_nodes);
   check_base_image_source(spec, opts.base_image);
@@ -396,7 +411,9 @@ void run_build(const BuildOptions& opts) {
   const StateDirLock state_lock(state);
   // pki: the spec must still describe the cluster the state dir's keys belong to; then the CAs
   // (checked, or made once) and each node's credentials. No download is needed for any of it.
+  const bool cluster_recorded = state.identity().has_value();
   state.check_identity(spec);
+  warn_single_control_plane_rebuilt(spec, opts, names, cluster_recorded);
   PlanInputs inputs;
   const pki::PkiState pki = gather_credentials(spec, state, names, inputs);
   OutDirLock out_lock(opts.out_dir);

@@ -43,7 +43,23 @@ pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
   if (pki.created) fmt::print("created the cluster's certificate authorities in {}\n", state.pki_dir());
   inputs.bootstrap_token = pki.bootstrap_token;
   inputs.ca_not_before = static_cast<int64_t>(pki::cert_not_before(pki.cluster_ca.cert_pem));
-  const NodeSpec& cp = control_plane_node(spec);
+  const std::string endpoint = api_endpoint_address(spec);
+  // A node's kubelet credentials (pki::worker_files), issued once and then reused from the state
+  // dir, so a rebuilt card keeps the node's identity.
+  auto kubelet_files = [&](const std::string& name) {
+    std::vector<pki::NodeFile> files;
+    if (std::optional<std::string> kept_conf = state.kubelet_kubeconfig(name)) {
+      files.push_back(
+          {std::string(pki::kNodePkiDir) + "/" + std::string(pki::kCaCert), pki.cluster_ca.cert_pem, pki::kPublicMode});
+      files.push_back({std::string(pki::kKubeletKubeconfig), *kept_conf, pki::kSecretMode});
+    } else {
+      files = pki::worker_files(pki, name, spec.cluster.name, endpoint, time(nullptr), pki::system_random());
+      for (const pki::NodeFile& f : files) {
+        if (f.path == pki::kKubeletKubeconfig) state.keep_kubelet_kubeconfig(name, f.content);
+      }
+    }
+    return files;
+  };
   for (const std::string& name : plan_nodes) {
     const NodeSpec* node = find_node(spec, name);
     if (node == nullptr) continue;
@@ -55,21 +71,16 @@ pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
         std::string rel = f.path.substr(std::string(pki::kNodePkiDir).size());
         ops.push_back(secret_op("/etc/kubernetes/pibake/pki" + rel, f.content, 0600));
       }
+      // A control plane that may join (several of them): kubeadm join's discovery file, holding
+      // the node's own kubelet client certificate (docs/cluster.md, "Several control planes").
+      if (uses_api_vip(spec)) {
+        for (const pki::NodeFile& f : kubelet_files(name)) {
+          if (f.path == pki::kKubeletKubeconfig) ops.push_back(secret_op(kDiscoveryKubeconfig, f.content, f.mode));
+        }
+      }
       continue;
     }
-    // A worker: its kubelet credentials, issued once and then reused from the state dir.
-    std::vector<pki::NodeFile> files;
-    if (std::optional<std::string> kept_conf = state.kubelet_kubeconfig(name)) {
-      files.push_back(
-          {std::string(pki::kNodePkiDir) + "/" + std::string(pki::kCaCert), pki.cluster_ca.cert_pem, pki::kPublicMode});
-      files.push_back({std::string(pki::kKubeletKubeconfig), *kept_conf, pki::kSecretMode});
-    } else {
-      files = pki::worker_files(pki, name, spec.cluster.name, cp.ip, time(nullptr), pki::system_random());
-      for (const pki::NodeFile& f : files) {
-        if (f.path == pki::kKubeletKubeconfig) state.keep_kubelet_kubeconfig(name, f.content);
-      }
-    }
-    for (const pki::NodeFile& f : files) ops.push_back(secret_op(f.path, f.content, f.mode));
+    for (const pki::NodeFile& f : kubelet_files(name)) ops.push_back(secret_op(f.path, f.content, f.mode));
   }
   // The clock floor (docs/cluster.md, "The clock without a network"): one time for every node,
   // at or after every certificate's notBefore, so that no node rejects another's certificate as
@@ -94,7 +105,7 @@ namespace {
 // A new kubernetes-admin kubeconfig (1-year certificate from the cluster CA), also kept in the
 // state dir so later builds hand out the same one.
 std::string issue_and_keep_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState& pki, const StateDir& state) {
-  std::string conf = pki::admin_kubeconfig(pki, spec.cluster.name, control_plane_node(spec).ip, spec.kubernetes.version,
+  std::string conf = pki::admin_kubeconfig(pki, spec.cluster.name, api_endpoint_address(spec), spec.kubernetes.version,
                                            time(nullptr), pki::system_random());
   state.keep_admin_kubeconfig(conf);
   return conf;
@@ -104,7 +115,7 @@ std::string issue_and_keep_admin_kubeconfig(const ClusterSpec& spec, const pki::
 
 std::string write_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState& pki, const StateDir& state,
                                    const std::string& out_dir) {
-  const NodeSpec& cp = control_plane_node(spec);
+  const std::string endpoint = api_endpoint_address(spec);
   // The admin certificate lives a year (kubeadm's leaf validity): issue a new one within 30 days
   // of its end, so out/admin.kubeconfig keeps working for a cluster that lives on.
   constexpr std::time_t kRenewBefore = 30 * 24 * 3600;
@@ -113,7 +124,7 @@ std::string write_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState&
     conf = issue_and_keep_admin_kubeconfig(spec, pki, state);
   }
   write_file_atomic(out_dir + "/admin.kubeconfig", *conf, 0600);
-  return fmt::format("kubeadm join {}:6443 --token \"$(cat {}/{})\" --discovery-token-ca-cert-hash {}", cp.ip,
+  return fmt::format("kubeadm join {}:6443 --token \"$(cat {}/{})\" --discovery-token-ca-cert-hash {}", endpoint,
                      state.pki_dir(), pki::kBootstrapTokenFile, pki::discovery_hash(pki.cluster_ca.cert_pem));
 }
 
@@ -132,7 +143,7 @@ AdminKubeconfig issue_admin_kubeconfig(const StateDir& state) {
   AdminKubeconfig out;
   out.text = issue_and_keep_admin_kubeconfig(*recorded, pki, state);
   out.not_after = pki::kubeconfig_client_cert_not_after(out.text);
-  out.server_ip = control_plane_node(*recorded).ip;
+  out.server_ip = api_endpoint_address(*recorded);
   return out;
 }
 

@@ -13,6 +13,10 @@
 
 namespace pibake {
 
+// Where a control plane of a cluster with a virtual IP finds kubeadm join's discovery kubeconfig
+// (JoinConfiguration discovery.file.kubeConfigPath): its own kubelet client credentials, 0600.
+inline constexpr const char* kDiscoveryKubeconfig = "/etc/kubernetes/pibake/discovery.conf";
+
 // Loads or creates the PKI and fills `inputs` with the bootstrap token and the credentials of
 // every node in `plan_nodes`. A worker's kubelet credentials are issued once and kept in the
 // state dir, so regenerating its image gives it the same identity. Returns the PKI, loaded once
@@ -33,7 +37,7 @@ std::string write_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState&
 struct AdminKubeconfig {
   std::string text;         // the kubeconfig (holds the private key: write it 0600)
   std::time_t not_after{};  // the certificate's end, Unix seconds
-  std::string server_ip;    // the API server it points at (node-1)
+  std::string server_ip;    // the API server it points at (api_endpoint_address)
 };
 AdminKubeconfig issue_admin_kubeconfig(const StateDir& state);
 

@@ -49,14 +49,33 @@ bool parse_u64(std::string_view s, uint64_t& out) {
 
 }  // namespace
 
-std::vector<std::string> firstboot_packages(const ClusterSpec& /*spec*/, bool gateway, DhcpServer dhcp) {
+std::vector<std::string> firstboot_packages(const ClusterSpec& /*spec*/, bool gateway, bool control_plane_vip,
+                                            DhcpServer dhcp) {
   std::vector<std::string> out = {"conntrack", "iptables", "socat"};
   if (gateway) {
     out.emplace_back(dhcp_server_facts(dhcp).package);
     out.emplace_back("chrony");
   }
+  if (control_plane_vip) {
+    out.emplace_back("keepalived");
+    out.emplace_back("curl");         // keepalived's health check (pibake-apiserver-check)
+    out.emplace_back("etcd-client");  // etcdctl: a rebuilt control plane removes its stale member
+  }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+namespace {
+
+bool holds_vip(const ClusterSpec& spec, const NodeSpec& node) {
+  return node.role == NodeRole::kControlPlane && uses_api_vip(spec);
+}
+
+}  // namespace
+
+std::string package_set_name(const ClusterSpec& spec, const NodeSpec& node) {
+  std::string name = node.name == gateway_name(spec) ? "gateway" : "node";
+  return holds_vip(spec, node) ? name + "-control-plane" : name;
 }
 
 std::string keyring_path(const ClusterSpec& spec, size_t i) {
@@ -67,8 +86,18 @@ std::string keyring_path(const ClusterSpec& spec, size_t i) {
 }
 
 std::vector<PackageSet> package_sets(const ClusterSpec& spec, DhcpServer dhcp) {
-  std::vector<PackageSet> out = {{"gateway", firstboot_packages(spec, true, dhcp)}};
-  if (spec.nodes.size() > 1) out.push_back({"node", firstboot_packages(spec, false, dhcp)});
+  std::vector<PackageSet> out;
+  auto add = [&](const NodeSpec& node) {
+    std::string name = package_set_name(spec, node);
+    for (const PackageSet& s : out)
+      if (s.name == name) return;
+    const bool gateway = node.name == gateway_name(spec);
+    out.push_back({name, firstboot_packages(spec, gateway, holds_vip(spec, node), dhcp)});
+  };
+  if (spec.nodes.empty()) return out;
+  const NodeSpec* gateway = find_node(spec, gateway_name(spec));
+  add(gateway ? *gateway : spec.nodes.front());
+  for (const NodeSpec& node : spec.nodes) add(node);
   return out;
 }
 

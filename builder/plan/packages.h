@@ -21,23 +21,30 @@ inline constexpr const char* kCardDebsDir = "/var/cache/pibake/debs";
 inline constexpr const char* kUbuntuArchiveKeyring = "keyrings/ubuntu-archive-keyring.gpg";
 
 // A set of nodes that install the same packages: "gateway" (the node serving DHCP) or "node"
-// (every other node). The lock file's key for the set.
+// (every other node), with "-control-plane" for the control planes of a spec that uses_api_vip()
+// (they hold the virtual IP and may join). The lock file's key for the set.
 struct PackageSet {
-  std::string name;                    // "gateway" or "node"
+  std::string name;                    // "gateway", "node", "gateway-control-plane", "node-control-plane"
   std::vector<std::string> requested;  // package names, sorted, as apt's command line takes them
 };
 
 // What first boot installs when the base image lacks it: kubelet and kube-proxy use conntrack,
 // kubectl port-forward uses socat, kube-proxy and the gateway's NAT iptables; the gateway serves
 // time with chrony (docs/cluster.md, "The clock without a network") and DHCP with `dhcp`
-// (choose_dhcp_server). Sorted names.
-std::vector<std::string> firstboot_packages(const ClusterSpec& spec, bool gateway, DhcpServer dhcp);
+// (choose_dhcp_server); with `control_plane_vip`, keepalived holds the virtual IP (its health check
+// uses curl) and etcdctl (etcd-client) removes a rebuilt control plane's stale etcd member
+// (docs/cluster.md, "Several control planes"). Sorted names.
+std::vector<std::string> firstboot_packages(const ClusterSpec& spec, bool gateway, bool control_plane_vip,
+                                            DhcpServer dhcp);
+
+// The name of the package set `node` falls into (PackageSet::name).
+std::string package_set_name(const ClusterSpec& spec, const NodeSpec& node);
 
 // packages.keyring[i] as a path: absolute as written, a relative one under the spec's folder.
 std::string keyring_path(const ClusterSpec& spec, size_t i);
 
-// The sets the spec's nodes fall into (the gateway's first, then the others' when there are
-// others), the gateway running the DHCP server `dhcp` (see firstboot_packages).
+// The sets the spec's nodes fall into (the gateway's first, then the others' in node order, each
+// once), the gateway running the DHCP server `dhcp` (see firstboot_packages).
 std::vector<PackageSet> package_sets(const ClusterSpec& spec, DhcpServer dhcp);
 
 // The names of the packages dpkg(1)'s status file `status` (deb822 paragraphs, dpkg-query's

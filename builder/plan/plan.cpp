@@ -172,17 +172,27 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["service_cidr"] = spec.kubernetes.service_cidr;
   // kubeadm gives cluster DNS the service range's 10th address (GetDNSIP).
   v["cluster_dns"] = Cidr::parse(spec.kubernetes.service_cidr).value_or(Cidr{}).at(10).str();
-  const NodeSpec& api = control_plane_node(spec);
-  v["api_server"] = "https://" + api.ip + ":6443";
-  std::vector<std::string> sans = {api.ip, api.name, api.name + "." + spec.cluster.domain};
+  const std::string endpoint = api_endpoint_address(spec);
+  v["api_endpoint"] = endpoint;
+  v["api_server"] = "https://" + endpoint + ":6443";
+  // The API server certificate's names: the virtual IP, then every control plane's address, name
+  // and FQDN (kubeadm keeps certSANs in the cluster's ClusterConfiguration, which a joining
+  // control plane reads: one list for all), then the spec's extras.
+  std::vector<std::string> sans;
+  if (uses_api_vip(spec)) sans.push_back(endpoint);
+  for (const NodeSpec* cp : control_plane_nodes(spec)) {
+    for (const std::string& san : {cp->ip, cp->name, cp->name + "." + spec.cluster.domain}) sans.push_back(san);
+  }
   for (const std::string& san : spec.kubernetes.api_server_sans) sans.push_back(san);
   std::string san_lines;
   for (const std::string& san : sans) san_lines += "    - \"" + san + "\"\n";
   san_lines.pop_back();
   v["api_server_sans"] = san_lines;
   v["flannel_backend"] = spec.kubernetes.cni == "flannel-vxlan" ? "vxlan" : "host-gw";
-  // With a single node the control plane must take workloads too.
-  v["control_plane_taints"] = spec.nodes.size() == 1 ? "  taints: []" : "";
+  // With no worker the control planes must take workloads too.
+  const bool no_worker =
+      std::none_of(spec.nodes.begin(), spec.nodes.end(), [](const NodeSpec& n) { return n.role == NodeRole::kWorker; });
+  v["control_plane_taints"] = no_worker ? "  taints: []" : "";
   std::string workers;
   for (const NodeSpec& n : spec.nodes)
     if (n.role == NodeRole::kWorker) workers += (workers.empty() ? "" : " ") + n.name;
@@ -191,7 +201,23 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["is_gateway"] = gateway ? "yes" : "no";
   // What first boot installs when the base image lacks it (packages.h), from the card;
   // the gateway's chrony serves time (docs/cluster.md, "The clock without a network").
-  v["firstboot_packages"] = join_requested(firstboot_packages(spec, gateway, dhcp_server));
+  v["firstboot_packages"] = join_requested(
+      firstboot_packages(spec, gateway, node.role == NodeRole::kControlPlane && uses_api_vip(spec), dhcp_server));
+  v["vrrp_unicast_peers"] = "";
+  std::string peers;  // the other control planes' etcd client endpoints (kubeadm: <ip>:2379)
+  for (const NodeSpec* cp : control_plane_nodes(spec)) {
+    if (cp->name == node.name) continue;
+    peers += (peers.empty() ? "" : " ") + cp->ip + ":2379";
+    v["vrrp_unicast_peers"] += "        " + cp->ip + "\n";
+  }
+  if (!v["vrrp_unicast_peers"].empty()) v["vrrp_unicast_peers"].pop_back();
+  v["etcd_peers"] = peers;
+  // keepalived (docs/cluster.md, "Several control planes"): VRRP router id from the virtual IP's
+  // last octet (one id per VIP on the segment), a priority that orders the control planes.
+  const std::optional<Ipv4> vip = Ipv4::parse(endpoint);
+  v["vrrp_router_id"] = std::to_string(vip ? std::max<uint32_t>(vip->value & 0xff, 1) : 1);
+  v["vrrp_priority"] = std::to_string(std::max(150 - number, 1));
+  v["api_vip_cidr"] = endpoint + "/" + std::to_string(subnet.prefix);
   v["card_debs_dir"] = kCardDebsDir;
   return v;
 }
@@ -314,7 +340,7 @@ void add_images(NodePlan& plan, const ClusterSpec& spec, const std::vector<Image
 
 // The .debs of the node's package set, for first boot to install with no network (packages.h).
 void add_debs(NodePlan& plan, const PlanInputs& inputs) {
-  auto it = inputs.debs.find(plan.gateway ? "gateway" : "node");
+  auto it = inputs.debs.find(plan.package_set);
   if (it == inputs.debs.end()) return;
   for (const ResolvedDeb& d : it->second) {
     FileOp op;
@@ -402,11 +428,13 @@ void add_clock_floor(NodePlan& plan, const PlanInputs& inputs) {
   plan.ops.push_back(clock);
 }
 
-NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, const PlanInputs& inputs) {
+NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, const PlanInputs& inputs, bool may_init) {
   NodePlan plan;
   plan.node = node;
   plan.number = number;
   plan.gateway = node.name == gateway_node(spec).name;
+  plan.package_set = package_set_name(spec, node);
+  plan.control_plane_join = node.role == NodeRole::kControlPlane && !may_init;
   plan.image_file = node.name + ".img";
   const DhcpServer dhcp_server =
       inputs.dhcp_server.value_or(choose_dhcp_server(spec.network.dhcp_server, inputs.base_release));
@@ -416,12 +444,16 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   vars["bootstrap_token"] = inputs.bootstrap_token.empty() ? "<bootstrap token>" : inputs.bootstrap_token;
   vars["ca_not_before"] = std::to_string(inputs.ca_not_before);
   vars["clock_floor"] = std::to_string(inputs.clock_floor);
+  vars["control_plane_join"] = plan.control_plane_join ? "yes" : "no";
+  vars["uses_api_vip"] = uses_api_vip(spec) ? "yes" : "no";
 
   // Root filesystem: first a fresh identity, then the common overlay, the role's, the gateway's.
   add_fresh_identity(plan);
   add_clock_floor(plan, inputs);
   add_tree(plan, "overlays/all", vars);
   add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
+  // Several control planes: keepalived holds the virtual IP, and each can join the others.
+  if (node.role == NodeRole::kControlPlane && uses_api_vip(spec)) add_tree(plan, "overlays/control-plane-vip", vars);
   add_runtime(plan, spec, inputs.artifacts, vars);
   add_images(plan, spec, inputs.images);
   add_debs(plan, inputs);
@@ -579,11 +611,22 @@ std::vector<std::string> select_nodes(const ClusterSpec& spec, const std::vector
 
 BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only, const PlanInputs& inputs) {
   const std::vector<std::string> selected = select_nodes(spec, only);
+  auto is_selected = [&](const std::string& name) {
+    return std::find(selected.begin(), selected.end(), name) != selected.end();
+  };
+  // Who may run `kubeadm init` (docs/cluster.md, "Several control planes"): the first control
+  // plane, unless this build leaves another control plane out: then the cluster exists and the
+  // ones rebuilt join it (regenerating a card never makes a second, empty cluster). With a single
+  // control plane there is no one to join: it always inits.
+  bool all_control_planes = true;
+  for (const NodeSpec* cp : control_plane_nodes(spec)) all_control_planes = all_control_planes && is_selected(cp->name);
+  const std::string init_node =
+      !uses_api_vip(spec) || all_control_planes ? control_plane_node(spec).name : std::string();
   BuildPlan plan;
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
     const NodeSpec& node = spec.nodes[i];
-    if (std::find(selected.begin(), selected.end(), node.name) == selected.end()) continue;
-    plan.nodes.push_back(plan_node(spec, node, static_cast<int>(i) + 1, inputs));
+    if (!is_selected(node.name)) continue;
+    plan.nodes.push_back(plan_node(spec, node, static_cast<int>(i) + 1, inputs, node.name == init_node));
   }
   return plan;
 }

@@ -61,7 +61,11 @@ struct NodePlan {
   NodeSpec node;
   int number = 0;  // 1-based position in spec.nodes
   bool gateway = false;
-  std::string image_file;  // "node-1.img"
+  // A control plane whose first boot joins the cluster with `kubeadm join --control-plane` instead
+  // of running `kubeadm init` (make_plan decides; docs/cluster.md, "Several control planes").
+  bool control_plane_join = false;
+  std::string package_set;  // the PackageSet::name its .debs come from (package_set_name)
+  std::string image_file;   // "node-1.img"
   std::vector<FileOp> ops;
 
   // Bytes of the .debs this node carries for first boot (in kCardDebsDir).
@@ -83,7 +87,7 @@ struct PlanInputs {
   // Every image archive any node needs; each node gets those node_images() names for its role.
   // Empty before anything is fetched (--dry-run): then no image is planned.
   std::vector<ImageArchive> images;
-  // Per package set ("gateway", "node"; packages.h): the .debs its nodes carry in kCardDebsDir.
+  // Per package set (PackageSet::name, packages.h): the .debs its nodes carry in kCardDebsDir.
   std::map<std::string, std::vector<ResolvedDeb>> debs;
   std::string bootstrap_token;  // for the control plane's kubeadm config (secret)
   int64_t ca_not_before = 0;    // the cluster CA's notBefore (Unix time)

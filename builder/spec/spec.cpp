@@ -38,7 +38,7 @@ void apply_node_count(ClusterSpec& spec, int count) {
     if (subnet && static_cast<uint64_t>(k) <= subnet->host_count()) {
       node.ip = subnet->at(static_cast<uint32_t>(k)).str();
     }
-    node.role = k == 1 ? NodeRole::kControlPlane : NodeRole::kWorker;
+    node.role = k <= std::max(spec.control_plane_count, 1) ? NodeRole::kControlPlane : NodeRole::kWorker;
     spec.nodes.push_back(std::move(node));
   }
 }
@@ -65,6 +65,41 @@ const NodeSpec& control_plane_node(const ClusterSpec& spec) {
   for (const NodeSpec& n : spec.nodes)
     if (n.role == NodeRole::kControlPlane) return n;
   return spec.nodes.front();
+}
+
+std::vector<const NodeSpec*> control_plane_nodes(const ClusterSpec& spec) {
+  std::vector<const NodeSpec*> out;
+  for (const NodeSpec& n : spec.nodes)
+    if (n.role == NodeRole::kControlPlane) out.push_back(&n);
+  return out;
+}
+
+bool uses_api_vip(const ClusterSpec& spec) {
+  return !spec.kubernetes.api_vip.empty() || control_plane_nodes(spec).size() > 1;
+}
+
+std::string api_vip_address(const ClusterSpec& spec) {
+  if (!uses_api_vip(spec)) return "";
+  if (!spec.kubernetes.api_vip.empty()) return spec.kubernetes.api_vip;
+  std::optional<Cidr> subnet = Cidr::parse(spec.network.subnet);
+  if (!subnet || subnet->host_count() == 0) return "";
+  std::optional<Ipv4Range> pool = Ipv4Range::parse(spec.network.dhcp_range);
+  // From the top down: node-k sits at .k and the DHCP pool usually in the middle, so the highest
+  // free address is the one least likely to be wanted by a node added later.
+  for (uint64_t k = subnet->host_count(); k >= 1; --k) {
+    Ipv4 ip = subnet->at(static_cast<uint32_t>(k));
+    if (pool && pool->contains(ip)) continue;
+    bool taken = std::any_of(spec.nodes.begin(), spec.nodes.end(), [&](const NodeSpec& n) {
+      std::optional<Ipv4> a = Ipv4::parse(n.ip);
+      return a && *a == ip;
+    });
+    if (!taken) return ip.str();
+  }
+  return "";
+}
+
+std::string api_endpoint_address(const ClusterSpec& spec) {
+  return uses_api_vip(spec) ? api_vip_address(spec) : control_plane_node(spec).ip;
 }
 
 SourceLoc diagnostic_location(const ClusterSpec& spec, const Diagnostic& d) {

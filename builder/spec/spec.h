@@ -26,6 +26,9 @@ inline constexpr std::string_view kDefaultPackagesArchive = "https://ports.ubunt
 
 // Upper bound of nodes.count / --nodes: keeps a typo ("4000") from generating thousands of images.
 inline constexpr int kMaxNodes = 1000;
+// Upper bound of control-plane nodes: each is a member of stacked etcd, and etcd advises at most 7
+// members (etcd FAQ, "What is maximum cluster size?"); the count must be odd (a majority survives).
+inline constexpr int kMaxControlPlanes = 7;
 
 // Values of kubernetes.cni pibake knows how to install: Flannel with the host-gw backend (routes
 // between nodes on one L2 segment, no encapsulation) or the vxlan backend.
@@ -132,6 +135,10 @@ struct KubernetesSpec {
   // Build a Kubernetes minor newer than pibake's compatibility table (spec/compat.h) knows, with
   // the newest known minor's settings, instead of refusing it.
   bool allow_unknown_version = false;
+  // The API server's virtual IP (docs/cluster.md, "Several control planes"): an IPv4 address in
+  // network.subnet that keepalived moves between the control planes. Empty = none with one control
+  // plane (the endpoint is its address), and with several the address api_vip_address() picks.
+  std::string api_vip;
 
   friend bool operator==(const KubernetesSpec&, const KubernetesSpec&) = default;
 };
@@ -159,6 +166,8 @@ struct ClusterSpec {
   // explicit list. After load_spec()/apply_node_count(), `nodes` always holds the full list, and
   // node_count its size.
   int node_count = 4;
+  // nodes.control_planes: node-1..node-K of a `{count: N}` list are control planes (1 by default).
+  int control_plane_count = 1;
   bool nodes_listed = false;  // true when cluster.yaml gave an explicit list
   std::vector<NodeSpec> nodes;
 
@@ -182,10 +191,10 @@ struct ClusterSpec {
 ClusterSpec default_spec();
 
 // Replaces the node list by `count` generated nodes (node-1..node-N at subnet .1...N,
-// node-1 control-plane). Used for `nodes: {count: N}` and for --nodes N. A node whose address
-// would not be a host address of network.subnet (or when the subnet does not parse) gets an empty
-// ip: validate() reports the subnet. A count outside 1..kMaxNodes leaves the list empty and
-// validate() reports nodes.count. Forgets the locations of a previous explicit list.
+// node-1..node-K control planes, K = spec.control_plane_count). Used for `nodes: {count: N}` and for --nodes N. A node
+// whose address would not be a host address of network.subnet (or when the subnet does not parse) gets an empty ip:
+// validate() reports the subnet. A count outside 1..kMaxNodes leaves the list empty and validate() reports nodes.count.
+// Forgets the locations of a previous explicit list.
 void apply_node_count(ClusterSpec& spec, int count);
 
 // True when both specs build the same cluster: every setting is equal, including the node list.
@@ -197,9 +206,21 @@ bool same_settings(const ClusterSpec& a, const ClusterSpec& b);
 const NodeSpec* find_node(const ClusterSpec& spec, std::string_view name);
 // network.gateway, or the first node's name when it is empty ("" when there are no nodes).
 std::string gateway_name(const ClusterSpec& spec);
-// The control-plane node (validate() ensures there is exactly one; the first node otherwise).
-// The spec must have at least one node.
+// The first control-plane node, the one whose first boot runs `kubeadm init` (validate() ensures
+// there is at least one; the first node otherwise). The spec must have at least one node.
 const NodeSpec& control_plane_node(const ClusterSpec& spec);
+// Every control-plane node, in spec order.
+std::vector<const NodeSpec*> control_plane_nodes(const ClusterSpec& spec);
+// True when the API server is reached through a virtual IP: several control planes, or
+// kubernetes.api_vip set.
+bool uses_api_vip(const ClusterSpec& spec);
+// The virtual IP (dotted IPv4): kubernetes.api_vip when set, else the highest host address of
+// network.subnet that is neither a node's address nor in network.dhcp_range. "" when the spec
+// uses none (uses_api_vip) or no address is free (validate() reports that).
+std::string api_vip_address(const ClusterSpec& spec);
+// The address every kubeconfig, kubeadm's controlPlaneEndpoint and the join configuration use:
+// the virtual IP when uses_api_vip(), else the control plane's own address.
+std::string api_endpoint_address(const ClusterSpec& spec);
 
 struct LoadResult {
   ClusterSpec spec;

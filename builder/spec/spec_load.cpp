@@ -265,17 +265,26 @@ class Loader {
       load_node_list(node);
       return;
     }
-    if (!check_map(node, "nodes", {"count"}, "{count: N} or a list of nodes")) return;
-    const YAML::Node count = node["count"];
-    if (!count || count.IsNull()) return;
-    count_loc_ = to_loc(count.Mark());
-    std::optional<int> n = count.IsScalar() ? parse_int(count.Scalar()) : std::nullopt;
-    if (!n) {
-      std::string shown = count.IsScalar() ? quote(count.Scalar()) : describe(count);
-      unreadable("nodes.count", shown + " is not a whole number", count_loc_);
-      return;
+    if (!check_map(node, "nodes", {"count", "control_planes"}, "{count: N} or a list of nodes")) return;
+    if (std::optional<int> n = read_int(node, "count", count_loc_)) count_ = *n;
+    SourceLoc control_planes_loc;
+    if (std::optional<int> k = read_int(node, "control_planes", control_planes_loc)) {
+      spec_.control_plane_count = *k;
+      spec_.locations["nodes.control_planes"] = control_planes_loc;
     }
-    count_ = *n;
+  }
+
+  // nodes.<key>, a whole number; nullopt (reported when present but not a number) otherwise.
+  std::optional<int> read_int(const YAML::Node& map, const std::string& key, SourceLoc& loc) {
+    const YAML::Node value = map[key];
+    if (!value || value.IsNull()) return std::nullopt;
+    loc = to_loc(value.Mark());
+    std::optional<int> n = value.IsScalar() ? parse_int(value.Scalar()) : std::nullopt;
+    if (!n) {
+      std::string shown = value.IsScalar() ? quote(value.Scalar()) : describe(value);
+      unreadable("nodes." + key, shown + " is not a whole number", loc);
+    }
+    return n;
   }
 
   // A decimal integer, optionally negative (so "-1" is reported as out of range, not as text).
@@ -341,7 +350,7 @@ class Loader {
 
   void load_kubernetes(const YAML::Node& node) {
     if (!check_map(node, "kubernetes",
-                   {"version", "pod_cidr", "service_cidr", "api_server_sans", "cni", "image_repository",
+                   {"version", "pod_cidr", "service_cidr", "api_server_sans", "api_vip", "cni", "image_repository",
                     "allow_unknown_version"})) {
       return;
     }
@@ -350,6 +359,7 @@ class Loader {
     read_string(node, "pod_cidr", "kubernetes", k.pod_cidr);
     read_string(node, "service_cidr", "kubernetes", k.service_cidr);
     read_string_list(node, "api_server_sans", "kubernetes", k.api_server_sans);
+    read_string(node, "api_vip", "kubernetes", k.api_vip);
     read_string(node, "cni", "kubernetes", k.cni);
     read_string(node, "image_repository", "kubernetes", k.image_repository);
     read_bool(node, "allow_unknown_version", "kubernetes", k.allow_unknown_version);

@@ -71,6 +71,7 @@ std::string to_yaml(const ClusterSpec& spec) {
   out << YAML::Key << "pod_cidr" << YAML::Value << k.pod_cidr;
   out << YAML::Key << "service_cidr" << YAML::Value << k.service_cidr;
   emit_strings(out, "api_server_sans", k.api_server_sans, true);
+  if (!k.api_vip.empty()) out << YAML::Key << "api_vip" << YAML::Value << k.api_vip;
   out << YAML::Key << "cni" << YAML::Value << k.cni;
   out << YAML::Key << "image_repository" << YAML::Value << k.image_repository;
   if (k.allow_unknown_version) out << YAML::Key << "allow_unknown_version" << YAML::Value << true;
@@ -127,8 +128,11 @@ base_image:
 # control plane and the gateway.
 nodes:
   count: {count}
+  # Control planes: node-1 ... node-K (1, 3, 5 or 7). With more than one, each runs a member of
+  # etcd, the API server is reached through kubernetes.api_vip, and any of them can be rebuilt.
+  # control_planes: 1
 # Or name them. ip defaults to the subnet's address number <position in the list>, role to
-# worker; the first node is the control plane when none says so (exactly one may be).
+# worker; the first node is the control plane when none says so (an odd number may be).
 # nodes:
 #   - {{name: node-1, ip: 10.0.0.1, role: control-plane}}
 #   - {{name: node-2, ip: 10.0.0.2}}
@@ -172,6 +176,10 @@ kubernetes:
   service_cidr: {service_cidr}
   # Extra DNS names and IP addresses in the API server certificate.
   api_server_sans: [{sans}]
+  # The API server's virtual IP, held by one control plane at a time (keepalived). Empty: none
+  # with one control plane; with several, the highest address of the subnet that is neither a
+  # node's nor in dhcp_range.
+  # api_vip: 10.0.0.254
   # The pod network: flannel-host-gw (routes on the one cluster network) or flannel-vxlan.
   cni: {cni}
   # Where the control plane images come from.

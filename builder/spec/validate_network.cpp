@@ -38,22 +38,36 @@ void check_node_names(const ClusterSpec& spec, Problems& out) {
   }
 }
 
+// An odd number of control planes, at most kMaxControlPlanes: stacked etcd keeps a majority with
+// (n-1)/2 members lost, and an even count adds a member without adding a failure it survives.
 void check_roles(const ClusterSpec& spec, Problems& out) {
-  const NodeSpec* first = nullptr;
-  for (size_t i = 0; i < spec.nodes.size(); ++i) {
-    const NodeSpec& node = spec.nodes[i];
-    if (node.role != NodeRole::kControlPlane) continue;
-    if (first == nullptr) {
-      first = &node;
-      continue;
+  if (!spec.nodes_listed) {
+    const int k = spec.control_plane_count;
+    if (k < 1 || k > kMaxControlPlanes || k % 2 == 0) {
+      out.push_back({"nodes.control_planes",
+                     fmt::format("{} is not a number of control planes pibake builds: use 1, 3, 5 or 7 (an odd "
+                                 "number, so that etcd keeps a majority when one fails)",
+                                 k)});
+      return;
     }
-    out.push_back({item_field("nodes", i) + ".role",
-                   fmt::format("{} is a second control-plane node ({} is the first): exactly one is "
-                               "supported, HA control planes are not supported yet",
-                               quote(node.name), quote(first->name))});
+    if (k > spec.node_count) {
+      out.push_back({"nodes.control_planes", fmt::format("{} control planes need at least {} nodes, and nodes.count "
+                                                         "is {}",
+                                                         k, k, spec.node_count)});
+      return;
+    }
   }
-  if (first == nullptr && !spec.nodes.empty()) {
-    out.push_back({"nodes", "no node has role control-plane: exactly one is needed"});
+  const std::vector<const NodeSpec*> planes = control_plane_nodes(spec);
+  if (planes.empty()) {
+    out.push_back({"nodes", "no node has role control-plane: at least one is needed"});
+    return;
+  }
+  if (planes.size() % 2 == 0 || planes.size() > static_cast<size_t>(kMaxControlPlanes)) {
+    std::string names;
+    for (const NodeSpec* n : planes) names += (names.empty() ? "" : ", ") + n->name;
+    out.push_back({"nodes", fmt::format("{} nodes have role control-plane ({}): use 1, 3, 5 or 7 (an odd number, so "
+                                        "that etcd keeps a majority when one fails)",
+                                        planes.size(), names)});
   }
 }
 
@@ -232,6 +246,48 @@ void check_dhcp_server(const ClusterSpec& spec, Problems& out) {
 
 }  // namespace
 
+// kubernetes.api_vip: a free host address of the subnet (no node's, not leased by the DHCP
+// server, not the gateway's); with several control planes and none given, one must be free.
+void check_api_vip(const ClusterSpec& spec, const std::optional<Cidr>& subnet, Problems& out) {
+  const char* field = "kubernetes.api_vip";
+  const std::string& text = spec.kubernetes.api_vip;
+  if (text.empty()) {
+    if (subnet && uses_api_vip(spec) && api_vip_address(spec).empty()) {
+      out.push_back({field,
+                     "no address of network.subnet is free for the API server's virtual IP (every one is a "
+                     "node's or in network.dhcp_range): set kubernetes.api_vip"});
+    }
+    return;
+  }
+  std::optional<Ipv4> ip = Ipv4::parse(text);
+  if (!ip) {
+    out.push_back({field, quote(text) + " is not an IPv4 address"});
+    return;
+  }
+  if (!subnet) return;
+  if (!subnet->contains(*ip)) {
+    out.push_back({field, quote(text) + " is outside network.subnet " + subnet->str() +
+                              ": the control planes hold it on the cluster network"});
+    return;
+  }
+  if (*ip == subnet->base || *ip == subnet->broadcast()) {
+    out.push_back({field, quote(text) + " is the network or broadcast address of " + subnet->str()});
+    return;
+  }
+  for (size_t i = 0; i < spec.nodes.size(); ++i) {
+    if (spec.nodes[i].ip == ip->str()) {
+      out.push_back({field, fmt::format("{} is the address of {} ({}): the virtual IP must be an address of its own",
+                                        quote(text), item_field("nodes", i), spec.nodes[i].name)});
+      return;
+    }
+  }
+  std::optional<Ipv4Range> pool = Ipv4Range::parse(spec.network.dhcp_range);
+  if (pool && pool->contains(*ip)) {
+    out.push_back({field, quote(text) + " is in network.dhcp_range " + pool->str() +
+                              ": the DHCP server could lease it to another device"});
+  }
+}
+
 void validate_nodes_and_network(const ClusterSpec& spec, Problems& out) {
   std::optional<Cidr> subnet = parse_cidr("network.subnet", spec.network.subnet, out);
   std::optional<Cidr> pods = parse_cidr("kubernetes.pod_cidr", spec.kubernetes.pod_cidr, out);
@@ -240,6 +296,7 @@ void validate_nodes_and_network(const ClusterSpec& spec, Problems& out) {
   check_ranges(spec, subnet, pods, services, out);
   validate_kubeadm_subnet_limits(pods, services, out);
   check_dhcp_range(spec, subnet, out);
+  check_api_vip(spec, subnet, out);
   check_dns(spec, subnet, out);
   check_dhcp_server(spec, out);
 }

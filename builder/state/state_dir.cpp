@@ -130,8 +130,14 @@ std::optional<ClusterSpec> StateDir::identity() const {
 void StateDir::check_identity(const ClusterSpec& spec) const {
   const std::string path = path_ + "/cluster.yaml";
   std::optional<ClusterSpec> recorded = identity();
+  // The virtual IP pibake picked is recorded as if written: a node added later at that address
+  // must not move the endpoint every kubeconfig and certificate names.
+  auto pinned = [](ClusterSpec s) {
+    if (uses_api_vip(s) && s.kubernetes.api_vip.empty()) s.kubernetes.api_vip = api_vip_address(s);
+    return s;
+  };
   if (!recorded) {
-    write_file_atomic(path, to_yaml(spec), kSecretFileMode);
+    write_file_atomic(path, to_yaml(pinned(spec)), kSecretFileMode);
     return;
   }
   const ClusterSpec& was = *recorded;
@@ -145,6 +151,8 @@ void StateDir::check_identity(const ClusterSpec& spec) const {
   compare("kubernetes.pod_cidr", was.kubernetes.pod_cidr, spec.kubernetes.pod_cidr);
   compare("kubernetes.service_cidr", was.kubernetes.service_cidr, spec.kubernetes.service_cidr);
   compare("the control plane", control_plane_node(was).name, control_plane_node(spec).name);
+  compare("the API server endpoint (kubernetes.api_vip, or the control plane's address)", api_endpoint_address(was),
+          api_endpoint_address(spec));
   for (const NodeSpec& old : was.nodes) {
     const NodeSpec* now = find_node(spec, old.name);
     if (now == nullptr) continue;  // a node left out of this spec is not rebuilt: no conflict
@@ -161,7 +169,7 @@ void StateDir::check_identity(const ClusterSpec& spec) const {
       if (find_node(merged, old.name) == nullptr && !ip_reused) merged.nodes.push_back(old);
     }
     merged.nodes_listed = true;
-    write_file_atomic(path, to_yaml(merged), kSecretFileMode);
+    write_file_atomic(path, to_yaml(pinned(merged)), kSecretFileMode);
     return;
   }
   std::string list;

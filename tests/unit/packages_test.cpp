@@ -54,6 +54,22 @@ TEST_CASE("the gateway's set adds the DHCP server, and a single node has no 'nod
   CHECK(package_sets(spec, DhcpServer::kKea).size() == 1);
 }
 
+TEST_CASE("control planes holding the virtual IP add keepalived, curl and etcd-client to their set", "[packages]") {
+  ClusterSpec spec = default_spec();
+  spec.control_plane_count = 3;
+  apply_node_count(spec, 4);
+  auto sets = package_sets(spec, DhcpServer::kIscDhcpServer);
+  REQUIRE(sets.size() == 3);
+  CHECK(sets[0].name == "gateway-control-plane");
+  CHECK(join_requested(sets[0].requested) ==
+        "chrony conntrack curl etcd-client iptables isc-dhcp-server keepalived socat");
+  CHECK(sets[1].name == "node-control-plane");
+  CHECK(join_requested(sets[1].requested) == "conntrack curl etcd-client iptables keepalived socat");
+  CHECK(sets[2].name == "node");
+  CHECK(package_set_name(spec, spec.nodes[3]) == "node");
+  CHECK(package_set_name(spec, spec.nodes[1]) == "node-control-plane");
+}
+
 TEST_CASE("the lock file keeps packages and package sets through a round trip", "[packages]") {
   LockFile lock;
   lock.packages.push_back({"libfoo", "1:1.1", "https://a/pool/libfoo_1.1_arm64.deb", std::string(64, 'b'), 640});

@@ -433,3 +433,89 @@ TEST_CASE("find_passwd_ids reads a user's uid and primary gid from passwd(5) tex
   CHECK_FALSE(find_passwd_ids(passwd, "short").has_value());
   CHECK_FALSE(find_passwd_ids("", "root").has_value());
 }
+
+TEST_CASE("three control planes: a virtual IP, keepalived, and who inits or joins", "[plan]") {
+  LoadResult r = load_spec_text("nodes: {count: 4, control_planes: 3}\n", "cluster.yaml");
+  REQUIRE(r.problems.empty());
+  const ClusterSpec& spec = r.spec;
+  BuildPlan all = make_plan(spec);
+  REQUIRE(all.nodes.size() == 4);
+  for (const NodePlan& n : all.nodes) {
+    const bool cp = n.number <= 3;
+    INFO(n.node.name);
+    CHECK((n.node.role == NodeRole::kControlPlane) == cp);
+    // Only the first control plane of a whole-cluster build may init; the others join.
+    CHECK(n.control_plane_join == (cp && n.number != 1));
+    CHECK(n.package_set == std::string(n.gateway ? "gateway" : "node") + (cp ? "-control-plane" : ""));
+    const FileOp* keepalived = find_op(n, Fs::kRoot, "/etc/keepalived/keepalived.conf");
+    const FileOp* join = find_op(n, Fs::kRoot, "/etc/kubernetes/pibake/kubeadm-join.yaml");
+    const FileOp* check = find_op(n, Fs::kRoot, "/usr/local/sbin/pibake-apiserver-check");
+    CHECK((keepalived != nullptr) == cp);
+    CHECK((join != nullptr) == cp);
+    CHECK((check != nullptr) == cp);
+    const FileOp* firstboot = find_op(n, Fs::kRoot, "/usr/local/sbin/pibake-firstboot");
+    REQUIRE(firstboot != nullptr);
+    CHECK(firstboot->content.find("ENDPOINT=10.0.0.254\n") != std::string::npos);
+    CHECK(firstboot->content.find(std::string("JOIN_ONLY=") + (n.control_plane_join ? "yes" : "no") + "\n") !=
+          std::string::npos);
+    if (!cp) continue;
+    CHECK(check->mode == 0755);
+    CHECK(join->mode == 0600);
+    // VRRP: the VIP on eth0, unicast to the two other control planes, a priority per node.
+    const std::string& k = keepalived->content;
+    CHECK(k.find("10.0.0.254/24 dev eth0") != std::string::npos);
+    CHECK(k.find("virtual_router_id 254\n") != std::string::npos);
+    CHECK(k.find("priority " + std::to_string(150 - n.number) + "\n") != std::string::npos);
+    CHECK(k.find("unicast_src_ip " + n.node.ip + "\n") != std::string::npos);
+    for (int other = 1; other <= 3; ++other) {
+      const bool listed = k.find("        10.0.0." + std::to_string(other) + "\n") != std::string::npos;
+      CHECK(listed == (other != n.number));
+    }
+    CHECK(firstboot->content.find("keepalived") != std::string::npos);
+    // kubeadm: the endpoint is the VIP, and the certificate names it and every control plane.
+    const FileOp* init = find_op(n, Fs::kRoot, "/etc/kubernetes/pibake/kubeadm-init.yaml");
+    REQUIRE(init != nullptr);
+    CHECK(init->content.find("controlPlaneEndpoint: \"10.0.0.254:6443\"") != std::string::npos);
+    for (const char* san : {"10.0.0.254", "10.0.0.1", "node-2", "node-3.cluster.home", "kubernetes.cluster.home"}) {
+      CHECK(init->content.find(std::string("    - \"") + san + "\"\n") != std::string::npos);
+    }
+    CHECK(join->content.find("advertiseAddress: " + n.node.ip + "\n") != std::string::npos);
+    CHECK(join->content.find("kubeConfigPath: /etc/kubernetes/pibake/discovery.conf\n") != std::string::npos);
+    // A worker exists: the control planes keep kubeadm's taint.
+    CHECK(join->content.find("taints: []") == std::string::npos);
+  }
+  // A rebuilt control plane, node-1 included, joins the cluster that exists.
+  for (const char* name : {"node-1", "node-2"}) {
+    BuildPlan one = make_plan(spec, {name});
+    REQUIRE(one.nodes.size() == 1);
+    CHECK(one.nodes[0].control_plane_join);
+  }
+  // A worker rebuilt, or the whole cluster, changes nothing about who inits.
+  CHECK_FALSE(make_plan(spec, {"node-1", "node-2", "node-3"}).nodes[0].control_plane_join);
+}
+
+TEST_CASE("one control plane keeps its own address as the endpoint and always inits", "[plan]") {
+  ClusterSpec spec = default_spec();
+  BuildPlan one = make_plan(spec, {"node-1"});
+  REQUIRE(one.nodes.size() == 1);
+  const NodePlan& n = one.nodes[0];
+  CHECK_FALSE(n.control_plane_join);
+  CHECK(n.package_set == "gateway");
+  CHECK(find_op(n, Fs::kRoot, "/etc/keepalived/keepalived.conf") == nullptr);
+  CHECK(find_op(n, Fs::kRoot, "/etc/kubernetes/pibake/kubeadm-join.yaml") == nullptr);
+  const FileOp* init = find_op(n, Fs::kRoot, "/etc/kubernetes/pibake/kubeadm-init.yaml");
+  REQUIRE(init != nullptr);
+  CHECK(init->content.find("controlPlaneEndpoint: \"10.0.0.1:6443\"") != std::string::npos);
+  CHECK(init->content.find("certSANs:\n    - \"10.0.0.1\"\n    - \"node-1\"\n    - \"node-1.cluster.home\"\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("three control planes and no worker all take workloads", "[plan]") {
+  LoadResult r = load_spec_text("nodes: {count: 3, control_planes: 3}\n", "cluster.yaml");
+  REQUIRE(r.problems.empty());
+  for (const NodePlan& n : make_plan(r.spec).nodes) {
+    const FileOp* join = find_op(n, Fs::kRoot, "/etc/kubernetes/pibake/kubeadm-join.yaml");
+    REQUIRE(join != nullptr);
+    CHECK(join->content.find("  taints: []\n") != std::string::npos);
+  }
+}

@@ -71,6 +71,7 @@ inline ClusterSpec custom_spec() {
   s.kubernetes = {"v1.35.9",       "10.200.0.0/16",
                   "10.32.0.0/16",  {"api.lab.example.org", "*.lab.example.org", "192.168.50.11", "fd00::1"},
                   "flannel-vxlan", "mirror.local:5000/k8s"};
+  s.kubernetes.api_vip = "192.168.50.5";
   s.containerd = {"1.7.28"};
   s.runc = {"1.2.6"};
   s.cni_plugins = {"1.7.1"};

@@ -37,15 +37,85 @@ TEST_CASE("Node names must be RFC 1123 labels", "[spec]") {
         Lines{"nodes[1].name: is missing: every node needs a name"});
 }
 
-TEST_CASE("Exactly one node is the control plane", "[spec]") {
+TEST_CASE("An odd number of nodes are control planes", "[spec]") {
   CHECK(problems_with([](ClusterSpec& s) { s.nodes[0].role = NodeRole::kWorker; }) ==
-        Lines{"nodes: no node has role control-plane: exactly one is needed"});
+        Lines{"nodes: no node has role control-plane: at least one is needed"});
   CHECK(problems_with([](ClusterSpec& s) { s.nodes[2].role = NodeRole::kControlPlane; }) ==
-        Lines{"nodes[2].role: \"node-3\" is a second control-plane node (\"node-1\" is the first): "
-              "exactly one is supported, HA control planes are not supported yet"});
+        Lines{"nodes: 2 nodes have role control-plane (node-1, node-3): use 1, 3, 5 or 7 (an odd number, so that "
+              "etcd keeps a majority when one fails)"});
+  CHECK(problems_with([](ClusterSpec& s) {
+          for (int i : {1, 2}) s.nodes[i].role = NodeRole::kControlPlane;
+        }) == Lines{});
   // An explicit worker first node is not silently promoted.
   CHECK(problems_of("nodes: [{name: a, role: worker}, {name: b}]\n") ==
-        Lines{"cluster.yaml:1:8: nodes: no node has role control-plane: exactly one is needed"});
+        Lines{"cluster.yaml:1:8: nodes: no node has role control-plane: at least one is needed"});
+  CHECK(problems_of("nodes: [{name: a, role: control-plane}, {name: b, role: control-plane}, {name: c, role: "
+                    "control-plane}]\n") == Lines{});
+}
+
+TEST_CASE("nodes.control_planes picks node-1 to node-K, an odd K within the count", "[spec]") {
+  LoadResult r = load_spec_text("nodes: {count: 5, control_planes: 3}\n", "cluster.yaml");
+  CHECK(r.problems.empty());
+  REQUIRE(r.spec.nodes.size() == 5);
+  for (size_t i = 0; i < 5; ++i) {
+    CHECK(r.spec.nodes[i].role == (i < 3 ? NodeRole::kControlPlane : NodeRole::kWorker));
+  }
+  CHECK(problems_of("nodes: {count: 4, control_planes: 2}\n") ==
+        Lines{"cluster.yaml:1:35: nodes.control_planes: 2 is not a number of control planes pibake builds: use 1, 3, "
+              "5 or 7 (an odd number, so that etcd keeps a majority when one fails)"});
+  CHECK(problems_of("nodes: {count: 2, control_planes: 3}\n") ==
+        Lines{"cluster.yaml:1:35: nodes.control_planes: 3 control planes need at least 3 nodes, and nodes.count is 2"});
+  CHECK(problems_of("nodes: {count: 9, control_planes: 9}\n").size() == 1);
+  CHECK(problems_of("nodes: {count: 4, control_planes: three}\n") ==
+        Lines{"cluster.yaml:1:35: nodes.control_planes: \"three\" is not a whole number"});
+}
+
+TEST_CASE("The API server's virtual IP is a free address of the subnet", "[spec]") {
+  // One control plane: no VIP unless asked; its endpoint is its own address.
+  ClusterSpec one = default_spec();
+  CHECK_FALSE(uses_api_vip(one));
+  CHECK(api_vip_address(one).empty());
+  CHECK(api_endpoint_address(one) == "10.0.0.1");
+  // Three: the highest address that is neither a node's nor in the DHCP pool.
+  LoadResult three = load_spec_text("nodes: {count: 4, control_planes: 3}\n", "cluster.yaml");
+  REQUIRE(three.problems.empty());
+  CHECK(uses_api_vip(three.spec));
+  CHECK(api_vip_address(three.spec) == "10.0.0.254");
+  CHECK(api_endpoint_address(three.spec) == "10.0.0.254");
+  LoadResult busy = load_spec_text(
+      "nodes: [{name: a, role: control-plane}, {name: b, role: control-plane}, {name: c, role: control-plane}, "
+      "{name: d, ip: 10.0.0.254}]\nnetwork: {dhcp_range: 10.0.0.200-10.0.0.253}\n",
+      "cluster.yaml");
+  REQUIRE(busy.problems.empty());
+  CHECK(api_vip_address(busy.spec) == "10.0.0.199");
+  // Written: used as it is, with one control plane too.
+  one.kubernetes.api_vip = "10.0.0.50";
+  CHECK(uses_api_vip(one));
+  CHECK(api_endpoint_address(one) == "10.0.0.50");
+  CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.api_vip = "10.0.0.50"; }) == Lines{});
+  CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.api_vip = "10.0.0.2"; }) ==
+        Lines{"kubernetes.api_vip: \"10.0.0.2\" is the address of nodes[1] (node-2): the virtual IP must be an "
+              "address of its own"});
+  CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.api_vip = "10.0.0.150"; }) ==
+        Lines{"kubernetes.api_vip: \"10.0.0.150\" is in network.dhcp_range 10.0.0.100-10.0.0.200: the DHCP server "
+              "could lease it to another device"});
+  CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.api_vip = "10.1.0.5"; }) ==
+        Lines{"kubernetes.api_vip: \"10.1.0.5\" is outside network.subnet 10.0.0.0/24: the control planes hold it on "
+              "the cluster network"});
+  CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.api_vip = "10.0.0.255"; }) ==
+        Lines{"kubernetes.api_vip: \"10.0.0.255\" is the network or broadcast address of 10.0.0.0/24"});
+  CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.api_vip = "vip"; }) ==
+        Lines{"kubernetes.api_vip: \"vip\" is not an IPv4 address"});
+  // Nothing free: say so, and what to do.
+  CHECK(
+      problems_of("network: {subnet: 10.0.0.0/29, dhcp_range: 10.0.0.4-10.0.0.6}\nnodes: {count: 3, "
+                  "control_planes: 3}\n") ==
+      Lines{
+          "cluster.yaml:1:1: kubernetes.api_vip: no address of network.subnet is free for the API server's virtual IP "
+          "(every one is a node's or in network.dhcp_range): set kubernetes.api_vip"});
+  // The spec written next to the outputs keeps a written VIP.
+  LoadResult back = load_spec_text(to_yaml(one), "cluster.yaml");
+  CHECK(back.spec.kubernetes.api_vip == "10.0.0.50");
 }
 
 TEST_CASE("The gateway must be one of the nodes", "[spec]") {
