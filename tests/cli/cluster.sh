@@ -160,6 +160,10 @@ assert_eq "$(cd out && sha256sum node-1.img node-2.img node-3.img)" "$sums_befor
 assert_eq "$(cd $state && find pki -type f | sort | xargs sha256sum)" "$pki_before" "the PKI after regenerating node-3"
 cmp -s out/admin.kubeconfig $state/admin.kubeconfig || fail "the next build did not hand out the fresh admin kubeconfig"
 if cmp -s out/admin.kubeconfig fresh/admin.kubeconfig; then fail "the kubeconfig printed by -o - was not kept"; fi
+if grep -q "only control plane" "$SCRATCH/err.log"; then fail "regenerating a worker warned about the control plane"; fi
+# Regenerating the only control plane warns that its card starts a new, empty cluster.
+pibake_ok build --base-image base.img --out out-cp --node node-1
+assert_contains "$SCRATCH/err.log" "warning: node-1 is the cluster's only control plane: its new card runs kubeadm init and starts a new, empty cluster"
 
 # A changed subnet would strand the running cluster: refused, nothing written.
 sed -i '1i network: {subnet: 10.1.0.0/24, dhcp_range: 10.1.0.100-10.1.0.200}' cluster.yaml

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 3's overlays, checked with the tools that read them on the Pi: netplan generate on each
 # node's network-config, cloud-init schema on user-data, dhcpd -t on the gateway's dhcpd.conf and
-# kea-dhcp4 -t on its Kea configuration (network.dhcp_server: kea), systemd-analyze verify and
-# shellcheck on the units and scripts; read back with debugfs and mtools.
+# kea-dhcp4 -t on its Kea configuration (network.dhcp_server: kea), systemd-analyze verify and the
+# shell checker (shellcheck) on the units and scripts; read back with debugfs and mtools.
 source "$(dirname "$0")/lib.bash"
 require_tool debugfs mtype sfdisk netplan cloud-init dhcpd kea-dhcp4 systemd-analyze shellcheck python3
 python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is not installed"

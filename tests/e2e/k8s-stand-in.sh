@@ -15,6 +15,20 @@
 #                             (kubeadm would silently make a new CA that pibake's workers distrust),
 #                             and a control-plane image containerd lacks (kubeadm would pull it:
 #                             offline an ImagePull error).
+#   kubeadm join --config F   a control plane joining (JoinConfiguration with controlPlane), in the
+#                             order of kubeadm's cmd/kubeadm/app/cmd/join.go: preflight,
+#                             control-plane-prepare, check-etcd, kubelet-start, etcd-join,
+#                             kubelet-wait-bootstrap, mark-control-plane, wait-control-plane.
+#                             Preflight refuses what kubeadm refuses: a config without a
+#                             JoinConfiguration, a discovery file without credentials (no token
+#                             is given), a cluster that does not answer, an existing kubelet.conf
+#                             or manifest, a non-empty /var/lib/etcd, missing shared CA material
+#                             (no certificate key is given) and an image containerd lacks. etcd's
+#                             part is real: check-etcd runs `etcdctl endpoint health --cluster`
+#                             and etcd-join `etcdctl member add`, against $PIBAKE_STAND_IN_ETCD.
+#   kubeadm init phase certs etcd-healthcheck-client --config F
+#                             issues etcd/healthcheck-client.{crt,key} from the etcd CA with
+#                             openssl, as kubeadm does (CN kube-etcd-healthcheck-client, clientAuth)
 #   kubeadm reset -f          removes what kubeadm reset removes: /etc/kubernetes/manifests/*, the
 #                             kubeconfigs, the certificatesDir content, /var/lib/etcd, /var/lib/kubelet
 #   kubectl get|apply|label   against the stand-in cluster: objects are files under
@@ -31,12 +45,16 @@
 #   label:MODE[:N]        the first N `kubectl label` calls hit MODE
 # MODE: fail (exit 1 with kubeadm's "error execution phase" line), hang (sleep until killed), cut
 # (a power cut: SIGKILL to every process of the caller's session, so run the caller under setsid).
-# Env: PIBAKE_TEST_ROOT (a scratch root; default /), PIBAKE_STAND_IN_LOG (default $ROOT/var/log/pibake-e2e).
+#   join:PHASE:MODE[:N]   the first N `kubeadm join` calls hit MODE at the start of PHASE
+# Env: PIBAKE_TEST_ROOT (a scratch root; default /), PIBAKE_STAND_IN_LOG (default $ROOT/var/log/pibake-e2e),
+# PIBAKE_STAND_IN_CLUSTER (the store of a cluster that already runs elsewhere, reached through the
+# endpoint: kubectl reads it and join adds to it; default the node's own store),
+# PIBAKE_STAND_IN_ETCD (that cluster's etcd client URLs, comma-separated, for join's etcd phases).
 e2e_faults="init:wait-control-plane:fail apply:fail label:fail"
 faults=${PIBAKE_STAND_IN_FAULTS-$e2e_faults}
 ROOT=${PIBAKE_TEST_ROOT:-}
 K8S=$ROOT/etc/kubernetes
-STORE=$ROOT/var/lib/etcd/pibake-stand-in
+STORE=${PIBAKE_STAND_IN_CLUSTER:-$ROOT/var/lib/etcd/pibake-stand-in}
 name=${0##*/}
 LOG=${PIBAKE_STAND_IN_LOG:-$ROOT/var/log/pibake-e2e}
 mkdir -p "$LOG"
@@ -114,7 +132,13 @@ put() {
   r=$(resource "$1")
   mkdir -p "$STORE/$2/$r" && printf '%s\n' "${4:-}" > "$STORE/$2/$r/$3"
 }
-api_up() { [ -e "$STORE/apiserver-up" ] && [ -e "$K8S/manifests/kube-apiserver.yaml" ]; }
+# The API server answers: this node's own (after its wait-control-plane phase), or the cluster's
+# that runs elsewhere.
+api_up() {
+  if [ -n "${PIBAKE_STAND_IN_CLUSTER:-}" ]; then [ -e "$STORE/apiserver-up" ]; else
+    [ -e "$STORE/apiserver-up" ] && [ -e "$K8S/manifests/kube-apiserver.yaml" ]
+  fi
+}
 write() {  # write MODE FILE: a stand-in file as the phase writes it
   mkdir -p "$(dirname "$2")"
   echo "# written by the pibake kubeadm stand-in" > "$2"
@@ -227,6 +251,114 @@ kubeadm_init() {
   note "init: done"
 }
 
+# issue_etcd_client CN: etcd/CN.{crt,key} signed by the etcd CA in $K8S/pki/etcd, a client
+# certificate as kubeadm's certs phase makes it (RSA 2048, clientAuth, a year).
+issue_etcd_client() {
+  d=$K8S/pki/etcd
+  if [ ! -s "$d/ca.crt" ] || [ ! -s "$d/ca.key" ]; then
+    die "failure loading etcd/ca certificate authority: $d/ca.crt or ca.key is missing"
+  fi
+  printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n' > "$d/.ext"
+  if ! (umask 077 && openssl req -new -newkey rsa:2048 -nodes -keyout "$d/$1.key" -subj "/CN=kube-etcd-$1" \
+    -out "$d/.csr" 2>/dev/null && openssl x509 -req -in "$d/.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+    -CAcreateserial -days 365 -extfile "$d/.ext" -out "$d/$1.crt" 2>/dev/null); then
+    die "stand-in: could not issue etcd/$1"
+  fi
+  chmod 0644 "$d/$1.crt"
+  rm -f "$d/.csr" "$d/.ext" "$d/ca.srl"
+}
+
+# etcd ARGS...: etcdctl against the cluster's etcd, as kubeadm's etcd client does (its
+# healthcheck-client certificate here).
+etcd() {
+  [ -n "${PIBAKE_STAND_IN_ETCD:-}" ] || die "stand-in: PIBAKE_STAND_IN_ETCD names no etcd"
+  ETCDCTL_API=3 etcdctl --endpoints "$PIBAKE_STAND_IN_ETCD" --dial-timeout 5s --command-timeout 15s \
+    --cacert "$K8S/pki/etcd/ca.crt" --cert "$K8S/pki/etcd/healthcheck-client.crt" \
+    --key "$K8S/pki/etcd/healthcheck-client.key" "$@"
+}
+
+kubeadm_join() {
+  config=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --config) config=$2; shift ;;
+      --config=*) config=${1#--config=} ;;
+    esac
+    shift
+  done
+  call=$(count join)
+  phase() {
+    echo "[$1] (stand-in)"
+    m=$(fault_for "join:$1" "$call")
+    [ -z "$m" ] || hit "$m" "$1"
+  }
+  phase preflight
+  [ -r "$config" ] || die "kubeadm stand-in: no readable --config"
+  docs=$(yaml_docs "$config") || die "kubeadm stand-in: the config does not parse"
+  echo "$docs" | grep -q "^kubeadm.k8s.io/v1beta4 JoinConfiguration " || die "kubeadm stand-in: no JoinConfiguration in $config"
+  fields=$(python3 - "$config" <<'PY'
+import sys, yaml
+j = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if isinstance(d, dict) and d.get("kind") == "JoinConfiguration")
+cp = j.get("controlPlane") or {}
+print(j["discovery"]["file"]["kubeConfigPath"], j["nodeRegistration"]["name"], cp["localAPIEndpoint"]["advertiseAddress"],
+      "yes" if cp.get("certificateKey") else "no")
+PY
+  ) || die "kubeadm stand-in: $config lacks discovery.file, nodeRegistration.name or controlPlane.localAPIEndpoint"
+  # shellcheck disable=SC2086 # the four words python printed
+  set -- $fields
+  discovery=$ROOT$1 node=$2 address=$3
+  cp "$config" "$LOG/kubeadm-join.yaml"
+  grep -q 'client-certificate-data: ' "$discovery" 2>/dev/null ||
+    die "could not find authentication credentials for the TLS bootstrap process (discovery file $discovery, no token)"
+  api_up || die "[discovery] Failed to request cluster-info, will try again: connection refused"
+  [ ! -e "$K8S/kubelet.conf" ] || die "[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: $K8S/kubelet.conf already exists"
+  for m in kube-apiserver kube-controller-manager kube-scheduler etcd; do
+    [ ! -e "$K8S/manifests/$m.yaml" ] ||
+      die "[ERROR FileAvailable--etc-kubernetes-manifests-$m.yaml]: $K8S/manifests/$m.yaml already exists"
+  done
+  [ -z "$(ls -A "$ROOT/var/lib/etcd" 2>/dev/null)" ] ||
+    die "[ERROR DirAvailable--var-lib-etcd]: $ROOT/var/lib/etcd is not empty"
+  # No certificateKey: kubeadm checks the shared certificates are on disk (certs.SharedCertificateExists).
+  for f in ca.crt ca.key sa.key sa.pub front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key; do
+    [ -s "$K8S/pki/$f" ] || die "error execution phase preflight: One or more conditions for hosting a new control plane instance is not satisfied. failure loading $K8S/pki/$f"
+  done
+  images=$(control_plane_images "$K8S/pibake/kubeadm-init.yaml") || die "kubeadm stand-in: cannot list the control plane's images"
+  present=$(ctr --namespace k8s.io images ls -q 2>/dev/null)
+  for image in $images; do
+    echo "$present" | grep -qxF "$image" ||
+      die "[ERROR ImagePull]: failed to pull image $image: no network (stand-in: not in containerd's k8s.io namespace)"
+  done
+  phase control-plane-prepare
+  for c in apiserver apiserver-kubelet-client front-proxy-client apiserver-etcd-client etcd/server etcd/peer; do
+    write 0644 "$K8S/pki/$c.crt"
+    write 0600 "$K8S/pki/$c.key"
+  done
+  [ -s "$K8S/pki/etcd/healthcheck-client.crt" ] || issue_etcd_client healthcheck-client
+  for c in admin controller-manager scheduler; do write 0600 "$K8S/$c.conf"; done
+  for m in kube-apiserver kube-controller-manager kube-scheduler; do write 0600 "$K8S/manifests/$m.yaml"; done
+  phase check-etcd
+  etcd endpoint health --cluster >> "$LOG/etcd.log" 2>&1 ||
+    die "error execution phase check-etcd: etcd cluster is not healthy: $(tail -n 1 "$LOG/etcd.log")"
+  phase kubelet-start
+  write 0600 "$K8S/bootstrap-kubelet.conf"
+  write 0644 "$ROOT/var/lib/kubelet/config.yaml"
+  write 0644 "$ROOT/var/lib/kubelet/kubeadm-flags.env"
+  phase etcd-join
+  etcd member add "$node" --peer-urls "https://$address:2380" >> "$LOG/etcd.log" 2>&1 ||
+    die "error execution phase etcd-join: $(tail -n 1 "$LOG/etcd.log")"
+  write 0600 "$K8S/manifests/etcd.yaml"
+  mkdir -p "$ROOT/var/lib/etcd/member" && chmod 0700 "$ROOT/var/lib/etcd"
+  phase kubelet-wait-bootstrap
+  rm -f "$K8S/bootstrap-kubelet.conf"
+  write 0600 "$K8S/kubelet.conf"
+  put nodes "" "$node"
+  phase mark-control-plane
+  put nodes "" "$node" "node-role.kubernetes.io/control-plane="
+  phase wait-control-plane
+  echo "This node has joined the cluster and a new control plane instance was created (stand-in)"
+  note "join: done"
+}
+
 kubeadm_reset() {
   rm -rf "$K8S/manifests"/* "$ROOT/var/lib/etcd"/* "$ROOT/var/lib/kubelet"/* "$K8S/pki"/*
   for c in admin super-admin kubelet bootstrap-kubelet controller-manager scheduler; do rm -f "$K8S/$c.conf"; done
@@ -235,6 +367,8 @@ kubeadm_reset() {
 
 kubectl_main() {
   ns=default
+  selector=""
+  output=""
   args=""
   file=""
   raw=""
@@ -247,6 +381,8 @@ kubectl_main() {
       -f | --filename) file=$2; shift ;;
       --raw) raw=$2; shift ;;
       --raw=*) raw=${1#*=} ;;
+      -l | --selector) selector=$2; shift ;;
+      -o) output=$2; shift ;;
       --request-timeout=* | --overwrite) ;;
       *) args="$args $1" ;;
     esac
@@ -261,6 +397,17 @@ kubectl_main() {
     get)
       [ -z "$raw" ] || { echo ok; return 0; }
       shift
+      # `get nodes -l KEY -o name`: the nodes carrying label KEY (any value), as node/NAME.
+      if [ -n "$selector" ]; then
+        if [ "$1" != nodes ] || [ "$output" != name ]; then
+          die "kubectl stand-in: only 'get nodes -l KEY -o name' takes a selector"
+        fi
+        for f in "$STORE/nodes"/*; do
+          [ -e "$f" ] || continue
+          if grep -q "^$selector=" "$f"; then echo "node/${f##*/}"; fi
+        done
+        return 0
+      fi
       for o in "$@"; do
         kind=$(resource "${o%%/*}") obj=${o#*/}
         case "$kind" in nodes | clusterrolebindings) dir="$STORE/$kind" ;; *) dir="$STORE/$ns/$kind" ;; esac
@@ -296,11 +443,20 @@ case "$name ${1:-}" in
     yaml_docs "$2" || exit 1
     ;;
   "kubeadm init")
-    shift
-    kubeadm_init "$@"
+    if [ "${2:-} ${3:-} ${4:-}" = "phase certs etcd-healthcheck-client" ]; then
+      issue_etcd_client healthcheck-client
+      note "init phase certs etcd-healthcheck-client: done"
+    else
+      shift
+      kubeadm_init "$@"
+    fi
     ;;
   "kubeadm reset")
     kubeadm_reset
+    ;;
+  "kubeadm join")
+    shift
+    kubeadm_join "$@"
     ;;
   "kubectl "*)
     kubectl_main "$@"
