@@ -163,7 +163,8 @@ print(re.search(r"^\s*(?:sandbox_image|sandbox)\s*=\s*[\"']([^\"']+)", open(sys.
 PY
 }
 
-kubeadm_init() {
+# read_config ARGS...: the value of --config among kubeadm's arguments, in $config.
+read_config() {
   config=""
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -172,12 +173,40 @@ kubeadm_init() {
     esac
     shift
   done
+}
+# phase NAME: kubeadm's phase line, then the fault the plan gives call $call of `kubeadm $op`.
+phase() {
+  echo "[$1] (stand-in)"
+  m=$(fault_for "$op:$1" "$call")
+  [ -z "$m" ] || hit "$m" "$1"
+}
+# preflight_node: kubeadm's preflight checks that no control plane ran here before: no static-pod
+# manifest (FileAvailable) and an empty /var/lib/etcd (DirAvailable).
+preflight_node() {
+  for m in kube-apiserver kube-controller-manager kube-scheduler etcd; do
+    [ ! -e "$K8S/manifests/$m.yaml" ] ||
+      die "[ERROR FileAvailable--etc-kubernetes-manifests-$m.yaml]: $K8S/manifests/$m.yaml already exists"
+  done
+  [ -z "$(ls -A "$ROOT/var/lib/etcd" 2>/dev/null)" ] || die "[ERROR DirAvailable--var-lib-etcd]: $ROOT/var/lib/etcd is not empty"
+}
+# preflight_images CONFIG: kubeadm's preflight pulls each control-plane image the container runtime
+# lacks (phases/init/preflight.go, images.GetControlPlaneImages: `kubeadm config images list`).
+# Offline the pull fails with an ImagePull error, so the stand-in asks containerd (ctr, namespace
+# k8s.io) and refuses naming the first image it lacks; it never pulls.
+preflight_images() {
+  images=$(control_plane_images "$1") || die "kubeadm stand-in: cannot list the control plane's images from $1"
+  present=$(ctr --namespace k8s.io images ls -q 2>/dev/null)
+  for image in $images; do
+    echo "$present" | grep -qxF "$image" ||
+      die "[ERROR ImagePull]: failed to pull image $image: no network (stand-in: not in containerd's k8s.io namespace)"
+  done
+  note "preflight: $(echo "$images" | wc -w) control-plane images already in containerd, none pulled"
+}
+
+kubeadm_init() {
+  read_config "$@"
+  op="init"
   call=$(count init)
-  phase() {
-    echo "[$1] (stand-in)"
-    m=$(fault_for "init:$1" "$call")
-    [ -z "$m" ] || hit "$m" "$1"
-  }
   phase preflight
   [ -r "$config" ] || die "kubeadm stand-in: no readable --config"
   docs=$(yaml_docs "$config") || die "kubeadm stand-in: the config does not parse"
@@ -186,25 +215,11 @@ kubeadm_init() {
     echo "$docs" | grep -q "^$want " || die "kubeadm stand-in: no $want document in $config"
   done
   cp "$config" "$LOG/kubeadm-init.yaml"
-  for m in kube-apiserver kube-controller-manager kube-scheduler etcd; do
-    [ ! -e "$K8S/manifests/$m.yaml" ] ||
-      die "[ERROR FileAvailable--etc-kubernetes-manifests-$m.yaml]: $K8S/manifests/$m.yaml already exists"
-  done
-  [ -z "$(ls -A "$ROOT/var/lib/etcd" 2>/dev/null)" ] || die "[ERROR DirAvailable--var-lib-etcd]: $ROOT/var/lib/etcd is not empty"
+  preflight_node
   for f in ca.crt ca.key sa.key sa.pub front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key; do
     [ -s "$K8S/pki/$f" ] || die "kubeadm stand-in: $K8S/pki/$f is missing (kubeadm would make a new one)"
   done
-  # kubeadm's preflight pulls each control-plane image the container runtime lacks (phases/init/
-  # preflight.go, images.GetControlPlaneImages: `kubeadm config images list`). Offline the pull
-  # fails with an ImagePull error, so the stand-in asks containerd (ctr, namespace k8s.io) and
-  # refuses naming the first image it lacks; it never pulls.
-  images=$(control_plane_images "$config") || die "kubeadm stand-in: cannot list the control plane's images from $config"
-  present=$(ctr --namespace k8s.io images ls -q 2>/dev/null)
-  for image in $images; do
-    echo "$present" | grep -qxF "$image" ||
-      die "[ERROR ImagePull]: failed to pull image $image: no network (stand-in: not in containerd's k8s.io namespace)"
-  done
-  note "preflight: $(echo "$images" | wc -w) control-plane images already in containerd, none pulled"
+  preflight_images "$config"
   phase certs
   for c in apiserver apiserver-kubelet-client front-proxy-client apiserver-etcd-client etcd/server etcd/peer \
     etcd/healthcheck-client; do
@@ -278,20 +293,9 @@ etcd() {
 }
 
 kubeadm_join() {
-  config=""
-  while [ $# -gt 0 ]; do
-    case "$1" in
-      --config) config=$2; shift ;;
-      --config=*) config=${1#--config=} ;;
-    esac
-    shift
-  done
+  read_config "$@"
+  op="join"
   call=$(count join)
-  phase() {
-    echo "[$1] (stand-in)"
-    m=$(fault_for "join:$1" "$call")
-    [ -z "$m" ] || hit "$m" "$1"
-  }
   phase preflight
   [ -r "$config" ] || die "kubeadm stand-in: no readable --config"
   docs=$(yaml_docs "$config") || die "kubeadm stand-in: the config does not parse"
@@ -307,27 +311,22 @@ PY
   # shellcheck disable=SC2086 # the four words python printed
   set -- $fields
   discovery=$ROOT$1 node=$2 address=$3
+  # A certificate key makes kubeadm download the CAs from the kubeadm-certs Secret, which no one
+  # uploaded (pibake places them on the card instead).
+  [ "$4" = no ] || die "error execution phase control-plane-prepare/download-certs: secrets \"kubeadm-certs\" not found"
   cp "$config" "$LOG/kubeadm-join.yaml"
   grep -q 'client-certificate-data: ' "$discovery" 2>/dev/null ||
     die "could not find authentication credentials for the TLS bootstrap process (discovery file $discovery, no token)"
   api_up || die "[discovery] Failed to request cluster-info, will try again: connection refused"
   [ ! -e "$K8S/kubelet.conf" ] || die "[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: $K8S/kubelet.conf already exists"
-  for m in kube-apiserver kube-controller-manager kube-scheduler etcd; do
-    [ ! -e "$K8S/manifests/$m.yaml" ] ||
-      die "[ERROR FileAvailable--etc-kubernetes-manifests-$m.yaml]: $K8S/manifests/$m.yaml already exists"
-  done
-  [ -z "$(ls -A "$ROOT/var/lib/etcd" 2>/dev/null)" ] ||
-    die "[ERROR DirAvailable--var-lib-etcd]: $ROOT/var/lib/etcd is not empty"
+  preflight_node
   # No certificateKey: kubeadm checks the shared certificates are on disk (certs.SharedCertificateExists).
   for f in ca.crt ca.key sa.key sa.pub front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key; do
     [ -s "$K8S/pki/$f" ] || die "error execution phase preflight: One or more conditions for hosting a new control plane instance is not satisfied. failure loading $K8S/pki/$f"
   done
-  images=$(control_plane_images "$K8S/pibake/kubeadm-init.yaml") || die "kubeadm stand-in: cannot list the control plane's images"
-  present=$(ctr --namespace k8s.io images ls -q 2>/dev/null)
-  for image in $images; do
-    echo "$present" | grep -qxF "$image" ||
-      die "[ERROR ImagePull]: failed to pull image $image: no network (stand-in: not in containerd's k8s.io namespace)"
-  done
+  # The control plane's images, from the cluster's ClusterConfiguration (the same on every control
+  # plane: this node's kubeadm-init.yaml holds it).
+  preflight_images "$K8S/pibake/kubeadm-init.yaml"
   phase control-plane-prepare
   for c in apiserver apiserver-kubelet-client front-proxy-client apiserver-etcd-client etcd/server etcd/peer; do
     write 0644 "$K8S/pki/$c.crt"
