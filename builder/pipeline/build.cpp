@@ -319,16 +319,11 @@ ClusterSpec resolve_spec(const SpecOptions& opts) {
 
 namespace {
 
-// Every check of the input that needs no download, in one place, before the first download and
-// before the first write to the state dir or the output directory (issue 13): the spec (already
-// loaded and validated), the node names (--node), the base image when it is a local file, the
-// output directory. Returns the nodes to build. The checks that read the state dir (its modes, the
-// cluster it records, its PKI) follow under its lock, still before any download.
 // Rebuilding the only control plane of a cluster built before (--node) makes a card whose first
 // boot runs `kubeadm init` again: a new, empty etcd (docs/cluster.md, "Several control planes").
 void warn_single_control_plane_rebuilt(const ClusterSpec& spec, const BuildOptions& opts,
                                        const std::vector<std::string>& names, bool cluster_recorded) {
-  if (!cluster_recorded || opts.only_nodes.empty() || uses_api_vip(spec)) return;
+  if (!cluster_recorded || opts.only_nodes.empty() || control_plane_nodes(spec).size() > 1) return;
   const std::string& cp = control_plane_node(spec).name;
   if (std::find(names.begin(), names.end(), cp) == names.end()) return;
   print_stderr(fmt::format(
@@ -339,6 +334,11 @@ void warn_single_control_plane_rebuilt(const ClusterSpec& spec, const BuildOptio
       cp));
 }
 
+// Every check of the input that needs no download, in one place, before the first download and
+// before the first write to the state dir or the output directory (issue 13): the spec (already
+// loaded and validated), the node names (--node), the base image when it is a local file, the
+// output directory. Returns the nodes to build. The checks that read the state dir (its modes, the
+// cluster it records, its PKI) follow under its lock, still before any download.
 std::vector<std::string> preflight(const ClusterSpec& spec, const BuildOptions& opts) {
   std::vector<std::string> names = select_nodes(spec, opts.only_nodes);
   check_base_image_source(spec, opts.base_image);
@@ -415,6 +415,7 @@ void run_build(const BuildOptions& opts) {
   state.check_identity(spec);
   warn_single_control_plane_rebuilt(spec, opts, names, cluster_recorded);
   PlanInputs inputs;
+  inputs.cluster_recorded = cluster_recorded;
   const pki::PkiState pki = gather_credentials(spec, state, names, inputs);
   OutDirLock out_lock(opts.out_dir);
   // fetch: the binaries and the base image (pinned by the lock file), verified, into the cache.

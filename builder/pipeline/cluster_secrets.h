@@ -13,14 +13,12 @@
 
 namespace pibake {
 
-// Where a control plane of a cluster with a virtual IP finds kubeadm join's discovery kubeconfig
-// (JoinConfiguration discovery.file.kubeConfigPath): its own kubelet client credentials, 0600.
-inline constexpr const char* kDiscoveryKubeconfig = "/etc/kubernetes/pibake/discovery.conf";
-
 // Loads or creates the PKI and fills `inputs` with the bootstrap token and the credentials of
-// every node in `plan_nodes`. A worker's kubelet credentials are issued once and kept in the
-// state dir, so regenerating its image gives it the same identity. Returns the PKI, loaded once
-// for the whole build.
+// every node in `plan_nodes`: a control plane's CA material (pki::control_plane_files, and a copy
+// the bootstrap restores after kubeadm reset), with several control planes also kDiscoveryKubeconfig;
+// a worker's kubelet.conf. Kubelet credentials (a worker's, a control plane's discovery file) are
+// issued once and kept in the state dir, so regenerating an image gives the node the same
+// identity. Returns the PKI, loaded once for the whole build.
 pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
                                  const std::vector<std::string>& plan_nodes, PlanInputs& inputs);
 

@@ -63,8 +63,9 @@ struct NodeFile {
   mode_t mode = kPublicMode;  // owner root:root
 };
 
-// What node-1 (the control plane) gets under /etc/kubernetes/pki: the three CAs with their keys
-// and sa.key/sa.pub, so `kubeadm init` uses them instead of generating its own.
+// What every control plane gets under /etc/kubernetes/pki: the three CAs with their keys and
+// sa.key/sa.pub, so `kubeadm init` uses them instead of generating its own, and `kubeadm join
+// --control-plane` finds the shared certificates it needs without a certificate key.
 std::vector<NodeFile> control_plane_files(const PkiState& pki);
 
 // What a worker gets: /etc/kubernetes/pki/ca.crt (the kubelet's clientCAFile) and

@@ -204,21 +204,23 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["firstboot_packages"] = join_requested(
       firstboot_packages(spec, gateway, node.role == NodeRole::kControlPlane && uses_api_vip(spec), dhcp_server));
   v["vrrp_unicast_peers"] = "";
-  std::string peers;  // the other control planes' etcd client endpoints (kubeadm: <ip>:2379)
+  std::string endpoints;  // the other control planes' etcd client endpoints (kubeadm: <ip>:2379)
   for (const NodeSpec* cp : control_plane_nodes(spec)) {
     if (cp->name == node.name) continue;
-    peers += (peers.empty() ? "" : " ") + cp->ip + ":2379";
+    endpoints += (endpoints.empty() ? "" : " ") + cp->ip + ":2379";
     v["vrrp_unicast_peers"] += "        " + cp->ip + "\n";
   }
   if (!v["vrrp_unicast_peers"].empty()) v["vrrp_unicast_peers"].pop_back();
-  v["etcd_peers"] = peers;
+  v["etcd_endpoints"] = endpoints;
   // keepalived (docs/cluster.md, "Several control planes"): VRRP router id from the virtual IP's
-  // last octet (one id per VIP on the segment), a priority that orders the control planes.
+  // last octet (distinct from another VRRP group on the segment that did the same for its own
+  // address), a priority that orders the control planes.
   const std::optional<Ipv4> vip = Ipv4::parse(endpoint);
   v["vrrp_router_id"] = std::to_string(vip ? std::max<uint32_t>(vip->value & 0xff, 1) : 1);
   v["vrrp_priority"] = std::to_string(std::max(150 - number, 1));
   v["api_vip_cidr"] = endpoint + "/" + std::to_string(subnet.prefix);
   v["card_debs_dir"] = kCardDebsDir;
+  v["discovery_kubeconfig"] = kDiscoveryKubeconfig;
   return v;
 }
 
@@ -434,7 +436,7 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   plan.number = number;
   plan.gateway = node.name == gateway_node(spec).name;
   plan.package_set = package_set_name(spec, node);
-  plan.control_plane_join = node.role == NodeRole::kControlPlane && !may_init;
+  plan.join_only = node.role == NodeRole::kControlPlane && !may_init;
   plan.image_file = node.name + ".img";
   const DhcpServer dhcp_server =
       inputs.dhcp_server.value_or(choose_dhcp_server(spec.network.dhcp_server, inputs.base_release));
@@ -444,7 +446,11 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   vars["bootstrap_token"] = inputs.bootstrap_token.empty() ? "<bootstrap token>" : inputs.bootstrap_token;
   vars["ca_not_before"] = std::to_string(inputs.ca_not_before);
   vars["clock_floor"] = std::to_string(inputs.clock_floor);
-  vars["control_plane_join"] = plan.control_plane_join ? "yes" : "no";
+  vars["join_only"] = plan.join_only ? "yes" : "no";
+  // Only the card that may init with a virtual IP waits; every other card renders 0, so rebuilding
+  // it from the same state dir gives the same bytes.
+  const bool may_init_with_vip = node.role == NodeRole::kControlPlane && !plan.join_only && uses_api_vip(spec);
+  vars["init_wait"] = std::to_string(may_init_with_vip && inputs.cluster_recorded ? kInitWaitRecordedSeconds : 0);
   vars["uses_api_vip"] = uses_api_vip(spec) ? "yes" : "no";
 
   // Root filesystem: first a fresh identity, then the common overlay, the role's, the gateway's.

@@ -61,9 +61,9 @@ struct NodePlan {
   NodeSpec node;
   int number = 0;  // 1-based position in spec.nodes
   bool gateway = false;
-  // A control plane whose first boot joins the cluster with `kubeadm join --control-plane` instead
-  // of running `kubeadm init` (make_plan decides; docs/cluster.md, "Several control planes").
-  bool control_plane_join = false;
+  // A control plane whose first boot may only join the cluster (`kubeadm join --control-plane`),
+  // never run `kubeadm init` (make_plan decides; docs/cluster.md, "Who inits").
+  bool join_only = false;
   std::string package_set;  // the PackageSet::name its .debs come from (package_set_name)
   std::string image_file;   // "node-1.img"
   std::vector<FileOp> ops;
@@ -111,7 +111,16 @@ struct PlanInputs {
   // The gateway's DHCP server as the package step decided it (FetchedPackages::dhcp_server: for
   // `auto`, by what the release's archive has); unset: choose_dhcp_server by base_release.
   std::optional<DhcpServer> dhcp_server;
+  // The state dir recorded this cluster before this build (StateDir::identity): the card that may
+  // run kubeadm init then first looks for a running cluster for kInitWaitRecordedSeconds.
+  bool cluster_recorded = false;
 };
+
+// How long the card that may init looks for a running cluster (the endpoint, or another control
+// plane's etcd) before it inits, when the state dir had recorded the cluster before the build: the
+// cluster may have formed, and its other control planes may still be booting (docs/cluster.md,
+// "Who inits"). A first build's card looks once.
+inline constexpr int kInitWaitRecordedSeconds = 600;
 
 // The names of the nodes to build, in spec order: every node, or those `only` names (--node).
 // An unknown name throws pibake::Error listing the spec's nodes. The one place that checks --node.
@@ -125,6 +134,9 @@ BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& onl
 // cluster, node, role, address, gateway flag, versions, and every file pibake wrote
 // (filesystem, path, size, sha256; symlinks with their target).
 inline constexpr const char* kNodeIdentityPath = "/etc/pibake/node.json";
+// Where a control plane of a cluster with a virtual IP finds kubeadm join's discovery kubeconfig
+// (JoinConfiguration discovery.file.kubeConfigPath): its own kubelet client credentials, 0600.
+inline constexpr const char* kDiscoveryKubeconfig = "/etc/kubernetes/pibake/discovery.conf";
 
 // The kubelet configuration a worker gets (what `kubeadm join` would have written); every
 // directory it names (`staticPodPath`) is created in the image too.

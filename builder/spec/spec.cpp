@@ -89,10 +89,12 @@ std::string api_vip_address(const ClusterSpec& spec) {
   for (uint64_t k = subnet->host_count(); k >= 1; --k) {
     Ipv4 ip = subnet->at(static_cast<uint32_t>(k));
     if (pool && pool->contains(ip)) continue;
-    bool taken = std::any_of(spec.nodes.begin(), spec.nodes.end(), [&](const NodeSpec& n) {
-      std::optional<Ipv4> a = Ipv4::parse(n.ip);
+    auto is_ip = [&](const std::string& text) {
+      std::optional<Ipv4> a = Ipv4::parse(text);
       return a && *a == ip;
-    });
+    };
+    bool taken = std::any_of(spec.nodes.begin(), spec.nodes.end(), [&](const NodeSpec& n) { return is_ip(n.ip); }) ||
+                 std::any_of(spec.network.dns.begin(), spec.network.dns.end(), is_ip);
     if (!taken) return ip.str();
   }
   return "";

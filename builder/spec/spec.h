@@ -206,8 +206,9 @@ bool same_settings(const ClusterSpec& a, const ClusterSpec& b);
 const NodeSpec* find_node(const ClusterSpec& spec, std::string_view name);
 // network.gateway, or the first node's name when it is empty ("" when there are no nodes).
 std::string gateway_name(const ClusterSpec& spec);
-// The first control-plane node, the one whose first boot runs `kubeadm init` (validate() ensures
-// there is at least one; the first node otherwise). The spec must have at least one node.
+// The first control-plane node: the one whose card may run `kubeadm init` in a build of every
+// control plane (make_plan; validate() ensures there is at least one; the first node otherwise).
+// The spec must have at least one node.
 const NodeSpec& control_plane_node(const ClusterSpec& spec);
 // Every control-plane node, in spec order.
 std::vector<const NodeSpec*> control_plane_nodes(const ClusterSpec& spec);
@@ -215,7 +216,7 @@ std::vector<const NodeSpec*> control_plane_nodes(const ClusterSpec& spec);
 // kubernetes.api_vip set.
 bool uses_api_vip(const ClusterSpec& spec);
 // The virtual IP (dotted IPv4): kubernetes.api_vip when set, else the highest host address of
-// network.subnet that is neither a node's address nor in network.dhcp_range. "" when the spec
+// network.subnet that is no node's address, no DNS server's and not in network.dhcp_range. "" when the spec
 // uses none (uses_api_vip) or no address is free (validate() reports that).
 std::string api_vip_address(const ClusterSpec& spec);
 // The address every kubeconfig, kubeadm's controlPlaneEndpoint and the join configuration use:

@@ -51,8 +51,8 @@ void check_roles(const ClusterSpec& spec, Problems& out) {
       return;
     }
     if (k > spec.node_count) {
-      out.push_back({"nodes.control_planes", fmt::format("{} control planes need at least {} nodes, and nodes.count "
-                                                         "is {}",
+      out.push_back({"nodes.control_planes", fmt::format("{} control planes need at least {} nodes, and there are {} "
+                                                         "(nodes.count, or --nodes)",
                                                          k, k, spec.node_count)});
       return;
     }
@@ -244,8 +244,6 @@ void check_dhcp_server(const ClusterSpec& spec, Problems& out) {
   }
 }
 
-}  // namespace
-
 // kubernetes.api_vip: a free host address of the subnet (no node's, not leased by the DHCP
 // server, not the gateway's); with several control planes and none given, one must be free.
 void check_api_vip(const ClusterSpec& spec, const std::optional<Cidr>& subnet, Problems& out) {
@@ -255,7 +253,7 @@ void check_api_vip(const ClusterSpec& spec, const std::optional<Cidr>& subnet, P
     if (subnet && uses_api_vip(spec) && api_vip_address(spec).empty()) {
       out.push_back({field,
                      "no address of network.subnet is free for the API server's virtual IP (every one is a "
-                     "node's or in network.dhcp_range): set kubernetes.api_vip"});
+                     "node's, a DNS server's or in network.dhcp_range): set kubernetes.api_vip"});
     }
     return;
   }
@@ -281,12 +279,21 @@ void check_api_vip(const ClusterSpec& spec, const std::optional<Cidr>& subnet, P
       return;
     }
   }
+  for (size_t i = 0; i < spec.network.dns.size(); ++i) {
+    if (spec.network.dns[i] == ip->str()) {
+      out.push_back({field, fmt::format("{} is {}, a DNS server: the virtual IP must be an address of its own",
+                                        quote(text), item_field("network.dns", i))});
+      return;
+    }
+  }
   std::optional<Ipv4Range> pool = Ipv4Range::parse(spec.network.dhcp_range);
   if (pool && pool->contains(*ip)) {
     out.push_back({field, quote(text) + " is in network.dhcp_range " + pool->str() +
                               ": the DHCP server could lease it to another device"});
   }
 }
+
+}  // namespace
 
 void validate_nodes_and_network(const ClusterSpec& spec, Problems& out) {
   std::optional<Cidr> subnet = parse_cidr("network.subnet", spec.network.subnet, out);

@@ -150,7 +150,15 @@ void StateDir::check_identity(const ClusterSpec& spec) const {
   compare("network.subnet", was.network.subnet, spec.network.subnet);
   compare("kubernetes.pod_cidr", was.kubernetes.pod_cidr, spec.kubernetes.pod_cidr);
   compare("kubernetes.service_cidr", was.kubernetes.service_cidr, spec.kubernetes.service_cidr);
-  compare("the control plane", control_plane_node(was).name, control_plane_node(spec).name);
+  // The control-plane set is fixed at the first build: every control plane's card names the others
+  // (keepalived's VRRP peers, the etcd members it asks), and a card that is not rebuilt would go on
+  // naming the old set (docs/cluster.md, "Several control planes").
+  auto control_planes = [](const ClusterSpec& s) {
+    std::string names;
+    for (const NodeSpec* n : control_plane_nodes(s)) names += (names.empty() ? "" : ", ") + n->name;
+    return names;
+  };
+  compare("the control planes", control_planes(was), control_planes(spec));
   compare("the API server endpoint (kubernetes.api_vip, or the control plane's address)", api_endpoint_address(was),
           api_endpoint_address(spec));
   for (const NodeSpec& old : was.nodes) {

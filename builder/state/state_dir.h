@@ -49,8 +49,9 @@ class StateDir {
   std::optional<ClusterSpec> identity() const;
 
   // Refuses (pibake::Error listing every difference) a spec whose cluster name, domain, subnet,
-  // pod or service range, control plane, or any recorded node's address or role differs from the
-  // identity record (cluster.yaml) written by the first build; records it when there is none yet,
+  // pod or service range, set of control planes, API server endpoint (api_endpoint_address), or any
+  // recorded node's address or role differs from the identity record (cluster.yaml) written by the
+  // first build; records it when there is none yet (with the virtual IP pibake picked written out),
   // and adds the spec's new nodes to it otherwise.
   void check_identity(const ClusterSpec& spec) const;
 

@@ -6,7 +6,8 @@
 # which node-2's old member is still listed but dead. Checked: the stale member is removed through a
 # live one before kubeadm join, the join adds node-2 again and marks it a control plane, init never
 # runs, keepalived is started; a power cut in check-etcd resumes after a reset with pibake's CA
-# material back; with no etcd answering, the script waits and never joins.
+# material back; node-1's card (which may init) joins when another member's etcd answers; with no
+# etcd answering, the script waits and never joins.
 source "$(dirname "$0")/lib.bash"
 require_tool debugfs sh shellcheck python3 setsid openssl etcd etcdctl dpkg-deb
 python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is not installed"
@@ -75,8 +76,11 @@ rm "$cluster/nodes/node-2"
 source "$PIBAKE_SOURCE_DIR/tests/cli/bootstrap_stubs.bash"
 make_bootstrap_stubs
 # node-2's script, its etcd peers pointed at the test's members (node-1 and node-3).
-sed "s|^ETCD_PEERS=.*|ETCD_PEERS=\"127.0.0.1:$(client 1) 127.0.0.1:$(client 3)\"|" firstboot.img > firstboot
-grep -q "^ETCD_PEERS=\"127.0.0.1:" firstboot || fail "no ETCD_PEERS line to point at the test's etcd"
+point_at_test_etcd() {  # point_at_test_etcd IN OUT: the script's etcd endpoints replaced by node-1's and node-3's
+  sed "s|^ETCD_ENDPOINTS=.*|ETCD_ENDPOINTS=\"127.0.0.1:$(client 1) 127.0.0.1:$(client 3)\"|" "$1" > "$2"
+  grep -q "^ETCD_ENDPOINTS=\"127.0.0.1:" "$2" || fail "no ETCD_ENDPOINTS line in $1 to point at the test's etcd"
+}
+point_at_test_etcd firstboot.img firstboot
 fresh() { rm -rf root stand-in calls.log count-* ctr-images && mkdir -p root stand-in && cp -a pristine/. root/; }
 run() {
   env PATH="$bin:$PATH" PIBAKE_TEST_ROOT="$SCRATCH/root" PIBAKE_FIRST_DELAY=1 PIBAKE_API_WAIT=10 \
@@ -121,7 +125,28 @@ rm -f stand-in/calls.log
 run || fail "the finished bootstrap failed when run again"
 [ ! -e stand-in/calls.log ] || fail "a finished bootstrap called kubeadm or kubectl again"
 
-# 3. No other control plane's etcd answers: the script keeps waiting (its sleep stub ends it) and
+# 3. node-1's card from the same whole-cluster build (it may init) finds node-3's etcd answering,
+#    while the endpoint does not: it joins, and never inits.
+img1=out/node-1.img
+mkdir -p pristine-1/etc
+debugfs -R "rdump /etc/kubernetes $SCRATCH/pristine-1/etc" "$img1?offset=$(part_offset "$img1" 2)" >/dev/null 2>&1
+debugfs -R "dump /usr/local/sbin/pibake-firstboot $SCRATCH/firstboot-1.img" "$img1?offset=$(part_offset "$img1" 2)" >/dev/null 2>&1
+grep -q '^JOIN_ONLY=no$' firstboot-1.img || fail "node-1's card of a whole-cluster build may not init"
+point_at_test_etcd firstboot-1.img firstboot-1
+rm -rf root stand-in calls.log count-* && mkdir -p root stand-in && cp -a pristine/. root/ && rm -rf root/etc/kubernetes &&
+  cp -a pristine-1/etc/kubernetes root/etc/
+rm "$cluster/apiserver-up"
+: > run.log
+cp firstboot-1 firstboot
+if run PIBAKE_MAX_DELAY=1 PIBAKE_SLEEP_LIMIT=2 INSTALLED="chrony conntrack curl etcd-client iptables isc-dhcp-server kea-dhcp4-server keepalived socat"; then
+  fail "node-1 went on with no endpoint answering"
+fi
+assert_eq "$(cat root/var/lib/pibake/control-plane-mode 2>/dev/null)" join "node-1's mode with a cluster's etcd answering"
+if grep -q "kubeadm init --config" stand-in/calls.log; then fail "node-1 ran kubeadm init though a cluster answered"; fi
+touch "$cluster/apiserver-up"
+point_at_test_etcd firstboot.img firstboot
+
+# 4. No other control plane's etcd answers: the script keeps waiting (its sleep stub ends it) and
 #    never calls kubeadm join.
 stop_etcd 1
 stop_etcd 3

@@ -90,7 +90,9 @@ PY
   dump "$img" /usr/local/sbin/pibake-firstboot firstboot
   assert_contains firstboot "ENDPOINT=$vip"
   assert_contains firstboot "JOIN_ONLY=$([ "$k" = 1 ] && echo no || echo yes)"
-  assert_contains firstboot 'ETCD_PEERS="'"$(for j in 1 2 3; do [ "$j" = "$k" ] || printf '10.0.0.%s:2379 ' "$j"; done | sed 's/ $//')"'"'
+  # A first build: the card that may init looks for a running cluster once.
+  assert_contains firstboot 'INIT_WAIT=${PIBAKE_INIT_WAIT:-0}'
+  assert_contains firstboot 'ETCD_ENDPOINTS="'"$(for j in 1 2 3; do [ "$j" = "$k" ] || printf '10.0.0.%s:2379 ' "$j"; done | sed 's/ $//')"'"'
 done
 
 # The worker: no keepalived, no CA key, its kubelet on the VIP.
@@ -109,7 +111,26 @@ for k in 1 2; do
   cmp -s again.conf "$state/nodes/node-$k/kubelet.conf" || fail "a rebuilt node-$k got new kubelet credentials"
 done
 
-# The endpoint cannot move: a VIP written differently, or one control plane instead of three.
+# Built again whole (a worker added): node-1 may still init, but only after looking for the
+# cluster it may have formed for 10 minutes.
+pibake_ok build --base-image base.img --out whole --nodes 5
+dump whole/node-1.img /usr/local/sbin/pibake-firstboot firstboot
+assert_contains firstboot "JOIN_ONLY=no"
+assert_contains firstboot 'INIT_WAIT=${PIBAKE_INIT_WAIT:-600}'
+
+# The control planes are fixed at the first build: one left out, or one more, is refused.
+cat > fewer.yaml <<YAML
+nodes:
+  - {name: node-1, role: control-plane}
+  - {name: node-4, ip: 10.0.0.4}
+kubernetes: {api_vip: $vip}
+YAML
+sed -n '/^mirrors:/,$p' cluster.yaml >> fewer.yaml
+if pibake build -c fewer.yaml --base-image base.img --out fewer; then fail "a spec without node-3, a control plane, was accepted"; fi
+assert_contains "$SCRATCH/err.log" 'the control planes was "node-1, node-2, node-3", now "node-1"'
+[ ! -e fewer ] || fail "a refused build wrote out/"
+
+# The endpoint cannot move: a VIP written differently.
 cp cluster.yaml moved.yaml
 printf 'kubernetes: {api_vip: 10.0.0.250}\n' >> moved.yaml
 if pibake build -c moved.yaml --base-image base.img --out moved; then fail "a moved api_vip was accepted"; fi

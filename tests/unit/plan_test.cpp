@@ -445,7 +445,7 @@ TEST_CASE("three control planes: a virtual IP, keepalived, and who inits or join
     INFO(n.node.name);
     CHECK((n.node.role == NodeRole::kControlPlane) == cp);
     // Only the first control plane of a whole-cluster build may init; the others join.
-    CHECK(n.control_plane_join == (cp && n.number != 1));
+    CHECK(n.join_only == (cp && n.number != 1));
     CHECK(n.package_set == std::string(n.gateway ? "gateway" : "node") + (cp ? "-control-plane" : ""));
     const FileOp* keepalived = find_op(n, Fs::kRoot, "/etc/keepalived/keepalived.conf");
     const FileOp* join = find_op(n, Fs::kRoot, "/etc/kubernetes/pibake/kubeadm-join.yaml");
@@ -456,7 +456,7 @@ TEST_CASE("three control planes: a virtual IP, keepalived, and who inits or join
     const FileOp* firstboot = find_op(n, Fs::kRoot, "/usr/local/sbin/pibake-firstboot");
     REQUIRE(firstboot != nullptr);
     CHECK(firstboot->content.find("ENDPOINT=10.0.0.254\n") != std::string::npos);
-    CHECK(firstboot->content.find(std::string("JOIN_ONLY=") + (n.control_plane_join ? "yes" : "no") + "\n") !=
+    CHECK(firstboot->content.find(std::string("JOIN_ONLY=") + (n.join_only ? "yes" : "no") + "\n") !=
           std::string::npos);
     if (!cp) continue;
     CHECK(check->mode == 0755);
@@ -488,10 +488,23 @@ TEST_CASE("three control planes: a virtual IP, keepalived, and who inits or join
   for (const char* name : {"node-1", "node-2"}) {
     BuildPlan one = make_plan(spec, {name});
     REQUIRE(one.nodes.size() == 1);
-    CHECK(one.nodes[0].control_plane_join);
+    CHECK(one.nodes[0].join_only);
   }
   // A worker rebuilt, or the whole cluster, changes nothing about who inits.
-  CHECK_FALSE(make_plan(spec, {"node-1", "node-2", "node-3"}).nodes[0].control_plane_join);
+  CHECK_FALSE(make_plan(spec, {"node-1", "node-2", "node-3"}).nodes[0].join_only);
+  // A first build's card looks for a running cluster once; after the state dir recorded the
+  // cluster, for kInitWaitRecordedSeconds.
+  auto init_wait = [](const NodePlan& n) {
+    const FileOp* f = find_op(n, Fs::kRoot, "/usr/local/sbin/pibake-firstboot");
+    REQUIRE(f != nullptr);
+    auto at = f->content.find("INIT_WAIT=${PIBAKE_INIT_WAIT:-");
+    REQUIRE(at != std::string::npos);
+    return f->content.substr(at, f->content.find('\n', at) - at);
+  };
+  CHECK(init_wait(all.nodes[0]) == "INIT_WAIT=${PIBAKE_INIT_WAIT:-0}");
+  PlanInputs recorded;
+  recorded.cluster_recorded = true;
+  CHECK(init_wait(make_plan(spec, {}, recorded).nodes[0]) == "INIT_WAIT=${PIBAKE_INIT_WAIT:-600}");
 }
 
 TEST_CASE("one control plane keeps its own address as the endpoint and always inits", "[plan]") {
@@ -499,7 +512,7 @@ TEST_CASE("one control plane keeps its own address as the endpoint and always in
   BuildPlan one = make_plan(spec, {"node-1"});
   REQUIRE(one.nodes.size() == 1);
   const NodePlan& n = one.nodes[0];
-  CHECK_FALSE(n.control_plane_join);
+  CHECK_FALSE(n.join_only);
   CHECK(n.package_set == "gateway");
   CHECK(find_op(n, Fs::kRoot, "/etc/keepalived/keepalived.conf") == nullptr);
   CHECK(find_op(n, Fs::kRoot, "/etc/kubernetes/pibake/kubeadm-join.yaml") == nullptr);

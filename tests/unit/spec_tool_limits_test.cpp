@@ -30,7 +30,7 @@ TEST_CASE("The Wi-Fi country must be in the wireless regulatory database (UK sug
   for (const char* bad : {"XX", "EU", "ZZ", "AA"}) {
     CHECK(with_country(bad) ==
           Lines{"network.uplink.wifi.country: \"" + std::string(bad) +
-                "\" is not a country of the wireless regulatory database (wireless-regdb 2026.05.30-1~deb12u1): "
+                "\" is not a country of the wireless regulatory database (wireless-regdb 2026.09.03-1~deb12u1): "
                 "use the ISO 3166-1 alpha-2 code of the country the gateway is in, like GB"});
   }
   // The first and last entries of the generated table, and a few in between.

@@ -64,7 +64,8 @@ TEST_CASE("nodes.control_planes picks node-1 to node-K, an odd K within the coun
         Lines{"cluster.yaml:1:35: nodes.control_planes: 2 is not a number of control planes pibake builds: use 1, 3, "
               "5 or 7 (an odd number, so that etcd keeps a majority when one fails)"});
   CHECK(problems_of("nodes: {count: 2, control_planes: 3}\n") ==
-        Lines{"cluster.yaml:1:35: nodes.control_planes: 3 control planes need at least 3 nodes, and nodes.count is 2"});
+        Lines{"cluster.yaml:1:35: nodes.control_planes: 3 control planes need at least 3 nodes, and there are 2 "
+              "(nodes.count, or --nodes)"});
   CHECK(problems_of("nodes: {count: 9, control_planes: 9}\n").size() == 1);
   CHECK(problems_of("nodes: {count: 4, control_planes: three}\n") ==
         Lines{"cluster.yaml:1:35: nodes.control_planes: \"three\" is not a whole number"});
@@ -104,6 +105,16 @@ TEST_CASE("The API server's virtual IP is a free address of the subnet", "[spec]
               "the cluster network"});
   CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.api_vip = "10.0.0.255"; }) ==
         Lines{"kubernetes.api_vip: \"10.0.0.255\" is the network or broadcast address of 10.0.0.0/24"});
+  // A DNS server on the cluster network is neither picked nor accepted.
+  LoadResult dns =
+      load_spec_text("nodes: {count: 4, control_planes: 3}\nnetwork: {dns: [10.0.0.254]}\n", "cluster.yaml");
+  REQUIRE(dns.problems.empty());
+  CHECK(api_vip_address(dns.spec) == "10.0.0.253");
+  CHECK(problems_with([](ClusterSpec& s) {
+          s.network.dns = {"10.0.0.53"};
+          s.kubernetes.api_vip = "10.0.0.53";
+        }) == Lines{"kubernetes.api_vip: \"10.0.0.53\" is network.dns[0], a DNS server: the virtual IP must be an "
+                    "address of its own"});
   CHECK(problems_with([](ClusterSpec& s) { s.kubernetes.api_vip = "vip"; }) ==
         Lines{"kubernetes.api_vip: \"vip\" is not an IPv4 address"});
   // Nothing free: say so, and what to do.
@@ -112,7 +123,7 @@ TEST_CASE("The API server's virtual IP is a free address of the subnet", "[spec]
                   "control_planes: 3}\n") ==
       Lines{
           "cluster.yaml:1:1: kubernetes.api_vip: no address of network.subnet is free for the API server's virtual IP "
-          "(every one is a node's or in network.dhcp_range): set kubernetes.api_vip"});
+          "(every one is a node's, a DNS server's or in network.dhcp_range): set kubernetes.api_vip"});
   // The spec written next to the outputs keeps a written VIP.
   LoadResult back = load_spec_text(to_yaml(one), "cluster.yaml");
   CHECK(back.spec.kubernetes.api_vip == "10.0.0.50");
