@@ -70,8 +70,11 @@ note "etcd 3 members on 127.0.0.1:$(client 1)..$(client 3); node-2 ($old_id) sto
 cluster=$SCRATCH/cluster
 mkdir -p "$cluster/nodes"
 touch "$cluster/apiserver-up"
-for k in 1 2 3; do echo "node-role.kubernetes.io/control-plane=" > "$cluster/nodes/node-$k"; done
-rm "$cluster/nodes/node-2"
+mkdir -p "$cluster/kube-system/pods"
+for k in 1 2 3; do
+  echo "node-role.kubernetes.io/control-plane=" > "$cluster/nodes/node-$k"
+  touch "$cluster/kube-system/pods/etcd-node-$k"  # the etcd mirror pods; node-2's is stale
+done
 
 source "$PIBAKE_SOURCE_DIR/tests/cli/bootstrap_stubs.bash"
 make_bootstrap_stubs
@@ -117,6 +120,8 @@ grep -q ", https://10.0.0.2:2380, " members.txt || { cat members.txt >&2; fail "
 assert_eq "$(grep -c ', started, node-[13], ' members.txt)" 2 "started members node-1 and node-3"
 assert_eq "$(wc -l < members.txt)" 3 "etcd members"
 grep -qx "node-role.kubernetes.io/control-plane=" "$cluster/nodes/node-2" || fail "node-2 is not marked a control plane"
+grep -q "kubectl .*-n kube-system delete pod etcd-node-2 --ignore-not-found" stand-in/calls.log ||
+  fail "the stale etcd mirror pod was not deleted before the join"
 [ -e root/var/lib/pibake/firstboot.done ] || fail "no firstboot.done"
 note "joined: $(tr '\n' ';' < members.txt)"
 

@@ -240,6 +240,7 @@ kubeadm_init() {
   mkdir -p "$STORE" && touch "$STORE/apiserver-up"
   node=$(sed -n 's/^  name: *//p' "$config" | head -n 1)
   put nodes "" "${node:-node-1}"
+  put pods kube-system "etcd-${node:-node-1}"
   phase upload-config
   put configmaps kube-system kubeadm-config
   put configmaps kube-system kubelet-config
@@ -336,6 +337,10 @@ PY
   for c in admin controller-manager scheduler; do write 0600 "$K8S/$c.conf"; done
   for m in kube-apiserver kube-controller-manager kube-scheduler; do write 0600 "$K8S/manifests/$m.yaml"; done
   phase check-etcd
+  # kubeadm probes the endpoint of every etcd pod (etcdutil.NewFromCluster): a pod left by this
+  # node's earlier card names this node's address, where no etcd answers yet.
+  [ ! -e "$STORE/kube-system/pods/etcd-$node" ] ||
+    die "error execution phase check-etcd: etcd cluster is not healthy: failed to dial endpoint https://$address:2379 with maintenance client: context deadline exceeded"
   etcd endpoint health --cluster >> "$LOG/etcd.log" 2>&1 ||
     die "error execution phase check-etcd: etcd cluster is not healthy: $(tail -n 1 "$LOG/etcd.log")"
   phase kubelet-start
@@ -354,6 +359,7 @@ PY
   phase mark-control-plane
   put nodes "" "$node" "node-role.kubernetes.io/control-plane="
   phase wait-control-plane
+  put pods kube-system "etcd-$node"
   echo "This node has joined the cluster and a new control plane instance was created (stand-in)"
   note "join: done"
 }
@@ -382,7 +388,7 @@ kubectl_main() {
       --raw=*) raw=${1#*=} ;;
       -l | --selector) selector=$2; shift ;;
       -o) output=$2; shift ;;
-      --request-timeout=* | --overwrite) ;;
+      --request-timeout=* | --overwrite | --ignore-not-found) ;;
       *) args="$args $1" ;;
     esac
     shift
@@ -423,6 +429,11 @@ kubectl_main() {
       fi
       echo "$docs" | while read -r _ kind obj; do put "$kind" applied "$obj" && echo "$kind/$obj created"; done
       note "apply: done"
+      ;;
+    delete)
+      # `delete KIND NAME --ignore-not-found`: the object is gone afterwards.
+      rm -f "$STORE/$ns/$(resource "$2")/$3"
+      echo "$2 \"$3\" deleted"
       ;;
     label)
       m=$(fault_for label "$(count label)")
