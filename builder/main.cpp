@@ -24,7 +24,9 @@ constexpr int kExitUsage = 2;
 void add_spec_flags(CLI::App* cmd, pibake::SpecOptions& spec) {
   cmd->add_option("-c,--config", spec.config_path,
                   "cluster spec (default: ./cluster.yaml when present, else built-in defaults)");
-  cmd->add_option("--nodes", spec.nodes, "number of nodes (node-1 … node-N; node-1 is the gateway and control plane)")
+  cmd->add_option("--nodes", spec.nodes,
+                  "number of nodes (node-1 … node-N; node-1 is the gateway, node-1 … node-K the control planes, K = "
+                  "nodes.control_planes, 1 by default)")
       ->check(CLI::Range(1, 65534));
 }
 
