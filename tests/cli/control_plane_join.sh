@@ -53,7 +53,8 @@ start_etcd() {
   echo $! > "etcd-$k.pid"
 }
 stop_etcd() { kill "$(cat "etcd-$1.pid")" 2>/dev/null || true; wait "$(cat "etcd-$1.pid")" 2>/dev/null || true; }
-trap 'for k in 1 2 3; do [ -e etcd-$k.pid ] && stop_etcd $k; done' EXIT
+# Stop the members on any exit, then lib.bash's own clean-up (the scratch dir).
+trap 'for k in 1 2 3; do [ -e "$SCRATCH/etcd-$k.pid" ] && (cd "$SCRATCH" && stop_etcd $k); done; rm -rf "$SCRATCH"' EXIT
 issue tester
 ctl() { ETCDCTL_API=3 etcdctl --endpoints "https://127.0.0.1:$(client 1)" --cacert "$ca/ca.crt" --cert tester.crt --key tester.key "$@"; }
 for k in 1 2 3; do start_etcd $k; done
