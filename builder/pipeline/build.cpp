@@ -411,8 +411,7 @@ void run_build(const BuildOptions& opts) {
   const StateDirLock state_lock(state);
   // pki: the spec must still describe the cluster the state dir's keys belong to; then the CAs
   // (checked, or made once) and each node's credentials. No download is needed for any of it.
-  const bool cluster_recorded = state.identity().has_value();
-  state.check_identity(spec);
+  const bool cluster_recorded = state.check_identity(spec);
   warn_single_control_plane_rebuilt(spec, opts, names, cluster_recorded);
   PlanInputs inputs;
   inputs.cluster_recorded = cluster_recorded;

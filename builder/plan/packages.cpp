@@ -65,17 +65,9 @@ std::vector<std::string> firstboot_packages(const ClusterSpec& /*spec*/, bool ga
   return out;
 }
 
-namespace {
-
-bool holds_vip(const ClusterSpec& spec, const NodeSpec& node) {
-  return node.role == NodeRole::kControlPlane && uses_api_vip(spec);
-}
-
-}  // namespace
-
 std::string package_set_name(const ClusterSpec& spec, const NodeSpec& node) {
   std::string name = node.name == gateway_name(spec) ? "gateway" : "node";
-  return holds_vip(spec, node) ? name + "-control-plane" : name;
+  return holds_api_vip(spec, node) ? name + "-control-plane" : name;
 }
 
 std::string keyring_path(const ClusterSpec& spec, size_t i) {
@@ -92,7 +84,7 @@ std::vector<PackageSet> package_sets(const ClusterSpec& spec, DhcpServer dhcp) {
     for (const PackageSet& s : out)
       if (s.name == name) return;
     const bool gateway = node.name == gateway_name(spec);
-    out.push_back({name, firstboot_packages(spec, gateway, holds_vip(spec, node), dhcp)});
+    out.push_back({name, firstboot_packages(spec, gateway, holds_api_vip(spec, node), dhcp)});
   };
   if (spec.nodes.empty()) return out;
   const NodeSpec* gateway = find_node(spec, gateway_name(spec));

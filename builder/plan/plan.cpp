@@ -201,17 +201,17 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["is_gateway"] = gateway ? "yes" : "no";
   // What first boot installs when the base image lacks it (packages.h), from the card;
   // the gateway's chrony serves time (docs/cluster.md, "The clock without a network").
-  v["firstboot_packages"] = join_requested(
-      firstboot_packages(spec, gateway, node.role == NodeRole::kControlPlane && uses_api_vip(spec), dhcp_server));
-  v["vrrp_unicast_peers"] = "";
-  std::string endpoints;  // the other control planes' etcd client endpoints (kubeadm: <ip>:2379)
+  v["firstboot_packages"] = join_requested(firstboot_packages(spec, gateway, holds_api_vip(spec, node), dhcp_server));
+  // The other control planes: their etcd client endpoints (kubeadm: <ip>:2379), and keepalived's
+  // unicast_peer lines.
+  std::string endpoints, vrrp_peers;
   for (const NodeSpec* cp : control_plane_nodes(spec)) {
     if (cp->name == node.name) continue;
     endpoints += (endpoints.empty() ? "" : " ") + cp->ip + ":2379";
-    v["vrrp_unicast_peers"] += "        " + cp->ip + "\n";
+    vrrp_peers += (vrrp_peers.empty() ? "        " : "\n        ") + cp->ip;
   }
-  if (!v["vrrp_unicast_peers"].empty()) v["vrrp_unicast_peers"].pop_back();
   v["etcd_endpoints"] = endpoints;
+  v["vrrp_unicast_peers"] = vrrp_peers;
   // keepalived (docs/cluster.md, "Several control planes"): VRRP router id from the virtual IP's
   // last octet (distinct from another VRRP group on the segment that did the same for its own
   // address), a priority that orders the control planes.
@@ -449,7 +449,7 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   vars["join_only"] = plan.join_only ? "yes" : "no";
   // Only the card that may init with a virtual IP waits; every other card renders 0, so rebuilding
   // it from the same state dir gives the same bytes.
-  const bool may_init_with_vip = node.role == NodeRole::kControlPlane && !plan.join_only && uses_api_vip(spec);
+  const bool may_init_with_vip = holds_api_vip(spec, node) && !plan.join_only;
   vars["init_wait"] = std::to_string(may_init_with_vip && inputs.cluster_recorded ? kInitWaitRecordedSeconds : 0);
   vars["uses_api_vip"] = uses_api_vip(spec) ? "yes" : "no";
 
@@ -459,7 +459,7 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   add_tree(plan, "overlays/all", vars);
   add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
   // Several control planes: keepalived holds the virtual IP, and each can join the others.
-  if (node.role == NodeRole::kControlPlane && uses_api_vip(spec)) add_tree(plan, "overlays/control-plane-vip", vars);
+  if (holds_api_vip(spec, node)) add_tree(plan, "overlays/control-plane-vip", vars);
   add_runtime(plan, spec, inputs.artifacts, vars);
   add_images(plan, spec, inputs.images);
   add_debs(plan, inputs);

@@ -74,8 +74,18 @@ std::vector<const NodeSpec*> control_plane_nodes(const ClusterSpec& spec) {
   return out;
 }
 
+std::string control_plane_names(const ClusterSpec& spec) {
+  std::string names;
+  for (const NodeSpec* n : control_plane_nodes(spec)) names += (names.empty() ? "" : ", ") + n->name;
+  return names;
+}
+
 bool uses_api_vip(const ClusterSpec& spec) {
   return !spec.kubernetes.api_vip.empty() || control_plane_nodes(spec).size() > 1;
+}
+
+bool holds_api_vip(const ClusterSpec& spec, const NodeSpec& node) {
+  return node.role == NodeRole::kControlPlane && uses_api_vip(spec);
 }
 
 std::string api_vip_address(const ClusterSpec& spec) {

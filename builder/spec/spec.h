@@ -212,9 +212,14 @@ std::string gateway_name(const ClusterSpec& spec);
 const NodeSpec& control_plane_node(const ClusterSpec& spec);
 // Every control-plane node, in spec order.
 std::vector<const NodeSpec*> control_plane_nodes(const ClusterSpec& spec);
+// Their names, in spec order, joined by ", " ("node-1, node-2, node-3"), for messages.
+std::string control_plane_names(const ClusterSpec& spec);
 // True when the API server is reached through a virtual IP: several control planes, or
 // kubernetes.api_vip set.
 bool uses_api_vip(const ClusterSpec& spec);
+// True when `node` is a control plane of a spec that uses_api_vip(): it runs keepalived for the
+// address and carries what joining needs (overlays/control-plane-vip, its package set).
+bool holds_api_vip(const ClusterSpec& spec, const NodeSpec& node);
 // The virtual IP (dotted IPv4): kubernetes.api_vip when set, else the highest host address of
 // network.subnet that is no node's address, no DNS server's and not in network.dhcp_range. "" when the spec
 // uses none (uses_api_vip) or no address is free (validate() reports that).

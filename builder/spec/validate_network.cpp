@@ -63,11 +63,9 @@ void check_roles(const ClusterSpec& spec, Problems& out) {
     return;
   }
   if (planes.size() % 2 == 0 || planes.size() > static_cast<size_t>(kMaxControlPlanes)) {
-    std::string names;
-    for (const NodeSpec* n : planes) names += (names.empty() ? "" : ", ") + n->name;
     out.push_back({"nodes", fmt::format("{} nodes have role control-plane ({}): use 1, 3, 5 or 7 (an odd number, so "
                                         "that etcd keeps a majority when one fails)",
-                                        planes.size(), names)});
+                                        planes.size(), control_plane_names(spec))});
   }
 }
 

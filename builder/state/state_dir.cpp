@@ -127,7 +127,7 @@ std::optional<ClusterSpec> StateDir::identity() const {
   return std::move(recorded.spec);
 }
 
-void StateDir::check_identity(const ClusterSpec& spec) const {
+bool StateDir::check_identity(const ClusterSpec& spec) const {
   const std::string path = path_ + "/cluster.yaml";
   std::optional<ClusterSpec> recorded = identity();
   // The virtual IP pibake picked is recorded as if written: a node added later at that address
@@ -138,7 +138,7 @@ void StateDir::check_identity(const ClusterSpec& spec) const {
   };
   if (!recorded) {
     write_file_atomic(path, to_yaml(pinned(spec)), kSecretFileMode);
-    return;
+    return false;
   }
   const ClusterSpec& was = *recorded;
   std::vector<std::string> changes;
@@ -153,12 +153,7 @@ void StateDir::check_identity(const ClusterSpec& spec) const {
   // The control-plane set is fixed at the first build: every control plane's card names the others
   // (keepalived's VRRP peers, the etcd members it asks), and a card that is not rebuilt would go on
   // naming the old set (docs/cluster.md, "Several control planes").
-  auto control_planes = [](const ClusterSpec& s) {
-    std::string names;
-    for (const NodeSpec* n : control_plane_nodes(s)) names += (names.empty() ? "" : ", ") + n->name;
-    return names;
-  };
-  compare("the control planes", control_planes(was), control_planes(spec));
+  compare("the control planes", control_plane_names(was), control_plane_names(spec));
   compare("the API server endpoint (kubernetes.api_vip, or the control plane's address)", api_endpoint_address(was),
           api_endpoint_address(spec));
   for (const NodeSpec& old : was.nodes) {
@@ -178,7 +173,7 @@ void StateDir::check_identity(const ClusterSpec& spec) const {
     }
     merged.nodes_listed = true;
     write_file_atomic(path, to_yaml(pinned(merged)), kSecretFileMode);
-    return;
+    return true;
   }
   std::string list;
   for (const std::string& c : changes) list += "\n  " + c;

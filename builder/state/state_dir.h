@@ -52,8 +52,9 @@ class StateDir {
   // pod or service range, set of control planes, API server endpoint (api_endpoint_address), or any
   // recorded node's address or role differs from the identity record (cluster.yaml) written by the
   // first build; records it when there is none yet (with the virtual IP pibake picked written out),
-  // and adds the spec's new nodes to it otherwise.
-  void check_identity(const ClusterSpec& spec) const;
+  // and adds the spec's new nodes to it otherwise. Returns true when a record was there before
+  // (the cluster was built from this state dir already), false when this call made the first.
+  bool check_identity(const ClusterSpec& spec) const;
 
   // A worker's kubeconfig for its kubelet (nodes/<name>/kubelet.conf), kept so a regenerated image
   // gets the same identity; nullopt when none was issued yet. keep_* writes it atomically, 0600.

@@ -54,9 +54,10 @@ TEST_CASE("the state dir sits next to the spec file and keeps each record under 
   CHECK(*state.admin_kubeconfig() == "admin\n");
   CHECK(mode_of(path + "/admin.kubeconfig") == 0600);
 
-  state.check_identity(default_spec());
+  CHECK_FALSE(state.check_identity(default_spec()));  // the first record
   CHECK(mode_of(path + "/cluster.yaml") == 0600);
   CHECK_NOTHROW(state.check_identity(default_spec()));
+  CHECK(state.check_identity(default_spec()));  // recorded before
   ClusterSpec renamed = default_spec();
   renamed.cluster.name = "other";
   CHECK_THROWS_WITH(state.check_identity(renamed), Contains("cluster.name was \"pi\", now \"other\""));
