@@ -2,6 +2,7 @@
 // that catches errors (docs/conventions.md, "Exceptions inside, one catch in main"): "pibake: error: ..." and a
 // non-zero exit status.
 #include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <csignal>
@@ -71,6 +72,8 @@ int main(int argc, char** argv) {
   build->add_flag("--offline", build_opts.offline, "never use the network");
   build->add_flag("--dry-run", build_opts.dry_run, "print the plan (every file of every node) and write nothing");
   build->add_option("-j,--jobs", build_opts.jobs, "images written at once (default: four per CPU core, at most 16)");
+  build->add_option("--etcd-snapshot", build_opts.etcd_snapshot,
+                    "restore this etcd snapshot (etcdctl snapshot save) before kubeadm init on the card that inits");
   std::string compress = "none";
   build->add_option("--compress", compress, "also write node-N.img.zst or .img.xz (+ .sha256), multi-threaded")
       ->check(CLI::IsMember({"none", "zstd", "xz"}));

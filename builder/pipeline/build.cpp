@@ -3,21 +3,20 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <cerrno>
-#include <cstring>
-#include <ctime>
-
-#include <fmt/format.h>
-#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -320,18 +319,26 @@ ClusterSpec resolve_spec(const SpecOptions& opts) {
 namespace {
 
 // Rebuilding the only control plane of a cluster built before (--node) makes a card whose first
-// boot runs `kubeadm init` again: a new, empty etcd (docs/cluster.md, "Several control planes").
+// boot runs `kubeadm init` again: a new, empty etcd unless it restores a snapshot (--etcd-snapshot;
+// docs/cluster.md, "Several control planes", "etcd snapshots").
 void warn_single_control_plane_rebuilt(const ClusterSpec& spec, const BuildOptions& opts,
                                        const std::vector<std::string>& names, bool cluster_recorded) {
   if (!cluster_recorded || opts.only_nodes.empty() || control_plane_nodes(spec).size() > 1) return;
   const std::string& cp = control_plane_node(spec).name;
   if (std::find(names.begin(), names.end(), cp) == names.end()) return;
+  if (!opts.etcd_snapshot.empty()) {
+    print_stderr(fmt::format(
+        "note: {} is the cluster's only control plane: its new card restores the etcd snapshot {} before kubeadm "
+        "init; what changed in the cluster after that snapshot was taken is lost.\n",
+        cp, opts.etcd_snapshot));
+    return;
+  }
   print_stderr(fmt::format(
       "warning: {} is the cluster's only control plane: its new card runs kubeadm init and starts a new, empty "
-      "cluster (etcd held every object), which the workers then join again. With three control planes "
-      "(nodes.control_planes: 3) a rebuilt one rejoins the cluster instead (docs/cluster.md, \"Several control "
-      "planes\").\n",
-      cp));
+      "cluster (etcd held every object), which the workers then join again. Restore the cluster's objects with "
+      "--etcd-snapshot FILE (a copy of {}:/var/lib/pibake/etcd-snapshots/latest.db); with three control planes "
+      "(nodes.control_planes: 3) a rebuilt one rejoins the cluster instead (docs/cluster.md, \"etcd snapshots\").\n",
+      cp, cp));
 }
 
 // Every check of the input that needs no download, in one place, before the first download and
@@ -356,6 +363,20 @@ std::vector<std::string> preflight(const ClusterSpec& spec, const BuildOptions& 
   if (stat(opts.out_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
     throw Error("output directory " + opts.out_dir + " exists and is not a directory");
   }
+  if (!opts.etcd_snapshot.empty()) {
+    const std::string init_node = init_node_name(spec, names);
+    if (init_node.empty() || std::find(names.begin(), names.end(), init_node) == names.end()) {
+      throw Error(fmt::format(
+          "--etcd-snapshot: this build makes no card that runs kubeadm init, and only that card restores a "
+          "snapshot{}",
+          uses_api_vip(spec)
+              ? fmt::format(" ({} in a build of every control plane: {}); a control plane rebuilt alone joins the "
+                            "running cluster and gets its data from it",
+                            control_plane_node(spec).name, control_plane_names(spec))
+              : fmt::format(" (the control plane, {}): add --node {}", control_plane_node(spec).name,
+                            control_plane_node(spec).name)));
+    }
+  }
   return names;
 }
 
@@ -367,6 +388,9 @@ void run_build(const BuildOptions& opts) {
   ClusterSpec spec = resolve_spec(opts.spec);
   add_default_ssh_keys(spec);
   const std::vector<std::string> names = preflight(spec, opts);
+  // The snapshot is read whole now, before the state dir or the output directory is touched.
+  std::optional<EtcdSnapshot> snapshot;
+  if (!opts.etcd_snapshot.empty()) snapshot = check_etcd_snapshot(opts.etcd_snapshot);
   if (opts.dry_run) {
     // The plan without fetching anything but a channel's one-line file when the lock does not pin
     // it yet: binaries are listed by name only, the state dir is not touched, and the kernel
@@ -377,6 +401,7 @@ void run_build(const BuildOptions& opts) {
       resolve_channel(spec, &lock, cache, *make_curl_fetcher(), opts.offline);
     }
     PlanInputs inputs;
+    inputs.etcd_snapshot = snapshot;
     if (std::optional<BaseImage> base = cached_base_image(spec, opts.base_image)) {
       fmt::print("base image {}: {}\n", base->path, describe_base(*base));
       inputs.cmdline_paths = base->boot_layout.cmdlines;
@@ -415,6 +440,7 @@ void run_build(const BuildOptions& opts) {
   warn_single_control_plane_rebuilt(spec, opts, names, cluster_recorded);
   PlanInputs inputs;
   inputs.cluster_recorded = cluster_recorded;
+  inputs.etcd_snapshot = snapshot;
   const pki::PkiState pki = gather_credentials(spec, state, names, inputs);
   OutDirLock out_lock(opts.out_dir);
   // fetch: the binaries and the base image (pinned by the lock file), verified, into the cache.

@@ -24,6 +24,9 @@ struct BuildOptions {
   bool dry_run = false;
   unsigned jobs = 0;                          // nodes written at once; 0 = four per CPU core, at most 16
   Compression compress = Compression::kNone;  // --compress zstd|xz: also node-N.img.zst/.xz (+ .sha256)
+  // --etcd-snapshot FILE: an `etcdctl snapshot save` file the card that runs kubeadm init restores
+  // before the init (docs/cluster.md, "etcd snapshots"); the build must include that card.
+  std::string etcd_snapshot;
 };
 
 // load spec → apply flags → validate. Prints every problem and throws pibake::Error when any.

@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +18,7 @@
 #include "util/atomic_file.h"
 #include "util/build_time.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/unique_fd.h"
 
 namespace pibake {
@@ -60,6 +60,9 @@ void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
         UniqueFd fd(open(op.source_path.c_str(), O_RDONLY | O_CLOEXEC));
         if (!fd) throw Error(op.source_path + ": " + std::strerror(errno));
         fs.write_file_from(op.path, fd.get(), own);
+        if (!op.source_identity.empty() && file_identity(op.source_path) != op.source_identity) {
+          throw Error(op.source_path + " changed while pibake was copying it (another program wrote to it)");
+        }
         break;
       }
       case FileOp::Kind::kExtractArchive:

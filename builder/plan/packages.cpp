@@ -49,25 +49,32 @@ bool parse_u64(std::string_view s, uint64_t& out) {
 
 }  // namespace
 
-std::vector<std::string> firstboot_packages(const ClusterSpec& /*spec*/, bool gateway, bool control_plane_vip,
-                                            DhcpServer dhcp) {
+std::vector<std::string> firstboot_packages(const ClusterSpec& /*spec*/, bool gateway, bool control_plane,
+                                            bool control_plane_vip, DhcpServer dhcp) {
   std::vector<std::string> out = {"conntrack", "iptables", "socat"};
   if (gateway) {
     out.emplace_back(dhcp_server_facts(dhcp).package);
     out.emplace_back("chrony");
   }
+  // etcdctl: the daily etcd snapshot, its restore before kubeadm init, and a rebuilt control plane
+  // removing its stale member.
+  if (control_plane) out.emplace_back("etcd-client");
   if (control_plane_vip) {
     out.emplace_back("keepalived");
-    out.emplace_back("curl");         // keepalived's health check (pibake-apiserver-check)
-    out.emplace_back("etcd-client");  // etcdctl: a rebuilt control plane removes its stale member
+    out.emplace_back("curl");  // keepalived's health check (pibake-apiserver-check)
   }
   std::sort(out.begin(), out.end());
   return out;
 }
 
+std::vector<std::string> firstboot_packages(const ClusterSpec& spec, const NodeSpec& node, DhcpServer dhcp) {
+  return firstboot_packages(spec, node.name == gateway_name(spec), node.role == NodeRole::kControlPlane,
+                            holds_api_vip(spec, node), dhcp);
+}
+
 std::string package_set_name(const ClusterSpec& spec, const NodeSpec& node) {
   std::string name = node.name == gateway_name(spec) ? "gateway" : "node";
-  return holds_api_vip(spec, node) ? name + "-control-plane" : name;
+  return node.role == NodeRole::kControlPlane ? name + "-control-plane" : name;
 }
 
 std::string keyring_path(const ClusterSpec& spec, size_t i) {
@@ -83,8 +90,7 @@ std::vector<PackageSet> package_sets(const ClusterSpec& spec, DhcpServer dhcp) {
     std::string name = package_set_name(spec, node);
     for (const PackageSet& s : out)
       if (s.name == name) return;
-    const bool gateway = node.name == gateway_name(spec);
-    out.push_back({name, firstboot_packages(spec, gateway, holds_api_vip(spec, node), dhcp)});
+    out.push_back({name, firstboot_packages(spec, node, dhcp)});
   };
   if (spec.nodes.empty()) return out;
   const NodeSpec* gateway = find_node(spec, gateway_name(spec));

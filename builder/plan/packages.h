@@ -21,8 +21,7 @@ inline constexpr const char* kCardDebsDir = "/var/cache/pibake/debs";
 inline constexpr const char* kUbuntuArchiveKeyring = "keyrings/ubuntu-archive-keyring.gpg";
 
 // A set of nodes that install the same packages: "gateway" (the node serving DHCP) or "node"
-// (every other node), with "-control-plane" for the control planes of a spec that uses_api_vip()
-// (they hold the virtual IP and may join). The lock file's key for the set.
+// (every other node), with "-control-plane" for the control planes. The lock file's key for the set.
 struct PackageSet {
   std::string name;                    // "gateway", "node", "gateway-control-plane", "node-control-plane"
   std::vector<std::string> requested;  // package names, sorted, as apt's command line takes them
@@ -31,11 +30,14 @@ struct PackageSet {
 // What first boot installs when the base image lacks it: kubelet and kube-proxy use conntrack,
 // kubectl port-forward uses socat, kube-proxy and the gateway's NAT iptables; the gateway serves
 // time with chrony (docs/cluster.md, "The clock without a network") and DHCP with `dhcp`
-// (choose_dhcp_server); with `control_plane_vip`, keepalived holds the virtual IP (its health check
-// uses curl) and etcdctl (etcd-client) removes a rebuilt control plane's stale etcd member
-// (docs/cluster.md, "Several control planes"). Sorted names.
-std::vector<std::string> firstboot_packages(const ClusterSpec& spec, bool gateway, bool control_plane_vip,
-                                            DhcpServer dhcp);
+// (choose_dhcp_server); every `control_plane` gets etcdctl (etcd-client) for its daily etcd
+// snapshot, a snapshot's restore and a rebuilt control plane's removal of its stale member; with
+// `control_plane_vip`, keepalived holds the virtual IP (its health check uses curl)
+// (docs/cluster.md, "Several control planes", "etcd snapshots"). Sorted names.
+std::vector<std::string> firstboot_packages(const ClusterSpec& spec, bool gateway, bool control_plane,
+                                            bool control_plane_vip, DhcpServer dhcp);
+// The same for `node` of `spec` (its gateway, role and virtual-IP duty).
+std::vector<std::string> firstboot_packages(const ClusterSpec& spec, const NodeSpec& node, DhcpServer dhcp);
 
 // The name of the package set `node` falls into (PackageSet::name).
 std::string package_set_name(const ClusterSpec& spec, const NodeSpec& node);

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <sstream>
 #include <tuple>
@@ -201,7 +202,7 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["is_gateway"] = gateway ? "yes" : "no";
   // What first boot installs when the base image lacks it (packages.h), from the card;
   // the gateway's chrony serves time (docs/cluster.md, "The clock without a network").
-  v["firstboot_packages"] = join_requested(firstboot_packages(spec, gateway, holds_api_vip(spec, node), dhcp_server));
+  v["firstboot_packages"] = join_requested(firstboot_packages(spec, node, dhcp_server));
   // The other control planes: their etcd client endpoints (kubeadm: <ip>:2379), and keepalived's
   // unicast_peer lines.
   std::string endpoints, vrrp_peers;
@@ -468,6 +469,19 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   if (auto it = inputs.credentials.find(node.name); it != inputs.credentials.end()) {
     for (const FileOp& op : it->second) plan.ops.push_back(op);
   }
+  // An etcd snapshot to restore before kubeadm init goes to the one card that may init.
+  if (may_init && inputs.etcd_snapshot) {
+    FileOp snap;
+    snap.kind = FileOp::Kind::kCopyFile;
+    snap.path = kEtcdRestorePath;
+    snap.mode = 0600;  // every Secret of the cluster is in it
+    snap.source = "etcd snapshot " + inputs.etcd_snapshot->path;
+    snap.source_path = inputs.etcd_snapshot->path;
+    snap.sha256 = inputs.etcd_snapshot->sha256;
+    snap.size = inputs.etcd_snapshot->size;
+    snap.source_identity = inputs.etcd_snapshot->identity;
+    plan.ops.push_back(std::move(snap));
+  }
   // Time: the gateway serves it (chrony), the others take it from the gateway.
   if (!plan.gateway) add_tree(plan, "overlays/non-gateway", vars);
   if (plan.gateway) {
@@ -615,23 +629,22 @@ std::vector<std::string> select_nodes(const ClusterSpec& spec, const std::vector
   return selected;
 }
 
+std::string init_node_name(const ClusterSpec& spec, const std::vector<std::string>& selected) {
+  // With a single control plane there is no one to join: it always inits. With several, regenerating
+  // a card never makes a second, empty cluster.
+  if (!uses_api_vip(spec)) return control_plane_node(spec).name;
+  for (const NodeSpec* cp : control_plane_nodes(spec))
+    if (std::find(selected.begin(), selected.end(), cp->name) == selected.end()) return "";
+  return control_plane_node(spec).name;
+}
+
 BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only, const PlanInputs& inputs) {
   const std::vector<std::string> selected = select_nodes(spec, only);
-  auto is_selected = [&](const std::string& name) {
-    return std::find(selected.begin(), selected.end(), name) != selected.end();
-  };
-  // Who may run `kubeadm init` (docs/cluster.md, "Several control planes"): the first control
-  // plane, unless this build leaves another control plane out: then the cluster exists and the
-  // ones rebuilt join it (regenerating a card never makes a second, empty cluster). With a single
-  // control plane there is no one to join: it always inits.
-  bool all_control_planes = true;
-  for (const NodeSpec* cp : control_plane_nodes(spec)) all_control_planes = all_control_planes && is_selected(cp->name);
-  const std::string init_node =
-      !uses_api_vip(spec) || all_control_planes ? control_plane_node(spec).name : std::string();
+  const std::string init_node = init_node_name(spec, selected);
   BuildPlan plan;
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
     const NodeSpec& node = spec.nodes[i];
-    if (!is_selected(node.name)) continue;
+    if (std::find(selected.begin(), selected.end(), node.name) == selected.end()) continue;
     plan.nodes.push_back(plan_node(spec, node, static_cast<int>(i) + 1, inputs, node.name == init_node));
   }
   return plan;

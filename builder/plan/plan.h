@@ -11,6 +11,7 @@
 
 #include "plan/artifacts.h"
 #include "plan/dhcp_server.h"
+#include "plan/etcd_snapshot.h"
 #include "plan/images.h"
 #include "plan/os_release.h"
 #include "spec/spec.h"
@@ -55,6 +56,10 @@ struct FileOp {
   std::string source_path;  // kCopyFile, kExtractArchive: the file in the cache
   std::string sha256;       // kCopyFile, kExtractArchive: the artifact's sha256
   uint64_t size = 0;        // kCopyFile, kExtractArchive: bytes installed
+  // kCopyFile of a file outside the cache (an etcd snapshot the user gave): its identity
+  // (util/files.h file_identity) when checked; the writer refuses the node if it changed by the
+  // end of the copy. Empty for cache blobs, whose identity the cache checks.
+  std::string source_identity;
 };
 
 struct NodePlan {
@@ -114,6 +119,9 @@ struct PlanInputs {
   // The state dir recorded this cluster before this build (StateDir::identity): the card that may
   // run kubeadm init then first looks for a running cluster for kInitWaitRecordedSeconds.
   bool cluster_recorded = false;
+  // `--etcd-snapshot FILE`, checked (etcd_snapshot.h): put at kEtcdRestorePath on the card that may
+  // run kubeadm init (init_node_name), whose first boot restores it before the init.
+  std::optional<EtcdSnapshot> etcd_snapshot;
 };
 
 // How long the card that may init looks for a running cluster (the endpoint, or another control
@@ -125,6 +133,12 @@ inline constexpr int kInitWaitRecordedSeconds = 600;
 // The names of the nodes to build, in spec order: every node, or those `only` names (--node).
 // An unknown name throws pibake::Error listing the spec's nodes. The one place that checks --node.
 std::vector<std::string> select_nodes(const ClusterSpec& spec, const std::vector<std::string>& only);
+
+// The node whose card may run `kubeadm init` in a build of the nodes `selected` (names): the first
+// control plane, unless the spec has a virtual IP (several control planes) and the build leaves one
+// of them out: then the cluster exists and every rebuilt control plane joins it, and this is "".
+// (docs/cluster.md, "Who inits".)
+std::string init_node_name(const ClusterSpec& spec, const std::vector<std::string>& selected);
 
 // Builds the plan for every node in spec.nodes (the spec must have passed validate()).
 // `only` restricts it to the named nodes (--node NAME); an unknown name throws pibake::Error.

@@ -92,7 +92,7 @@ assert_eq "$(calls 'apt-get install|systemctl (enable|daemon-reload|restart|is-a
   "apt-get install systemctl enable systemctl daemon-reload systemctl restart systemctl is-active systemctl enable systemctl daemon-reload systemctl restart systemctl is-active " \
   "package and DHCP calls (is-active fails once: the whole start is retried)"
 assert_contains calls.log "systemctl is-active --quiet isc-dhcp-server.service"
-assert_contains calls.log "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold chrony conntrack iptables isc-dhcp-server socat"
+assert_contains calls.log "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold chrony conntrack etcd-client iptables isc-dhcp-server socat"
 assert_contains run.log "pibake-firstboot: the clock says"  # the clock check says what it found
 assert_eq "$(kcalls)" "kubeadm init kubeadm reset kubeadm init kubectl apply kubectl apply " "kubeadm/kubectl calls"
 assert_contains stand-in/calls.log "kubeadm init --config $SCRATCH/root/etc/kubernetes/pibake/kubeadm-init.yaml --skip-token-print"
@@ -248,7 +248,7 @@ rm -f "$bin/date"
 # The card holds the .debs (as pibake puts them there): installed from it in one apt-get call with
 # no sources configured, and no `apt-get update`: nothing reaches the network.
 mkdir -p debs
-for p in chrony conntrack iptables isc-dhcp-server socat libfoo; do
+for p in chrony conntrack etcd-client iptables isc-dhcp-server socat libfoo; do
   mkdir -p "debs/$p/DEBIAN"
   printf 'Package: %s\nVersion: 1.0\nArchitecture: arm64\nMaintainer: t <t@invalid>\nDescription: t\n' "$p" > "debs/$p/DEBIAN/control"
   dpkg-deb --root-owner-group --build "debs/$p" "debs/${p}_1.0_arm64.deb" >/dev/null || fail "dpkg-deb --build failed"
@@ -258,8 +258,8 @@ mkdir -p root/var/cache/pibake/debs && cp debs/*.deb root/var/cache/pibake/debs/
 run firstboot-1 || { cat run.log >&2; fail "bootstrap with the packages on the card failed"; }
 assert_eq "$(calls 'apt-get|dpkg')" "dpkg --configure apt-get install " "apt calls with every package on the card"
 assert_contains calls.log "apt-get install -y -q --no-install-recommends -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=/nonexistent -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $SCRATCH/root/var/cache/pibake/debs/chrony_1.0_arm64.deb"
-assert_eq "$(sort installed | tr '\n' ' ')" "chrony conntrack iptables isc-dhcp-server libfoo socat " "installed from the card"
-assert_contains run.log "from the card (6 .debs in $SCRATCH/root/var/cache/pibake/debs, no network)"
+assert_eq "$(sort installed | tr '\n' ' ')" "chrony conntrack etcd-client iptables isc-dhcp-server libfoo socat " "installed from the card"
+assert_contains run.log "from the card (7 .debs in $SCRATCH/root/var/cache/pibake/debs, no network)"
 # A card that lacks one (socat): the rest from the card, socat from the network, and the log says so.
 fresh
 mkdir -p root/var/cache/pibake/debs && cp debs/*.deb root/var/cache/pibake/debs/ && rm root/var/cache/pibake/debs/socat_*

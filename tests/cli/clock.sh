@@ -73,7 +73,7 @@ done
 root_cat out/node-1.img /etc/chrony/conf.d/pibake-gateway.conf > gateway.conf
 chronyd -p -f gateway.conf > parsed.conf 2> chronyd.err || { cat chronyd.err >&2; fail "chronyd -p rejects the gateway's chrony drop-in"; }
 assert_eq "$(grep -v '^#' parsed.conf | sort | tr '\n' ';')" "allow 10.0.0.0/24;local stratum 10;" "chrony directives on the gateway"
-assert_contains <(root_cat out/node-1.img /usr/local/sbin/pibake-firstboot) 'PACKAGES="chrony conntrack iptables isc-dhcp-server socat"'
+assert_contains <(root_cat out/node-1.img /usr/local/sbin/pibake-firstboot) 'PACKAGES="chrony conntrack etcd-client iptables isc-dhcp-server socat"'
 echo "alow 10.0.0.0/24" > bad.conf
 if chronyd -p -f bad.conf >/dev/null 2>&1; then fail "chronyd -p accepted an unknown directive: the check cannot fail"; fi
 # The others take time from the gateway, whichever daemon their release runs.

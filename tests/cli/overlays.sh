@@ -91,7 +91,7 @@ assert_contains dhcpd.conf "option ntp-servers 10.0.0.1;"
 assert_contains dhcpd.conf "default-lease-time 600;"
 assert_contains dhcpd.conf "max-lease-time 7200;"
 # The fixture is Ubuntu 26.04: network.dhcp_server auto picks isc-dhcp-server, and only its files.
-assert_contains <(root_cat "$g" /usr/local/sbin/pibake-firstboot) 'PACKAGES="chrony conntrack iptables isc-dhcp-server socat"'
+assert_contains <(root_cat "$g" /usr/local/sbin/pibake-firstboot) 'PACKAGES="chrony conntrack etcd-client iptables isc-dhcp-server socat"'
 if debugfs -R "stat /etc/kea/kea-dhcp4.conf" "$g?offset=$(part_offset "$g" 2)" 2>&1 | grep "Inode:" >/dev/null; then
   fail "the isc-dhcp-server gateway has /etc/kea/kea-dhcp4.conf"
 fi
@@ -142,6 +142,7 @@ ln -sf "$(command -v modprobe || echo /bin/true)" "$vroot/sbin/modprobe"  # only
 units="/etc/systemd/system/pibake-nat.service /etc/systemd/system/pibake-firstboot.service
   /etc/systemd/system/pibake-label-workers.service /etc/systemd/system/kubelet.service
   /etc/systemd/system/pibake-renew-certs.service /etc/systemd/system/pibake-renew-certs.timer
+  /etc/systemd/system/pibake-etcd-snapshot.service /etc/systemd/system/pibake-etcd-snapshot.timer
   /etc/systemd/system/isc-dhcp-server.service
   /usr/local/lib/systemd/system/containerd.service"
 for u in $units; do
@@ -219,7 +220,7 @@ for f in /etc/dhcp/dhcpd.conf /etc/default/isc-dhcp-server /etc/systemd/system/i
   if debugfs -R "stat $f" "$k?offset=$koff" 2>&1 | grep "Inode:" >/dev/null; then fail "the Kea gateway has $f"; fi
 done
 root_cat "$k" /usr/local/sbin/pibake-firstboot > firstboot-kea
-assert_contains firstboot-kea 'PACKAGES="chrony conntrack iptables kea-dhcp4-server socat"'
+assert_contains firstboot-kea 'PACKAGES="chrony conntrack etcd-client iptables kea-dhcp4-server socat"'
 assert_contains firstboot-kea 'DHCP_SERVICE=kea-dhcp4-server.service'
 shellcheck -s sh firstboot-kea || fail "shellcheck finds problems in the Kea gateway's pibake-firstboot"
 # Its start script waits for the address as for dhcpd, then runs kea-dhcp4 in the foreground.

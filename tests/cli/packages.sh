@@ -10,8 +10,8 @@
 source "$(dirname "$0")/lib.bash"
 require_tool debugfs sfdisk e2fsck fsck.fat mtype python3 apt-get apt-cache apt-ftparchive dpkg-deb gpg
 
-# The base already has socat, iptables (and its libbar): only conntrack, libfoo and the gateway's
-# chrony, isc-dhcp-server and libdhcp are missing.
+# The base already has socat, iptables (and its libbar): only conntrack, libfoo, the gateway's
+# chrony, isc-dhcp-server and libdhcp, and the control plane's etcd-client are missing.
 mkdir -p rootdir/var/lib/dpkg
 for p in base-files socat iptables libbar; do
   printf 'Package: %s\nStatus: install ok installed\nArchitecture: arm64\nVersion: 1.0\nDescription: x\n\n' "$p"
@@ -42,10 +42,11 @@ card_debs() {
     awk '$NF ~ /\.deb$/ {print $NF}' | sort | tr '\n' ' '
 }
 assert_eq "$(card_debs out/node-1.img)" \
-  "chrony_4.6_arm64.deb conntrack_1.0_arm64.deb isc-dhcp-server_4.4_arm64.deb libdhcp_2.0_arm64.deb libfoo_1.1_arm64.deb " \
+  "chrony_4.6_arm64.deb conntrack_1.0_arm64.deb etcd-client_3.5_arm64.deb isc-dhcp-server_4.4_arm64.deb libdhcp_2.0_arm64.deb libfoo_1.1_arm64.deb " \
   "the gateway's .debs (closure without recommends, libfoo from -updates, libdhcp from -security)"
 assert_eq "$(card_debs out/node-2.img)" "conntrack_1.0_arm64.deb libfoo_1.1_arm64.deb " "the worker's .debs"
 declare -A pool=([chrony_4.6_arm64.deb]=release [conntrack_1.0_arm64.deb]=release [isc-dhcp-server_4.4_arm64.deb]=release
+  [etcd-client_3.5_arm64.deb]=release
   [libdhcp_2.0_arm64.deb]=security [libfoo_1.1_arm64.deb]=updates)
 for img in out/node-1.img out/node-2.img; do
   check_image "$img"
@@ -70,7 +71,7 @@ import hashlib, os, sys, yaml
 lock = yaml.safe_load(open(sys.argv[1]))
 pk = lock["packages"]
 want = {"conntrack": ("1.0", "release"), "libfoo": ("1:1.1", "updates"), "chrony": ("4.6", "release"),
-        "isc-dhcp-server": ("4.4", "release"), "libdhcp": ("2.0", "security")}
+        "isc-dhcp-server": ("4.4", "release"), "libdhcp": ("2.0", "security"), "etcd-client": ("3.5", "release")}
 assert set(pk) == set(want), pk
 for name, (version, pocket) in want.items():
     p = pk[name]
@@ -80,9 +81,9 @@ for name, (version, pocket) in want.items():
     assert p["sha256"] == hashlib.sha256(open(f, "rb").read()).hexdigest(), p
     assert p["size"] == os.path.getsize(f), p
 sets = lock["package_sets"]
-assert sorted(sets["gateway"]["debs"]) == sorted(want), sets
+assert sorted(sets["gateway-control-plane"]["debs"]) == sorted(want), sets
 assert sorted(sets["node"]["debs"]) == ["conntrack", "libfoo"], sets
-assert sets["gateway"]["requested"] == "chrony conntrack iptables isc-dhcp-server socat", sets
+assert sets["gateway-control-plane"]["requested"] == "chrony conntrack etcd-client iptables isc-dhcp-server socat", sets
 PY
 
 # Server stopped, --offline: node-2 regenerated from the cache and the lock, identical.
@@ -158,9 +159,9 @@ cp "$SCRATCH/upstream/kea-ports/test-key.asc" kea/ && chmod 0644 kea/cluster.yam
 (cd kea && pibake_ok build --base-image ../base.img --out out)
 assert_contains out.log "the archive does not have isc-dhcp-server: the gateway runs kea-dhcp4-server"
 assert_eq "$(card_debs kea/out/node-1.img)" \
-  "chrony_4.6_arm64.deb conntrack_1.0_arm64.deb kea-dhcp4-server_2.6_arm64.deb libdhcp_2.0_arm64.deb libfoo_1.1_arm64.deb " \
+  "chrony_4.6_arm64.deb conntrack_1.0_arm64.deb etcd-client_3.5_arm64.deb kea-dhcp4-server_2.6_arm64.deb libdhcp_2.0_arm64.deb libfoo_1.1_arm64.deb " \
   "the gateway's .debs with an archive that has Kea only"
-assert_contains <(root_cat kea/out/node-1.img /usr/local/sbin/pibake-firstboot) 'PACKAGES="chrony conntrack iptables kea-dhcp4-server socat"'
+assert_contains <(root_cat kea/out/node-1.img /usr/local/sbin/pibake-firstboot) 'PACKAGES="chrony conntrack etcd-client iptables kea-dhcp4-server socat"'
 root_cat kea/out/node-1.img /etc/kea/kea-dhcp4.conf | python3 -c 'import json, sys; c = json.load(sys.stdin)["Dhcp4"]; assert c["subnet4"][0]["subnet"] == "10.0.0.0/24", c' ||
   fail "the Kea gateway has no valid /etc/kea/kea-dhcp4.conf"
 if debugfs -R "stat /etc/dhcp/dhcpd.conf" "kea/out/node-1.img?offset=$(part_offset kea/out/node-1.img 2)" 2>&1 | grep -q "Inode:"; then

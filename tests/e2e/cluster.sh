@@ -498,7 +498,7 @@ common_checks() {  # common_checks NODE INDEX
     "[ \"\$(sudo ctr -n k8s.io images ls -q | grep -v '^sha256:' | LC_ALL=C sort | tr '\n' ' ')\" = '${images_on_card[$n]}' ]"
   check "$n" "the card's image archives were removed once imported" "sudo test ! -e /var/lib/pibake/images"
   local pkgs="conntrack socat"
-  [ "$n" = node-1 ] && pkgs="chrony conntrack isc-dhcp-server socat"
+  [ "$n" = node-1 ] && pkgs="chrony conntrack etcd-client isc-dhcp-server socat"
   check "$n" "first-boot packages ($pkgs) installed from the card, nothing from the network" \
     "[ \"\$(dpkg-query -W -f='\${Status}\n' $pkgs | sort -u)\" = 'install ok installed' ] &&
      sudo journalctl -b -u pibake-firstboot -o cat | grep -q ' from the card (' &&
@@ -519,6 +519,8 @@ check node-1 "bootstrap steps in order: packages images dhcp-server kubeadm-init
   "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages images dhcp-server kubeadm-init cni ' ]"
 check node-1 "isc-dhcp-server active" "systemctl is-active -q isc-dhcp-server"
 check node-1 "chrony active, serving the cluster's time" "systemctl is-active -q chrony && sudo chronyc -n serverstats >/dev/null"
+check node-1 "etcd snapshots: pibake-etcd-snapshot.timer waiting, etcdctl from the card runs" \
+  "systemctl is-active -q pibake-etcd-snapshot.timer && etcdctl version >/dev/null"
 check node-1 "NAT rule: POSTROUTING -o $uplink_if -j MASQUERADE" \
   "sudo iptables -t nat -S POSTROUTING | grep -q -- '-o $uplink_if -j MASQUERADE'"
 bootstrap_recovery_checks

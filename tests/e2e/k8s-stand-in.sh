@@ -10,7 +10,8 @@
 #                             bootstrap-token, kubelet-finalize, addon/coredns, addon/kube-proxy,
 #                             show-join-command), each leaving the files or cluster objects the real
 #                             phase leaves. Preflight refuses, as kubeadm does, existing manifests or
-#                             a non-empty /var/lib/etcd; it also refuses a config that does not parse
+#                             a non-empty /var/lib/etcd (unless --ignore-preflight-errors names
+#                             DirAvailable--var-lib-etcd, or all); it also refuses a config that does not parse
 #                             as YAML or lacks kubeadm's documents, missing pibake CA material
 #                             (kubeadm would silently make a new CA that pibake's workers distrust),
 #                             and a control-plane image containerd lacks (kubeadm would pull it:
@@ -166,13 +167,26 @@ PY
 # read_config ARGS...: the value of --config among kubeadm's arguments, in $config.
 read_config() {
   config=""
+  ignored=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --config) config=$2; shift ;;
       --config=*) config=${1#--config=} ;;
+      --ignore-preflight-errors) ignored="$ignored,$2"; shift ;;
+      --ignore-preflight-errors=*) ignored="$ignored,${1#--ignore-preflight-errors=}" ;;
     esac
     shift
   done
+  # kubeadm compares the check names lower-cased (validation.ValidateIgnorePreflightErrors).
+  ignored=$(echo "$ignored" | tr '[:upper:]' '[:lower:]')
+}
+# ignoring CHECK: the check is in --ignore-preflight-errors (or "all" is): kubeadm then reports
+# it as a warning and goes on.
+ignoring() {
+  case ",$ignored," in
+    *,all,* | *,"$(echo "$1" | tr '[:upper:]' '[:lower:]')",*) echo "[WARNING $1]: ignored (stand-in)"; note "preflight: $1 ignored"; return 0 ;;
+  esac
+  return 1
 }
 # phase NAME: kubeadm's phase line, then the fault the plan gives call $call of `kubeadm $op`.
 phase() {
@@ -187,7 +201,8 @@ preflight_node() {
     [ ! -e "$K8S/manifests/$m.yaml" ] ||
       die "[ERROR FileAvailable--etc-kubernetes-manifests-$m.yaml]: $K8S/manifests/$m.yaml already exists"
   done
-  [ -z "$(ls -A "$ROOT/var/lib/etcd" 2>/dev/null)" ] || die "[ERROR DirAvailable--var-lib-etcd]: $ROOT/var/lib/etcd is not empty"
+  [ -z "$(ls -A "$ROOT/var/lib/etcd" 2>/dev/null)" ] || ignoring DirAvailable--var-lib-etcd ||
+    die "[ERROR DirAvailable--var-lib-etcd]: $ROOT/var/lib/etcd is not empty"
 }
 # preflight_images CONFIG: kubeadm's preflight pulls each control-plane image the container runtime
 # lacks (phases/init/preflight.go, images.GetControlPlaneImages: `kubeadm config images list`).

@@ -10,13 +10,15 @@ packages+=,e2fsprogs,dosfstools,fdisk,cloud-guest-utils,sudo,procps
 packages+=,less,iputils-ping,curl,locales,zstd,libseccomp2
 
 # Debian's arm64 builds of what pibake downloads from upstream; the e2e tests repackage them into
-# the upstream release layouts (containerd-*.tar.gz, runc.arm64, cni-plugins-*.tgz).
-artifact_debs="containerd runc containernetworking-plugins"
+# the upstream release layouts (containerd-*.tar.gz, runc.arm64, cni-plugins-*.tgz). etcd-server:
+# the etcd a stand-in control plane runs for real (issue 16).
+artifact_debs="containerd runc containernetworking-plugins etcd-server"
 
 # What pibake-firstboot installs and the rootfs lacks, as on Ubuntu's image (builder/plan/packages.cpp):
 # the e2e test serves their dependency closure, resolved against this rootfs's dpkg status, as a
 # signed apt archive on 127.0.0.1; pibake puts it on the cards and first boot installs it offline.
-firstboot_debs="conntrack socat isc-dhcp-server chrony"
+# Every control plane: etcd-client (etcd snapshots); several control planes: keepalived and curl.
+firstboot_debs="conntrack socat isc-dhcp-server chrony etcd-client keepalived"
 
 # Hooks run on the host inside mmdebstrap's user namespace, with the tree as $1; `chroot "$1"` runs
 # arm64 binaries through binfmt. update-initramfs is diverted to a no-op while packages install

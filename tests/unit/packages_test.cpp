@@ -1,8 +1,9 @@
 // First-boot packages: dpkg status, apt's answers, the lock file's packages (pure functions).
+#include "plan/packages.h"
+
 #include <catch2/catch.hpp>
 
 #include "plan/artifacts.h"
-#include "plan/packages.h"
 #include "util/error.h"
 
 using namespace pibake;
@@ -46,15 +47,18 @@ TEST_CASE("the gateway's set adds the DHCP server, and a single node has no 'nod
   ClusterSpec spec = default_spec();
   auto sets = package_sets(spec, DhcpServer::kIscDhcpServer);
   REQUIRE(sets.size() == 2);
-  CHECK(join_requested(sets[0].requested) == "chrony conntrack iptables isc-dhcp-server socat");
+  // node-1 is the gateway and the control plane: etcd-client for its etcd snapshots.
+  CHECK(sets[0].name == "gateway-control-plane");
+  CHECK(join_requested(sets[0].requested) == "chrony conntrack etcd-client iptables isc-dhcp-server socat");
+  CHECK(sets[1].name == "node");
   CHECK(join_requested(sets[1].requested) == "conntrack iptables socat");
   CHECK(join_requested(package_sets(spec, DhcpServer::kKea)[0].requested) ==
-        "chrony conntrack iptables kea-dhcp4-server socat");
+        "chrony conntrack etcd-client iptables kea-dhcp4-server socat");
   apply_node_count(spec, 1);
   CHECK(package_sets(spec, DhcpServer::kKea).size() == 1);
 }
 
-TEST_CASE("control planes holding the virtual IP add keepalived, curl and etcd-client to their set", "[packages]") {
+TEST_CASE("control planes holding the virtual IP add keepalived and curl to their set", "[packages]") {
   ClusterSpec spec = default_spec();
   spec.control_plane_count = 3;
   apply_node_count(spec, 4);
@@ -68,6 +72,19 @@ TEST_CASE("control planes holding the virtual IP add keepalived, curl and etcd-c
   CHECK(sets[2].name == "node");
   CHECK(package_set_name(spec, spec.nodes[3]) == "node");
   CHECK(package_set_name(spec, spec.nodes[1]) == "node-control-plane");
+}
+
+TEST_CASE("a single control plane that is not the gateway gets etcd-client without keepalived", "[packages]") {
+  ClusterSpec spec = default_spec();
+  apply_node_count(spec, 3);
+  spec.nodes[0].role = NodeRole::kWorker;
+  spec.nodes[1].role = NodeRole::kControlPlane;
+  REQUIRE(gateway_name(spec) == "node-1");
+  CHECK(package_set_name(spec, spec.nodes[0]) == "gateway");
+  CHECK(package_set_name(spec, spec.nodes[1]) == "node-control-plane");
+  CHECK(join_requested(firstboot_packages(spec, spec.nodes[1], DhcpServer::kKea)) ==
+        "conntrack etcd-client iptables socat");
+  CHECK(join_requested(firstboot_packages(spec, spec.nodes[2], DhcpServer::kKea)) == "conntrack iptables socat");
 }
 
 TEST_CASE("the lock file keeps packages and package sets through a round trip", "[packages]") {

@@ -1,10 +1,11 @@
 // The build plan and template rendering: pure functions, tested without any image.
+#include "plan/plan.h"
+
 #include <catch2/catch.hpp>
 #include <set>
 
 #include "pipeline/base_image.h"
 #include "plan/dhcp_server.h"
-#include "plan/plan.h"
 #include "plan/template.h"
 #include "util/error.h"
 #include "util/sha256.h"
@@ -364,7 +365,7 @@ TEST_CASE("the gateway gets the chosen DHCP server's files and package, and no o
   CHECK(script->mode == 0755);
   CHECK(script->content.find("SERVER=kea\n") != std::string::npos);
   const std::string firstboot = find_op(gw, Fs::kRoot, "/usr/local/sbin/pibake-firstboot")->content;
-  CHECK(firstboot.find("PACKAGES=\"chrony conntrack iptables kea-dhcp4-server socat") != std::string::npos);
+  CHECK(firstboot.find("PACKAGES=\"chrony conntrack etcd-client iptables kea-dhcp4-server socat") != std::string::npos);
   CHECK(firstboot.find("DHCP_SERVICE=kea-dhcp4-server.service\n") != std::string::npos);
   for (const NodePlan& worker : {plan.nodes[1], plan.nodes[3]}) {
     CHECK(find_op(worker, Fs::kRoot, "/etc/kea/kea-dhcp4.conf") == nullptr);
@@ -513,7 +514,7 @@ TEST_CASE("one control plane keeps its own address as the endpoint and always in
   REQUIRE(one.nodes.size() == 1);
   const NodePlan& n = one.nodes[0];
   CHECK_FALSE(n.join_only);
-  CHECK(n.package_set == "gateway");
+  CHECK(n.package_set == "gateway-control-plane");
   CHECK(find_op(n, Fs::kRoot, "/etc/keepalived/keepalived.conf") == nullptr);
   CHECK(find_op(n, Fs::kRoot, "/etc/kubernetes/pibake/kubeadm-join.yaml") == nullptr);
   const FileOp* init = find_op(n, Fs::kRoot, "/etc/kubernetes/pibake/kubeadm-init.yaml");
@@ -531,4 +532,55 @@ TEST_CASE("three control planes and no worker all take workloads", "[plan]") {
     REQUIRE(join != nullptr);
     CHECK(join->content.find("  taints: []\n") != std::string::npos);
   }
+}
+
+TEST_CASE("init_node_name: the first control plane, unless a build with a virtual IP leaves a control plane out",
+          "[plan]") {
+  ClusterSpec one = default_spec();
+  CHECK(init_node_name(one, {"node-1", "node-2"}) == "node-1");
+  CHECK(init_node_name(one, {"node-1"}) == "node-1");
+  CHECK(init_node_name(one, {"node-3"}) == "node-1");  // named even when this build leaves it out
+  LoadResult r = load_spec_text("nodes: {count: 4, control_planes: 3}\n", "cluster.yaml");
+  REQUIRE(r.problems.empty());
+  CHECK(init_node_name(r.spec, {"node-1", "node-2", "node-3", "node-4"}) == "node-1");
+  CHECK(init_node_name(r.spec, {"node-1", "node-2", "node-3"}) == "node-1");
+  CHECK(init_node_name(r.spec, {"node-1"}).empty());
+  CHECK(init_node_name(r.spec, {"node-2", "node-4"}).empty());
+}
+
+TEST_CASE("an etcd snapshot goes to the card that inits only, 0600, and its first boot restores it", "[plan]") {
+  PlanInputs inputs;
+  inputs.etcd_snapshot = EtcdSnapshot{"/backups/etcd.db", std::string(64, 'c'), 8224, "1 2 8224 3 4"};
+  ClusterSpec spec = default_spec();
+  BuildPlan plan = make_plan(spec, {}, inputs);
+  for (const NodePlan& n : plan.nodes) {
+    INFO(n.node.name);
+    const FileOp* snap = find_op(n, Fs::kRoot, kEtcdRestorePath);
+    CHECK((snap != nullptr) == (n.node.name == "node-1"));
+    const FileOp* timer = find_op(n, Fs::kRoot, "/etc/systemd/system/pibake-etcd-snapshot.timer");
+    const FileOp* script = find_op(n, Fs::kRoot, "/usr/local/sbin/pibake-etcd-snapshot");
+    CHECK((timer != nullptr) == (n.node.role == NodeRole::kControlPlane));
+    CHECK((script != nullptr) == (n.node.role == NodeRole::kControlPlane));
+    if (script != nullptr) CHECK(script->mode == 0755);
+    if (snap == nullptr) continue;
+    CHECK(snap->kind == FileOp::Kind::kCopyFile);
+    CHECK(snap->mode == 0600);
+    CHECK(snap->uid == 0);
+    CHECK(snap->source_path == "/backups/etcd.db");
+    CHECK(snap->source_identity == "1 2 8224 3 4");
+    CHECK(snap->size == 8224);
+    const std::string firstboot = find_op(n, Fs::kRoot, "/usr/local/sbin/pibake-firstboot")->content;
+    CHECK(firstboot.find("--ignore-preflight-errors=DirAvailable--var-lib-etcd") != std::string::npos);
+    CHECK(firstboot.find("--initial-advertise-peer-urls \"https://$NODE_IP:2380\"") != std::string::npos);
+  }
+  // Regenerating the single control plane carries it; a worker alone does not.
+  CHECK(find_op(make_plan(spec, {"node-1"}, inputs).nodes[0], Fs::kRoot, kEtcdRestorePath) != nullptr);
+  CHECK(find_op(make_plan(spec, {"node-2"}, inputs).nodes[0], Fs::kRoot, kEtcdRestorePath) == nullptr);
+  // Three control planes: only node-1 of a build of all three; a control plane rebuilt alone joins.
+  LoadResult r = load_spec_text("nodes: {count: 4, control_planes: 3}\n", "cluster.yaml");
+  REQUIRE(r.problems.empty());
+  BuildPlan ha = make_plan(r.spec, {}, inputs);
+  CHECK(find_op(ha.nodes[0], Fs::kRoot, kEtcdRestorePath) != nullptr);
+  for (size_t i = 1; i < ha.nodes.size(); ++i) CHECK(find_op(ha.nodes[i], Fs::kRoot, kEtcdRestorePath) == nullptr);
+  CHECK(find_op(make_plan(r.spec, {"node-1"}, inputs).nodes[0], Fs::kRoot, kEtcdRestorePath) == nullptr);
 }
