@@ -37,6 +37,7 @@
 #include "pipeline/fetch_packages.h"
 #include "pipeline/node_image.h"
 #include "pipeline/resolve_version.h"
+#include "pki/pki.h"
 #include "plan/mirrors.h"
 #include "plan/plan.h"
 #include "spec/compat.h"
@@ -336,9 +337,25 @@ void warn_single_control_plane_rebuilt(const ClusterSpec& spec, const BuildOptio
   print_stderr(fmt::format(
       "warning: {} is the cluster's only control plane: its new card runs kubeadm init and starts a new, empty "
       "cluster (etcd held every object), which the workers then join again. Restore the cluster's objects with "
-      "--etcd-snapshot FILE (a copy of {}:/var/lib/pibake/etcd-snapshots/latest.db); with three control planes "
+      "--etcd-snapshot FILE, a snapshot you copied off {} earlier; with three control planes "
       "(nodes.control_planes: 3) a rebuilt one rejoins the cluster instead (docs/cluster.md, \"etcd snapshots\").\n",
       cp, cp));
+}
+
+// --etcd-snapshot FILE, checked (check_etcd_snapshot) and of this cluster: the state dir must hold
+// the cluster CA (a snapshot restores the cluster this state dir built; its Secrets, tokens and the
+// workers' certificates are only valid under that CA), and the snapshot its base64 (cluster-info).
+// Reads the state dir without locking or creating it. Throws pibake::Error when the state dir has
+// no pki/ca.crt, and check_etcd_snapshot's errors.
+EtcdSnapshot check_cluster_etcd_snapshot(const ClusterSpec& spec, const std::string& path) {
+  const std::string state = StateDir::path_for(spec);
+  std::string ca;
+  if (!read_file_if_exists(state + "/pki/ca.crt", ca) || ca.empty()) {
+    throw Error("--etcd-snapshot " + path + ": the state dir " + state +
+                " holds no cluster yet: a snapshot restores the cluster this state dir built (same CA), never a new "
+                "one; use the state dir (pibake-state/) of the cluster the snapshot comes from");
+  }
+  return check_etcd_snapshot(path, pki::base64_encode(ca));
 }
 
 // Every check of the input that needs no download, in one place, before the first download and
@@ -390,7 +407,7 @@ void run_build(const BuildOptions& opts) {
   const std::vector<std::string> names = preflight(spec, opts);
   // The snapshot is read whole now, before the state dir or the output directory is touched.
   std::optional<EtcdSnapshot> snapshot;
-  if (!opts.etcd_snapshot.empty()) snapshot = check_etcd_snapshot(opts.etcd_snapshot);
+  if (!opts.etcd_snapshot.empty()) snapshot = check_cluster_etcd_snapshot(spec, opts.etcd_snapshot);
   if (opts.dry_run) {
     // The plan without fetching anything but a channel's one-line file when the lock does not pin
     // it yet: binaries are listed by name only, the state dir is not touched, and the kernel

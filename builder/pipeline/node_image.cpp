@@ -19,6 +19,7 @@
 #include "util/build_time.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/sha256.h"
 #include "util/unique_fd.h"
 
 namespace pibake {
@@ -27,6 +28,39 @@ namespace {
 // Free space kept on the root filesystem after pibake's files: first boot writes logs, apt lists
 // and packages before cloud-init grows the filesystem to the whole card.
 constexpr uint64_t kRootHeadroom = 64ull << 20;
+
+// A file the user gave (FileOp::source_identity set: an etcd snapshot), copied as it was checked:
+// opened without waiting (a FIFO swapped in since is refused, not waited on), exactly `op.size`
+// bytes written, and their SHA-256 compared with the checked one. A file replaced, changed or
+// grown since the check fails the node (its unfinished image is removed) instead of putting bytes
+// nobody checked on the card.
+void copy_checked_file(Ext4Fs& fs, const FileOp& op, const Ownership& own) {
+  const std::string changed = op.source_path + " changed after pibake checked it (another program wrote to it)";
+  UniqueFd fd(open(op.source_path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) throw Error(op.source_path + ": " + std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != op.size) {
+    throw Error(changed);
+  }
+  Sha256 hash;
+  uint64_t pos = 0;
+  fs.write_file_stream(
+      op.path,
+      [&](char* buf, size_t size) -> size_t {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(size, op.size - pos));
+        if (want == 0) return 0;
+        ssize_t n;
+        do n = pread(fd.get(), buf, want, static_cast<off_t>(pos));
+        while (n < 0 && errno == EINTR);
+        if (n < 0) throw Error(op.source_path + ": " + std::strerror(errno));
+        if (n == 0) throw Error(changed);  // shorter than when it was checked
+        hash.update(buf, static_cast<size_t>(n));
+        pos += static_cast<uint64_t>(n);
+        return static_cast<size_t>(n);
+      },
+      own);
+  if (pos != op.size || hash.hex_digest() != op.sha256) throw Error(changed);
+}
 
 void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
   for (const FileOp& op : plan.ops) {
@@ -57,12 +91,13 @@ void apply_root_ops(Ext4Fs& fs, const NodePlan& plan) {
         throw Error("internal error: the kernel command line lives on system-boot");
       case FileOp::Kind::kCopyFile: {
         fs.mkdir_p(parent);
+        if (!op.source_identity.empty()) {
+          copy_checked_file(fs, op, own);
+          break;
+        }
         UniqueFd fd(open(op.source_path.c_str(), O_RDONLY | O_CLOEXEC));
         if (!fd) throw Error(op.source_path + ": " + std::strerror(errno));
         fs.write_file_from(op.path, fd.get(), own);
-        if (!op.source_identity.empty() && file_identity(op.source_path) != op.source_identity) {
-          throw Error(op.source_path + " changed while pibake was copying it (another program wrote to it)");
-        }
         break;
       }
       case FileOp::Kind::kExtractArchive:

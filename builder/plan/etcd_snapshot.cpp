@@ -30,18 +30,22 @@ uint32_t le32(const unsigned char* p) {
 
 }  // namespace
 
-EtcdSnapshot check_etcd_snapshot(const std::string& path) {
+EtcdSnapshot check_etcd_snapshot(const std::string& path, std::string_view cluster_ca_base64) {
   const std::string what = "--etcd-snapshot " + path;
   struct stat st {};
   // stat() first: open() would wait for ever on a FIFO.
   if (stat(path.c_str(), &st) != 0) throw Error(what + ": " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) throw Error(what + " is " + file_kind(st.st_mode) + ": expected a snapshot file");
   UniqueFd fd = open_fd(path, O_RDONLY | O_NONBLOCK);  // swapped for a FIFO since: no wait
-  if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) throw Error(what + ": " + std::strerror(errno));
+  if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) throw Error(what + " changed while pibake opened it");
   EtcdSnapshot out;
   out.path = path;
   out.size = static_cast<uint64_t>(st.st_size);
   out.identity = file_identity(st);
+  if (out.size > kMaxEtcdSnapshotBytes) {
+    throw Error(what + " has " + std::to_string(out.size) +
+                " bytes, more than etcd's suggested maximum database (8 GiB): pibake restores no larger snapshot");
+  }
 
   // The meta page: bbolt's page header (id u64, flags u16, count u16, overflow u32), then its meta
   // (magic u32, version u32, pageSize u32, ...), little-endian as bbolt writes on arm64 and amd64.
@@ -72,6 +76,9 @@ EtcdSnapshot check_etcd_snapshot(const std::string& path) {
   const uint64_t body_size = out.size - kSnapshotHashBytes;
   std::vector<unsigned char> buf(1 << 20);
   std::string trailer;
+  // cluster_ca_base64 may straddle two reads: the last bytes of the previous one are kept in front.
+  bool found = cluster_ca_base64.empty();
+  std::string window;
   uint64_t off = 0;
   while (off < out.size) {
     ssize_t n = pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(off));
@@ -85,6 +92,11 @@ EtcdSnapshot check_etcd_snapshot(const std::string& path) {
       const uint64_t from = off < body_size ? body_size - off : 0;
       trailer.append(reinterpret_cast<const char*>(buf.data()) + from, got - from);
     }
+    if (!found) {
+      window.append(reinterpret_cast<const char*>(buf.data()), got);
+      found = window.find(cluster_ca_base64) != std::string::npos;
+      window.erase(0, window.size() - std::min(window.size(), cluster_ca_base64.size() - 1));
+    }
     off += got;
   }
   std::string want;
@@ -95,6 +107,11 @@ EtcdSnapshot check_etcd_snapshot(const std::string& path) {
   }
   if (body.hex_digest() != want) {
     throw Error(what + " is damaged: its integrity hash does not match its content (a partial or corrupted copy)");
+  }
+  if (!found) {
+    throw Error(what +
+                " is not a snapshot of this cluster: its kube-public/cluster-info does not hold the cluster "
+                "CA of the state dir (a snapshot of another cluster, or of one made before this state dir's CA)");
   }
   out.sha256 = whole.hex_digest();
   if (file_identity(path) != out.identity) throw Error(what + " changed while pibake was reading it");

@@ -21,6 +21,7 @@
 #include "plan/template.h"
 #include "spec/compat.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/json.h"
 #include "util/resources.h"
 #include "util/sha256.h"
@@ -474,8 +475,8 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
     FileOp snap;
     snap.kind = FileOp::Kind::kCopyFile;
     snap.path = kEtcdRestorePath;
-    snap.mode = 0600;  // every Secret of the cluster is in it
-    snap.source = "etcd snapshot " + inputs.etcd_snapshot->path;
+    snap.mode = 0600;                                                        // every Secret of the cluster is in it
+    snap.source = "etcd snapshot " + base_name(inputs.etcd_snapshot->path);  // no path of the build machine
     snap.source_path = inputs.etcd_snapshot->path;
     snap.sha256 = inputs.etcd_snapshot->sha256;
     snap.size = inputs.etcd_snapshot->size;
@@ -545,10 +546,11 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) 
     files += fmt::format("    {{\"fs\": {}, \"path\": {}, \"kind\": \"{}\", \"mode\": \"{:04o}\"",
                          json_string(to_string(op.fs)), json_string(op.path), kind, op.mode);
     const bool secret = (op.mode & 077) == 0 && op.kind != FileOp::Kind::kSymlink;
-    if (op.kind == FileOp::Kind::kWrite && secret) {
-      // Secret files (keys, kubeconfigs, the token, a seed holding a password): their size only,
-      // never a digest, which would let a guessed secret be tested offline.
-      files += fmt::format(", \"size\": {}, \"secret\": true", op.content.size());
+    if ((op.kind == FileOp::Kind::kWrite || op.kind == FileOp::Kind::kCopyFile) && secret) {
+      // Secret files (keys, kubeconfigs, the token, a seed holding a password, an etcd snapshot):
+      // their size only, never a digest, which would let a guessed secret be tested offline.
+      files += fmt::format(", \"size\": {}, \"secret\": true",
+                           op.kind == FileOp::Kind::kWrite ? op.content.size() : op.size);
     } else if (op.kind == FileOp::Kind::kWrite) {
       files += fmt::format(", \"size\": {}, \"sha256\": \"{}\"", op.content.size(), sha256_hex(op.content));
     } else if (op.kind == FileOp::Kind::kCopyFile || op.kind == FileOp::Kind::kExtractArchive) {

@@ -30,7 +30,8 @@ struct FileOp {
   // command line the firmware does not read is never created.
   // kRemove: on the root filesystem like `rm -rf` (files, symlinks, whole directories); on
   // system-boot a file or an empty directory. Absent paths are fine.
-  // kCopyFile: the file at `source_path` (a cached artifact) becomes `path`.
+  // kCopyFile: the file at `source_path` (a cached artifact, or a file the user gave: see
+  // source_identity) becomes `path`.
   // kExtractArchive: the regular files of the archive at `source_path` that lie directly under
   // `member_prefix` are written into the directory `path`.
   enum class Kind { kWrite, kMkdir, kSymlink, kRemove, kCmdlineTokens, kCopyFile, kExtractArchive };
@@ -53,12 +54,12 @@ struct FileOp {
   // time is what the file says (the clock floor); 0: the image's timestamp (util/build_time.h).
   int64_t mtime = 0;
   std::string source;       // what produced it ("overlays/all/etc/hostname.tmpl"), for --dry-run
-  std::string source_path;  // kCopyFile, kExtractArchive: the file in the cache
-  std::string sha256;       // kCopyFile, kExtractArchive: the artifact's sha256
+  std::string source_path;  // kCopyFile, kExtractArchive: the file in the cache (or the user's)
+  std::string sha256;       // kCopyFile, kExtractArchive: the file's sha256 (lower-case hex)
   uint64_t size = 0;        // kCopyFile, kExtractArchive: bytes installed
   // kCopyFile of a file outside the cache (an etcd snapshot the user gave): its identity
-  // (util/files.h file_identity) when checked; the writer refuses the node if it changed by the
-  // end of the copy. Empty for cache blobs, whose identity the cache checks.
+  // (util/files.h file_identity) when checked. Set, the writer copies exactly `size` bytes and
+  // refuses the node unless they hash to `sha256`. Empty for cache blobs, which the cache checks.
   std::string source_identity;
 };
 
@@ -137,7 +138,8 @@ std::vector<std::string> select_nodes(const ClusterSpec& spec, const std::vector
 // The node whose card may run `kubeadm init` in a build of the nodes `selected` (names): the first
 // control plane, unless the spec has a virtual IP (several control planes) and the build leaves one
 // of them out: then the cluster exists and every rebuilt control plane joins it, and this is "".
-// (docs/cluster.md, "Who inits".)
+// With a single control plane it is that node's name even when `selected` leaves it out: callers
+// check it is among `selected`. (docs/cluster.md, "Who inits".) Throws nothing.
 std::string init_node_name(const ClusterSpec& spec, const std::vector<std::string>& selected);
 
 // Builds the plan for every node in spec.nodes (the spec must have passed validate()).

@@ -164,7 +164,7 @@ if grep -q "only control plane" "$SCRATCH/err.log"; then fail "regenerating a wo
 # Regenerating the only control plane warns that its card starts a new, empty cluster.
 pibake_ok build --base-image base.img --out out-cp --node node-1
 assert_contains "$SCRATCH/err.log" "warning: node-1 is the cluster's only control plane: its new card runs kubeadm init and starts a new, empty cluster"
-assert_contains "$SCRATCH/err.log" "Restore the cluster's objects with --etcd-snapshot FILE (a copy of node-1:/var/lib/pibake/etcd-snapshots/latest.db)"
+assert_contains "$SCRATCH/err.log" "Restore the cluster's objects with --etcd-snapshot FILE, a snapshot you copied off node-1 earlier"
 
 # A changed subnet would strand the running cluster: refused, nothing written.
 sed -i '1i network: {subnet: 10.1.0.0/24, dhcp_range: 10.1.0.100-10.1.0.200}' cluster.yaml

@@ -8,7 +8,8 @@
 #      files, latest.db), does nothing before the first boot has finished, and keeps the earlier
 #      snapshots when etcd does not answer;
 #   3. `build --etcd-snapshot` refuses what is no snapshot (a text file, a cut or damaged copy, the
-#      data directory's db, a directory) and a build without the card that inits, leaving the
+#      data directory's db, a directory), a snapshot of another cluster (no cluster CA in it), a
+#      build without the card that inits and a state dir that never built a cluster, leaving the
 #      images and the state dir as they were; a good one lands on node-1's card only, 0600;
 #   4. node-1's first boot restores it before kubeadm init (the stand-in's preflight refuses a
 #      non-empty /var/lib/etcd unless told to ignore it), again after a power cut in the init, and
@@ -77,6 +78,12 @@ start_etcd "$SCRATCH/etcd-live" "$port" --initial-cluster "node-1=https://127.0.
 wait_etcd "$port"
 ctl "$port" put /registry/configmaps/default/pibake-test "made before the snapshot" >/dev/null || fail "etcdctl put failed"
 ctl "$port" put /registry/secrets/default/db-password "s3cret" >/dev/null || fail "etcdctl put failed"
+# A snapshot of this etcd before it holds the cluster's CA: as another cluster's would be.
+ctl "$port" snapshot save foreign.db >/dev/null 2>&1 && chmod 0644 foreign.db || fail "etcdctl snapshot save failed"
+# kubeadm's kube-public/cluster-info: a kubeconfig holding the cluster CA (base64, one line).
+printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: %s\n    server: https://10.0.0.1:6443\n' \
+  "$(base64 -w0 pibake-state/pki/ca.crt)" > cluster-info.kubeconfig
+ctl "$port" put /registry/configmaps/kube-public/cluster-info < cluster-info.kubeconfig >/dev/null || fail "etcdctl put failed"
 
 # 2. The snapshot script from node-1's card.
 snap() { env PIBAKE_TEST_ROOT="$SCRATCH/snaproot" PIBAKE_ETCD_ENDPOINT="https://127.0.0.1:$port" "$@" sh snapshot-script >> snap.log 2>&1; }
@@ -99,16 +106,18 @@ ETCDCTL_API=3 etcdctl --write-out json snapshot status "$dir/latest.db" > status
   fail "etcdctl cannot read the snapshot back"
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["totalKey"] >= 2 and s["revision"] >= 3, s' status.json ||
   fail "the snapshot does not hold the keys put before it"
-if grep -q 's3cret' snap.log; then fail "the snapshot log shows a Secret"; fi
 cp "$dir/latest.db" good.db && chmod 0644 good.db  # pibake runs as nobody
 note "snapshot: $(cat status.json)"
 
-# etcd does not answer: exit 1, no .part, the earlier snapshots and latest.db as they were.
-stop_etcd "$port"
+# Too little room (the reserve raised past the disk's free space), then etcd not answering: exit 1,
+# no .part, the earlier snapshots and latest.db as they were.
 before=$(cd "$dir" && ls -l --time-style=+%s.%N)
+if snap PIBAKE_ETCD_SNAPSHOT_RESERVE=$((1 << 62)); then fail "pibake-etcd-snapshot ignored its free-space reserve"; fi
+assert_contains snap.log "must stay free: no snapshot"
+stop_etcd "$port"
 if snap; then fail "pibake-etcd-snapshot succeeded with etcd stopped"; fi
 assert_contains snap.log "does not answer: no snapshot; the earlier snapshots are kept"
-assert_eq "$(cd "$dir" && ls -l --time-style=+%s.%N)" "$before" "the snapshot directory after a failed snapshot"
+assert_eq "$(cd "$dir" && ls -l --time-style=+%s.%N)" "$before" "the snapshot directory after failed snapshots"
 
 # 3. Wrong files for --etcd-snapshot, and a build without the card that inits: refused, nothing
 #    changed. The images and state dir are compared by content and times.
@@ -133,10 +142,18 @@ refuse flipped.db "flipped.db is damaged" --node node-1
 refuse data-dir.db "data-dir.db has no integrity hash" --node node-1
 refuse snapdir "snapdir is a directory" --node node-1
 refuse absent.db "absent.db: No such file or directory" --node node-1
+refuse foreign.db "foreign.db is not a snapshot of this cluster" --node node-1
 refuse good.db "this build makes no card that runs kubeadm init" --node node-2
 assert_contains "$SCRATCH/err.log" "add --node node-1"
 fingerprint > after.txt
 cmp -s before.txt after.txt || { diff before.txt after.txt >&2; fail "a refused build changed out/ or the state dir"; }
+# A state dir that never built a cluster: no snapshot restores into new CAs. Nothing is created.
+mkdir -p fresh && cp cluster.yaml fresh/ && chmod 0777 fresh && chmod 0644 fresh/cluster.yaml
+if pibake build -c fresh/cluster.yaml --base-image base.img --out fresh/out --etcd-snapshot good.db; then
+  fail "--etcd-snapshot was accepted for a state dir without a cluster"
+fi
+assert_contains "$SCRATCH/err.log" "holds no cluster yet: a snapshot restores the cluster this state dir built"
+[ ! -e fresh/pibake-state ] && [ ! -e fresh/out ] || fail "the refused build created a state dir or out/"
 
 # A good one: on node-1's card only, 0600, the same bytes.
 pibake_ok build --base-image base.img --out out --node node-1 --etcd-snapshot good.db
@@ -147,7 +164,9 @@ assert_eq "$(mode_of "$img" /var/lib/pibake/etcd-restore.db)" 600 "mode of etcd-
 check_image "$img"
 
 # 4. node-1's first boot from the new card, against the kubeadm stand-in and the real etcdctl: a
-#    power cut in kubeadm init's control-plane phase, then the reboot.
+#    power cut in kubeadm init's control-plane phase, then one in its last phase (every object
+#    there, as a restored etcd has them all from the start: not taken for a finished init), then
+#    the boot that finishes.
 mkdir -p pristine/etc pristine/var/lib
 for d in /etc/kubernetes /etc/containerd; do debugfs -R "rdump $d $SCRATCH/pristine/etc" "$img?offset=$off" >/dev/null 2>&1; done
 debugfs -R "rdump /var/lib/pibake $SCRATCH/pristine/var/lib" "$img?offset=$off" >/dev/null 2>&1
@@ -162,14 +181,18 @@ run() {
     INSTALLED="chrony conntrack etcd-client iptables isc-dhcp-server kea-dhcp4-server socat" "$@" \
     setsid sh "$SCRATCH/firstboot" >> run.log 2>&1
 }
-run PIBAKE_STAND_IN_FAULTS="init:control-plane:cut" && fail "the bootstrap survived a power cut"
+cuts="init:control-plane:cut init:show-join-command:cut:2"
+run PIBAKE_STAND_IN_FAULTS="$cuts" && fail "the bootstrap survived a power cut"
 [ -d root/var/lib/etcd/member/snap ] || { cat run.log >&2; fail "the snapshot was not restored before kubeadm init"; }
 [ -e root/var/lib/pibake/etcd-restore.db ] || fail "the snapshot left the card before the init was done"
-run PIBAKE_STAND_IN_FAULTS= || { cat run.log stand-in/calls.log >&2; fail "the restore and init did not finish after the power cut"; }
-assert_eq "$(awk '$2 == "kubeadm" { print $3 }' stand-in/calls.log | tr '\n' ' ')" "init reset init " "kubeadm calls"
-assert_eq "$(grep -c 'kubeadm init --config .* --ignore-preflight-errors=DirAvailable--var-lib-etcd' stand-in/calls.log)" 2 \
+run PIBAKE_STAND_IN_FAULTS="$cuts" && fail "the bootstrap survived the second power cut"
+grep -q "show-join-command" stand-in/calls.log || fail "the second init did not reach its last phase"
+run PIBAKE_STAND_IN_FAULTS= || { cat run.log stand-in/calls.log >&2; fail "the restore and init did not finish after the power cuts"; }
+assert_eq "$(awk '$2 == "kubeadm" { print $3 }' stand-in/calls.log | tr '\n' ' ')" "init reset init reset init " "kubeadm calls"
+if grep -q "an earlier kubeadm init had finished" run.log; then fail "an init cut short on restored data was taken for a finished one"; fi
+assert_eq "$(grep -c 'kubeadm init --config .* --ignore-preflight-errors=DirAvailable--var-lib-etcd' stand-in/calls.log)" 3 \
   "kubeadm init calls told to accept the restored /var/lib/etcd"
-assert_eq "$(grep -c 'restoring the etcd snapshot on this card before kubeadm init' run.log)" 2 "restores"
+assert_eq "$(grep -c 'restoring the etcd snapshot on this card before kubeadm init' run.log)" 3 "restores"
 assert_contains run.log "removed the etcd snapshot pibake put on this card (init)"
 [ ! -e root/var/lib/pibake/etcd-restore.db ] || fail "the snapshot stayed on the card after the init"
 assert_eq "$(stat -c %a root/var/lib/etcd)" 700 "mode of /var/lib/etcd"

@@ -567,6 +567,13 @@ TEST_CASE("an etcd snapshot goes to the card that inits only, 0600, and its firs
     CHECK(snap->mode == 0600);
     CHECK(snap->uid == 0);
     CHECK(snap->source_path == "/backups/etcd.db");
+    CHECK(snap->source == "etcd snapshot etcd.db");
+    // node.json (readable by all) records its size only, as for every secret: no digest, no path.
+    const std::string json = find_op(n, Fs::kRoot, kNodeIdentityPath)->content;
+    CHECK(json.find("\"path\": \"/var/lib/pibake/etcd-restore.db\", \"kind\": \"file\", \"mode\": \"0600\", "
+                    "\"size\": 8224, \"secret\": true}") != std::string::npos);
+    CHECK(json.find("/backups") == std::string::npos);
+    CHECK(json.find(std::string(64, 'c')) == std::string::npos);
     CHECK(snap->source_identity == "1 2 8224 3 4");
     CHECK(snap->size == 8224);
     const std::string firstboot = find_op(n, Fs::kRoot, "/usr/local/sbin/pibake-firstboot")->content;
