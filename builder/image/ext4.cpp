@@ -229,6 +229,14 @@ std::string Ext4Fs::read_file(std::string_view path) const {
   return impl_->read_content(r.ino, path);
 }
 
+uint64_t Ext4Fs::file_size(std::string_view path) const {
+  Resolved r = impl_->resolve(path, Follow::kYes);
+  if (r.status != Resolved::Status::kFound) impl_->fail("reading the size of", path, r.problem);
+  ext2_inode_large inode = impl_->read_inode(r.ino, path);
+  if (!LINUX_S_ISREG(inode.i_mode)) impl_->fail("reading the size of", path, "it is not a regular file");
+  return EXT2_I_SIZE(reinterpret_cast<ext2_inode*>(&inode));
+}
+
 void Ext4Fs::mkdir_p(std::string_view path, Ownership own) {
   impl_->require_writable("creating directories for", path);
   Resolved r = impl_->resolve(path, Follow::kYes, &own);

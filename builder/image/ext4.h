@@ -87,6 +87,10 @@ class Ext4Fs {
 
   // Mode bits, uid, gid of `path` (lstat semantics); throws if missing.
   Ownership stat(std::string_view path) const;
+  // The size in bytes of the regular file `path` (i_size, as stat(2)'s st_size; a final symlink
+  // is followed, as read_file does), without reading its content. Throws pibake::Error if it is
+  // missing or not a regular file.
+  uint64_t file_size(std::string_view path) const;
 
   // What e2fsck -fn would report first among the state and structures pibake's writes rely on:
   // a journal needing recovery, an error or not-clean state, group descriptors that fail

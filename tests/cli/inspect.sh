@@ -47,6 +47,16 @@ pibake inspect worker.img && fail "inspect passed an image whose /etc/hostname c
 assert_contains out.log "writable:/etc/hostname differs from what pibake wrote"
 assert_contains out.log "UNHEALTHY"
 
+# A secret pibake wrote (node.json has its size only, read from the inode) grown afterwards fails too.
+cp --sparse=always out/node-2.img worker.img
+python3 -c 'import json,sys; d=json.load(sys.stdin); f=[f for f in d["files"] if f["path"]=="/etc/kubernetes/kubelet.conf"][0]; assert f.get("secret") and "sha256" not in f, f' \
+  < <(root_cat worker.img /etc/pibake/node.json) || fail "node.json does not record kubelet.conf as a secret, size only"
+{ root_cat worker.img /etc/kubernetes/kubelet.conf; echo "# grown"; } > kubelet.conf.new
+printf 'cd /etc/kubernetes\nrm kubelet.conf\nwrite %s kubelet.conf\n' "$SCRATCH/kubelet.conf.new" > grow.cmds
+debugfs -w -f grow.cmds "worker.img?offset=$root_off" >/dev/null 2>&1
+pibake inspect worker.img && fail "inspect passed an image whose kubelet.conf grew"
+assert_contains out.log "writable:/etc/kubernetes/kubelet.conf differs from what pibake wrote ($(stat -c %s kubelet.conf.new) bytes"
+
 # A CA key on a worker fails.
 cp --sparse=always out/node-2.img worker.img
 echo "not really a key" > ca.key

@@ -38,6 +38,10 @@ TEST_CASE("Ext4Fs opens the fixture's writable partition and reads it", "[ext4]"
   CHECK(fs.stat("/tmp").mode == 01777);
   CHECK(fs.stat("/lib").mode == 0777);
   CHECK(fs.stat("/etc/hostname").mode == 0644);
+  CHECK(fs.file_size("/etc/hostname") == 7);
+  CHECK(fs.file_size("/etc/os-release") == fs.read_file("/usr/lib/os-release").size());  // final symlink
+  CHECK_THROWS_WITH(fs.file_size("/etc"), Contains("not a regular file"));
+  CHECK_THROWS_WITH(fs.file_size("/etc/nope"), Contains("/etc/nope"));
   CHECK_THROWS_WITH(fs.read_file("/etc/resolv.conf"), Contains("/run/systemd does not exist"));
   CHECK_THROWS_WITH(fs.read_file("/etc"), Contains("is a directory"));
   CHECK_THROWS_WITH(fs.read_file("/etc/nope"), Contains("while reading /etc/nope in"));
