@@ -220,13 +220,16 @@ bool Ext4Fs::is_directory(std::string_view path) const {
   return LINUX_S_ISDIR(impl_->read_inode(r.ino, path).i_mode);
 }
 
-std::string Ext4Fs::read_file(std::string_view path) const {
-  Resolved r = impl_->resolve(path, Follow::kYes);
-  if (r.status != Resolved::Status::kFound) impl_->fail("reading", path, r.problem);
-  ext2_inode_large inode = impl_->read_inode(r.ino, path);
-  if (LINUX_S_ISDIR(inode.i_mode)) impl_->fail("reading", path, "it is a directory");
-  if (!LINUX_S_ISREG(inode.i_mode)) impl_->fail("reading", path, "it is not a regular file");
-  return impl_->read_content(r.ino, path);
+std::string Ext4Fs::read_file(std::string_view path, uint64_t max_bytes) const {
+  std::string out;
+  impl_->read_regular(
+      path, max_bytes, [&](uint64_t size) { out.reserve(size); }, [&](std::string_view chunk) { out.append(chunk); });
+  return out;
+}
+
+void Ext4Fs::read_chunks(std::string_view path, const std::function<void(std::string_view)>& chunk) const {
+  impl_->read_regular(
+      path, UINT64_MAX, [](uint64_t) {}, chunk);
 }
 
 uint64_t Ext4Fs::file_size(std::string_view path) const {

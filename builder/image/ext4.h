@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "image/read_limit.h"
+
 namespace pibake {
 
 class WriteLog;
@@ -61,7 +63,14 @@ class Ext4Fs {
   // symlink, like `test -d`. Both throw only on a symlink loop, a bad path or a read error.
   bool exists(std::string_view path) const;
   bool is_directory(std::string_view path) const;
-  std::string read_file(std::string_view path) const;  // throws if missing or not a regular file
+  // The whole content of a regular file (a final symlink followed). Throws pibake::Error if it is
+  // missing, not a regular file, or larger than `max_bytes` (checked from the inode before any
+  // memory is taken: an image is untrusted input, and a sparse file can claim terabytes).
+  std::string read_file(std::string_view path, uint64_t max_bytes = kMaxWholeFileRead) const;
+  // Streams a regular file's content to `chunk` in pieces of at most 1 MiB, so a file of any size
+  // is read in constant memory (a card's binaries and image archives, to hash them). Throws as
+  // read_file, without the size limit, and whatever `chunk` throws.
+  void read_chunks(std::string_view path, const std::function<void(std::string_view)>& chunk) const;
   // Like `mkdir -p`: creates the missing directories with `own` (existing ones are left alone);
   // a symlink to a directory counts as a directory. Throws when a component is not a directory.
   void mkdir_p(std::string_view path, Ownership own = {0755, 0, 0});

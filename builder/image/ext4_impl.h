@@ -104,7 +104,17 @@ struct Ext4Fs::Impl {
   // itself (not from a symlink target) are created as directories, for mkdir_p.
   Resolved resolve(std::string_view path, Follow follow, const Ownership* create_dirs = nullptr);
   std::string read_symlink(ext2_ino_t ino, const ext2_inode_large& inode, std::string_view path);
+  // An inode's content whole, at most kMaxWholeFileRead bytes (a long symlink's target).
   std::string read_content(ext2_ino_t ino, std::string_view path);
+  // An inode's content: `sized` gets its size once it is known to be at most `max_bytes` (else
+  // pibake::Error, nothing read), then `chunk` the content in pieces of at most 1 MiB.
+  void read_inode_content(ext2_ino_t ino, std::string_view path, uint64_t max_bytes,
+                          const std::function<void(uint64_t)>& sized,
+                          const std::function<void(std::string_view)>& chunk);
+  // read_inode_content for the regular file at `path` (a final symlink followed); throws when it is
+  // missing or not a regular file.
+  void read_regular(std::string_view path, uint64_t max_bytes, const std::function<void(uint64_t)>& sized,
+                    const std::function<void(std::string_view)>& chunk);
 
   // --- ext4_inode.cpp ---
   ext2_ino_t make_directory(ext2_ino_t parent, const std::string& name, Ownership own, std::string_view path);

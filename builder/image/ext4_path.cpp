@@ -165,22 +165,44 @@ std::string Ext4Fs::Impl::read_symlink(ext2_ino_t ino, const ext2_inode_large& i
 }
 
 std::string Ext4Fs::Impl::read_content(ext2_ino_t ino, std::string_view path) {
+  std::string out;
+  read_inode_content(
+      ino, path, kMaxWholeFileRead, [&](uint64_t size) { out.reserve(size); },
+      [&](std::string_view chunk) { out.append(chunk); });
+  return out;
+}
+
+void Ext4Fs::Impl::read_regular(std::string_view path, uint64_t max_bytes, const std::function<void(uint64_t)>& sized,
+                                const std::function<void(std::string_view)>& chunk) {
+  Resolved r = resolve(path, Follow::kYes);
+  if (r.status != Resolved::Status::kFound) fail("reading", path, r.problem);
+  ext2_inode_large inode = read_inode(r.ino, path);
+  if (LINUX_S_ISDIR(inode.i_mode)) fail("reading", path, "it is a directory");
+  if (!LINUX_S_ISREG(inode.i_mode)) fail("reading", path, "it is not a regular file");
+  read_inode_content(r.ino, path, max_bytes, sized, chunk);
+}
+
+void Ext4Fs::Impl::read_inode_content(ext2_ino_t ino, std::string_view path, uint64_t max_bytes,
+                                      const std::function<void(uint64_t)>& sized,
+                                      const std::function<void(std::string_view)>& chunk) {
   ext2_file_t raw = nullptr;
   check(ext2fs_file_open(fs(), ino, 0, &raw), "reading", path);
   Ext2File file(raw);
   __u64 size = 0;
   check(ext2fs_file_get_lsize(file.get(), &size), "reading", path);
-  std::string out(size, '\0');
+  if (size > max_bytes) fail("reading", path, too_large_to_read(size, max_bytes));
+  sized(size);
+  std::string buf(static_cast<size_t>(std::min<uint64_t>(size, kReadChunkBytes)), '\0');
   uint64_t done = 0;
   while (done < size) {
     unsigned want = static_cast<unsigned>(std::min<uint64_t>(size - done, kReadChunkBytes));
     unsigned got = 0;
-    check(ext2fs_file_read(file.get(), out.data() + done, want, &got), "reading", path);
+    check(ext2fs_file_read(file.get(), buf.data(), want, &got), "reading", path);
     if (got == 0) fail("reading", path, "the file ended before its recorded size");
+    chunk(std::string_view(buf.data(), got));
     done += got;
   }
   check(ext2fs_file_close(file.release()), "reading", path);
-  return out;
 }
 
 }  // namespace pibake

@@ -405,7 +405,7 @@ bool FatFs::is_directory(std::string_view path) const {
   return entry && entry->is_directory();
 }
 
-std::string FatFs::read_file(std::string_view path) const {
+std::string FatFs::read_file(std::string_view path, uint64_t max_bytes) const {
   std::vector<std::string> parts = impl_->split_path(path);
   if (parts.empty()) impl_->fail(path, "is a directory");
   FatDir dir = *impl_->walk_dirs(parts, parts.size() - 1, true);
@@ -418,6 +418,7 @@ std::string FatFs::read_file(std::string_view path) const {
   if (clusters.size() < needed)
     impl_->fail(path, "file is " + std::to_string(entry->size) + " bytes but its cluster chain holds only " +
                           std::to_string(clusters.size() * static_cast<uint64_t>(impl_->cluster_size_)));
+  if (entry->size > max_bytes) impl_->fail(path, too_large_to_read(entry->size, max_bytes));
   return impl_->read_clusters(clusters, entry->size);
 }
 

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "image/read_limit.h"
+
 namespace pibake {
 
 class WriteLog;
@@ -49,7 +51,9 @@ class FatFs {
   // "..", "." and empty components are rejected with pibake::Error.
   bool exists(std::string_view path) const;
   bool is_directory(std::string_view path) const;
-  std::string read_file(std::string_view path) const;             // throws if missing or a directory
+  // The whole content of a file. Throws if it is missing, a directory, or larger than `max_bytes`
+  // (checked from its directory entry before any memory is taken; read_limit.h).
+  std::string read_file(std::string_view path, uint64_t max_bytes = kMaxWholeFileRead) const;
   std::vector<FatEntry> list(std::string_view dir) const;         // excludes ".", "..", volume label
   void write_file(std::string_view path, std::string_view data);  // create or replace; parent must exist
   void mkdir_p(std::string_view path);                            // like mkdir -p

@@ -98,9 +98,11 @@ BaseImage inspect_base_image(const std::string& path) {
       }
     }
     if (p.is_linux_type()) {
+      bool labelled_root = false;
       try {
         Ext4Fs fs(path, p.start, /*writable=*/false);
-        if (!root || ascii_lower(fs.label()) == kRootLabel) {
+        labelled_root = ascii_lower(fs.label()) == kRootLabel;
+        if (!root || labelled_root) {
           root = p;
           base.root_block_size = fs.block_size();
           base.root_free_bytes = fs.free_bytes();
@@ -114,6 +116,9 @@ BaseImage inspect_base_image(const std::string& path) {
           if (__builtin_mul_overflow(fs.blocks_count(), fs.block_size(), &root_fs_bytes)) root_fs_bytes = UINT64_MAX;
         }
       } catch (const Error& e) {
+        // The partition labelled "writable" is the root: what is wrong in it is the image's fault,
+        // said as such (a file too large to read, a damaged inode), not "no root partition".
+        if (labelled_root) throw Error(path + ": the root filesystem (p" + std::to_string(p.number) + "): " + e.what());
         root_problem = std::string("; p") + std::to_string(p.number) + ": " + e.what();
       }
     }

@@ -120,23 +120,32 @@ std::vector<std::string> check_files(const InspectReport& r, const Ext4Fs& root,
         continue;
       }
       auto exists = [&] { return on_root ? root.exists(f.path) : boot->exists(f.path); };
-      auto read = [&] { return on_root ? root.read_file(f.path) : boot->read_file(f.path); };
       if (f.kind == "file") {
         if (!exists()) {
           problems.push_back(where + " is missing");
           continue;
         }
         // A secret's size is all node.json records of it: on the root filesystem it is read from
-        // the inode, so a large secret (an etcd snapshot of up to 8 GiB) is never read whole.
-        std::string data;
+        // the inode, so a large secret (an etcd snapshot of up to 8 GiB) is never read. Other
+        // files on the root filesystem (binaries, image archives of hundreds of MiB) are hashed as
+        // they stream, in constant memory; the boot partition's are small text (read_limit.h).
         uint64_t got = 0;
-        if (f.secret && on_root) {
+        std::string digest;
+        if (on_root && f.secret) {
           got = root.file_size(f.path);
+        } else if (on_root) {
+          Sha256 hash;
+          root.read_chunks(f.path, [&](std::string_view chunk) {
+            hash.update(chunk);
+            got += chunk.size();
+          });
+          digest = hash.hex_digest();
         } else {
-          data = read();
+          std::string data = boot->read_file(f.path);
           got = data.size();
+          digest = sha256_hex(data);
         }
-        if (got != f.size || (!f.secret && sha256_hex(data) != f.sha256)) {
+        if (got != f.size || (!f.secret && digest != f.sha256)) {
           problems.push_back(
               fmt::format("{} differs from what pibake wrote ({} bytes, expected {})", where, got, f.size));
         }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A corrupt partition table, a root partition that is not ext4, a truncated image, a missing file:
-# each gives a clear error naming the problem, and nothing is left in the output directory.
+# A corrupt partition table, a root partition that is not ext4, a truncated image, a missing file, a
+# file pibake reads that claims 12 GiB: each gives a clear error naming the problem, and nothing is
+# left in the output directory.
 source "$(dirname "$0")/lib.bash"
 
 expect_failure() {  # expect_failure "words the error must contain" pibake args...
@@ -30,4 +31,17 @@ dd if=/dev/zero of=badfat.img bs=512 seek=$(( $(part_offset good.img 1) / 512 ))
 expect_failure "no FAT boot partition" build --nodes 2 --base-image badfat.img --out out
 
 expect_failure "missing.img" build --nodes 2 --base-image missing.img --out out
+
+# A clean filesystem (e2fsck -fn passes) whose dpkg status database is a sparse file claiming 12
+# GiB: pibake reads that file whole, so it must refuse it from the inode's size, not try to hold
+# it (12 GiB of memory and a minute of reading zeros before). Run under a 1 GiB address-space
+# limit: taking the memory would fail, and not with this message.
+mkdir -p huge-root/var/lib/dpkg && truncate -s 12G huge-root/var/lib/dpkg/status
+make_base huge.img --root-dir huge-root
+e2fsck -fn "huge.img?offset=$(part_offset huge.img 2)" >/dev/null 2>&1 || fail "e2fsck -fn rejects huge.img: the fixture is not clean"
+(
+  ulimit -v 1048576
+  expect_failure "the root filesystem (p2): while reading /var/lib/dpkg/status in huge.img: it claims 12884901888 bytes, more than the 64 MiB" \
+    build --nodes 2 --base-image huge.img --out out
+)
 echo "ok: every bad image refused with a clear message, no output left"

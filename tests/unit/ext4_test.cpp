@@ -48,6 +48,25 @@ TEST_CASE("Ext4Fs opens the fixture's writable partition and reads it", "[ext4]"
   CHECK_THROWS_WITH(fs.stat("/nope"), Contains("/nope does not exist"));
   CHECK_THROWS_WITH(fs.read_file("etc/hostname"), Contains("absolute"));
   CHECK_THROWS_WITH(fs.read_file(""), Contains("absolute"));
+  // A file larger than the caller reads whole is refused from its inode's size, before any read.
+  CHECK(fs.read_file("/etc/hostname", 7) == "ubuntu\n");
+  CHECK_THROWS_WITH(fs.read_file("/etc/hostname", 6),
+                    Contains("while reading /etc/hostname in") && Contains("it claims 7 bytes, more than the 0 MiB"));
+  // Streamed: the same bytes, in order, whatever the size.
+  std::string streamed;
+  fs.read_chunks("/etc/os-release", [&](std::string_view chunk) { streamed.append(chunk); });
+  CHECK(streamed == fs.read_file("/usr/lib/os-release"));
+  CHECK_THROWS_WITH(fs.read_chunks("/etc", [](std::string_view) {}), Contains("is a directory"));
+}
+
+TEST_CASE("Ext4Fs refuses to read whole a sparse file that claims more than read_limit.h allows", "[ext4]") {
+  Disk disk;
+  // A 12 GiB file of holes: a few blocks on disk, twelve gigabytes of memory if read whole.
+  t::must_run({"debugfs", "-w", "-R", "write /dev/null huge", disk.spec});
+  t::must_run({"debugfs", "-w", "-R", "sif /huge size 12884901888", disk.spec});
+  Ext4Fs fs = disk.open(false);
+  CHECK(fs.file_size("/huge") == 12884901888ull);
+  CHECK_THROWS_WITH(fs.read_file("/huge"), Contains("it claims 12884901888 bytes, more than the 64 MiB"));
 }
 
 TEST_CASE("Ext4Fs refuses a partition that is not ext2/3/4", "[ext4]") {

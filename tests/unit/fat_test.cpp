@@ -189,6 +189,11 @@ TEST_CASE("FatFs reads the fixture's FAT32 system-boot partition", "[fat]") {
   CHECK_THROWS_WITH(fs.read_file("overlays"), Contains("is a directory"));
   CHECK_THROWS_WITH(fs.read_file("nope.txt"), Contains("system-boot: nope.txt: no such file"));
   CHECK_THROWS_WITH(fs.read_file("cmdline.txt/x"), Contains("is not a directory"));
+  // Larger than the caller reads whole: refused from the directory entry's size.
+  const uint64_t cmdline_size = mtype(f.vol, "cmdline.txt").size();
+  CHECK(fs.read_file("cmdline.txt", cmdline_size).size() == cmdline_size);
+  CHECK_THROWS_WITH(fs.read_file("cmdline.txt", cmdline_size - 1),
+                    Contains("cmdline.txt: it claims " + std::to_string(cmdline_size) + " bytes"));
   for (const char* bad : {"a//b", "../x", "./cmdline.txt", "overlays/", "overlays/.."})
     CHECK_THROWS_AS(fs.exists(bad), pibake::Error);
 }
