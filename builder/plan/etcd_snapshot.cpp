@@ -99,13 +99,7 @@ EtcdSnapshot check_etcd_snapshot(const std::string& path, std::string_view clust
     }
     off += got;
   }
-  std::string want;
-  for (unsigned char c : trailer) {
-    static const char* hex = "0123456789abcdef";
-    want += hex[c >> 4];
-    want += hex[c & 15];
-  }
-  if (body.hex_digest() != want) {
+  if (body.digest() != trailer) {
     throw Error(what + " is damaged: its integrity hash does not match its content (a partial or corrupted copy)");
   }
   if (!found) {

@@ -20,17 +20,21 @@ void Sha256::update(const void* data, size_t size) {
   if (EVP_DigestUpdate(ctx_.get(), data, size) != 1) throw Error("OpenSSL: SHA-256 update failed");
 }
 
-std::string Sha256::hex_digest() {
+std::string Sha256::digest() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (EVP_DigestFinal_ex(ctx_.get(), md, &len) != 1 || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) {
     throw Error("OpenSSL: SHA-256 final failed");
   }
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+std::string Sha256::hex_digest() {
   static const char kHex[] = "0123456789abcdef";
   std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
+  for (unsigned char c : digest()) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
   }
   return out;
 }

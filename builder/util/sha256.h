@@ -21,7 +21,9 @@ class Sha256 {
 
   void update(const void* data, size_t size);
   void update(std::string_view data) { update(data.data(), data.size()); }
-  // Lower-case hex digest; the object starts over afterwards.
+  // The 32-byte digest, raw; the object starts over afterwards.
+  std::string digest();
+  // Lower-case hex digest (64 characters); the object starts over afterwards.
   std::string hex_digest();
 
  private:
