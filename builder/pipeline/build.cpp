@@ -218,14 +218,17 @@ LockFile existing_lock(const ClusterSpec& spec) {
 }
 
 // The base image for --dry-run, only when it is already on this machine (a local raw image, or
-// the cache holds it): nothing is downloaded, nothing written to the state dir. nullopt otherwise.
-std::optional<BaseImage> cached_base_image(const ClusterSpec& spec, const std::string& base_override) {
+// the cache holds it): nothing is downloaded, nothing written to the state dir. nullopt otherwise,
+// with the reason in `why` (not in the cache yet, or what is wrong with the image).
+std::optional<BaseImage> cached_base_image(const ClusterSpec& spec, const std::string& base_override,
+                                           std::string& why) {
   try {
     Cache cache(Cache::default_dir());
     std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
     LockFile lock = existing_lock(spec);
     return inspect_base_image(obtain_base_image(spec, base_override, /*offline=*/true, cache, *fetcher, &lock));
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    why = e.what();
     return std::nullopt;
   }
 }
@@ -419,14 +422,17 @@ void run_build(const BuildOptions& opts) {
     }
     PlanInputs inputs;
     inputs.etcd_snapshot = snapshot;
-    if (std::optional<BaseImage> base = cached_base_image(spec, opts.base_image)) {
+    std::string why;
+    if (std::optional<BaseImage> base = cached_base_image(spec, opts.base_image, why)) {
       fmt::print("base image {}: {}\n", base->path, describe_base(*base));
       inputs.cmdline_paths = base->boot_layout.cmdlines;
       inputs.base_release = base->os;
     } else {
+      // Not on this machine yet, or not usable: said as it is, since a real build would stop there.
       fmt::print(
-          "base image not in the cache yet (`pibake fetch` gets it): its boot layout, and so which kernel "
-          "command line gets the memory cgroup tokens, is not known\n");
+          "base image not read ({}): its boot layout, and so which kernel command line gets the memory cgroup "
+          "tokens, is not known\n",
+          why);
     }
     fmt::print("{}", describe(make_plan(spec, opts.only_nodes, inputs)));
     for (const ArtifactSource& a : artifact_sources(spec)) {
