@@ -185,7 +185,7 @@ std::string Cache::get_blob(Fetcher& fetcher, const std::string& source, const s
     return blob;
   }
   if (offline) {
-    throw Error(
+    throw NotInCache(
         fmt::format("{} is not in the cache ({}) and --offline forbids downloading it from {}; run "
                     "`pibake fetch` while online first",
                     what, dir_, source));
@@ -234,7 +234,7 @@ std::string Cache::get_text(Fetcher& fetcher, const std::string& source, bool of
     unlink(path.c_str());  // a bad cached copy (kept by an older pibake, or edited): fetch again
   }
   if (offline) {
-    throw Error(fmt::format(
+    throw NotInCache(fmt::format(
         "{} ({}) is not in the cache and --offline forbids downloading it; run `pibake fetch` while online first", what,
         source));
   }

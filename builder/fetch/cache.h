@@ -8,8 +8,17 @@
 #include <string>
 
 #include "fetch/fetcher.h"
+#include "util/error.h"
 
 namespace pibake {
+
+// Thrown when `offline` forbids the network and the cache lacks what was asked for: the one
+// failure `pibake fetch` (run while online) cures, which callers such as --dry-run tell apart
+// from a file that is there but wrong.
+class NotInCache : public Error {
+ public:
+  using Error::Error;
+};
 
 class Cache {
  public:

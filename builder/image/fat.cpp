@@ -412,13 +412,13 @@ std::string FatFs::read_file(std::string_view path, uint64_t max_bytes) const {
   auto entry = impl_->find(dir, parts.back());
   if (!entry) impl_->fail(path, "no such file");
   if (entry->is_directory()) impl_->fail(path, "is a directory");
+  if (entry->size > max_bytes) impl_->fail(path, too_large_to_read(entry->size, max_bytes));
   std::vector<uint32_t> clusters = impl_->chain(entry->first_cluster, path);
   // 64-bit: a size near 4 GiB plus a cluster would wrap in 32 bits and pass the check.
   uint64_t needed = (static_cast<uint64_t>(entry->size) + impl_->cluster_size_ - 1) / impl_->cluster_size_;
   if (clusters.size() < needed)
     impl_->fail(path, "file is " + std::to_string(entry->size) + " bytes but its cluster chain holds only " +
                           std::to_string(clusters.size() * static_cast<uint64_t>(impl_->cluster_size_)));
-  if (entry->size > max_bytes) impl_->fail(path, too_large_to_read(entry->size, max_bytes));
   return impl_->read_clusters(clusters, entry->size);
 }
 

@@ -15,8 +15,10 @@ inline constexpr uint64_t kMaxWholeFileRead = uint64_t{64} << 20;  // bytes
 
 // The reason given for refusing a file of `size` bytes (more than `max_bytes`).
 inline std::string too_large_to_read(uint64_t size, uint64_t max_bytes) {
-  return "it claims " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes >> 20) +
-         " MiB pibake reads of such a file (a damaged or hostile image?)";
+  const std::string limit = max_bytes % (uint64_t{1} << 20) == 0 ? std::to_string(max_bytes >> 20) + " MiB"
+                                                                 : std::to_string(max_bytes) + " bytes";
+  return "it claims " + std::to_string(size) + " bytes, more than the " + limit +
+         " pibake reads of such a file (a damaged or hostile image?)";
 }
 
 }  // namespace pibake

@@ -98,29 +98,33 @@ BaseImage inspect_base_image(const std::string& path) {
       }
     }
     if (p.is_linux_type()) {
-      bool labelled_root = false;
+      // First the choice, from each filesystem's label alone; the chosen one is read below.
       try {
         Ext4Fs fs(path, p.start, /*writable=*/false);
-        labelled_root = ascii_lower(fs.label()) == kRootLabel;
-        if (!root || labelled_root) {
-          root = p;
-          base.root_block_size = fs.block_size();
-          base.root_free_bytes = fs.free_bytes();
-          base.root_bigalloc = fs.has_bigalloc();
-          base.os = read_os_release(fs);
-          base.booted_traces = booted_traces(fs);
-          base.dpkg_status = fs.exists(kDpkgStatus) && !fs.is_directory(kDpkgStatus) ? fs.read_file(kDpkgStatus) : "";
-          if (fs.exists("/etc/passwd") && !fs.is_directory("/etc/passwd")) {
-            base.timesync_user = find_passwd_ids(fs.read_file("/etc/passwd"), "systemd-timesync");
-          }
-          if (__builtin_mul_overflow(fs.blocks_count(), fs.block_size(), &root_fs_bytes)) root_fs_bytes = UINT64_MAX;
-        }
+        if (!root || ascii_lower(fs.label()) == kRootLabel) root = p;
       } catch (const Error& e) {
-        // The partition labelled "writable" is the root: what is wrong in it is the image's fault,
-        // said as such (a file too large to read, a damaged inode), not "no root partition".
-        if (labelled_root) throw Error(path + ": the root filesystem (p" + std::to_string(p.number) + "): " + e.what());
+        // Not ext4 after all; reported if no root partition is found.
         root_problem = std::string("; p") + std::to_string(p.number) + ": " + e.what();
       }
+    }
+  }
+  // The chosen root is read whole or not at all: what is wrong in it (a file too large to read, a
+  // damaged inode) is the image's fault, said as such, never a root taken with half its facts.
+  if (root) {
+    try {
+      Ext4Fs fs(path, root->start, /*writable=*/false);
+      base.root_block_size = fs.block_size();
+      base.root_free_bytes = fs.free_bytes();
+      base.root_bigalloc = fs.has_bigalloc();
+      base.os = read_os_release(fs);
+      base.booted_traces = booted_traces(fs);
+      base.dpkg_status = fs.exists(kDpkgStatus) && !fs.is_directory(kDpkgStatus) ? fs.read_file(kDpkgStatus) : "";
+      if (fs.exists("/etc/passwd") && !fs.is_directory("/etc/passwd")) {
+        base.timesync_user = find_passwd_ids(fs.read_file("/etc/passwd"), "systemd-timesync");
+      }
+      if (__builtin_mul_overflow(fs.blocks_count(), fs.block_size(), &root_fs_bytes)) root_fs_bytes = UINT64_MAX;
+    } catch (const Error& e) {
+      throw Error(path + ": the root filesystem (p" + std::to_string(root->number) + "): " + e.what());
     }
   }
   if (!boot) {

@@ -219,7 +219,7 @@ LockFile existing_lock(const ClusterSpec& spec) {
 
 // The base image for --dry-run, only when it is already on this machine (a local raw image, or
 // the cache holds it): nothing is downloaded, nothing written to the state dir. nullopt otherwise,
-// with the reason in `why` (not in the cache yet, or what is wrong with the image).
+// with the reason in `why`: empty when the cache lacks it (NotInCache), else what is wrong with it.
 std::optional<BaseImage> cached_base_image(const ClusterSpec& spec, const std::string& base_override,
                                            std::string& why) {
   try {
@@ -227,6 +227,9 @@ std::optional<BaseImage> cached_base_image(const ClusterSpec& spec, const std::s
     std::unique_ptr<Fetcher> fetcher = make_curl_fetcher();
     LockFile lock = existing_lock(spec);
     return inspect_base_image(obtain_base_image(spec, base_override, /*offline=*/true, cache, *fetcher, &lock));
+  } catch (const NotInCache&) {
+    why.clear();
+    return std::nullopt;
   } catch (const Error& e) {
     why = e.what();
     return std::nullopt;
@@ -429,10 +432,10 @@ void run_build(const BuildOptions& opts) {
       inputs.base_release = base->os;
     } else {
       // Not on this machine yet, or not usable: said as it is, since a real build would stop there.
-      fmt::print(
-          "base image not read ({}): its boot layout, and so which kernel command line gets the memory cgroup "
-          "tokens, is not known\n",
-          why);
+      const std::string reason = why.empty() ? "base image not in the cache yet (`pibake fetch` gets it)"
+                                             : "base image not read (" + why + ")";
+      fmt::print("{}: its boot layout, and so which kernel command line gets the memory cgroup tokens, is not known\n",
+                 reason);
     }
     fmt::print("{}", describe(make_plan(spec, opts.only_nodes, inputs)));
     for (const ArtifactSource& a : artifact_sources(spec)) {

@@ -108,8 +108,10 @@ void read_identity(InspectReport& r, const std::string& json) {
   }
 }
 
-// Every file node.json lists, read back and compared. Returns the problems found.
-std::vector<std::string> check_files(const InspectReport& r, const Ext4Fs& root, const FatFs* boot) {
+// Every file node.json lists, read back and compared; `root_partition_bytes` bounds what a file on
+// the root filesystem may claim. Returns the problems found.
+std::vector<std::string> check_files(const InspectReport& r, const Ext4Fs& root, uint64_t root_partition_bytes,
+                                     const FatFs* boot) {
   std::vector<std::string> problems;
   for (const InjectedFile& f : r.files) {
     std::string where = f.fs + ":" + f.path;
@@ -125,21 +127,26 @@ std::vector<std::string> check_files(const InspectReport& r, const Ext4Fs& root,
           problems.push_back(where + " is missing");
           continue;
         }
-        // A secret's size is all node.json records of it: on the root filesystem it is read from
-        // the inode, so a large secret (an etcd snapshot of up to 8 GiB) is never read. Other
-        // files on the root filesystem (binaries, image archives of hundreds of MiB) are hashed as
-        // they stream, in constant memory; the boot partition's are small text (read_limit.h).
+        // On the root filesystem the size comes from the inode first: a secret's size is all
+        // node.json records of it (an etcd snapshot of up to 8 GiB is never read), and a file of
+        // another size differs without being read (a hostile card's sparse file may claim
+        // terabytes). Only a file of the recorded size, and no larger than its partition (a
+        // card's node.json is as untrusted as its files), is hashed, as it streams, in constant
+        // memory; the boot partition's files are small text (read_limit.h).
         uint64_t got = 0;
         std::string digest;
-        if (on_root && f.secret) {
+        if (on_root) {
           got = root.file_size(f.path);
-        } else if (on_root) {
-          Sha256 hash;
-          root.read_chunks(f.path, [&](std::string_view chunk) {
-            hash.update(chunk);
-            got += chunk.size();
-          });
-          digest = hash.hex_digest();
+          if (got > root_partition_bytes) {
+            problems.push_back(fmt::format("{} claims {} bytes, more than its partition holds ({} bytes)", where, got,
+                                           root_partition_bytes));
+            continue;
+          }
+          if (!f.secret && got == f.size) {
+            Sha256 hash;
+            root.read_chunks(f.path, [&](std::string_view chunk) { hash.update(chunk); });
+            digest = hash.hex_digest();
+          }
         } else {
           std::string data = boot->read_file(f.path);
           got = data.size();
@@ -252,7 +259,7 @@ InspectReport inspect_image(const std::string& path) {
     return r;
   }
   check_cmdline(r, boot.get(), layout->boot_layout);
-  std::vector<std::string> problems = check_files(r, root, boot.get());
+  std::vector<std::string> problems = check_files(r, root, layout->root.size, boot.get());
   std::string joined;
   for (const std::string& p : problems) joined += (joined.empty() ? "" : "; ") + p;
   r.checks.push_back({fmt::format("{} files pibake wrote are present and unchanged", r.files.size()),

@@ -31,7 +31,7 @@ constexpr uint64_t kRootHeadroom = 64ull << 20;
 
 // A file the user gave (FileOp::source_identity set: an etcd snapshot), copied as it was checked:
 // opened without waiting (a FIFO swapped in since is refused, not waited on), its identity
-// (device, inode, size, times) the one recorded at the check, exactly `op.size` bytes written,
+// (device, inode, size, mtime: file_content_identity) the one recorded at the check, exactly `op.size` bytes written,
 // and their SHA-256 compared with the checked one. A file replaced, changed or
 // grown since the check fails the node (its unfinished image is removed) instead of putting bytes
 // nobody checked on the card.
@@ -41,7 +41,7 @@ void copy_checked_file(Ext4Fs& fs, const FileOp& op, const Ownership& own) {
   if (!fd) throw Error(op.source_path + ": " + std::strerror(errno));
   struct stat st {};
   if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != op.size ||
-      file_identity(st) != op.source_identity) {
+      file_content_identity(st) != op.source_identity) {
     throw Error(changed);
   }
   Sha256 hash;

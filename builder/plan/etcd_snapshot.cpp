@@ -41,7 +41,7 @@ EtcdSnapshot check_etcd_snapshot(const std::string& path, std::string_view clust
   EtcdSnapshot out;
   out.path = path;
   out.size = static_cast<uint64_t>(st.st_size);
-  out.identity = file_identity(st);
+  out.identity = file_content_identity(st);
   if (out.size > kMaxEtcdSnapshotBytes) {
     throw Error(what + " has " + std::to_string(out.size) +
                 " bytes, more than etcd's suggested maximum database (8 GiB): pibake restores no larger snapshot");
@@ -108,7 +108,7 @@ EtcdSnapshot check_etcd_snapshot(const std::string& path, std::string_view clust
                 "CA of the state dir (a snapshot of another cluster, or of one made before this state dir's CA)");
   }
   out.sha256 = whole.hex_digest();
-  if (file_identity(path) != out.identity) throw Error(what + " changed while pibake was reading it");
+  if (file_content_identity(path) != out.identity) throw Error(what + " changed while pibake was reading it");
   return out;
 }
 

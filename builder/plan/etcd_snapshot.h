@@ -14,7 +14,7 @@ struct EtcdSnapshot {
   std::string path;      // as given on the command line
   std::string sha256;    // of the whole file, lower-case hex
   uint64_t size = 0;     // bytes
-  std::string identity;  // util/files.h file_identity when checked (FileOp::source_identity)
+  std::string identity;  // util/files.h file_content_identity when checked (FileOp::source_identity)
 };
 
 // Where the card that runs kubeadm init finds the snapshot to restore (0600 root: it holds every

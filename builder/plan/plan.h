@@ -58,8 +58,9 @@ struct FileOp {
   std::string sha256;       // kCopyFile, kExtractArchive: the file's sha256 (lower-case hex)
   uint64_t size = 0;        // kCopyFile, kExtractArchive: bytes installed
   // kCopyFile of a file outside the cache (an etcd snapshot the user gave): its identity
-  // (util/files.h file_identity) when checked. Set, the writer copies exactly `size` bytes and
-  // refuses the node unless they hash to `sha256`. Empty for cache blobs, which the cache checks.
+  // (util/files.h file_content_identity) when checked. Set, the writer refuses the file unless it
+  // opens with that identity, copies exactly `size` bytes and refuses the node unless they hash to
+  // `sha256`. Empty for cache blobs, which the cache checks.
   std::string source_identity;
 };
 

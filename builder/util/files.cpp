@@ -81,4 +81,14 @@ std::string file_identity(const struct stat& st) {
                      st.st_ctim.tv_nsec, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 }
 
+std::string file_content_identity(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return "";
+  return file_content_identity(st);
+}
+
+std::string file_content_identity(const struct stat& st) {
+  return fmt::format("{} {} {} {}.{:09}", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
 }  // namespace pibake

@@ -34,6 +34,11 @@ void require_regular_file(const std::string& path, const std::string& what);
 std::string file_identity(const std::string& path);
 // The same for a stat() result.
 std::string file_identity(const struct stat& st);
+// "<dev> <inode> <size> <mtime>": file_identity without ctime, for a file whose content is also
+// hashed, so a chmod, chown, hard link or xattr change (ctime only) is not taken for a new version.
+// Empty when the file cannot be stat()ed. Follows symlinks.
+std::string file_content_identity(const std::string& path);
+std::string file_content_identity(const struct stat& st);
 
 // "a/b/c.img" -> "c.img"; "https://h/x/y.tgz" -> "y.tgz"; a name without '/' is itself.
 std::string base_name(std::string_view path);

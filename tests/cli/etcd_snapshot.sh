@@ -155,8 +155,12 @@ fi
 assert_contains "$SCRATCH/err.log" "holds no cluster yet: a snapshot restores the cluster this state dir built"
 [ ! -e fresh/pibake-state ] && [ ! -e fresh/out ] || fail "the refused build created a state dir or out/"
 
-# A good one: on node-1's card only, 0600, the same bytes.
+# A good one: on node-1's card only, 0600, the same bytes. The file's mode changes all through the
+# build (its ctime moves, its content and mtime do not): that is no new version of it.
+timeout 300 sh -c 'while :; do chmod 0664 good.db; chmod 0644 good.db; done' 2>/dev/null &
+chmod_pid=$!
 pibake_ok build --base-image base.img --out out --node node-1 --etcd-snapshot good.db
+kill "$chmod_pid"; wait "$chmod_pid" 2>/dev/null || true
 assert_contains "$SCRATCH/err.log" "note: node-1 is the cluster's only control plane: its new card restores the etcd snapshot good.db before kubeadm init"
 debugfs -R "dump /var/lib/pibake/etcd-restore.db $SCRATCH/on-card.db" "$img?offset=$off" >/dev/null 2>&1
 cmp -s good.db on-card.db || fail "node-1's /var/lib/pibake/etcd-restore.db is not the snapshot given"

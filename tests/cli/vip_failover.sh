@@ -6,10 +6,12 @@
 # stand-in that answers https://<any>:6443/readyz with a serving certificate issued from the
 # state dir's cluster CA for the names kubeadm-init.yaml's certSANs give (openssl s_server).
 # Checked from a fourth namespace, as a worker or a laptop would: the VIP answers on exactly one
-# node, and the certificate it presents verifies against the cluster CA; the holder powers off
-# (link down, keepalived killed: no VRRP goodbye) and the VIP moves to another control plane; that
-# one's API server stops and the VIP moves to the third; the first comes back and the VIP stays
-# where it is (nopreempt); never two holders at once.
+# node, and the certificate it presents verifies against the cluster CA, while node-3, whose API
+# server is still starting, never claims it; the holder powers off (link down first, so its
+# goodbye reaches no one, then keepalived killed) and the VIP moves to another control plane; that
+# one's API server stops and the VIP moves to the third; the first comes back as from a fresh boot
+# and the VIP stays where it is (nopreempt); never two holders at once. docs/cluster.md, "The VIP
+# with a real keepalived".
 #
 # pibake itself runs as nobody; the namespaces, the bridge and keepalived need root (fixture
 # set-up), so without root the test is skipped (a failure under CI=true).
@@ -99,6 +101,26 @@ api_start() {  # api_start K: node-K's API server answers on 6443 (any GET gets 
     -key "$run/node-$1/apiserver.key" >/dev/null 2>&1 &
   API_PID[$1]=$!
 }
+# api_hang K: node-K's API server accepts connections and never answers (one still starting up), so
+# its health check takes its whole timeout to fail.
+api_hang() {
+  ip netns exec "$(ns "$1")" python3 -c '
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 6443))
+s.listen(16)
+held = []
+while True:
+    held.append(s.accept()[0])' >/dev/null 2>&1 &
+  API_PID[$1]=$!
+  # Listening before anything checks it, so no check fails fast with "connection refused".
+  for _ in $(seq 1 100); do
+    ip netns exec "$(ns "$1")" ss -Hltn 'sport = :6443' 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  fail "node-$1's hanging API server stand-in did not listen"
+}
 api_stop() { kill -KILL "${API_PID[$1]}" 2>/dev/null || true; wait "${API_PID[$1]}" 2>/dev/null || true; }
 
 # --- keepalived on each node: the card's configuration and check script, at the card's paths ------
@@ -113,18 +135,34 @@ ka_start() {  # ka_start K
     >> "$SCRATCH/keepalived-$1.log" 2>&1 &
   KA_PID[$1]=$!
 }
-power_off() {  # power_off K: the node is gone at once: no VRRP goodbye, its link down
-  kill -KILL "${KA_PID[$1]}" 2>/dev/null || true
-  pkill -KILL -f "keepalived.*$run/node-$1/keepalived.conf" 2>/dev/null || true
-  api_stop "$1"
+# power_off K: the node is gone at once. Its link goes down first, so nothing it sends afterwards
+# (the VRRP "priority 0" goodbye a dying keepalived sends) reaches the others: they find out by the
+# adverts stopping, as with a real power cut. Then keepalived (parent and VRRP child at once) and
+# the API server are killed.
+power_off() {
   ip -n "$(ns "$1")" link set eth0 down
+  pkill -KILL -f "keepalived.*$run/node-$1/keepalived.conf" 2>/dev/null || true
+  kill -KILL "${KA_PID[$1]}" 2>/dev/null || true
+  api_stop "$1"
 }
-power_on() { ip -n "$(ns "$1")" link set eth0 up; api_start "$1"; ka_start "$1"; }
+# power_on K: a fresh boot: the addresses a dead keepalived left are gone, the link comes up, the
+# API server starts and keepalived with a new log.
+power_on() {
+  local n; n=$(ns "$1")
+  ip -n "$n" addr flush dev eth0
+  ip -n "$n" addr add "10.0.0.$1/24" dev eth0
+  ip -n "$n" link set eth0 up
+  mv "$SCRATCH/keepalived-$1.log" "$SCRATCH/keepalived-$1.before-power-off.log"
+  api_start "$1"
+  ka_start "$1"
+}
 
-holders() {  # the nodes whose eth0 holds the VIP, space-separated
-  local k out=""
+holders() {  # the nodes whose eth0 is up and holds the VIP (a powered-off node holds nothing), space-separated
+  local k n out=""
   for k in 1 2 3; do
-    if ip -n "$(ns "$k")" -4 addr show dev eth0 2>/dev/null | grep -q "inet $vip/"; then out="$out $k"; fi
+    n=$(ns "$k")
+    ip -n "$n" -o link show dev eth0 2>/dev/null | grep -q '[<,]UP[,>]' || continue
+    if ip -n "$n" -4 addr show dev eth0 2>/dev/null | grep -q "inet $vip/"; then out="$out $k"; fi
   done
   echo "${out# }"
 }
@@ -163,14 +201,34 @@ wait_answer() {
   fail "https://$vip:6443/readyz from the client: expected node-$1's API server, got '${got:-no answer}'"
 }
 
-# 1. All three boot: exactly one takes the VIP once its API server answers, and the VIP answers.
-for k in 1 2 3; do api_start "$k"; done
+# 1. All three boot, node-3 while its API server is still starting (it accepts connections and
+# does not answer, so each of its checks takes the full timeout): exactly one of the others takes
+# the VIP and it answers; node-3 (init_fail) stays in FAULT from the start, never a backup or the
+# holder while its check has not passed.
+api_start 1
+api_start 2
+api_hang 3
 for k in 1 2 3; do ka_start "$k"; done
-first=$(wait_holder "" 30)
+first=$(wait_holder "3" 30)
 note "node-$first holds $vip"
 wait_answer "$first"
-sleep 5
-assert_eq "$(holders)" "$first" "the VIP's holder 5 s later"
+for _ in $(seq 1 40); do
+  assert_eq "$(holders)" "$first" "the VIP's holder while node-3's API server is down"
+  sleep 0.25
+done
+# init_fail: it starts in FAULT (keepalived logs no transition for that) and stays there.
+grep -q "VRRP_Script(pibake_apiserver) timed out\|VRRP_Script(pibake_apiserver) failed" "$SCRATCH/keepalived-3.log" ||
+  { tail -n 20 "$SCRATCH/keepalived-3.log" >&2; fail "node-3's health check did not run and fail while its API server was down"; }
+if grep -qE "Entering (MASTER|BACKUP) STATE" "$SCRATCH/keepalived-3.log"; then
+  tail -n 20 "$SCRATCH/keepalived-3.log" >&2; fail "node-3 left FAULT while its API server was down"
+fi
+# node-3's API server comes up: its check passes and it becomes a backup.
+api_stop 3
+api_start 3
+for _ in $(seq 1 60); do grep -q "Entering BACKUP STATE" "$SCRATCH/keepalived-3.log" && break; sleep 0.25; done
+grep -q "Entering BACKUP STATE" "$SCRATCH/keepalived-3.log" ||
+  { tail -n 20 "$SCRATCH/keepalived-3.log" >&2; fail "node-3 did not become a backup once its API server answered"; }
+assert_eq "$(holders)" "$first" "the VIP's holder once node-3 is a backup"
 
 # 2. The holder powers off: another control plane takes the VIP, and the VIP answers with its API server.
 power_off "$first"

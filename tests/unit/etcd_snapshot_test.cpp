@@ -53,7 +53,7 @@ TEST_CASE("an etcd snapshot with its integrity hash is accepted with its sha256 
   EtcdSnapshot s = check_etcd_snapshot(path);
   CHECK(s.size == 8224);
   CHECK(s.sha256 == sha256_hex(bytes));
-  CHECK(s.identity == file_identity(path));
+  CHECK(s.identity == file_content_identity(path));
   CHECK(s.path == path);
 }
 
