@@ -44,6 +44,15 @@ e2fsck -fn "huge.img?offset=$(part_offset huge.img 2)" >/dev/null 2>&1 || fail "
   expect_failure "the root filesystem (p2): while reading /var/lib/dpkg/status in huge.img: it claims 12884901888 bytes, more than the 64 MiB" \
     build --nodes 2 --base-image huge.img --out out
 )
+# The same root under another label (chosen by position): refused the same way, never taken with
+# an empty package database.
+cp --sparse=always huge.img relabelled.img
+debugfs -w -R "ssv volume_name rootfs" "relabelled.img?offset=$(part_offset relabelled.img 2)" >/dev/null 2>&1
+(
+  ulimit -v 1048576
+  expect_failure "the root filesystem (p2): while reading /var/lib/dpkg/status in relabelled.img: it claims 12884901888 bytes" \
+    build --nodes 2 --base-image relabelled.img --out out
+)
 # --dry-run reads nothing it cannot hold either, and says why the base's layout is unknown.
 (ulimit -v 1048576; pibake_ok build --nodes 2 --base-image huge.img --out out --dry-run)
 assert_contains out.log "base image not read (huge.img: the root filesystem (p2): while reading /var/lib/dpkg/status"
