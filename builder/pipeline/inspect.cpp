@@ -252,7 +252,9 @@ InspectReport inspect_image(const std::string& path) {
   }
   if (!root.exists(kNodeIdentityPath)) return r;  // not a pibake image: nothing more to check
   try {
-    read_identity(r, root.read_file(kNodeIdentityPath));
+    // node.json is tens of KiB; 1 MiB bounds what yaml-cpp is given (its nodes take many times
+    // the text's size in memory).
+    read_identity(r, root.read_file(kNodeIdentityPath, kMaxNodeIdentityBytes));
     r.pibake_image = true;
   } catch (const std::exception& e) {
     r.checks.push_back({std::string(kNodeIdentityPath) + " readable", CheckStatus::kFail, e.what()});

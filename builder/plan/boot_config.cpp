@@ -11,6 +11,10 @@ namespace pibake {
 namespace {
 
 constexpr int kMaxIncludeDepth = 4;
+// The most text (bytes) one boot configuration may read, includes and repeated includes counted
+// each time: Ubuntu's config.txt and its includes hold a few KiB, and a file included many times
+// at every level would otherwise be read hundreds of thousands of times (a hostile image).
+constexpr size_t kMaxConfigTextBytes = size_t{1} << 20;
 
 // Which boots a line of config.txt applies to, from the conditional filters above it.
 enum class Applies {
@@ -34,11 +38,17 @@ std::string trim(std::string s) {
 }
 
 // Appends the settings of `path` (and of the files it includes) to `out`, tracking filters.
+// `budget`: bytes of text still allowed (kMaxConfigTextBytes for one configuration).
 void read_settings(const BootFileReader& read, const std::string& path, int depth, Applies& applies, int& section,
-                   std::vector<Setting>& out) {
+                   std::vector<Setting>& out, size_t& budget) {
   if (depth > kMaxIncludeDepth) throw Error("config.txt: includes nested deeper than 4 levels at " + path);
   std::optional<std::string> text = read(path);
   if (!text) return;  // a missing include is skipped, as the firmware does
+  if (text->size() > budget) {
+    throw Error(path + ": the boot configuration and its includes hold more than " +
+                std::to_string(kMaxConfigTextBytes >> 10) + " KiB of text, repeated includes counted each time");
+  }
+  budget -= text->size();
   std::istringstream in(*text);
   std::string line;
   while (std::getline(in, line)) {
@@ -64,7 +74,7 @@ void read_settings(const BootFileReader& read, const std::string& path, int dept
     }
     if (line.rfind("include", 0) == 0 && line.size() > 7 && std::isspace(static_cast<unsigned char>(line[7]))) {
       std::string file = trim(line.substr(8));
-      read_settings(read, file.front() == '/' ? file : "/" + file, depth + 1, applies, section, out);
+      read_settings(read, file.front() == '/' ? file : "/" + file, depth + 1, applies, section, out, budget);
       continue;
     }
     auto eq = line.find('=');
@@ -115,7 +125,8 @@ void read_autoboot(const BootFileReader& read, int boot_partition_number, BootLa
   std::vector<Setting> settings;
   Applies applies = Applies::kEvery;
   int section = 0;
-  read_settings(read, "/autoboot.txt", kMaxIncludeDepth, applies, section, settings);
+  size_t budget = kMaxConfigTextBytes;
+  read_settings(read, "/autoboot.txt", kMaxIncludeDepth, applies, section, settings, budget);
   for (const Setting& s : settings) {
     if (s.applies != Applies::kEvery) continue;
     if (s.key == "tryboot_a_b") layout.tryboot_a_b = s.value == "1";
@@ -151,7 +162,8 @@ BootLayout resolve_boot_layout(const BootFileReader& read, int boot_partition_nu
   std::vector<Setting> settings;
   Applies applies = Applies::kEvery;
   int sections = 0;
-  read_settings(read, "/config.txt", 0, applies, sections, settings);
+  size_t budget = kMaxConfigTextBytes;
+  read_settings(read, "/config.txt", 0, applies, sections, settings, budget);
   Boot normal = evaluate(settings, /*tryboot=*/false, 0, read);
   layout.os_prefix = normal.os_prefix;
   layout.kernel = normal.kernel;
@@ -176,7 +188,8 @@ BootLayout resolve_boot_layout(const BootFileReader& read, int boot_partition_nu
   } else {
     Applies a = Applies::kEvery;
     int s = 0;
-    read_settings(read, "/tryboot.txt", 0, a, s, tryboot_settings);
+    size_t tryboot_budget = kMaxConfigTextBytes;
+    read_settings(read, "/tryboot.txt", 0, a, s, tryboot_settings, tryboot_budget);
   }
   if (!tryboot_settings.empty()) {
     Boot tryboot = evaluate(tryboot_settings, /*tryboot=*/true, 0, read);

@@ -151,6 +151,8 @@ BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& onl
 // cluster, node, role, address, gateway flag, versions, and every file pibake wrote
 // (filesystem, path, size, sha256; symlinks with their target).
 inline constexpr const char* kNodeIdentityPath = "/etc/pibake/node.json";
+// The most `pibake inspect` reads of a card's node.json (bytes): pibake writes tens of KiB.
+inline constexpr uint64_t kMaxNodeIdentityBytes = uint64_t{1} << 20;
 // Where a control plane of a cluster with a virtual IP finds kubeadm join's discovery kubeconfig
 // (JoinConfiguration discovery.file.kubeConfigPath): its own kubelet client credentials, 0600.
 inline constexpr const char* kDiscoveryKubeconfig = "/etc/kubernetes/pibake/discovery.conf";

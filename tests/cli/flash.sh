@@ -83,7 +83,17 @@ assert_contains err.log "the bmap file is damaged"
 cp out/node-1.img.bmap "$img.bmap"
 pibake flash "$img" target.img && fail "flash accepted node-1's bmap for node-2.img"
 assert_contains err.log "does not match"
-cp saved.bmap "$img.bmap"
+# A .bmap that is no regular file (a FIFO would block a reader forever) or claims gigabytes (a
+# sparse file) is refused at once, never read whole.
+rm -f "$img.bmap" && mkfifo "$img.bmap" && chmod 0666 "$img.bmap"
+timeout 60 setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$SCRATCH/home" "$PIBAKE" flash "$img" target.img \
+  >/dev/null 2>err.log && fail "flash accepted a FIFO as the bmap"
+assert_contains err.log "FIFO"
+rm -f "$img.bmap" && truncate -s 4G "$img.bmap" && chmod 0644 "$img.bmap"
+(ulimit -v 1048576; pibake flash "$img" target.img) && fail "flash accepted a 4 GiB bmap"
+assert_contains err.log "$img.bmap"
+rm -f "$img.bmap"
+cp saved.bmap "$img.bmap" && chmod 0644 "$img.bmap"
 # Source data that no longer matches its bmap: the range is named.
 off=$(part_offset "$img" 2)
 printf 'X' | dd of="$img" bs=1 seek=$((off + 1024 + 120)) conv=notrunc status=none  # inside the ext4 superblock

@@ -68,7 +68,7 @@ assert_contains out.log "writable:/usr/local/bin/kubelet claims 4294967296 bytes
 printf 'sif /etc/pibake/node.json size 12884901888\n' > sparse.cmds
 debugfs -w -f sparse.cmds "worker.img?offset=$root_off" >/dev/null 2>&1
 (ulimit -v 1048576; pibake inspect worker.img) && fail "inspect passed an image whose node.json claims 12 GiB"
-assert_contains out.log "it claims 12884901888 bytes, more than the 64 MiB"
+assert_contains out.log "it claims 12884901888 bytes, more than the 1 MiB"
 
 # A CA key on a worker fails.
 cp --sparse=always out/node-2.img worker.img

@@ -116,6 +116,20 @@ TEST_CASE("config.txt filters, cmdline=, absolute paths and include", "[boot_con
   CHECK(layout_of(files).cmdline == "/shared.txt");
   files["/syscfg.txt"] = "include config.txt\n";
   CHECK_THROWS_WITH(layout_of(files), Contains("nested deeper than 4 levels"));
+  // Includes that fan out (every level includes the next thirty times: 30^4 reads of a hostile
+  // image's few KiB) stop at 1 MiB of text read, instead of running for minutes.
+  files = {{"/cmdline.txt", kCmdline}};
+  auto fan = [](const std::string& next) {
+    std::string text;
+    for (int i = 0; i < 30; ++i) text += "include " + next + "\n";
+    return text;
+  };
+  files["/config.txt"] = fan("f1.txt");
+  files["/f1.txt"] = fan("f2.txt");
+  files["/f2.txt"] = fan("f3.txt");
+  files["/f3.txt"] = fan("f4.txt");
+  files["/f4.txt"] = "arm_64bit=1\n";
+  CHECK_THROWS_WITH(layout_of(files), Contains("hold more than 1024 KiB of text, repeated includes counted"));
   // Without tryboot_a_b a tryboot boot reads tryboot.txt instead of config.txt.
   files = {{"/config.txt", "cmdline=cmdline.txt\n"},
            {"/tryboot.txt", "cmdline=try.txt\n"},
