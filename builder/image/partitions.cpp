@@ -35,7 +35,44 @@ std::string upper(std::string s) {
   return s;
 }
 
+// The most a GPT's partition entry array may take (bytes): 128 entries of 128 bytes (16 KiB) is
+// what every tool writes (UEFI 2.10, 5.3.1: at least 16,384 bytes). libfdisk allocates and
+// CRC-checks whatever a header claims, up to 2^32 entries of 2^32 bytes.
+constexpr uint64_t kMaxGptEntryArrayBytes = uint64_t{1} << 20;
+
+// Refuses a GPT header (the primary at LBA 1 or the backup at the image's last LBA, 512-byte
+// sectors) whose partition entry array is larger than kMaxGptEntryArrayBytes, before libfdisk
+// reads it. The fields are UEFI 2.10's GPT header: signature "EFI PART" at byte 0,
+// NumberOfPartitionEntries (uint32 LE) at 80, SizeOfPartitionEntry (uint32 LE) at 84. Images
+// without a GPT are left alone. Throws pibake::Error naming the image and the header.
+void check_gpt_entry_arrays(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return;  // libfdisk reports why it cannot be opened
+  std::unique_ptr<FILE, int (*)(FILE*)> closer(f, &std::fclose);
+  struct stat st {};
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 1024) return;
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  for (const auto& [what, offset] :
+       {std::pair<const char*, uint64_t>{"primary GPT header (LBA 1)", 512},
+        std::pair<const char*, uint64_t>{"backup GPT header (last LBA)", size / 512 * 512 - 512}}) {
+    unsigned char h[92] = {};
+    if (fseeko(f, static_cast<off_t>(offset), SEEK_SET) != 0 || std::fread(h, 1, sizeof h, f) != sizeof h) continue;
+    if (std::memcmp(h, "EFI PART", 8) != 0) continue;
+    auto le32 = [&](int at) {
+      return uint32_t{h[at]} | uint32_t{h[at + 1]} << 8 | uint32_t{h[at + 2]} << 16 | uint32_t{h[at + 3]} << 24;
+    };
+    const uint64_t count = le32(80), entry = le32(84);
+    if (count * entry > kMaxGptEntryArrayBytes) {
+      throw Error(path + ": the " + what + " claims " + std::to_string(count) + " partition entries of " +
+                  std::to_string(entry) + " bytes, more than the " + std::to_string(kMaxGptEntryArrayBytes >> 10) +
+                  " KiB pibake reads of an entry array (128 entries of 128 bytes is the norm; a damaged or hostile "
+                  "image?)");
+    }
+  }
+}
+
 Context open_context(const std::string& path, bool readonly) {
+  check_gpt_entry_arrays(path);
   Context cxt(fdisk_new_context());
   if (!cxt) throw Error("libfdisk: out of memory");
   // Never ask questions on the terminal: pibake is not interactive.

@@ -66,4 +66,22 @@ cp gpt.img gpt-overlap.img
 patch gpt gpt-overlap.img 2 4096 100000
 refused gpt-overlap.img "partitions 1 and 2 overlap"
 grep -qF "gpt table" err.log || fail "the GPT overlap message does not show the table"
+# A GPT header claiming 8 Mi partition entries (a 1 GiB array that libfdisk would allocate and
+# hash): refused from the header, before libfdisk reads it, whether the primary or the backup
+# header claims it.
+for which in primary backup; do
+  cp gpt.img "gpt-$which-entries.img"
+  python3 - "gpt-$which-entries.img" "$which" <<'PY'
+import os, struct, sys
+path, which = sys.argv[1], sys.argv[2]
+at = 512 if which == "primary" else os.path.getsize(path) // 512 * 512 - 512
+with open(path, "r+b") as f:
+    f.seek(at)
+    assert f.read(8) == b"EFI PART", "no GPT header where expected"
+    f.seek(at + 80)
+    f.write(struct.pack("<I", 8 << 20))
+PY
+  (ulimit -v 1048576; refused "gpt-$which-entries.img" "$which GPT header")
+  assert_contains err.log "claims 8388608 partition entries of 128 bytes"
+done
 echo "ok: every hostile table refused before any output, with the table in the message"
