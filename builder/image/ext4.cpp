@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -117,6 +118,46 @@ void Ext4Fs::Impl::set_owner(ext2_inode_large& inode, uint16_t file_type, Owners
 
 // --- Ext4Fs ---
 
+namespace {
+
+// Refuses an ext4 superblock (1024 bytes at `offset` + 1024) that claims more bytes than the image
+// file holds from `offset`, before ext2fs_open2 sizes its group descriptor table from it: a
+// patched block count made libext2fs allocate 1 GiB for a filesystem in a 3 GiB sparse file. The
+// fields are the on-disk superblock's (e2fsprogs lib/ext2fs/ext2_fs.h, struct ext2_super_block):
+// s_blocks_count_lo at 4, s_log_block_size at 24, s_magic 0xEF53 at 56, s_feature_incompat at 96
+// (INCOMPAT_64BIT 0x80), s_blocks_count_hi at 336, all little-endian. No ext magic: left to
+// ext2fs_open2, which says so.
+void check_superblock_size(const std::string& image_path, uint64_t offset, const std::string& where) {
+  FILE* f = std::fopen(image_path.c_str(), "rb");
+  if (f == nullptr) return;  // ext2fs_open2 reports why
+  std::unique_ptr<FILE, int (*)(FILE*)> closer(f, &std::fclose);
+  unsigned char sb[1024] = {};
+  if (fseeko(f, static_cast<off_t>(offset + 1024), SEEK_SET) != 0 || std::fread(sb, 1, sizeof sb, f) != sizeof sb) {
+    return;
+  }
+  auto le = [&](int at, int bytes) {
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = v << 8 | sb[at + i];
+    return v;
+  };
+  if (le(56, 2) != 0xEF53) return;
+  const uint64_t log_block = le(24, 4);
+  if (log_block > 6) throw Error(where + " claims a block size of 2^" + std::to_string(10 + log_block) + " bytes");
+  uint64_t blocks = le(4, 4);
+  if (le(96, 4) & 0x80) blocks |= le(336, 4) << 32;
+  struct stat st {};
+  if (fstat(fileno(f), &st) != 0) return;
+  const uint64_t held = static_cast<uint64_t>(st.st_size) > offset ? static_cast<uint64_t>(st.st_size) - offset : 0;
+  uint64_t claimed = 0;
+  if (__builtin_mul_overflow(blocks, uint64_t{1024} << log_block, &claimed) || claimed > held) {
+    throw Error(where + " claims " + std::to_string(blocks) + " blocks of " + std::to_string(1024 << log_block) +
+                " bytes, more than the image holds from there (" + std::to_string(held) +
+                " bytes; a damaged or hostile image?)");
+  }
+}
+
+}  // namespace
+
 Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable, const std::string& display_name,
                WriteLog* write_log)
     : impl_(std::make_unique<Impl>()) {
@@ -133,6 +174,7 @@ Ext4Fs::Ext4Fs(const std::string& image_path, uint64_t offset, bool writable, co
   int flags = EXT2_FLAG_64BITS | (writable ? EXT2_FLAG_RW : 0);
   ext2_filsys fs = nullptr;
   io_manager manager = write_log != nullptr ? recording_io_manager(write_log) : unix_io_manager;
+  check_superblock_size(image_path, offset, where);
   errcode_t rc = ext2fs_open2(image_path.c_str(), io_options.c_str(), flags, 0, 0, manager, &fs);
   if (rc == EXT2_ET_BAD_MAGIC) {
     throw Error(where + " is not an ext4 filesystem (no ext2/ext3/ext4 superblock found there)");

@@ -54,6 +54,20 @@ cp good.img bigfat.img
 patch mbr bigfat.img 1 "$p1" $((n1 - 2048))
 refused bigfat.img "but the partition has"
 
+# An ext4 superblock claiming 4 Gi blocks (16 TiB) in a 100 MiB image: refused from the raw
+# superblock, before libext2fs sizes its group descriptor table from it.
+cp good.img hugeext4.img
+python3 - hugeext4.img "$(part_offset good.img 2)" <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    sb = int(sys.argv[2]) + 1024
+    f.seek(sb + 56)
+    assert struct.unpack("<H", f.read(2))[0] == 0xEF53, "no ext4 superblock where expected"
+    f.seek(sb + 4)
+    f.write(struct.pack("<I", 0xFFFFFFFF))
+PY
+(ulimit -v 1048576; refused hugeext4.img "claims 4294967295 blocks of 4096 bytes, more than the image holds")
+
 # GPT: 64-bit LBAs whose byte offsets overflow, and an entry past the last usable LBA.
 truncate -s 64M gpt.img
 printf 'label: gpt\nstart=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=34816, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' \
