@@ -355,7 +355,17 @@ std::vector<std::string> Ext4Fs::list(std::string_view path) const {
   return names;
 }
 
+// How deep remove_tree goes: the trees pibake removes (cloud-init's state, machine identity) are a
+// few levels deep; a hostile image's 5000-deep tree or directory linked into itself would
+// otherwise recurse until the stack or the memory gives out.
+constexpr int kMaxRemoveDepth = 128;
+
 bool Ext4Fs::remove_tree(std::string_view path) {
+  std::vector<uint32_t> open_dirs;  // the directories being removed, outermost first
+  return remove_tree_below(path, open_dirs);
+}
+
+bool Ext4Fs::remove_tree_below(std::string_view path, std::vector<uint32_t>& open_dirs) {
   impl_->require_writable("removing", path);
   Resolved r = impl_->resolve(path, Follow::kNo);
   if (r.status != Resolved::Status::kFound) return false;
@@ -364,8 +374,17 @@ bool Ext4Fs::remove_tree(std::string_view path) {
     impl_->drop_link(r.parent, r.name, r.ino, path);
     return true;
   }
+  if (std::find(open_dirs.begin(), open_dirs.end(), r.ino) != open_dirs.end()) {
+    impl_->fail("removing", path, "the directory contains itself (a directory linked twice: a damaged or hostile image)");
+  }
+  if (open_dirs.size() >= kMaxRemoveDepth) {
+    impl_->fail("removing", path,
+                "directories nested more than " + std::to_string(kMaxRemoveDepth) + " deep (a damaged or hostile image?)");
+  }
+  open_dirs.push_back(r.ino);
   std::string dir(path);
-  for (const std::string& name : list(dir)) remove_tree(dir + "/" + name);
+  for (const std::string& name : list(dir)) remove_tree_below(dir + "/" + name, open_dirs);
+  open_dirs.pop_back();
   // debugfs do_rmdir: unlink, drop the parent's link from "..", free the empty directory.
   impl_->check(ext2fs_unlink(impl_->fs(), r.parent, r.name.c_str(), r.ino, 0), "unlinking", path);
   ext2_inode_large parent = impl_->read_inode(r.parent, path);

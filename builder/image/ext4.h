@@ -88,7 +88,8 @@ class Ext4Fs {
   void symlink(std::string_view path, std::string_view target, Ownership own = {0777, 0, 0});
   bool remove(std::string_view path);  // a file or symlink; false when absent; directories refused
   // Like `rm -rf` (debugfs' rm/rmdir per entry): removes a file, a symlink, or a directory with
-  // everything below it (a final symlink is removed, never followed); false when absent.
+  // everything below it (a final symlink is removed, never followed); false when absent. Throws
+  // for a directory that contains itself or a tree more than 128 directories deep.
   bool remove_tree(std::string_view path);
   // The names in directory `path` (a final symlink is followed), without "." and "..", sorted.
   // Throws when `path` is missing or not a directory.
@@ -111,6 +112,9 @@ class Ext4Fs {
   std::vector<std::string> unsupported_features() const;
 
  private:
+  // remove_tree below the directories being removed (inode numbers, outermost first).
+  bool remove_tree_below(std::string_view path, std::vector<uint32_t>& open_dirs);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

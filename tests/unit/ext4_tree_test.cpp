@@ -59,3 +59,21 @@ TEST_CASE("remove_tree removes whole directories and leaves a clean filesystem",
   };
   CHECK(links(t::must_run({"debugfs", "-R", "stat /var/lib", spec})) == links(links_before) - 1);
 }
+
+TEST_CASE("remove_tree refuses a directory that contains itself and a tree too deep, without recursing forever",
+          "[ext4]") {
+  t::ScratchDir dir;
+  std::string root = dir / "root";
+  std::string deep = root + "/var/lib/deep";
+  for (int i = 0; i < 130; ++i) deep += "/d";
+  t::must_run({"mkdir", "-p", root + "/var/lib/cloud/data", deep});
+  t::FixtureOptions opts;
+  opts.root_dir = root;
+  t::FixtureImage img = t::make_fixture_image(dir / "disk.img", opts);
+  const std::string spec = img.path + "?offset=" + std::to_string(img.root_offset);
+  // A directory hard-linked into itself, as only a crafted image has it (debugfs link).
+  t::must_run({"debugfs", "-w", "-R", "link /var/lib/cloud/data /var/lib/cloud/data/loop", spec});
+  Ext4Fs fs(img.path, img.root_offset, /*writable=*/true);
+  CHECK_THROWS_WITH(fs.remove_tree("/var/lib/cloud"), Contains("the directory contains itself"));
+  CHECK_THROWS_WITH(fs.remove_tree("/var/lib/deep"), Contains("directories nested more than 128 deep"));
+}
