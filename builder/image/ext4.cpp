@@ -375,11 +375,13 @@ bool Ext4Fs::remove_tree_below(std::string_view path, std::vector<uint32_t>& ope
     return true;
   }
   if (std::find(open_dirs.begin(), open_dirs.end(), r.ino) != open_dirs.end()) {
-    impl_->fail("removing", path, "the directory contains itself (a directory linked twice: a damaged or hostile image)");
+    impl_->fail("removing", path,
+                "the directory contains itself (a directory linked twice: a damaged or hostile image)");
   }
   if (open_dirs.size() >= kMaxRemoveDepth) {
-    impl_->fail("removing", path,
-                "directories nested more than " + std::to_string(kMaxRemoveDepth) + " deep (a damaged or hostile image?)");
+    impl_->fail(
+        "removing", path,
+        "directories nested more than " + std::to_string(kMaxRemoveDepth) + " deep (a damaged or hostile image?)");
   }
   open_dirs.push_back(r.ino);
   std::string dir(path);
