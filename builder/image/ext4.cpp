@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +20,8 @@
 #include "image/ext4_impl.h"
 #include "util/build_time.h"
 #include "util/error.h"
+#include "util/little_endian.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
@@ -128,25 +131,17 @@ namespace {
 // (INCOMPAT_64BIT 0x80), s_blocks_count_hi at 336, all little-endian. No ext magic: left to
 // ext2fs_open2, which says so.
 void check_superblock_size(const std::string& image_path, uint64_t offset, const std::string& where) {
-  FILE* f = std::fopen(image_path.c_str(), "rb");
-  if (f == nullptr) return;  // ext2fs_open2 reports why
-  std::unique_ptr<FILE, int (*)(FILE*)> closer(f, &std::fclose);
-  unsigned char sb[1024] = {};
-  if (fseeko(f, static_cast<off_t>(offset + 1024), SEEK_SET) != 0 || std::fread(sb, 1, sizeof sb, f) != sizeof sb) {
-    return;
-  }
-  auto le = [&](int at, int bytes) {
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; --i) v = v << 8 | sb[at + i];
-    return v;
-  };
-  if (le(56, 2) != 0xEF53) return;
-  const uint64_t log_block = le(24, 4);
+  UniqueFd fd(open(image_path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) return;  // ext2fs_open2 reports why
+  uint8_t sb[1024] = {};
+  if (pread(fd.get(), sb, sizeof sb, static_cast<off_t>(offset + 1024)) != static_cast<ssize_t>(sizeof sb)) return;
+  if (get16(sb + 56) != 0xEF53) return;
+  const uint64_t log_block = get32(sb + 24);
   if (log_block > 6) throw Error(where + " claims a block size of 2^" + std::to_string(10 + log_block) + " bytes");
-  uint64_t blocks = le(4, 4);
-  if (le(96, 4) & 0x80) blocks |= le(336, 4) << 32;
+  uint64_t blocks = get32(sb + 4);
+  if (get32(sb + 96) & 0x80) blocks |= uint64_t{get32(sb + 336)} << 32;
   struct stat st {};
-  if (fstat(fileno(f), &st) != 0) return;
+  if (fstat(fd.get(), &st) != 0) return;
   const uint64_t held = static_cast<uint64_t>(st.st_size) > offset ? static_cast<uint64_t>(st.st_size) - offset : 0;
   uint64_t claimed = 0;
   if (__builtin_mul_overflow(blocks, uint64_t{1024} << log_block, &claimed) || claimed > held) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "image/fat.h"
+#include "util/little_endian.h"
 #include "util/unique_fd.h"
 
 namespace pibake {
@@ -75,10 +76,6 @@ struct DosTime {
   uint8_t tenths = 0;
 };
 DosTime to_dos_time(int64_t unix_seconds);
-void put16(uint8_t* p, uint16_t v);
-void put32(uint8_t* p, uint32_t v);
-uint16_t get16(const uint8_t* p);
-uint32_t get32(const uint8_t* p);
 
 struct FatFs::Impl {
   // --- fat.cpp: image access, geometry, FAT table, allocation ---

@@ -3,7 +3,9 @@
 #include "image/partitions.h"
 
 #include <libfdisk/libfdisk.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -15,6 +17,8 @@
 #include <memory>
 
 #include "util/error.h"
+#include "util/little_endian.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
@@ -46,22 +50,18 @@ constexpr uint64_t kMaxGptEntryArrayBytes = uint64_t{1} << 20;
 // NumberOfPartitionEntries (uint32 LE) at 80, SizeOfPartitionEntry (uint32 LE) at 84. Images
 // without a GPT are left alone. Throws pibake::Error naming the image and the header.
 void check_gpt_entry_arrays(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return;  // libfdisk reports why it cannot be opened
-  std::unique_ptr<FILE, int (*)(FILE*)> closer(f, &std::fclose);
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) return;  // libfdisk reports why it cannot be opened
   struct stat st {};
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 1024) return;
+  if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 1024) return;
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   for (const auto& [what, offset] :
        {std::pair<const char*, uint64_t>{"primary GPT header (LBA 1)", 512},
         std::pair<const char*, uint64_t>{"backup GPT header (last LBA)", size / 512 * 512 - 512}}) {
-    unsigned char h[92] = {};
-    if (fseeko(f, static_cast<off_t>(offset), SEEK_SET) != 0 || std::fread(h, 1, sizeof h, f) != sizeof h) continue;
+    uint8_t h[92] = {};
+    if (pread(fd.get(), h, sizeof h, static_cast<off_t>(offset)) != static_cast<ssize_t>(sizeof h)) continue;
     if (std::memcmp(h, "EFI PART", 8) != 0) continue;
-    auto le32 = [&](int at) {
-      return uint32_t{h[at]} | uint32_t{h[at + 1]} << 8 | uint32_t{h[at + 2]} << 16 | uint32_t{h[at + 3]} << 24;
-    };
-    const uint64_t count = le32(80), entry = le32(84);
+    const uint64_t count = get32(h + 80), entry = get32(h + 84);
     if (count * entry > kMaxGptEntryArrayBytes) {
       throw Error(path + ": the " + what + " claims " + std::to_string(count) + " partition entries of " +
                   std::to_string(entry) + " bytes, more than the " + std::to_string(kMaxGptEntryArrayBytes >> 10) +

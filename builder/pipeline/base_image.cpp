@@ -2,6 +2,7 @@
 #include "pipeline/base_image.h"
 
 #include <charconv>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <sstream>
@@ -85,6 +86,7 @@ BaseImage inspect_base_image(const std::string& path) {
   // Boot: a FAT filesystem, preferably labelled system-boot; root: ext4, preferably "writable".
   // Labels win over position, as Ubuntu's fstab and cmdline.txt refer to them by label.
   std::optional<Partition> boot, root;
+  std::unique_ptr<Ext4Fs> root_fs;  // the root's filesystem, open from its choice to its reading
   std::string boot_problem, root_problem;
   uint64_t root_fs_bytes = 0;
   for (const Partition& p : base.table.partitions) {
@@ -100,8 +102,11 @@ BaseImage inspect_base_image(const std::string& path) {
     if (p.is_linux_type()) {
       // First the choice, from each filesystem's label alone; the chosen one is read below.
       try {
-        Ext4Fs fs(path, p.start, /*writable=*/false);
-        if (!root || ascii_lower(fs.label()) == kRootLabel) root = p;
+        auto fs = std::make_unique<Ext4Fs>(path, p.start, /*writable=*/false);
+        if (!root || ascii_lower(fs->label()) == kRootLabel) {
+          root = p;
+          root_fs = std::move(fs);
+        }
       } catch (const Error& e) {
         // Not ext4 after all; reported if no root partition is found.
         root_problem = std::string("; p") + std::to_string(p.number) + ": " + e.what();
@@ -112,7 +117,7 @@ BaseImage inspect_base_image(const std::string& path) {
   // damaged inode) is the image's fault, said as such, never a root taken with half its facts.
   if (root) {
     try {
-      Ext4Fs fs(path, root->start, /*writable=*/false);
+      const Ext4Fs& fs = *root_fs;
       base.root_block_size = fs.block_size();
       base.root_free_bytes = fs.free_bytes();
       base.root_bigalloc = fs.has_bigalloc();

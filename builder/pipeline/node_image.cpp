@@ -31,10 +31,10 @@ constexpr uint64_t kRootHeadroom = 64ull << 20;
 
 // A file the user gave (FileOp::source_identity set: an etcd snapshot), copied as it was checked:
 // opened without waiting (a FIFO swapped in since is refused, not waited on), its identity
-// (device, inode, size, mtime: file_content_identity) the one recorded at the check, exactly `op.size` bytes written,
-// and their SHA-256 compared with the checked one. A file replaced, changed or
-// grown since the check fails the node (its unfinished image is removed) instead of putting bytes
-// nobody checked on the card.
+// (device, inode, size, mtime: file_content_identity) the one recorded at the check, exactly
+// `op.size` bytes written, and their SHA-256 compared with the checked one. A file replaced,
+// changed or grown since the check fails the node (its unfinished image is removed) instead of
+// putting bytes nobody checked on the card.
 void copy_checked_file(Ext4Fs& fs, const FileOp& op, const Ownership& own) {
   const std::string changed = op.source_path + " changed after pibake checked it (another program wrote to it)";
   UniqueFd fd(open(op.source_path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));

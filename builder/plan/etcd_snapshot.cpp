@@ -12,6 +12,7 @@
 
 #include "util/error.h"
 #include "util/files.h"
+#include "util/little_endian.h"
 #include "util/sha256.h"
 #include "util/unique_fd.h"
 
@@ -23,10 +24,6 @@ constexpr uint32_t kBoltVersion = 2;          // bbolt db.go: version
 constexpr uint16_t kBoltMetaPageFlag = 0x04;  // bbolt page.go: metaPageFlag
 constexpr uint64_t kSnapshotHashBytes = 32;   // sha256.Size, appended by `etcdctl snapshot save`
 constexpr uint64_t kSnapshotHashAlign = 512;  // etcd: hasHash := (size % 512) == sha256.Size
-
-uint32_t le32(const unsigned char* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
 
 }  // namespace
 
@@ -51,14 +48,14 @@ EtcdSnapshot check_etcd_snapshot(const std::string& path, std::string_view clust
   // (magic u32, version u32, pageSize u32, ...), little-endian as bbolt writes on arm64 and amd64.
   std::array<unsigned char, 28> head{};
   if (pread(fd.get(), head.data(), head.size(), 0) != static_cast<ssize_t>(head.size()) ||
-      le32(&head[16]) != kBoltMagic) {
+      get32(&head[16]) != kBoltMagic) {
     throw Error(what +
                 " is not an etcd snapshot: it does not start with a bbolt database (make one with "
                 "`etcdctl snapshot save FILE`, docs/cluster.md, \"etcd snapshots\")");
   }
-  const uint16_t flags = static_cast<uint16_t>(head[8] | head[9] << 8);
-  const uint32_t version = le32(&head[20]);
-  const uint32_t page_size = le32(&head[24]);
+  const uint16_t flags = get16(&head[8]);
+  const uint32_t version = get32(&head[20]);
+  const uint32_t page_size = get32(&head[24]);
   if (flags != kBoltMetaPageFlag || version != kBoltVersion || page_size < 512 || page_size > 65536 ||
       (page_size & (page_size - 1)) != 0) {
     throw Error(what + " is a damaged or unknown bbolt database (meta page flags " + std::to_string(flags) +

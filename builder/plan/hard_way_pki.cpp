@@ -5,6 +5,7 @@
 // system:kube-scheduler, system:node-proxier bound to user system:kube-proxy); docs/pki.md cites each.
 #include "plan/hard_way_pki.h"
 
+#include "plan/plan.h"
 #include "spec/net.h"
 #include "util/error.h"
 
@@ -61,8 +62,8 @@ std::vector<HardWayCert> hard_way_certs(const ClusterSpec& spec) {
 
   // The API server's serving certificate: every name a client may use to reach it. The in-cluster
   // names of the `kubernetes` Service and its ClusterIP, the endpoint (the VIP with several control
-  // planes), each control plane's address, name and FQDN, loopback (the components on the same
-  // node), and the spec's api_server_sans.
+  // planes, else node-1), kubeadm's certSANs (api_server_sans: each control plane's address, name
+  // and FQDN, the spec's extras) and loopback (the components on the same node).
   LeafSpec apiserver = leaf("kube-apiserver", {}, {ExtKeyUsage::kServerAuth});
   for (const char* n : {"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster",
                         "kubernetes.default.svc.cluster.local"}) {
@@ -70,12 +71,9 @@ std::vector<HardWayCert> hard_way_certs(const ClusterSpec& spec) {
   }
   add_san(apiserver, api_server_cluster_ip(spec.kubernetes.service_cidr));
   add_san(apiserver, api_endpoint_address(spec));
-  for (const NodeSpec* cp : control_plane_nodes(spec)) {
-    for (const std::string& n : {cp->ip, cp->name, cp->name + fqdn_suffix}) add_san(apiserver, n);
-  }
+  for (const std::string& n : api_server_sans(spec)) add_san(apiserver, n);
   add_san(apiserver, "127.0.0.1");
   add_san(apiserver, "localhost");
-  for (const std::string& n : spec.kubernetes.api_server_sans) add_san(apiserver, n);
   add("apiserver", HardWayCa::kCluster, apiserver, control_planes, kPkiDoc);
 
   // Its client certificates. To kubelets: a user the first boot binds to the system:kubelet-api-admin

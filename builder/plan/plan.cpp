@@ -180,14 +180,8 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   // The API server certificate's names: the virtual IP, then every control plane's address, name
   // and FQDN (kubeadm keeps certSANs in the cluster's ClusterConfiguration, which a joining
   // control plane reads: one list for all), then the spec's extras.
-  std::vector<std::string> sans;
-  if (uses_api_vip(spec)) sans.push_back(endpoint);
-  for (const NodeSpec* cp : control_plane_nodes(spec)) {
-    for (const std::string& san : {cp->ip, cp->name, cp->name + "." + spec.cluster.domain}) sans.push_back(san);
-  }
-  for (const std::string& san : spec.kubernetes.api_server_sans) sans.push_back(san);
   std::string san_lines;
-  for (const std::string& san : sans) san_lines += "    - \"" + san + "\"\n";
+  for (const std::string& san : api_server_sans(spec)) san_lines += "    - \"" + san + "\"\n";
   san_lines.pop_back();
   v["api_server_sans"] = san_lines;
   v["flannel_backend"] = spec.kubernetes.cni == "flannel-vxlan" ? "vxlan" : "host-gw";
@@ -629,6 +623,16 @@ std::vector<std::string> select_nodes(const ClusterSpec& spec, const std::vector
     if (only.empty() || std::find(only.begin(), only.end(), name) != only.end()) selected.push_back(name);
   }
   return selected;
+}
+
+std::vector<std::string> api_server_sans(const ClusterSpec& spec) {
+  std::vector<std::string> sans;
+  if (uses_api_vip(spec)) sans.push_back(api_endpoint_address(spec));
+  for (const NodeSpec* cp : control_plane_nodes(spec)) {
+    for (const std::string& san : {cp->ip, cp->name, cp->name + "." + spec.cluster.domain}) sans.push_back(san);
+  }
+  for (const std::string& san : spec.kubernetes.api_server_sans) sans.push_back(san);
+  return sans;
 }
 
 std::string init_node_name(const ClusterSpec& spec, const std::vector<std::string>& selected) {

@@ -143,6 +143,12 @@ std::vector<std::string> select_nodes(const ClusterSpec& spec, const std::vector
 // check it is among `selected`. (docs/cluster.md, "Who inits".) Throws nothing.
 std::string init_node_name(const ClusterSpec& spec, const std::vector<std::string>& selected);
 
+// The API server certificate's names beyond the defaults, as kubeadm's ClusterConfiguration
+// apiServer.certSANs holds them: the virtual IP (when uses_api_vip), then each control plane's
+// address, name and FQDN (<name>.<cluster.domain>), then the spec's kubernetes.api_server_sans, in
+// that order, repeats kept. Throws nothing.
+std::vector<std::string> api_server_sans(const ClusterSpec& spec);
+
 // Builds the plan for every node in spec.nodes (the spec must have passed validate()).
 // `only` restricts it to the named nodes (--node NAME); an unknown name throws pibake::Error.
 BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only = {}, const PlanInputs& inputs = {});
