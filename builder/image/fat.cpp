@@ -231,9 +231,11 @@ bool FatFs::Impl::is_end_of_chain(uint32_t v) const {
 
 uint32_t FatFs::Impl::end_of_chain() const { return bits_ == 12 ? 0xFFFu : bits_ == 16 ? 0xFFFFu : 0x0FFFFFFFu; }
 
-std::vector<uint32_t> FatFs::Impl::chain(uint32_t first, std::string_view path) const {
+std::vector<uint32_t> FatFs::Impl::chain(uint32_t first, std::string_view path, ChainOf of) const {
   std::vector<uint32_t> out;
   if (first == 0) return out;
+  // cluster_size_ is a power of two from 512 to 512 KiB: 2 MiB is a whole number (4 or more) of them.
+  const uint64_t max_clusters = of == ChainOf::kDirectory ? kMaxDirBytes / cluster_size_ : UINT64_MAX;
   uint32_t bad = end_of_chain() - 8;  // 0xFF7, 0xFFF7, 0x0FFFFFF7
   // Brent's cycle detection: `saved` jumps ahead at every power of two, so a loop is caught
   // within a few times its length and `out` never grows much past the clusters really in it.
@@ -242,6 +244,10 @@ std::vector<uint32_t> FatFs::Impl::chain(uint32_t first, std::string_view path) 
   for (uint32_t c = first;;) {
     if (c < 2 || c > max_cluster())
       fail(path, "cluster chain points outside the data area (cluster " + std::to_string(c) + ")");
+    // Before the cluster is taken: a directory's chain never grows past the limit in memory.
+    if (out.size() >= max_clusters)
+      fail(path, "directory's cluster chain holds more than " + std::to_string(kMaxDirBytes >> 20) +
+                     " MiB, FAT's limit of " + std::to_string(kMaxDirSlots) + " entries (a damaged or hostile image?)");
     out.push_back(c);
     uint32_t next = fat_get(c);
     if (is_end_of_chain(next)) break;

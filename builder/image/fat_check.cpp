@@ -69,7 +69,8 @@ std::vector<std::string> FatFs::check() const {
     for (const FatDirent& e : fs.entries(dir)) {
       std::string path = dir.path + "/" + e.name;
       try {
-        std::vector<uint32_t> chain = fs.chain(e.first_cluster, path);
+        std::vector<uint32_t> chain =
+            fs.chain(e.first_cluster, path, e.is_directory() ? Impl::ChainOf::kDirectory : Impl::ChainOf::kFile);
         if (!claim(chain, path)) continue;  // not descended: a cross-linked directory may loop
         if (e.is_directory()) {
           if (e.first_cluster != 0) pending.push_back(fs.load_dir(e.first_cluster, path));

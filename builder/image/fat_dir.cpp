@@ -8,8 +8,6 @@
 namespace pibake {
 namespace {
 
-// Microsoft FAT spec, "FAT Directory Structure": a directory holds at most 65536 slots.
-constexpr size_t kMaxDirSlots = 65536;
 // LDIR_Ord goes up to 20 slots (255 characters, 13 per slot).
 constexpr uint8_t kMaxLfnSlots = 20;
 
@@ -36,7 +34,9 @@ FatDir FatFs::Impl::load_dir(uint32_t first_cluster, const std::string& path) co
   FatDir dir;
   dir.path = path;
   dir.first_cluster = first_cluster;
-  dir.clusters = chain(first_cluster, path);
+  // Bounded while it is walked: a chain looping through a whole partition is refused at 2 MiB,
+  // not read (a crafted root directory through every cluster of 512 MiB took 135 s and 1 GB).
+  dir.clusters = chain(first_cluster, path, ChainOf::kDirectory);
   if (dir.clusters.empty()) fail(path, "directory has no clusters");
   std::string bytes = read_clusters(dir.clusters, static_cast<uint64_t>(dir.clusters.size()) * cluster_size_);
   dir.bytes.assign(bytes.begin(), bytes.end());
@@ -339,7 +339,8 @@ bool FatFs::Impl::remove(std::string_view path) {
   auto entry = find(*dir, parts.back());
   if (!entry) return false;
   // Walk the chain before changing anything: a broken one is reported, not half freed.
-  std::vector<uint32_t> clusters = chain(entry->first_cluster, path);
+  std::vector<uint32_t> clusters =
+      chain(entry->first_cluster, path, entry->is_directory() ? ChainOf::kDirectory : ChainOf::kFile);
   if (entry->is_directory() && !dir_is_empty(load_dir(entry->first_cluster, join(parts, parts.size()))))
     fail(path, "directory is not empty");
   free_chain(clusters);

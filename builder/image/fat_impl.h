@@ -17,8 +17,11 @@
 
 namespace pibake {
 
-// Microsoft FAT spec, "FAT Directory Structure": every slot is 32 bytes.
+// Microsoft FAT spec, "FAT Directory Structure": every slot is 32 bytes, and a directory holds at
+// most 65536 of them (2 MiB); Linux's FAT driver grows none past that (msdos_fs.h, FAT_MAX_DIR_SIZE).
 inline constexpr size_t kSlotSize = 32;
+inline constexpr size_t kMaxDirSlots = 65536;
+inline constexpr uint64_t kMaxDirBytes = uint64_t{kMaxDirSlots} * kSlotSize;
 inline constexpr uint8_t kAttrReadOnly = 0x01, kAttrHidden = 0x02, kAttrSystem = 0x04, kAttrVolumeId = 0x08,
                          kAttrDirectory = 0x10, kAttrArchive = 0x20;
 inline constexpr uint8_t kAttrLongName = kAttrReadOnly | kAttrHidden | kAttrSystem | kAttrVolumeId;
@@ -117,9 +120,13 @@ struct FatFs::Impl {
   void fat_set(uint32_t cluster, uint32_t value);
   bool is_end_of_chain(uint32_t value) const;
   uint32_t end_of_chain() const;
+  // What a chain belongs to: a directory's may hold at most kMaxDirBytes.
+  enum class ChainOf { kFile, kDirectory };
   // Every cluster of the chain starting at `first` (empty when first == 0); a chain that loops,
-  // leaves the data area or runs into a free or bad cluster throws, naming `path`.
-  std::vector<uint32_t> chain(uint32_t first, std::string_view path) const;
+  // leaves the data area or runs into a free or bad cluster throws pibake::Error, naming `path`.
+  // A directory's chain (`of` = kDirectory) holding more than kMaxDirBytes throws as soon as the
+  // walk passes that many bytes of clusters, before any of them is read.
+  std::vector<uint32_t> chain(uint32_t first, std::string_view path, ChainOf of = ChainOf::kFile) const;
   void check_space(uint64_t clusters, uint64_t reusable, std::string_view path) const;
   std::vector<uint32_t> allocate(uint32_t count);  // linked, ends with EOC; space checked before
   void free_chain(const std::vector<uint32_t>& clusters);
@@ -129,7 +136,10 @@ struct FatFs::Impl {
   void flush();
 
   // --- fat_dir.cpp: directories and paths ---
+  // The root directory: the fixed FAT12/16 region, or FAT32's chain from BPB_RootClus (load_dir).
   FatDir load_root() const;
+  // The directory whose chain starts at `first_cluster`, every cluster read. Throws pibake::Error,
+  // naming `path`, when the chain is empty or broken (chain()) or holds more than kMaxDirBytes.
   FatDir load_dir(uint32_t first_cluster, const std::string& path) const;
   std::vector<FatDirent> entries(const FatDir& dir) const;
   std::optional<FatDirent> find(const FatDir& dir, std::string_view name) const;

@@ -137,15 +137,41 @@ std::string le32(uint32_t v) {
   return {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16), static_cast<char>(v >> 24)};
 }
 
-// Sets FAT32 entry `cluster` to `value` in every FAT copy, reading the geometry from the boot
-// sector by hand (independently of pibake's parser).
-void corrupt_fat32_entry(const Volume& v, uint32_t cluster, uint32_t value) {
-  std::string bs = peek(v.path, v.offset, 512);
-  auto u8 = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(bs[i])); };
-  uint32_t bps = u8(11) | u8(12) << 8, reserved = u8(14) | u8(15) << 8, fats = u8(16);
-  uint32_t fat_sectors = u8(36) | u8(37) << 8 | u8(38) << 16 | u8(39) << 24;
-  for (uint32_t i = 0; i < fats; ++i)
-    poke(v.path, v.offset + (reserved + static_cast<uint64_t>(i) * fat_sectors) * bps + cluster * 4ull, le32(value));
+// A FAT32 boot sector's geometry, read by hand (independently of pibake's parser).
+struct Fat32Geometry {
+  uint32_t bps = 0, sectors_per_cluster = 0, reserved = 0, fats = 0, total_sectors = 0, fat_sectors = 0;
+  uint32_t root_cluster = 0;
+  explicit Fat32Geometry(const Volume& v) {
+    std::string bs = peek(v.path, v.offset, 512);
+    auto u8 = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(bs[i])); };
+    auto u32 = [&](size_t i) { return u8(i) | u8(i + 1) << 8 | u8(i + 2) << 16 | u8(i + 3) << 24; };
+    bps = u8(11) | u8(12) << 8, sectors_per_cluster = u8(13), reserved = u8(14) | u8(15) << 8, fats = u8(16);
+    total_sectors = u32(32), fat_sectors = u32(36), root_cluster = u32(44);
+  }
+  // The last data cluster (they are numbered from 2).
+  uint32_t max_cluster() const { return (total_sectors - reserved - fats * fat_sectors) / sectors_per_cluster + 1; }
+  // Where FAT copy `i`'s entry for `cluster` is in the image file.
+  uint64_t entry_pos(const Volume& v, uint32_t i, uint32_t cluster) const {
+    return v.offset + (reserved + static_cast<uint64_t>(i) * fat_sectors) * bps + cluster * 4ull;
+  }
+};
+
+// Sets FAT32 entries `cluster`, `cluster` + 1, ... to `values` in every FAT copy.
+void set_fat32_entries(const Volume& v, uint32_t cluster, const std::vector<uint32_t>& values) {
+  Fat32Geometry g(v);
+  std::string bytes;
+  for (uint32_t value : values) bytes += le32(value);
+  for (uint32_t i = 0; i < g.fats; ++i) poke(v.path, g.entry_pos(v, i, cluster), bytes);
+}
+
+void corrupt_fat32_entry(const Volume& v, uint32_t cluster, uint32_t value) { set_fat32_entries(v, cluster, {value}); }
+
+// FAT32 entry `cluster` of the first FAT, without its reserved top 4 bits.
+uint32_t fat32_entry(const Volume& v, uint32_t cluster) {
+  std::string e = peek(v.path, Fat32Geometry(v).entry_pos(v, 0, cluster), 4);
+  uint32_t value = 0;
+  for (int i = 3; i >= 0; --i) value = value << 8 | static_cast<uint8_t>(e[static_cast<size_t>(i)]);
+  return value & 0x0FFFFFFF;
 }
 
 uint32_t first_cluster(const Volume& v, const std::string& path) {
@@ -605,4 +631,76 @@ TEST_CASE("A file size near 4 GiB with a short cluster chain is an error and not
   CHECK_THROWS_WITH(fs.read_file("big.txt"), Contains("it claims 4294967295 bytes, more than the 64 MiB"));
   CHECK_THROWS_WITH(fs.read_file("big.txt", UINT64_MAX),
                     Contains("file is 4294967295 bytes but its cluster chain holds only"));
+}
+
+TEST_CASE("A directory whose cluster chain holds more than 2 MiB is refused while the chain is walked", "[fat]") {
+  // Microsoft FAT spec, "FAT Directory Structure": at most 65536 entries of 32 bytes. A crafted
+  // root directory looping through every cluster of a 512 MiB partition took 135 s and 1 GB.
+  BootFixture f;
+  const Volume& v = f.vol;
+  const Fat32Geometry g(v);
+  REQUIRE(g.bps * g.sectors_per_cluster == 512);
+  const uint32_t two_mib = (2u << 20) / 512;  // clusters
+  const uint32_t run = 60000, max = g.max_cluster();
+  // Every cluster from `run` to the last is free: the fixture's files sit near the start.
+  REQUIRE(max > run + two_mib);
+  REQUIRE(peek(v.path, g.entry_pos(v, 0, run), 4ull * (max - run + 1)) == std::string(4ull * (max - run + 1), '\0'));
+  const std::string config = mtype(v, "config.txt");
+  // Chains the free clusters run .. run + n - 1 after `from`, the last one ending the chain.
+  auto extend = [&](uint32_t from, uint32_t n) {
+    std::vector<uint32_t> links;
+    for (uint32_t c = run + 1; c < run + n; ++c) links.push_back(c);
+    links.push_back(0x0FFFFFFF);
+    corrupt_fat32_entry(v, from, run);
+    set_fat32_entries(v, run, links);
+  };
+  const uint32_t overlays = first_cluster(v, "overlays");
+  REQUIRE(fat32_entry(v, overlays) >= 0x0FFFFFF8);  // one cluster
+  const std::string too_long = ": directory's cluster chain holds more than 2 MiB, FAT's limit of 65536 entries";
+  auto names = [](const std::vector<std::string>& problems, const std::string& what) {
+    return std::any_of(problems.begin(), problems.end(),
+                       [&](const std::string& p) { return p.find(what) != std::string::npos; });
+  };
+
+  // Exactly 2 MiB: still a directory (the new clusters hold zeros: the listing ends as before).
+  extend(overlays, two_mib - 1);
+  {
+    FatFs fs = open_fs(v, false);
+    REQUIRE(fs.list("overlays").size() == 1);
+    CHECK_FALSE(names(fs.check(), "overlays"));  // FSInfo's free count is stale now, nothing else
+  }
+
+  // One cluster more: refused wherever the directory's chain is walked.
+  extend(overlays, two_mib);
+  const std::string before = sha256(v.path);
+  {
+    FatFs fs = open_fs(v);
+    const std::string why = "system-boot: overlays" + too_long;
+    CHECK_THROWS_WITH(fs.list("overlays"), Contains(why));
+    CHECK_THROWS_WITH(fs.exists("overlays/README"), Contains(why));
+    CHECK_THROWS_WITH(fs.read_file("overlays/README"), Contains(why));
+    CHECK_THROWS_WITH(fs.write_file("overlays/new", "x"), Contains(why));
+    CHECK_THROWS_WITH(fs.mkdir_p("overlays/sub"), Contains(why));
+    CHECK_THROWS_WITH(fs.remove("overlays"), Contains(why));
+    CHECK(names(fs.check(), "system-boot: /overlays" + too_long));
+    CHECK(fs.read_file("config.txt") == config);
+  }
+  CHECK(sha256(v.path) == before);  // nothing was changed by the failed calls
+
+  // The FAT32 root, its chain running on through every later cluster and looping back to the
+  // first of them: refused at 2 MiB, not walked through the whole partition.
+  corrupt_fat32_entry(v, overlays, 0x0FFFFFFF);
+  uint32_t root_last = g.root_cluster;
+  while (fat32_entry(v, root_last) < 0x0FFFFFF8) root_last = fat32_entry(v, root_last);
+  extend(root_last, max - run + 1);
+  corrupt_fat32_entry(v, max, run);
+  {
+    FatFs fs = open_fs(v, false);  // opens: the label is then the boot sector's
+    const std::string why = "system-boot: /" + too_long;
+    CHECK_THROWS_WITH(fs.exists("config.txt"), Contains(why));
+    CHECK_THROWS_WITH(fs.list("/"), Contains(why));
+    std::vector<std::string> problems = fs.check();
+    REQUIRE(problems.size() == 1);
+    CHECK_THAT(problems[0], Contains("the root directory: " + why));
+  }
 }
