@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "image/fat_impl.h"
+#include "image/read_limit.h"
 #include "util/build_time.h"
 #include "util/error.h"
 
@@ -115,6 +116,11 @@ void FatFs::Impl::open_and_parse(uint64_t size) {
     not_fat("the root directory cluster " + std::to_string(root_cluster_) + " is outside the data area");
 
   uint64_t fat_sectors_used = (fat_bytes + bytes_per_sector_ - 1) / bytes_per_sector_;
+  // The in-memory FAT is sized from the boot sector alone: bounded before it is allocated.
+  if (fat_sectors_used * bytes_per_sector_ > kMaxFatBytes)
+    not_fat("its FAT for " + std::to_string(cluster_count_) + " clusters takes " +
+            std::to_string(fat_sectors_used * bytes_per_sector_) + " bytes, more than the " +
+            std::to_string(kMaxFatBytes >> 20) + " MiB pibake holds in memory (a damaged or hostile image?)");
   fat_.resize(fat_sectors_used * bytes_per_sector_);
   fat_dirty_.assign(fat_sectors_used, false);
   read_at((reserved_sectors_ + static_cast<uint64_t>(active_fat_) * fat_sectors_) * bytes_per_sector_, fat_.data(),

@@ -24,7 +24,8 @@ class FatFs {
  public:
   // Opens the FAT filesystem found at byte `offset` of `image_path`, `size` bytes long (the
   // partition's extent). Throws pibake::Error when the boot sector is not a FAT boot sector, the
-  // geometry does not fit inside `size`, or the file cannot be opened. Messages name the file
+  // geometry does not fit inside `size`, the FAT is larger than kMaxFatBytes (read_limit.h; checked
+  // from the boot sector before it is allocated), or the file cannot be opened. Messages name the file
   // `display_name` (default: `image_path`): the image the user knows, not the temporary file.
   // With `write_log`, every byte range written (image offsets) is added to it (write_log.h); it
   // must outlive the object.

@@ -13,6 +13,13 @@ namespace pibake {
 
 inline constexpr uint64_t kMaxWholeFileRead = uint64_t{64} << 20;  // bytes
 
+// How much of a FAT (the file allocation table, FatFs) pibake holds in memory, bytes. Its size
+// comes from the boot sector, which an image can make claim a huge partition on a sparse file (a
+// 130 GiB claim made pibake allocate 1 GiB for it), so a larger FAT is refused before any memory
+// is taken. FAT32 takes 4 bytes a cluster: Ubuntu's 512 MiB system-boot (4 KiB clusters) needs
+// 512 KiB; 64 MiB holds 16 Mi clusters, a 64 GiB FAT32 partition of 4 KiB clusters.
+inline constexpr uint64_t kMaxFatBytes = uint64_t{64} << 20;
+
 // The reason given for refusing a file of `size` bytes (more than `max_bytes`).
 inline std::string too_large_to_read(uint64_t size, uint64_t max_bytes) {
   const std::string limit = max_bytes % (uint64_t{1} << 20) == 0 ? std::to_string(max_bytes >> 20) + " MiB"

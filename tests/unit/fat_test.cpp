@@ -146,7 +146,8 @@ struct Fat32Geometry {
     auto u8 = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(bs[i])); };
     auto u32 = [&](size_t i) { return u8(i) | u8(i + 1) << 8 | u8(i + 2) << 16 | u8(i + 3) << 24; };
     bps = u8(11) | u8(12) << 8, sectors_per_cluster = u8(13), reserved = u8(14) | u8(15) << 8, fats = u8(16);
-    total_sectors = u32(32), fat_sectors = u32(36), root_cluster = u32(44);
+    const uint32_t total16 = u8(19) | u8(20) << 8;
+    total_sectors = total16 != 0 ? total16 : u32(32), fat_sectors = u32(36), root_cluster = u32(44);
   }
   // The last data cluster (they are numbered from 2).
   uint32_t max_cluster() const { return (total_sectors - reserved - fats * fat_sectors) / sectors_per_cluster + 1; }
@@ -703,4 +704,43 @@ TEST_CASE("A directory whose cluster chain holds more than 2 MiB is refused whil
     REQUIRE(problems.size() == 1);
     CHECK_THAT(problems[0], Contains("the root directory: " + why));
   }
+}
+
+TEST_CASE("A boot sector claiming a FAT over 64 MiB is refused before the FAT is allocated", "[fat]") {
+  // The FAT's size comes from the boot sector alone: a sparse image file claiming a 130 GiB
+  // partition made pibake allocate (and read) 1 GiB for it.
+  ScratchDir dir;
+  Volume v = make_plain_fat(dir, 32);
+  const std::string original = peek(v.path, 0, 512);
+  const Fat32Geometry g(v);
+  // The boot sector rewritten for `clusters` clusters of `sectors_per_cluster` 512-byte sectors,
+  // the FATs sized to fit, the file (sparse) as long as the filesystem.
+  auto claim = [&](uint64_t clusters, uint8_t sectors_per_cluster) {
+    REQUIRE(g.bps == 512);
+    const uint64_t fat_sectors = ((clusters + 2) * 4 + 511) / 512;
+    const uint64_t total = g.reserved + g.fats * fat_sectors + clusters * sectors_per_cluster;
+    REQUIRE(total <= UINT32_MAX);
+    std::string bs = original;
+    bs[13] = static_cast<char>(sectors_per_cluster);
+    bs[19] = bs[20] = 0;  // BPB_TotSec16 (mkfs.vfat sets it on a small filesystem): BPB_TotSec32 counts
+    bs.replace(32, 4, le32(static_cast<uint32_t>(total)));
+    bs.replace(36, 4, le32(static_cast<uint32_t>(fat_sectors)));
+    poke(v.path, 0, bs);
+    REQUIRE(truncate(v.path.c_str(), static_cast<off_t>(total * 512)) == 0);
+    v.size = total * 512;
+  };
+  const std::string refused = "not a FAT filesystem: its FAT for ";
+
+  // One FAT sector over 64 MiB (16 Mi - 1 clusters): refused, naming the sizes.
+  claim((uint64_t{16} << 20) - 1, 1);
+  REQUIRE_THROWS_WITH(FatFs(v.path, 0, v.size, false),
+                      Contains(refused + "16777215 clusters takes 67109376 bytes, more than the 64 MiB pibake holds "
+                                         "in memory (a damaged or hostile image?)"));
+  // 130 GiB of 512-byte clusters (nearly FAT32's most), a 1 GiB FAT: refused the same way, at once.
+  claim((uint64_t{256} << 20) - 16, 1);
+  CHECK_THROWS_WITH(FatFs(v.path, 0, v.size, false), Contains(refused + "268435440 clusters takes 1073741824 bytes"));
+  // Exactly 64 MiB (16 Mi - 2 clusters and the two reserved entries) opens.
+  claim((uint64_t{16} << 20) - 2, 1);
+  FatFs fs(v.path, 0, v.size, false);
+  CHECK(fs.fat_bits() == 32);
 }
