@@ -151,13 +151,16 @@ BaseImage inspect_base_image(const std::string& path) {
   base.boot = *boot;
   base.root = *root;
   FatFs fat(path, base.boot.start, base.boot.size, /*writable=*/false);
+  // A file, not a directory: found by its directory entry, its content not read (the kernel's
+  // existence is all the os_prefix viability test needs, and it may exceed kMaxWholeFileRead).
+  auto is_file = [&](const std::string& file) { return fat.exists(file) && !fat.is_directory(file); };
   try {
     base.boot_layout = resolve_boot_layout(
         [&](const std::string& file) -> std::optional<std::string> {
-          if (!fat.exists(file) || fat.is_directory(file)) return std::nullopt;
+          if (!is_file(file)) return std::nullopt;
           return fat.read_file(file);
         },
-        base.boot.number);
+        is_file, base.boot.number);
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }

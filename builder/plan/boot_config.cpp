@@ -90,8 +90,9 @@ struct Boot {
 };
 
 // The firmware's effective values for one kind of boot. `tryboot`: the tryboot flag is set;
-// `section` > 0: the filtered section of that number applies too (a particular board).
-Boot evaluate(const std::vector<Setting>& settings, bool tryboot, int section, const BootFileReader& read) {
+// `section` > 0: the filtered section of that number applies too (a particular board). `exists`
+// tests the kernel for the os_prefix viability test.
+Boot evaluate(const std::vector<Setting>& settings, bool tryboot, int section, const BootFileExists& exists) {
   std::optional<std::string> os_prefix, kernel;
   std::string cmdline = "cmdline.txt";
   bool arm_64bit = false, upstream = false;
@@ -110,8 +111,9 @@ Boot evaluate(const std::vector<Setting>& settings, bool tryboot, int section, c
   Boot boot;
   boot.os_prefix = boot.configured_prefix = os_prefix.value_or("");
   auto place = [&](const std::string& file) { return file.front() == '/' ? file : "/" + boot.os_prefix + file; };
-  // The viability test: unless the kernel exists under the prefix, the prefix is ignored.
-  if (!boot.os_prefix.empty() && kernel && kernel->front() != '/' && !read(place(*kernel))) {
+  // The viability test: unless the kernel exists under the prefix, the prefix is ignored. Only
+  // tested, never read: a kernel may be larger than pibake reads whole (image/read_limit.h).
+  if (!boot.os_prefix.empty() && kernel && kernel->front() != '/' && !exists(place(*kernel))) {
     boot.prefix_note = "os_prefix=" + boot.os_prefix + " ignored: " + place(*kernel) + " does not exist";
     boot.os_prefix.clear();
   }
@@ -154,7 +156,7 @@ std::string BootLayout::describe() const {
   return out;
 }
 
-BootLayout resolve_boot_layout(const BootFileReader& read, int boot_partition_number) {
+BootLayout resolve_boot_layout(const BootFileReader& read, const BootFileExists& exists, int boot_partition_number) {
   BootLayout layout;
   layout.has_config_txt = read("/config.txt").has_value();
   read_autoboot(read, boot_partition_number, layout);
@@ -164,7 +166,7 @@ BootLayout resolve_boot_layout(const BootFileReader& read, int boot_partition_nu
   int sections = 0;
   size_t budget = kMaxConfigTextBytes;
   read_settings(read, "/config.txt", 0, applies, sections, settings, budget);
-  Boot normal = evaluate(settings, /*tryboot=*/false, 0, read);
+  Boot normal = evaluate(settings, /*tryboot=*/false, 0, exists);
   layout.os_prefix = normal.os_prefix;
   layout.kernel = normal.kernel;
   layout.cmdline = normal.cmdline;
@@ -192,14 +194,14 @@ BootLayout resolve_boot_layout(const BootFileReader& read, int boot_partition_nu
     read_settings(read, "/tryboot.txt", 0, a, s, tryboot_settings, tryboot_budget);
   }
   if (!tryboot_settings.empty()) {
-    Boot tryboot = evaluate(tryboot_settings, /*tryboot=*/true, 0, read);
+    Boot tryboot = evaluate(tryboot_settings, /*tryboot=*/true, 0, exists);
     if (tryboot.configured_prefix != normal.configured_prefix) layout.tryboot_os_prefix = tryboot.configured_prefix;
     // Only a tryboot that has something to boot: Ubuntu's piboot-try writes new/ before it asks
     // for a tryboot, so a missing new/ is not a reason to edit a root cmdline.txt.
     if (tryboot.prefix_note.empty()) also(tryboot.cmdline);
   }
   for (int section = 1; section <= sections; ++section) {
-    Boot board = evaluate(settings, false, section, read);
+    Boot board = evaluate(settings, false, section, exists);
     if (board.prefix_note.empty()) also(board.cmdline);
   }
   return layout;

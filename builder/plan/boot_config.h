@@ -38,15 +38,20 @@ struct BootLayout {
 // Reads a file of the boot partition by absolute path; nullopt when it does not exist (or is a
 // directory).
 using BootFileReader = std::function<std::optional<std::string>(const std::string& path)>;
+// Whether a file (not a directory) of the boot partition exists, by absolute path, without reading
+// it: the kernel, which may be larger than pibake reads whole (image/read_limit.h), is only tested.
+using BootFileExists = std::function<bool(const std::string& path)>;
 
 // Works out the boot layout from `config.txt` and `autoboot.txt` as the firmware would for any
 // board model: settings under [all] (and before any filter) apply to every boot; [tryboot]
 // settings only to a tryboot boot; model, EDID, serial, GPIO and HDMI sections may apply to some
 // boards, so the files they name are edited too when they exist; [none] never applies. `include
 // FILE` is read in place (at most 4 levels). A prefix whose kernel is missing is ignored, as the
-// firmware's viability test does. Throws pibake::Error when the normal boot's command line file
-// does not exist (naming config.txt's settings and the file looked for), when autoboot.txt
-// selects another boot partition than `boot_partition_number`, or on an include loop.
-BootLayout resolve_boot_layout(const BootFileReader& read, int boot_partition_number);
+// firmware's viability test does; the kernel is tested with `exists`, never read. `read` reads
+// config.txt, autoboot.txt, tryboot.txt, included files and command line files (and may throw;
+// the error goes through). Throws pibake::Error when the normal boot's command line file does not
+// exist (naming config.txt's settings and the file looked for), when autoboot.txt selects another
+// boot partition than `boot_partition_number`, or on an include loop.
+BootLayout resolve_boot_layout(const BootFileReader& read, const BootFileExists& exists, int boot_partition_number);
 
 }  // namespace pibake

@@ -2,6 +2,7 @@
 // /etc/os-release: pure functions, fed with the files of Ubuntu's own gadget configs.
 #include <catch2/catch.hpp>
 #include <map>
+#include <set>
 
 #include "plan/boot_config.h"
 #include "plan/os_release.h"
@@ -12,15 +13,18 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// A boot partition as a map of absolute path -> content.
-BootLayout layout_of(const std::map<std::string, std::string>& files, int boot_partition = 1) {
+// A boot partition as a map of absolute path -> content. Reading a file of `unreadable` throws, as
+// FatFs::read_file does for one larger than it reads whole; whether it exists can still be asked.
+BootLayout layout_of(const std::map<std::string, std::string>& files, int boot_partition = 1,
+                     const std::set<std::string>& unreadable = {}) {
   return resolve_boot_layout(
       [&](const std::string& path) -> std::optional<std::string> {
+        if (unreadable.count(path) != 0) throw Error(path + ": too large to read");
         auto it = files.find(path);
         if (it == files.end()) return std::nullopt;
         return it->second;
       },
-      boot_partition);
+      [&](const std::string& path) { return files.count(path) != 0; }, boot_partition);
 }
 
 // canonical/pi-gadget configs/resolute-arm64-server/config.txt, the part that matters here.
@@ -68,6 +72,13 @@ TEST_CASE("Ubuntu 26.04's A/B layout boots current/cmdline.txt", "[boot_config]"
                       "system-boot has no kernel command line: config.txt name /current/cmdline.txt "
                       "(os_prefix=current/), which does not exist; pibake never creates a command line the "
                       "firmware would not read");
+  }
+  SECTION("the viability test asks only whether the kernel exists and never reads it") {
+    files["/new/vmlinuz"] = "k2";
+    files["/new/cmdline.txt"] = kCmdline;
+    BootLayout big = layout_of(files, 1, {"/current/vmlinuz", "/new/vmlinuz"});
+    CHECK(big.os_prefix == "current/");
+    CHECK(big.cmdlines == std::vector<std::string>{"/current/cmdline.txt", "/new/cmdline.txt"});
   }
   SECTION("a prefix whose kernel is missing is ignored, as the firmware's viability test does") {
     files.erase("/current/vmlinuz");
