@@ -42,7 +42,20 @@
 # PIBAKE_E2E_TIMEOUT (seconds for the boot, default 2400), PIBAKE_E2E_KEEP=1 (keep the work dir),
 # PIBAKE_TEST_TMP (work dir parent), PIBAKE_E2E_REPORT (where to copy report.txt),
 # PIBAKE_E2E_BUDGET (seconds for the whole test, default 4200; then it fails with its report),
-# PIBAKE_E2E_UPLINK (none, the default, or wired: node-1's uplink, above).
+# PIBAKE_E2E_UPLINK (none, the default, or wired: node-1's uplink, above),
+# PIBAKE_E2E_CONTROL_PLANES (1, the default: node-2 and node-3 are workers; or 3: below).
+#
+# Three control planes (PIBAKE_E2E_CONTROL_PLANES=3, issue 16): every node is a control plane
+# behind the API server's virtual IP. The stand-in runs in its static-pods mode (k8s-stand-in.sh,
+# no fault plan): each control plane's kubelet runs a real etcd (Debian's arm64 etcd-server,
+# repackaged into the card's etcd image, run by containerd) and a stand-in API server that keeps
+# the cluster's objects in it; keepalived is the real one from the card. Checked besides the rest:
+# node-1 inits and the others join (etcd learners, promoted), etcd itself lists three started
+# members, the VIP is on exactly one node and answers with the cluster's CA from every node, all
+# nodes see the same objects, the etcd members are back after the reboots, and when the node holding
+# the VIP powers off the VIP moves to another node and the API answers there. Every node then has a
+# management port (the same MAC on its own restricted user network), so the test reaches each one
+# directly, whichever is off.
 # Exit 0 pass, 1 fail, 77 skipped (a tool is missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -64,6 +77,12 @@ case "$uplink_mode" in
   none) uplink_if=wlan0 ;;  # the spec's default uplink, with no Wi-Fi network: left unconfigured
   wired) uplink_if=eth1 ;;
   *) echo "FAIL (e2e.cluster): PIBAKE_E2E_UPLINK is none or wired, not '$uplink_mode'" >&2; exit 1 ;;
+esac
+control_planes=${PIBAKE_E2E_CONTROL_PLANES:-1}
+case "$control_planes" in
+  1) ha=no ;;
+  3) ha=yes ;;
+  *) echo "FAIL (e2e.cluster): PIBAKE_E2E_CONTROL_PLANES is 1 or 3, not '$control_planes'" >&2; exit 1 ;;
 esac
 
 # skip REASON: exit 77, or under CI=true exit 1 with the reason (a skip must not leave CI green).
@@ -193,7 +212,28 @@ ctd=$(deb_version containerd) && runc=$(deb_version runc) && cni=$(deb_version c
 # Debian's containerd is 1.x, which Kubernetes 1.36 and later no longer support (pibake refuses the
 # pair): the spec names 1.35, the last minor that supports it.
 k8s=v1.35.9
-PIBAKE_ARTIFACT_DEBS=$debs PIBAKE_ARTIFACT_STAND_IN=$here/k8s-stand-in.sh \
+stand_in=$here/k8s-stand-in.sh
+if [ "$ha" = yes ]; then
+  # The etcd every control plane runs: Debian's arm64 etcd-server, with the C library it links
+  # (taken from the base image), in the fixture etcd image's own layer (make-registry.py).
+  mkdir -p "$W/etcd-deb" "$W/etcd-rootfs/usr/local/bin" "$W/etcd-rootfs/lib/aarch64-linux-gnu"
+  dpkg-deb -x "$(ls "$debs"/etcd-server_*_arm64.deb)" "$W/etcd-deb" || fail "cannot unpack etcd-server from $debs"
+  install -m 0755 "$W/etcd-deb/usr/bin/etcd" "$W/etcd-rootfs/usr/local/bin/etcd"
+  root_cat "$base" /usr/lib/aarch64-linux-gnu/libc.so.6 > "$W/etcd-rootfs/lib/aarch64-linux-gnu/libc.so.6"
+  cp "$W/etcd-rootfs/lib/aarch64-linux-gnu/libc.so.6" "$W/etcd-rootfs/lib/libc.so.6"  # found without ld.so.cache
+  root_cat "$base" /usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1 > "$W/etcd-rootfs/lib/ld-linux-aarch64.so.1"
+  chmod 0755 "$W/etcd-rootfs/lib/aarch64-linux-gnu/libc.so.6" "$W/etcd-rootfs/lib/libc.so.6" "$W/etcd-rootfs/lib/ld-linux-aarch64.so.1"
+  [ -s "$W/etcd-rootfs/lib/aarch64-linux-gnu/libc.so.6" ] && [ -s "$W/etcd-rootfs/lib/ld-linux-aarch64.so.1" ] ||
+    fail "cannot read the C library from the base image"
+  export PIBAKE_IMAGE_ROOTFS=etcd=$W/etcd-rootfs
+  # The stand-in in its static-pods mode, with no fault plan: its defaults, set on its second line.
+  stand_in=$W/k8s-stand-in.sh
+  { head -n 1 "$here/k8s-stand-in.sh"
+    echo '# The QEMU run with three control planes (tests/e2e/cluster.sh): static pods, no faults.'
+    echo ': "${PIBAKE_STAND_IN_MODE:=static-pods}" "${PIBAKE_STAND_IN_FAULTS=}"'
+    tail -n +2 "$here/k8s-stand-in.sh"; } > "$stand_in"
+fi
+PIBAKE_ARTIFACT_DEBS=$debs PIBAKE_ARTIFACT_STAND_IN=$stand_in \
   bash "$src/tests/fixtures/make-artifacts.sh" "$W/upstream" "$k8s" "$ctd" "$runc" "$cni" >/dev/null ||
   fail "make-artifacts.sh failed"
 nat_token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -223,7 +263,7 @@ uplink_yaml=""
 [ "$uplink_mode" = none ] || uplink_yaml="network: {uplink: {interface: $uplink_if}}"
 cat > cluster.yaml <<YAML
 cluster: {name: e2e}
-nodes: {count: 3}
+nodes: {count: 3$([ "$ha" = no ] || echo ", control_planes: 3")}
 kubernetes: {version: "$k8s"}
 $uplink_yaml
 containerd: {version: "$ctd"}
@@ -246,7 +286,7 @@ grep -q "GET /github.com/containerd/containerd/releases/download/v$ctd/" http.lo
   fail "pibake did not fetch containerd from the test's server"
 grep -q "GET /ubuntu-ports/dists/$codename/InRelease" http.log && grep -q "GET /ubuntu-ports/pool/release/chrony_" http.log ||
   fail "pibake did not resolve and fetch the first-boot packages from the test's apt archive"
-stage "pibake build (3 nodes)"
+stage "pibake build (3 nodes, $control_planes control plane$([ "$ha" = no ] || echo s))"
 
 root_cat out/node-1.img /etc/kubernetes/pibake/kubeadm-init.yaml > kubeadm-init.built.yaml
 [ -s kubeadm-init.built.yaml ] || fail "node-1.img has no /etc/kubernetes/pibake/kubeadm-init.yaml"
@@ -270,13 +310,23 @@ for n in "${NODES[@]}"; do
   images_on_card[$n]=$(tr '\n' ' ' < "images-$n.txt")
   echo "$n carries: ${images_on_card[$n]}" >> "$report"
 done
-grep -q '/kube-apiserver:' images-node-1.txt && grep -q '/etcd:' images-node-1.txt && grep -q '/pause:' images-node-1.txt ||
-  fail "node-1.img does not carry the control plane's images: ${images_on_card[node-1]}"
+control_plane_nodes=(node-1)
+[ "$ha" = no ] || control_plane_nodes=("${NODES[@]}")
+for n in "${control_plane_nodes[@]}"; do
+  grep -q '/kube-apiserver:' "images-$n.txt" && grep -q '/etcd:' "images-$n.txt" && grep -q '/pause:' "images-$n.txt" ||
+    fail "$n.img does not carry the control plane's images: ${images_on_card[$n]}"
+done
 for n in node-2 node-3; do
+  [ "$ha" = no ] || continue
   grep -q '/kube-proxy:' "images-$n.txt" && grep -q '/pause:' "images-$n.txt" || fail "$n.img lacks kube-proxy or pause"
   ! grep -qE '/(kube-apiserver|kube-controller-manager|kube-scheduler|etcd|coredns):' "images-$n.txt" ||
     fail "worker $n.img carries a control-plane image: ${images_on_card[$n]}"
 done
+# A control plane's etcd preallocates a 64 MiB write-ahead log and its image unpacks: the card is
+# larger than the image, as every SD card is, and cloud-init's growpart grows the root on first boot.
+if [ "$ha" = yes ]; then
+  for n in "${NODES[@]}"; do truncate -s +2G "out/$n.img"; done
+fi
 # The instance-id in each image's seed, read before it boots (cloud-init's proof that it took it).
 declare -A instance_id=()
 for n in "${NODES[@]}"; do
@@ -309,6 +359,9 @@ firmware_prefix() {
 # offline no NTP server answers, so only the images' clock floor brings the clock past the
 # certificates' notBefore.
 rtc_base=${PIBAKE_E2E_RTC_BASE:-2020-01-01T00:00:00}
+# A control plane runs etcd, containerd and the stand-in API server: more memory than a worker.
+vm_mib=768
+[ "$ha" = no ] || vm_mib=1024
 # start_vm NAME IMAGE INDEX [QEMU ARGS...]: boots IMAGE with the kernel, initrd and command line on
 # its own system-boot partition, where the firmware would take them (firmware_prefix); eth0
 # (MAC 52:54:00:e2:e0:0INDEX) on the vde L2; the real-time clock at $rtc_base.
@@ -328,7 +381,7 @@ start_vm() {
   echo "$name cmdline: $cmdline" >> "$report"
   cmdline="$cmdline systemd.default_device_timeout_sec=900"  # not in the report's line above
   : > "$W/$name.serial"
-  qemu-system-aarch64 -M virt -cpu cortex-a72 -m 768 -smp 1 -nodefaults -display none \
+  qemu-system-aarch64 -M virt -cpu cortex-a72 -m "$vm_mib" -smp 1 -nodefaults -display none \
     -kernel "$W/$name.boot/vmlinuz" -initrd "$W/$name.boot/initrd.img" -append "$cmdline" \
     -drive file="$img",format=raw,if=virtio -rtc base="$rtc_base" \
     -netdev vde,id=lan,sock="$W/lan.vde" -device virtio-net-pci,netdev=lan,romfile=,mac=52:54:00:e2:e0:0"$idx" \
@@ -348,8 +401,20 @@ else
     -netdev "user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:$ssh_port-10.0.2.15:22" \
     -device virtio-net-pci,netdev=mgmt,romfile=,mac=52:54:00:e2:ee:01
 fi
-start_vm node-2 out/node-2.img 2
-start_vm node-3 out/node-3.img 3
+declare -A mgmt_ssh=()
+if [ "$ha" = yes ]; then
+  # Every control plane has a management port like node-1's (the same MAC, each on its own
+  # restricted user network): node-1 may power off while the others are checked.
+  for k in 2 3; do
+    mgmt_ssh[$k]=$(free_port)
+    start_vm "node-$k" "out/node-$k.img" "$k" \
+      -netdev "user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:${mgmt_ssh[$k]}-10.0.2.15:22" \
+      -device virtio-net-pci,netdev=mgmt,romfile=,mac=52:54:00:e2:ee:01
+  done
+else
+  start_vm node-2 out/node-2.img 2
+  start_vm node-3 out/node-3.img 3
+fi
 
 cat > ssh_config <<EOF
 Host *
@@ -368,13 +433,14 @@ Host *
 Host node-1
   HostName 127.0.0.1
   Port $ssh_port
-Host node-2
-  HostName 10.0.0.2
-  ProxyJump node-1
-Host node-3
-  HostName 10.0.0.3
-  ProxyJump node-1
 EOF
+for k in 2 3; do
+  if [ "$ha" = yes ]; then
+    printf 'Host node-%s\n  HostName 127.0.0.1\n  Port %s\n' "$k" "${mgmt_ssh[$k]}" >> ssh_config
+  else
+    printf 'Host node-%s\n  HostName 10.0.0.%s\n  ProxyJump node-1\n' "$k" "$k" >> ssh_config
+  fi
+done
 on() { local n=$1; shift; ssh -F "$W/ssh_config" "$n" "$@"; }
 
 deadline=$(( $(date +%s) + timeout_s ))
@@ -393,6 +459,8 @@ while :; do
     fi
   done
   # The unconfigured machine joins once the gateway is up, so the four VMs do not all boot at once.
+  # The HA run has none: three control planes already take both cores (the A/B run checks DHCP).
+  if [ "$ha" = yes ]; then vm4_started=1; fi
   if [ $vm4_started = 0 ] && [ -n "${up[node-1]:-}" ]; then
     cp --sparse=always "$base" "$W/unconfigured.img"
     start_vm unconfigured "$W/unconfigured.img" 4
@@ -498,7 +566,9 @@ common_checks() {  # common_checks NODE INDEX
     "[ \"\$(sudo ctr -n k8s.io images ls -q | grep -v '^sha256:' | LC_ALL=C sort | tr '\n' ' ')\" = '${images_on_card[$n]}' ]"
   check "$n" "the card's image archives were removed once imported" "sudo test ! -e /var/lib/pibake/images"
   local pkgs="conntrack socat"
+  [ "$ha" = no ] || pkgs="conntrack curl etcd-client keepalived socat"
   [ "$n" = node-1 ] && pkgs="chrony conntrack etcd-client isc-dhcp-server socat"
+  [ "$n" = node-1 ] && [ "$ha" = yes ] && pkgs="chrony conntrack curl etcd-client isc-dhcp-server keepalived socat"
   check "$n" "first-boot packages ($pkgs) installed from the card, nothing from the network" \
     "[ \"\$(dpkg-query -W -f='\${Status}\n' $pkgs | sort -u)\" = 'install ok installed' ] &&
      sudo journalctl -b -u pibake-firstboot -o cat | grep -q ' from the card (' &&
@@ -515,15 +585,18 @@ else
   check node-1 "no uplink: no default route, no route beyond the cluster and the test's management port" \
     "[ -z \"\$(ip -4 route show default)\" ] && [ -z \"\$(ip -4 route show | grep -v -e '^10\.0\.0\.0/24 ' -e '^10\.0\.2\.0/24 ' -e '^10\.244\.[0-9]*\.0/24 via 10\.0\.0\.')\" ]"
 fi
-check node-1 "bootstrap steps in order: packages images dhcp-server kubeadm-init cni" \
-  "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages images dhcp-server kubeadm-init cni ' ]"
+if [ "$ha" = yes ]; then init_steps="packages images dhcp-server keepalived kubeadm-init cni"
+else init_steps="packages images dhcp-server kubeadm-init cni"; fi
+check node-1 "bootstrap steps in order: $init_steps" \
+  "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = '$init_steps ' ]"
 check node-1 "isc-dhcp-server active" "systemctl is-active -q isc-dhcp-server"
 check node-1 "chrony active, serving the cluster's time" "systemctl is-active -q chrony && sudo chronyc -n serverstats >/dev/null"
 check node-1 "etcd snapshots: pibake-etcd-snapshot.timer waiting, etcdctl from the card runs" \
   "systemctl is-active -q pibake-etcd-snapshot.timer && etcdctl version >/dev/null"
 check node-1 "NAT rule: POSTROUTING -o $uplink_if -j MASQUERADE" \
   "sudo iptables -t nat -S POSTROUTING | grep -q -- '-o $uplink_if -j MASQUERADE'"
-bootstrap_recovery_checks
+# The stand-in's fault plan runs with one control plane (the HA run's stand-in has none).
+if [ "$ha" = no ]; then bootstrap_recovery_checks; fi
 
 # wait_lease MAC: sets lease to the address node-1's DHCP server leased to MAC (empty after 400 s).
 wait_lease() {
@@ -535,29 +608,37 @@ wait_lease() {
   done
 }
 # The unconfigured VM: a lease from node-1's DHCP server, seen on both ends.
-wait_lease 52:54:00:e2:e0:04
-case "$lease" in
-  10.0.0.1[0-9][0-9]|10.0.0.200) verdict node-1 "DHCP lease $lease (pool 10.0.0.100-200) to the unconfigured VM" 0 ;;
-  *) verdict node-1 "DHCP lease in 10.0.0.100-200 to the unconfigured VM (got '${lease}')" 1 ;;
-esac
-if [ -n "$lease" ]; then
-  check node-1 "the unconfigured VM answers on $lease" "sudo ping -c 1 -W 5 $lease || { sleep 20; sudo ping -c 1 -W 10 $lease; }"
+if [ "$ha" = no ]; then
+  wait_lease 52:54:00:e2:e0:04
+  case "$lease" in
+    10.0.0.1[0-9][0-9]|10.0.0.200) verdict node-1 "DHCP lease $lease (pool 10.0.0.100-200) to the unconfigured VM" 0 ;;
+    *) verdict node-1 "DHCP lease in 10.0.0.100-200 to the unconfigured VM (got '${lease}')" 1 ;;
+  esac
+  if [ -n "$lease" ]; then
+    check node-1 "the unconfigured VM answers on $lease" "sudo ping -c 1 -W 5 $lease || { sleep 20; sudo ping -c 1 -W 10 $lease; }"
+  fi
+  kill "${QEMU_PID[unconfigured]}" 2>/dev/null || true
+  wait "${QEMU_PID[unconfigured]}" 2>/dev/null || true
+  unset 'QEMU_PID[unconfigured]'
 fi
-kill "${QEMU_PID[unconfigured]}" 2>/dev/null || true
-wait "${QEMU_PID[unconfigured]}" 2>/dev/null || true
-unset 'QEMU_PID[unconfigured]'
 
 for k in 2 3; do
   n=node-$k
   common_checks "$n" "$k"
   check "$n" "default route via node-1 (10.0.0.1)" "ip route show default | grep -q '^default via 10.0.0.1 dev eth0'"
-  check "$n" "bootstrap steps in order: packages images kubelet" \
-    "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages images kubelet ' ]"
+  if [ "$ha" = yes ]; then
+    check "$n" "bootstrap steps in order: packages images keepalived kubeadm-join" \
+      "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages images keepalived kubeadm-join ' ]"
+  else
+    check "$n" "bootstrap steps in order: packages images kubelet" \
+      "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages images kubelet ' ]"
+  fi
   check "$n" "kubelet running with its kubeconfig and config" \
     "systemctl is-active -q kubelet && grep -q ' kubelet .*--kubeconfig=/etc/kubernetes/kubelet.conf.*--config=/var/lib/kubelet/config.yaml' /var/log/pibake-e2e/calls.log"
   check "$n" "kubelet.conf (pibake's node credentials) in place, 0600" \
     "sudo test -s /etc/kubernetes/kubelet.conf && [ \$(sudo stat -c %a /etc/kubernetes/kubelet.conf) = 600 ]"
-  check "$n" "kubeadm never called on a worker" "test -s /var/log/pibake-e2e/calls.log && ! grep -q ' kubeadm ' /var/log/pibake-e2e/calls.log"
+  [ "$ha" = yes ] ||
+    check "$n" "kubeadm never called on a worker" "test -s /var/log/pibake-e2e/calls.log && ! grep -q ' kubeadm ' /var/log/pibake-e2e/calls.log"
   # systemd-timesyncd (the stand-in's time daemon, Ubuntu's up to 25.04) asks the gateway's chrony.
   check "$n" "synchronized its clock from the gateway's NTP server (10.0.0.1)" \
     "for i in \$(seq 30); do [ \"\$(timedatectl show-timesync -p ServerAddress --value)\" = 10.0.0.1 ] &&
@@ -581,9 +662,102 @@ for n in "${NODES[@]}"; do
 done
 verdict node-1 "every node generated its own machine-id ($(grep -c . <<<"$machine_ids") ids, $(grep . <<<"$machine_ids" | sort -u | wc -l) distinct)" \
   "$(holds test "$(grep . <<<"$machine_ids" | sort -u | wc -l)" = ${#NODES[@]})"
+# --- three control planes (issue 16 item 5; PIBAKE_E2E_CONTROL_PLANES=3) -----------------------
+# etcd_cmd: etcdctl on a node against its own member, with kubeadm's health-check client
+# certificate (the stand-in's certs phase issued it from the etcd CA pibake placed).
+etcd_cmd='sudo ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt
+  --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key
+  --dial-timeout 5s --command-timeout 15s'
+etcd_cmd=$(echo "$etcd_cmd" | tr '\n' ' ')
+# vip_holders NODE...: the nodes among NODE... whose eth0 holds the VIP.
+vip_holders() {
+  local n
+  for n in "$@"; do
+    if on "$n" "ip -4 -o addr show dev eth0" 2>/dev/null | grep -q " $vip/"; then echo "$n"; fi
+  done
+}
+# one_holder SECONDS NODE...: waits until exactly one of NODE... holds the VIP; prints it.
+one_holder() {
+  local limit=$(( $(date +%s) + $1 )) h
+  shift
+  while :; do
+    h=$(vip_holders "$@")
+    if [ -n "$h" ] && [ "$(echo "$h" | wc -l)" = 1 ]; then echo "$h"; return 0; fi
+    [ "$(date +%s)" -lt "$limit" ] || { echo "${h:-none}" | tr '\n' ' '; return 1; }
+    sleep 3
+  done
+}
+# etcd_members_ok NODE: NODE's etcd lists node-1..3 as started voting members at their addresses.
+etcd_members_ok() {
+  local k
+  on "$1" "$etcd_cmd member list" > "etcd-members-$1.txt" 2>&1 || return 1
+  [ "$(grep -c . "etcd-members-$1.txt")" = 3 ] || return 1
+  for k in 1 2 3; do
+    grep -q ", started, node-$k, https://10.0.0.$k:2380, https://10.0.0.$k:2379, false$" "etcd-members-$1.txt" || return 1
+  done
+}
+ha_checks() {
+  local n k order
+  vip=$(python3 -c 'import sys, yaml
+cc = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if isinstance(d, dict) and d.get("kind") == "ClusterConfiguration")
+print(cc["controlPlaneEndpoint"].rsplit(":", 1)[0])' kubeadm-init.built.yaml) || fail "no controlPlaneEndpoint in node-1's kubeadm-init.yaml"
+  echo "API server virtual IP: $vip" | tee -a "$report"
+  for n in "${NODES[@]}"; do
+    check "$n" "etcd runs as a static pod in containerd (task etcd RUNNING, the card's etcd image)" \
+      "sudo ctr -n k8s.io tasks ls | awk '\$1 == \"etcd\" && \$3 == \"RUNNING\" { f = 1 } END { exit !f }' &&
+       sudo ctr -n k8s.io containers ls | grep -q '^etcd *[^ ]*/etcd:'"
+    check "$n" "its API server answers /readyz on 127.0.0.1:6443, verified with the cluster's CA" \
+      "[ \"\$(curl -fsS --max-time 20 --cacert /etc/kubernetes/pki/ca.crt https://127.0.0.1:6443/readyz)\" = ok ]"
+    check "$n" "keepalived active" "systemctl is-active -q keepalived"
+  done
+  on node-1 'sudo cat /var/log/pibake-e2e/calls.log' > node-1.calls.ha.log 2>/dev/null || true
+  verdict node-1 "kubeadm init called exactly once (no fault plan), finished; kubeadm join never" \
+    "$(holds test "$(grep -c ' kubeadm init --config' node-1.calls.ha.log)/$(grep -c 'kubeadm: init: done' node-1.calls.ha.log)/$(grep -c ' kubeadm join ' node-1.calls.ha.log)" = 1/1/0)"
+  on node-1 'sudo cat /var/log/pibake-e2e/kubeadm-init.yaml' > kubeadm-init.seen.yaml 2>/dev/null || true
+  verdict node-1 "kubeadm init saw the kubeadm-init.yaml pibake built" "$(holds cmp -s kubeadm-init.built.yaml kubeadm-init.seen.yaml)"
+  for k in 2 3; do
+    root_cat "out/node-$k.img" /etc/kubernetes/pibake/kubeadm-join.yaml > "kubeadm-join.built-$k.yaml"
+    on "node-$k" 'sudo cat /var/log/pibake-e2e/kubeadm-join.yaml' > "kubeadm-join.seen-$k.yaml" 2>/dev/null || true
+    verdict "node-$k" "kubeadm join saw the kubeadm-join.yaml pibake built" \
+      "$(holds cmp -s "kubeadm-join.built-$k.yaml" "kubeadm-join.seen-$k.yaml")"
+    on "node-$k" 'sudo cat /var/log/pibake-e2e/calls.log' > "node-$k.calls.log" 2>/dev/null || true
+    verdict "node-$k" "kubeadm join: one call; its etcd learner promoted, its API server up, join done, in this order" \
+      "$(holds order "node-$k.calls.log" ' kubeadm join --config /etc/kubernetes/pibake/kubeadm-join.yaml$' \
+        'kubeadm: etcd-join: learner [0-9a-f]+ promoted' 'kubeadm: wait-control-plane: the API server answers' 'kubeadm: join: done')"
+    verdict "node-$k" "kubeadm join called exactly once, kubeadm init never" \
+      "$(holds test "$(grep -c ' kubeadm join ' "node-$k.calls.log")/$(grep -c ' kubeadm init --config' "node-$k.calls.log")" = 1/0)"
+  done
+  # etcd itself says who is in the cluster.
+  for n in "${NODES[@]}"; do
+    verdict "$n" "etcd lists node-1, node-2 and node-3 as started voting members at 10.0.0.1-3" "$(holds etcd_members_ok "$n")"
+  done
+  check node-1 "etcd: every member healthy (endpoint health --cluster)" "$etcd_cmd endpoint health --cluster"
+  # The join order, as the cluster recorded it: the etcd revision that created each Node object.
+  on node-1 "$etcd_cmd get --prefix /registry/pibake-stand-in/nodes/ -w json" > nodes.json 2>/dev/null || true
+  order=$(python3 -c 'import base64, json, sys
+kvs = json.load(open(sys.argv[1])).get("kvs") or []
+print(" ".join("%s@%d" % (base64.b64decode(kv["key"]).decode().rsplit("/", 1)[1], kv["create_revision"])
+               for kv in sorted(kvs, key=lambda kv: kv["create_revision"])))' nodes.json 2>/dev/null || true)
+  echo "join order (Node objects by etcd create_revision): $order" | tee -a "$report"
+  case "$order" in
+    "node-1@"*" node-2@"*" node-3@"* | "node-1@"*" node-3@"*" node-2@"*) verdict node-1 "node-1 inited first, node-2 and node-3 joined after" 0 ;;
+    *) verdict node-1 "node-1 inited first, node-2 and node-3 joined after (got '$order')" 1 ;;
+  esac
+  holder=$(one_holder 120 "${NODES[@]}") && verdict "$holder" "the VIP $vip is on exactly one node ($holder)" 0 ||
+    verdict node-1 "the VIP $vip is on exactly one node (holders: $holder)" 1
+  for n in "${NODES[@]}"; do
+    check "$n" "the API answers at the VIP ($vip:6443), verified with the cluster's CA" \
+      "[ \"\$(curl -fsS --max-time 20 --cacert /etc/kubernetes/pki/ca.crt https://$vip:6443/readyz)\" = ok ]"
+    check "$n" "through the VIP it sees the same cluster: node-1..3 are control planes" \
+      "[ \"\$(sudo kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -l node-role.kubernetes.io/control-plane -o name | sort | tr '\n' ' ')\" = 'node/node-1 node/node-2 node/node-3 ' ]"
+  done
+}
+if [ "$ha" = yes ]; then ha_checks; fi
 stage "checks"
 
-# --- reboot: the bootstrap must not run again -------------------------------------------------
+# --- reboot: the bootstrap must not run again (the runs with one control plane; the HA run's
+# time goes to the VIP's failover below) ------------------------------------------------------
+if [ "$ha" = no ]; then
 declare -A boot_id=()
 for n in node-1 node-2; do
   boot_id[$n]=$(on "$n" 'cat /proc/sys/kernel/random/boot_id') || fail "no boot id from $n"
@@ -618,6 +792,7 @@ for n in "${NODES[@]}"; do
   else verdict "$n" "no systemd ordering cycle around pibake-firstboot, either boot" 0; fi
 done
 stage "checks after reboot"
+fi
 
 # --- issue 13 item 3: the gateway's DHCP server after a reboot with its cluster link down ------
 # node-1 reboots with its eth0 link down (QEMU monitor set_link) and stays so for a while; the DHCP
@@ -691,12 +866,40 @@ else
 fi
 # --- end of issue 13 item 3 ----------------------------------------------------------------------
 
+# stopped NAME N: the VM NAME exits within 2N seconds.
+stopped() { local _; for _ in $(seq 1 "$2"); do kill -0 "${QEMU_PID[$1]}" 2>/dev/null || return 0; sleep 2; done; return 1; }
+# --- three control planes: the node holding the VIP powers off ---------------------------------
+if [ "$ha" = yes ]; then
+  holder=$(one_holder 180 "${NODES[@]}") || fail "no single holder of the VIP before the power-off (holders: $holder)"
+  survivors=()
+  for n in "${NODES[@]}"; do [ "$n" = "$holder" ] || survivors+=("$n"); done
+  echo "$holder holds the VIP and powers off" | tee -a "$report"
+  on "$holder" 'sudo systemctl poweroff' >/dev/null 2>&1 || true
+  t_off=$(date +%s)
+  stopped "$holder" 90 || { kill "${QEMU_PID[$holder]}" 2>/dev/null || true; verdict "$holder" "powers off cleanly" 1; }
+  wait "${QEMU_PID[$holder]}" 2>/dev/null || true
+  unset "QEMU_PID[$holder]"
+  if new=$(one_holder 120 "${survivors[@]}"); then
+    verdict "$new" "the VIP moved from $holder to $new ($(( $(date +%s) - t_off ))s after the power-off began)" 0
+  else
+    verdict "${survivors[0]}" "the VIP moved to one of ${survivors[*]} after $holder powered off (holders: $new)" 1
+  fi
+  for n in "${survivors[@]}"; do
+    check "$n" "with $holder off, the API answers at the VIP, verified with the cluster's CA" \
+      "for i in \$(seq 12); do [ \"\$(curl -fsS --max-time 20 --cacert /etc/kubernetes/pki/ca.crt https://$vip:6443/readyz)\" = ok ] && exit 0; sleep 5; done; exit 1"
+    check "$n" "with $holder off, its etcd member is healthy (two of three: quorum kept)" "$etcd_cmd endpoint health"
+    check "$n" "with $holder off, the cluster's objects are all there: node-1..3 are control planes" \
+      "[ \"\$(sudo kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -l node-role.kubernetes.io/control-plane -o name | sort | tr '\n' ' ')\" = 'node/node-1 node/node-2 node/node-3 ' ]"
+  done
+  stage "the VIP's holder ($holder) powers off"
+fi
+
 # --- power off; the images must be clean --------------------------------------------------------
 # Workers first: they are reached through node-1. A VM still running after its poweroff gets the
 # power button through the QEMU monitor (systemd-logind shuts down); one still running after that
 # fails the check and is killed.
-stopped() { local _; for _ in $(seq 1 "$2"); do kill -0 "${QEMU_PID[$1]}" 2>/dev/null || return 0; sleep 2; done; return 1; }
 for n in node-3 node-2 node-1; do
+  [ -n "${QEMU_PID[$n]:-}" ] || continue  # already off (the HA run's VIP holder)
   on "$n" 'sudo systemctl poweroff' >/dev/null 2>&1 || true
   if ! stopped "$n" 60; then
     echo "$n: still running 2 minutes after 'systemctl poweroff'; pressing its power button" | tee -a "$report"

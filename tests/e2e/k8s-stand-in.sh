@@ -38,7 +38,21 @@
 #                             not parse or whose documents lack apiVersion, kind or metadata.name.
 #   kubelet ...               stays running, so kubelet.service is active
 #   anything else             exits 0
-# It does not start a control plane: the tests check what pibake does, not Kubernetes.
+# It does not start a control plane: the tests check what pibake does, not Kubernetes, except in
+# the static-pods mode below.
+#
+# PIBAKE_STAND_IN_MODE=static-pods (the QEMU run with three control planes, tests/e2e/cluster.sh):
+# the control plane runs for real where a real binary can run here. kubeadm's certs phases issue the
+# API server's and etcd's certificates with openssl from the CAs pibake placed; its etcd,
+# control-plane and etcd-join phases write static-pod manifests (kubeadm's etcd flags; etcd as a
+# learner that is then promoted, kubeadm's EtcdLearnerMode); kubeadm restarts the kubelet, and the
+# kubelet runs the manifests: etcd through containerd (`ctr run`, the card's etcd image, which in
+# the QEMU run holds Debian's arm64 etcd), the API server as a small HTTPS server (python3) on
+# :6443 that keeps the cluster's objects in that etcd and answers /readyz while its etcd is
+# healthy. kubectl and kubeadm's later phases reach the cluster through the API server their
+# kubeconfig names (the control-plane endpoint), so every control plane sees the same objects;
+# join finds the etcd members through the API (the etcd pods' advertise-client-urls annotation, as
+# kubeadm's etcdutil does); reset stops the static pods and takes this member out of etcd.
 #
 # Faults (PIBAKE_STAND_IN_FAULTS, whitespace-separated; unset: the e2e plan below, empty: none):
 #   init:PHASE:MODE[:N]   the first N (default 1) `kubeadm init` calls hit MODE at the start of PHASE
@@ -50,13 +64,16 @@
 # Env: PIBAKE_TEST_ROOT (a scratch root; default /), PIBAKE_STAND_IN_LOG (default $ROOT/var/log/pibake-e2e),
 # PIBAKE_STAND_IN_CLUSTER (the store of a cluster that already runs elsewhere, reached through the
 # endpoint: kubectl reads it and join adds to it; default the node's own store),
-# PIBAKE_STAND_IN_ETCD (that cluster's etcd client URLs, comma-separated, for join's etcd phases).
+# PIBAKE_STAND_IN_ETCD (that cluster's etcd client URLs, comma-separated, for join's etcd phases),
+# PIBAKE_STAND_IN_MODE (files, the default, or static-pods: above).
 e2e_faults="init:wait-control-plane:fail apply:fail label:fail"
 faults=${PIBAKE_STAND_IN_FAULTS-$e2e_faults}
 ROOT=${PIBAKE_TEST_ROOT:-}
 K8S=$ROOT/etc/kubernetes
+MODE=${PIBAKE_STAND_IN_MODE:-files}
 STORE=${PIBAKE_STAND_IN_CLUSTER:-$ROOT/var/lib/etcd/pibake-stand-in}
 name=${0##*/}
+SELF=$0
 LOG=${PIBAKE_STAND_IN_LOG:-$ROOT/var/log/pibake-e2e}
 mkdir -p "$LOG"
 echo "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) $name $*" >> "$LOG/calls.log"
@@ -128,14 +145,50 @@ resource() {
   r=$(echo "$1" | tr '[:upper:]' '[:lower:]')
   case "$r" in *s) echo "$r" ;; *) echo "${r}s" ;; esac
 }
+# The cluster's objects, by path (NAMESPACE/RESOURCE/NAME, or RESOURCE/NAME for nodes and
+# clusterrolebindings): files under $STORE, or (static-pods) the API server at $API with CA $API_CA.
+# store_put PATH CONTENT, store_get PATH (exit 1 when absent), store_del PATH, store_ls DIR (names).
+API=https://127.0.0.1:6443
+API_CA=$K8S/pki/ca.crt
+api() {  # api METHOD PATH [curl args]: a request to the API server, its body on stdout
+  _m=$1 _p=$2
+  shift 2
+  curl --silent --show-error --fail --max-time 20 --retry 4 --retry-delay 2 --retry-connrefused --cacert "$API_CA" \
+    -X "$_m" "$@" "$API$_p"
+}
+store_put() {
+  if [ "$MODE" = static-pods ]; then printf '%s\n' "$2" | api PUT "/stand-in/objects/$1" --data-binary @- >/dev/null; return; fi
+  mkdir -p "$(dirname "$STORE/$1")" && printf '%s\n' "$2" > "$STORE/$1"
+}
+store_get() {
+  if [ "$MODE" = static-pods ]; then api GET "/stand-in/objects/$1" 2>/dev/null; return; fi
+  cat "$STORE/$1" 2>/dev/null
+}
+store_del() {
+  if [ "$MODE" = static-pods ]; then api DELETE "/stand-in/objects/$1" >/dev/null; return; fi
+  rm -f "$STORE/$1"
+}
+store_ls() {
+  if [ "$MODE" = static-pods ]; then api GET "/stand-in/objects/$1/"; return; fi
+  for f in "$STORE/$1"/*; do [ ! -e "$f" ] || echo "${f##*/}"; done
+}
 # put KIND NAMESPACE NAME [CONTENT]: an object in the stand-in cluster.
 put() {
   r=$(resource "$1")
-  mkdir -p "$STORE/$2/$r" && printf '%s\n' "${4:-}" > "$STORE/$2/$r/$3"
+  store_put "${2:+$2/}$r/$3" "${4:-}"
+}
+# use_kubeconfig FILE (static-pods): $API and $API_CA become the server and CA FILE names.
+use_kubeconfig() {
+  [ "$MODE" = static-pods ] || return 0
+  API=$(sed -n 's/^ *server: *//p' "$1" | head -n 1)
+  API_CA=$LOG/ca-of-$(echo "$1" | tr / _)
+  sed -n 's/^ *certificate-authority-data: *//p' "$1" | head -n 1 | base64 -d > "$API_CA" 2>/dev/null
+  if [ -z "$API" ] || [ ! -s "$API_CA" ]; then die "error: $1 names no server or certificate-authority-data"; fi
 }
 # The API server answers: this node's own (after its wait-control-plane phase), or the cluster's
-# that runs elsewhere.
+# that runs elsewhere; in static-pods mode the one at $API, for real.
 api_up() {
+  if [ "$MODE" = static-pods ]; then [ "$(api GET /readyz 2>/dev/null)" = ok ]; return; fi
   if [ -n "${PIBAKE_STAND_IN_CLUSTER:-}" ]; then [ -e "$STORE/apiserver-up" ]; else
     [ -e "$STORE/apiserver-up" ] && [ -e "$K8S/manifests/kube-apiserver.yaml" ]
   fi
@@ -235,33 +288,50 @@ kubeadm_init() {
     [ -s "$K8S/pki/$f" ] || die "kubeadm stand-in: $K8S/pki/$f is missing (kubeadm would make a new one)"
   done
   preflight_images "$config"
+  node=$(sed -n 's/^  name: *//p' "$config" | head -n 1)
+  node=${node:-node-1}
+  address=$(sed -n 's/^  advertiseAddress: *//p' "$config" | head -n 1)
   phase certs
-  for c in apiserver apiserver-kubelet-client front-proxy-client apiserver-etcd-client etcd/server etcd/peer \
-    etcd/healthcheck-client; do
-    write 0644 "$K8S/pki/$c.crt"
-    write 0600 "$K8S/pki/$c.key"
-  done
+  if [ "$MODE" = static-pods ]; then
+    cluster_config
+    [ "$cp_endpoint" != - ] || cp_endpoint=$address:6443
+    control_plane_certs "$node" "$address"
+  else
+    for c in apiserver apiserver-kubelet-client front-proxy-client apiserver-etcd-client etcd/server etcd/peer \
+      etcd/healthcheck-client; do
+      write 0644 "$K8S/pki/$c.crt"
+      write 0600 "$K8S/pki/$c.key"
+    done
+  fi
   phase kubeconfig
-  for c in admin super-admin kubelet controller-manager scheduler; do write 0600 "$K8S/$c.conf"; done
+  for c in admin super-admin kubelet controller-manager scheduler; do
+    if [ "$MODE" = static-pods ]; then kubeconfig "$K8S/$c.conf"; else write 0600 "$K8S/$c.conf"; fi
+  done
   phase etcd
-  write 0600 "$K8S/manifests/etcd.yaml"
-  mkdir -p "$ROOT/var/lib/etcd/member" && chmod 0700 "$ROOT/var/lib/etcd"
+  if [ "$MODE" = static-pods ]; then
+    etcd_manifest "$node" "$address" "$node=https://$address:2380" new
+  else
+    write 0600 "$K8S/manifests/etcd.yaml"
+    mkdir -p "$ROOT/var/lib/etcd/member" && chmod 0700 "$ROOT/var/lib/etcd"
+  fi
   phase control-plane
-  for m in kube-apiserver kube-controller-manager kube-scheduler; do write 0600 "$K8S/manifests/$m.yaml"; done
+  if [ "$MODE" = static-pods ]; then apiserver_manifest "$address"; else write 0600 "$K8S/manifests/kube-apiserver.yaml"; fi
+  for m in kube-controller-manager kube-scheduler; do write 0600 "$K8S/manifests/$m.yaml"; done
   phase kubelet-start
   write 0644 "$ROOT/var/lib/kubelet/config.yaml"
   write 0644 "$ROOT/var/lib/kubelet/kubeadm-flags.env"
+  restart_kubelet
   phase wait-control-plane
-  mkdir -p "$STORE" && touch "$STORE/apiserver-up"
-  node=$(sed -n 's/^  name: *//p' "$config" | head -n 1)
-  put nodes "" "${node:-node-1}"
-  put pods kube-system "etcd-${node:-node-1}"
+  wait_local_api
+  [ "$MODE" = static-pods ] || { mkdir -p "$STORE" && touch "$STORE/apiserver-up"; }
+  put nodes "" "$node"
+  put pods kube-system "etcd-$node" "kubeadm.kubernetes.io/etcd.advertise-client-urls=https://$address:2379"
   phase upload-config
   put configmaps kube-system kubeadm-config
   put configmaps kube-system kubelet-config
   phase upload-certs
   phase mark-control-plane
-  put nodes "" "${node:-node-1}" "node-role.kubernetes.io/control-plane="
+  put nodes "" "$node" "node-role.kubernetes.io/control-plane="
   phase bootstrap-token
   put secrets kube-system bootstrap-token-stand-in
   put configmaps kube-public cluster-info
@@ -282,23 +352,360 @@ kubeadm_init() {
   note "init: done"
 }
 
-# issue_etcd_client CN: etcd/CN.{crt,key} signed by the etcd CA in $K8S/pki/etcd, a client
-# certificate as kubeadm's certs phase makes it (RSA 2048, clientAuth, a year).
-issue_etcd_client() {
-  d=$K8S/pki/etcd
-  if [ ! -s "$d/ca.crt" ] || [ ! -s "$d/ca.key" ]; then
-    die "failure loading etcd/ca certificate authority: $d/ca.crt or ca.key is missing"
+# issue CA NAME CN EKU [SANS]: $K8S/pki/NAME.{crt,key} signed by the CA $K8S/pki/CA.{crt,key}, as
+# kubeadm's certs phase makes it (RSA 2048, a year; EKU clientAuth or serverAuth,clientAuth; SANS
+# in openssl's form, DNS:x,IP:y).
+issue() {
+  ca=$K8S/pki/$1 out=$K8S/pki/$2
+  if [ ! -s "$ca.crt" ] || [ ! -s "$ca.key" ]; then
+    die "failure loading $1 certificate authority: $ca.crt or $ca.key is missing"
   fi
-  printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n' > "$d/.ext"
-  if ! (umask 077 && openssl req -new -newkey rsa:2048 -nodes -keyout "$d/$1.key" -subj "/CN=kube-etcd-$1" \
-    -out "$d/.csr" 2>/dev/null && openssl x509 -req -in "$d/.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
-    -CAcreateserial -days 365 -extfile "$d/.ext" -out "$d/$1.crt" 2>/dev/null); then
-    die "stand-in: could not issue etcd/$1"
+  { echo "extendedKeyUsage=$4"; echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    [ -z "${5:-}" ] || echo "subjectAltName=$5"; } > "$out.ext"
+  if ! (umask 077 && openssl req -new -newkey rsa:2048 -nodes -keyout "$out.key" -subj "/CN=$3" \
+    -out "$out.csr" 2>/dev/null && openssl x509 -req -in "$out.csr" -CA "$ca.crt" -CAkey "$ca.key" \
+    -CAcreateserial -days 365 -extfile "$out.ext" -out "$out.crt" 2>/dev/null); then
+    die "stand-in: could not issue $2"
   fi
-  chmod 0644 "$d/$1.crt"
-  rm -f "$d/.csr" "$d/.ext" "$d/ca.srl"
+  chmod 0644 "$out.crt"
+  rm -f "$out.csr" "$out.ext" "$ca.srl"
+}
+# issue_etcd_client NAME: etcd/NAME.{crt,key}, CN kube-etcd-NAME, a client of etcd.
+issue_etcd_client() { issue etcd/ca "etcd/$1" "kube-etcd-$1" clientAuth; }
+
+# --- static-pods mode (PIBAKE_STAND_IN_MODE=static-pods) ---------------------------------------
+# cluster_config: from the ClusterConfiguration every control plane's card holds
+# ($K8S/pibake/kubeadm-init.yaml): $cp_endpoint (controlPlaneEndpoint, host:port), $etcd_image,
+# $apiserver_image and $cert_sans (apiServer.certSANs, space-separated).
+cluster_config() {
+  fields=$(python3 - "$K8S/pibake/kubeadm-init.yaml" <<'PY'
+import sys, yaml
+cc = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if isinstance(d, dict) and d.get("kind") == "ClusterConfiguration")
+print(cc.get("controlPlaneEndpoint") or "-", f"{cc['imageRepository']}/etcd:{cc['etcd']['local']['imageTag']}",
+      f"{cc['imageRepository']}/kube-apiserver:{cc['kubernetesVersion']}", *((cc.get("apiServer") or {}).get("certSANs") or []))
+PY
+  ) || die "kubeadm stand-in: no ClusterConfiguration in $K8S/pibake/kubeadm-init.yaml"
+  # shellcheck disable=SC2086 # the words python printed
+  set -- $fields
+  cp_endpoint=$1 etcd_image=$2 apiserver_image=$3
+  shift 3
+  cert_sans="$*"
+}
+# san NAME: NAME as a subjectAltName entry (IP: for an IPv4 address, else DNS:).
+san() { case "$1" in *[!0-9.]*) echo "DNS:$1" ;; *) echo "IP:$1" ;; esac; }
+# control_plane_certs NODE ADDRESS: what kubeadm's certs phase issues for a control plane from the
+# shared CAs: the API server's serving certificate (kubernetes names, the node, its address, the
+# endpoint, certSANs), its clients of the kubelets and of etcd, and etcd's server and peer
+# certificates (the node's name, localhost, its address).
+control_plane_certs() {
+  sans="DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:$1,IP:$2,IP:127.0.0.1"
+  for n in "${cp_endpoint%:*}" $cert_sans; do [ "$n" = - ] || sans="$sans,$(san "$n")"; done
+  issue ca apiserver kube-apiserver serverAuth "$sans"
+  issue ca apiserver-kubelet-client kube-apiserver-kubelet-client clientAuth
+  issue etcd/ca apiserver-etcd-client kube-apiserver-etcd-client clientAuth
+  issue etcd/ca etcd/server "$1" serverAuth,clientAuth "DNS:$1,DNS:localhost,IP:$2,IP:127.0.0.1"
+  issue etcd/ca etcd/peer "$1" serverAuth,clientAuth "DNS:$1,DNS:localhost,IP:$2,IP:127.0.0.1"
+  [ -s "$K8S/pki/etcd/healthcheck-client.crt" ] || issue_etcd_client healthcheck-client
+  write 0644 "$K8S/pki/front-proxy-client.crt"
+  write 0600 "$K8S/pki/front-proxy-client.key"
+}
+# kubeconfig FILE: a kubeconfig for the control-plane endpoint with the cluster's CA (the stand-in
+# API server asks no client credentials), 0600.
+kubeconfig() {
+  (umask 077 && cat > "$1" <<EOF
+# written by the pibake kubeadm stand-in
+apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: $(base64 -w0 < "$K8S/pki/ca.crt")
+    server: https://$cp_endpoint
+  name: stand-in
+contexts:
+- context: {cluster: stand-in, user: stand-in}
+  name: stand-in
+current-context: stand-in
+users:
+- name: stand-in
+  user: {}
+EOF
+  ) && chmod 0600 "$1"
+}
+# etcd_manifest NODE ADDRESS INITIAL_CLUSTER STATE: kubeadm's etcd.yaml (abridged: its flags and
+# volumes). Stand-in only: a longer heartbeat and election timeout, as etcd's tuning guide advises
+# for slow machines (a TCG VM is 20-50 times slower than a Pi).
+etcd_manifest() {
+  mkdir -p "$K8S/manifests" "$ROOT/var/lib/etcd" && chmod 0700 "$ROOT/var/lib/etcd"
+  (umask 077 && cat > "$K8S/manifests/etcd.yaml" <<EOF
+# written by the pibake kubeadm stand-in (kubeadm's etcd.yaml, abridged)
+apiVersion: v1
+kind: Pod
+metadata:
+  name: etcd
+  namespace: kube-system
+  annotations:
+    kubeadm.kubernetes.io/etcd.advertise-client-urls: https://$2:2379
+spec:
+  hostNetwork: true
+  containers:
+  - name: etcd
+    image: $etcd_image
+    command:
+    - etcd
+    - --name=$1
+    - --data-dir=/var/lib/etcd
+    - --advertise-client-urls=https://$2:2379
+    - --listen-client-urls=https://127.0.0.1:2379,https://$2:2379
+    - --listen-peer-urls=https://$2:2380
+    - --initial-advertise-peer-urls=https://$2:2380
+    - --initial-cluster=$3
+    - --initial-cluster-state=$4
+    - --cert-file=/etc/kubernetes/pki/etcd/server.crt
+    - --key-file=/etc/kubernetes/pki/etcd/server.key
+    - --client-cert-auth=true
+    - --trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt
+    - --peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt
+    - --peer-key-file=/etc/kubernetes/pki/etcd/peer.key
+    - --peer-client-cert-auth=true
+    - --peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt
+    - --snapshot-count=10000
+    - --heartbeat-interval=500
+    - --election-timeout=5000
+    volumeMounts:
+    - {mountPath: /var/lib/etcd, name: etcd-data}
+    - {mountPath: /etc/kubernetes/pki/etcd, name: etcd-certs}
+  volumes:
+  - {hostPath: {path: /var/lib/etcd, type: DirectoryOrCreate}, name: etcd-data}
+  - {hostPath: {path: /etc/kubernetes/pki/etcd, type: DirectoryOrCreate}, name: etcd-certs}
+EOF
+  )
+}
+# apiserver_manifest ADDRESS: kubeadm's kube-apiserver.yaml (abridged: the flags the stand-in API
+# server reads).
+apiserver_manifest() {
+  (umask 077 && cat > "$K8S/manifests/kube-apiserver.yaml" <<EOF
+# written by the pibake kubeadm stand-in (kubeadm's kube-apiserver.yaml, abridged)
+apiVersion: v1
+kind: Pod
+metadata:
+  name: kube-apiserver
+  namespace: kube-system
+  annotations:
+    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: $1:6443
+spec:
+  hostNetwork: true
+  containers:
+  - name: kube-apiserver
+    image: $apiserver_image
+    command:
+    - kube-apiserver
+    - --advertise-address=$1
+    - --secure-port=6443
+    - --etcd-servers=https://127.0.0.1:2379
+    - --etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt
+    - --etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt
+    - --etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key
+    - --tls-cert-file=/etc/kubernetes/pki/apiserver.crt
+    - --tls-private-key-file=/etc/kubernetes/pki/apiserver.key
+    - --client-ca-file=/etc/kubernetes/pki/ca.crt
+EOF
+  )
+}
+# restart_kubelet: kubeadm's kubelet-start phase restarts the kubelet (static-pods mode: so that it
+# runs the manifests; elsewhere the tests' kubelet is a process that sleeps).
+restart_kubelet() {
+  [ "$MODE" = static-pods ] || return 0
+  systemctl restart kubelet.service || die "[kubelet-start] couldn't restart the kubelet"
+}
+# wait_local_api: kubeadm's wait-control-plane: this node's API server answers /readyz within
+# kubeadm's 4 minutes (timeouts.controlPlaneComponentHealthCheck).
+wait_local_api() {
+  [ "$MODE" = static-pods ] || return 0
+  cluster_api=$API cluster_ca=$API_CA
+  API=https://127.0.0.1:6443 API_CA=$K8S/pki/ca.crt
+  waited=0
+  until api_up; do
+    [ "$waited" -lt 240 ] ||
+      die "error execution phase wait-control-plane: the API server at https://127.0.0.1:6443 is not ready: context deadline exceeded"
+    sleep 5
+    waited=$((waited + 5))
+  done
+  note "wait-control-plane: the API server answers after ${waited}s"
+  API=$cluster_api API_CA=$cluster_ca
 }
 
+# The kubelet's static pods (--pod-manifest-path /etc/kubernetes/manifests): every 10 s each pod whose
+# manifest is there runs, and one whose manifest is gone stops. etcd runs in containerd (`ctr run`,
+# host network, the manifest's hostPath volumes); the API server is this script's stand-in
+# (api_server), a transient systemd unit.
+kubelet_static_pods() {
+  note "kubelet: running the static pods in $K8S/manifests"
+  while :; do
+    for pod in etcd kube-apiserver; do
+      if grep -q '^kind: Pod' "$K8S/manifests/$pod.yaml" 2>/dev/null; then
+        pod_running "$pod" || pod_start "$pod"
+      elif pod_running "$pod"; then
+        pod_stop "$pod"
+      fi
+    done
+    sleep 10
+  done
+}
+pod_running() {
+  if [ "$1" = etcd ]; then
+    ctr --namespace k8s.io tasks ls 2>/dev/null | awk '$1 == "etcd" && $3 == "RUNNING" { f = 1 } END { exit !f }'
+  else
+    systemctl is-active --quiet "pibake-stand-in-$1.service"
+  fi
+}
+pod_stop() {
+  if [ "$1" = etcd ]; then
+    ctr --namespace k8s.io tasks kill --signal SIGKILL etcd
+    sleep 2
+    ctr --namespace k8s.io tasks rm --force etcd
+    ctr --namespace k8s.io containers rm etcd
+  else
+    systemctl stop "pibake-stand-in-$1.service"
+  fi >> "$LOG/kubelet.log" 2>&1
+  note "kubelet: stopped static pod $1"
+}
+pod_start() {
+  pod=$1
+  spec=$(python3 - "$K8S/manifests/$1.yaml" <<'PY'
+import shlex, sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+c = d["spec"]["containers"][0]
+vols = {v["name"]: v["hostPath"]["path"] for v in d["spec"].get("volumes") or []}
+mounts = []
+for m in c.get("volumeMounts") or []:
+    mounts += ["--mount", "type=bind,src=%s,dst=%s,options=rbind:%s" % (vols[m["name"]], m["mountPath"], "ro" if m.get("readOnly") else "rw")]
+print(shlex.join(mounts + [c["image"], d["metadata"]["name"]] + c["command"]))
+PY
+  ) || { note "kubelet: cannot read $K8S/manifests/$1.yaml"; return 1; }
+  if [ "$1" = etcd ]; then
+    ctr --namespace k8s.io tasks rm --force etcd >/dev/null 2>&1
+    ctr --namespace k8s.io containers rm etcd >/dev/null 2>&1
+    eval "set -- $spec"
+    ctr --namespace k8s.io run --detach --net-host "$@" >> "$LOG/kubelet.log" 2>&1 || { note "kubelet: ctr run etcd failed"; return 1; }
+  else
+    eval "set -- $spec"
+    shift 3  # the image, the pod's name and the command's name
+    systemd-run --unit=pibake-stand-in-kube-apiserver.service --collect "$SELF" stand-in-api-server "$@" \
+      >> "$LOG/kubelet.log" 2>&1 || { note "kubelet: could not start the API server"; return 1; }
+  fi
+  note "kubelet: started static pod $pod"
+}
+
+# api_server FLAGS...: the stand-in kube-apiserver: HTTPS on --secure-port with --tls-cert-file,
+# /readyz (and /livez, /healthz) "ok" while its etcd (--etcd-servers, asked every 3 s) is healthy,
+# and the cluster's objects under /stand-in/objects/PATH (GET, PUT, DELETE; GET of DIR/ lists the
+# names below it), kept in etcd under /registry/pibake-stand-in/ (through etcd's JSON gateway to
+# its v3 API, as a client with kubeadm's apiserver-etcd-client certificate).
+api_server() {
+  exec python3 -c "$(cat <<'PY'
+import base64, http.server, json, ssl, sys, threading, time, urllib.error, urllib.request
+a = dict(x[2:].split("=", 1) for x in sys.argv[1:] if x.startswith("--") and "=" in x)
+# etcd's JSON gateway to its v3 API (on by default on its client URLs), with kubeadm's
+# apiserver-etcd-client certificate: no process per request.
+etcd_url = a["etcd-servers"].split(",")[0]
+etcd_tls = ssl.create_default_context(cafile=a["etcd-cafile"])
+etcd_tls.load_cert_chain(a["etcd-certfile"], a["etcd-keyfile"])
+PREFIX = "/registry/pibake-stand-in/"
+healthy = [0.0]
+
+
+def etcd(path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(etcd_url + path, data=data, method="GET" if data is None else "POST")
+    with urllib.request.urlopen(req, context=etcd_tls, timeout=15) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def b64(b):
+    return base64.b64encode(b).decode()
+
+
+def watch():
+    while True:
+        try:
+            if etcd("/health").get("health") == "true":
+                healthy[0] = time.time()
+        except Exception:
+            pass
+        time.sleep(3)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 60
+
+    def reply(self, code, body=b""):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def key(self):
+        return (PREFIX + self.path[len("/stand-in/objects/"):]).encode()
+
+    def objects(self, method):
+        if not self.path.startswith("/stand-in/objects/"):
+            return self.reply(404, b"404 page not found\n")
+        k = self.key()
+        try:
+            if method == "GET" and k.endswith(b"/"):
+                end = k[:-1] + bytes([k[-1] + 1])
+                kvs = etcd("/v3/kv/range", {"key": b64(k), "range_end": b64(end), "keys_only": True}).get("kvs") or []
+                names = sorted({base64.b64decode(kv["key"])[len(k):].split(b"/")[0] for kv in kvs})
+                return self.reply(200, b"".join(n + b"\n" for n in names))
+            if method == "GET":
+                kvs = etcd("/v3/kv/range", {"key": b64(k)}).get("kvs") or []
+                if not kvs:
+                    return self.reply(404, b"NotFound\n")
+                return self.reply(200, base64.b64decode(kvs[0].get("value", "")))
+            if method == "PUT":
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                etcd("/v3/kv/put", {"key": b64(k), "value": b64(body)})
+            else:
+                etcd("/v3/kv/deleterange", {"key": b64(k)})
+            return self.reply(200, b"ok\n")
+        except (OSError, ValueError) as e:
+            return self.reply(503, ("etcd: %s\n" % e).encode())
+
+    def do_GET(self):
+        if self.path in ("/readyz", "/livez", "/healthz"):
+            if time.time() - healthy[0] < 15:
+                return self.reply(200, b"ok")
+            return self.reply(500, b"[-]etcd failed: reason withheld\n")
+        self.objects("GET")
+
+    def do_PUT(self):
+        self.objects("PUT")
+
+    def do_DELETE(self):
+        self.objects("DELETE")
+
+
+threading.Thread(target=watch, daemon=True).start()
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(a["tls-cert-file"], a["tls-private-key-file"])
+srv = http.server.ThreadingHTTPServer(("0.0.0.0", int(a.get("secure-port", "6443"))), Handler)
+srv.daemon_threads = True
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+print("stand-in kube-apiserver on :%s, etcd at %s" % (a.get("secure-port", "6443"), etcd_url), flush=True)
+srv.serve_forever()
+PY
+)" "$@"
+}
+
+# etcd_endpoints: (static-pods) the cluster's etcd client URLs, comma-separated, as kubeadm's
+# etcdutil.NewFromCluster finds them: the etcd pods' kubeadm.kubernetes.io/etcd.advertise-client-urls
+# annotation, read through the API server.
+etcd_endpoints() {
+  store_ls kube-system/pods | grep '^etcd-' | while read -r p; do
+    store_get "kube-system/pods/$p" | sed -n 's|^kubeadm.kubernetes.io/etcd.advertise-client-urls=||p'
+  done | paste -sd, -
+}
 # etcd ARGS...: etcdctl against the cluster's etcd, as kubeadm's etcd client does (its
 # healthcheck-client certificate here).
 etcd() {
@@ -306,6 +713,29 @@ etcd() {
   ETCDCTL_API=3 etcdctl --endpoints "$PIBAKE_STAND_IN_ETCD" --dial-timeout 5s --command-timeout 15s \
     --cacert "$K8S/pki/etcd/ca.crt" --cert "$K8S/pki/etcd/healthcheck-client.crt" \
     --key "$K8S/pki/etcd/healthcheck-client.key" "$@"
+}
+
+# etcd_join_learner: kubeadm's etcd-join phase with EtcdLearnerMode (on by default since v1.32):
+# this node is added as a learner, its etcd manifest names the members `member add` printed
+# (ETCD_INITIAL_CLUSTER) with --initial-cluster-state=existing, and once the learner has caught up
+# it is promoted (etcd refuses until then; kubeadm retries for up to its etcd timeout).
+etcd_join_learner() {
+  etcd member add "$node" --learner --peer-urls "https://$address:2380" > "$LOG/etcd-add.out" 2>> "$LOG/etcd.log" ||
+    die "error execution phase etcd-join: $(tail -n 1 "$LOG/etcd.log")"
+  cat "$LOG/etcd-add.out" >> "$LOG/etcd.log"
+  id=$(sed -n 's/^Member \([0-9a-f]*\) added.*/\1/p' "$LOG/etcd-add.out")
+  initial=$(sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p' "$LOG/etcd-add.out")
+  if [ -z "$id" ] || [ -z "$initial" ]; then
+    die "error execution phase etcd-join: etcdctl member add printed no member and cluster"
+  fi
+  etcd_manifest "$node" "$address" "$initial" existing
+  waited=0
+  until etcd member promote "$id" >> "$LOG/etcd.log" 2>&1; do
+    [ "$waited" -lt 600 ] || die "error execution phase etcd-join: the learner $id was not promoted: $(tail -n 1 "$LOG/etcd.log")"
+    sleep 5
+    waited=$((waited + 5))
+  done
+  note "etcd-join: learner $id promoted after ${waited}s"
 }
 
 kubeadm_join() {
@@ -333,6 +763,7 @@ PY
   cp "$config" "$LOG/kubeadm-join.yaml"
   grep -q 'client-certificate-data: ' "$discovery" 2>/dev/null ||
     die "could not find authentication credentials for the TLS bootstrap process (discovery file $discovery, no token)"
+  use_kubeconfig "$discovery"
   api_up || die "[discovery] Failed to request cluster-info, will try again: connection refused"
   [ ! -e "$K8S/kubelet.conf" ] || die "[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: $K8S/kubelet.conf already exists"
   preflight_node
@@ -344,17 +775,27 @@ PY
   # plane: this node's kubeadm-init.yaml holds it).
   preflight_images "$K8S/pibake/kubeadm-init.yaml"
   phase control-plane-prepare
-  for c in apiserver apiserver-kubelet-client front-proxy-client apiserver-etcd-client etcd/server etcd/peer; do
-    write 0644 "$K8S/pki/$c.crt"
-    write 0600 "$K8S/pki/$c.key"
-  done
-  [ -s "$K8S/pki/etcd/healthcheck-client.crt" ] || issue_etcd_client healthcheck-client
-  for c in admin controller-manager scheduler; do write 0600 "$K8S/$c.conf"; done
-  for m in kube-apiserver kube-controller-manager kube-scheduler; do write 0600 "$K8S/manifests/$m.yaml"; done
+  if [ "$MODE" = static-pods ]; then
+    cluster_config
+    [ "$cp_endpoint" != - ] || cp_endpoint=${API#https://}
+    control_plane_certs "$node" "$address"
+    for c in admin controller-manager scheduler; do kubeconfig "$K8S/$c.conf"; done
+    apiserver_manifest "$address"
+    PIBAKE_STAND_IN_ETCD=${PIBAKE_STAND_IN_ETCD:-$(etcd_endpoints)}
+  else
+    for c in apiserver apiserver-kubelet-client front-proxy-client apiserver-etcd-client etcd/server etcd/peer; do
+      write 0644 "$K8S/pki/$c.crt"
+      write 0600 "$K8S/pki/$c.key"
+    done
+    [ -s "$K8S/pki/etcd/healthcheck-client.crt" ] || issue_etcd_client healthcheck-client
+    for c in admin controller-manager scheduler; do write 0600 "$K8S/$c.conf"; done
+    write 0600 "$K8S/manifests/kube-apiserver.yaml"
+  fi
+  for m in kube-controller-manager kube-scheduler; do write 0600 "$K8S/manifests/$m.yaml"; done
   phase check-etcd
   # kubeadm probes the endpoint of every etcd pod (etcdutil.NewFromCluster): a pod left by this
   # node's earlier card names this node's address, where no etcd answers yet.
-  [ ! -e "$STORE/kube-system/pods/etcd-$node" ] ||
+  ! store_get "kube-system/pods/etcd-$node" >/dev/null ||
     die "error execution phase check-etcd: etcd cluster is not healthy: failed to dial endpoint https://$address:2379 with maintenance client: context deadline exceeded"
   etcd endpoint health --cluster >> "$LOG/etcd.log" 2>&1 ||
     die "error execution phase check-etcd: etcd cluster is not healthy: $(tail -n 1 "$LOG/etcd.log")"
@@ -362,24 +803,42 @@ PY
   write 0600 "$K8S/bootstrap-kubelet.conf"
   write 0644 "$ROOT/var/lib/kubelet/config.yaml"
   write 0644 "$ROOT/var/lib/kubelet/kubeadm-flags.env"
+  restart_kubelet
   phase etcd-join
-  etcd member add "$node" --peer-urls "https://$address:2380" >> "$LOG/etcd.log" 2>&1 ||
-    die "error execution phase etcd-join: $(tail -n 1 "$LOG/etcd.log")"
-  write 0600 "$K8S/manifests/etcd.yaml"
-  mkdir -p "$ROOT/var/lib/etcd/member" && chmod 0700 "$ROOT/var/lib/etcd"
+  if [ "$MODE" = static-pods ]; then
+    etcd_join_learner
+  else
+    etcd member add "$node" --peer-urls "https://$address:2380" >> "$LOG/etcd.log" 2>&1 ||
+      die "error execution phase etcd-join: $(tail -n 1 "$LOG/etcd.log")"
+    write 0600 "$K8S/manifests/etcd.yaml"
+    mkdir -p "$ROOT/var/lib/etcd/member" && chmod 0700 "$ROOT/var/lib/etcd"
+  fi
   phase kubelet-wait-bootstrap
   rm -f "$K8S/bootstrap-kubelet.conf"
-  write 0600 "$K8S/kubelet.conf"
+  if [ "$MODE" = static-pods ]; then kubeconfig "$K8S/kubelet.conf"; else write 0600 "$K8S/kubelet.conf"; fi
   put nodes "" "$node"
   phase mark-control-plane
   put nodes "" "$node" "node-role.kubernetes.io/control-plane="
   phase wait-control-plane
-  put pods kube-system "etcd-$node"
+  wait_local_api
+  put pods kube-system "etcd-$node" "kubeadm.kubernetes.io/etcd.advertise-client-urls=https://$address:2379"
   echo "This node has joined the cluster and a new control plane instance was created (stand-in)"
   note "join: done"
 }
 
 kubeadm_reset() {
+  if [ "$MODE" = static-pods ]; then
+    # kubeadm reset's remove-etcd-member phase (when its etcd answers), then the static pods stop.
+    name=$(sed -n 's/^    - --name=//p' "$K8S/manifests/etcd.yaml" 2>/dev/null)
+    if [ -n "$name" ] && [ -s "$K8S/pki/etcd/healthcheck-client.crt" ]; then
+      id=$(PIBAKE_STAND_IN_ETCD=https://127.0.0.1:2379 etcd member list 2>/dev/null | awk -F', ' -v n="$name" '$3 == n { print $1 }')
+      if [ -n "$id" ] && PIBAKE_STAND_IN_ETCD=https://127.0.0.1:2379 etcd member remove "$id" >> "$LOG/etcd.log" 2>&1; then
+        note "reset: removed etcd member $id ($name)"
+      fi
+    fi
+    rm -f "$K8S/manifests"/*
+    for pod in etcd kube-apiserver; do if pod_running "$pod"; then pod_stop "$pod"; fi; done
+  fi
   rm -rf "$K8S/manifests"/* "$ROOT/var/lib/etcd"/* "$ROOT/var/lib/kubelet"/* "$K8S/pki"/*
   for c in admin super-admin kubelet bootstrap-kubelet controller-manager scheduler; do rm -f "$K8S/$c.conf"; done
   note "reset: done"
@@ -412,7 +871,8 @@ kubectl_main() {
   set -- $args
   [ "$1" = version ] && { echo "kubectl stand-in (pibake)"; return 0; }
   [ -r "${kubeconfig:-}" ] || die "error: stat ${kubeconfig:-}: no such file or directory"
-  api_up || die "The connection to the server 10.0.0.1:6443 was refused - did you specify the right host or port?"
+  use_kubeconfig "$kubeconfig"
+  api_up || die "The connection to the server ${API#https://} was refused - did you specify the right host or port?"
   case "$1" in
     get)
       [ -z "$raw" ] || { echo ok; return 0; }
@@ -422,16 +882,15 @@ kubectl_main() {
         if [ "$1" != nodes ] || [ "$output" != name ]; then
           die "kubectl stand-in: only 'get nodes -l KEY -o name' takes a selector"
         fi
-        for f in "$STORE/nodes"/*; do
-          [ -e "$f" ] || continue
-          if grep -q "^$selector=" "$f"; then echo "node/${f##*/}"; fi
+        for n in $(store_ls nodes); do
+          if store_get "nodes/$n" | grep -q "^$selector="; then echo "node/$n"; fi
         done
         return 0
       fi
       for o in "$@"; do
         kind=$(resource "${o%%/*}") obj=${o#*/}
-        case "$kind" in nodes | clusterrolebindings) dir="$STORE/$kind" ;; *) dir="$STORE/$ns/$kind" ;; esac
-        [ -e "$dir/$obj" ] || die "Error from server (NotFound): $kind \"$obj\" not found"
+        case "$kind" in nodes | clusterrolebindings) dir="$kind" ;; *) dir="$ns/$kind" ;; esac
+        store_get "$dir/$obj" >/dev/null || die "Error from server (NotFound): $kind \"$obj\" not found"
         echo "$o"
       done
       ;;
@@ -447,17 +906,16 @@ kubectl_main() {
       ;;
     delete)
       # `delete KIND NAME --ignore-not-found`: the object is gone afterwards.
-      rm -f "$STORE/$ns/$(resource "$2")/$3"
+      store_del "$ns/$(resource "$2")/$3" || die "Unable to connect to the server"
       echo "$2 \"$3\" deleted"
       ;;
     label)
       m=$(fault_for label "$(count label)")
       [ -z "$m" ] || hit "$m" "kubectl label"
       [ "$2" = node ] || die "kubectl stand-in: only 'label node' is supported"
-      mkdir -p "$STORE/nodes"
       # --overwrite: the label replaces one with the same key.
-      { grep -v "^${4%%=*}=" "$STORE/nodes/$3" 2>/dev/null || true; echo "$4"; } > "$STORE/nodes/$3.new"
-      mv "$STORE/nodes/$3.new" "$STORE/nodes/$3" && echo "node/$3 labeled"
+      labels=$({ store_get "nodes/$3" | grep -v -e "^${4%%=*}=" -e '^$' || true; echo "$4"; })
+      store_put "nodes/$3" "$labels" && echo "node/$3 labeled"
       ;;
     *) die "kubectl stand-in: unsupported: $*" ;;
   esac
@@ -486,7 +944,12 @@ case "$name ${1:-}" in
   "kubectl "*)
     kubectl_main "$@"
     ;;
+  "kubelet stand-in-api-server")
+    shift
+    api_server "$@"
+    ;;
   "kubelet "*)
+    [ "$MODE" != static-pods ] || kubelet_static_pods
     exec sleep infinity
     ;;
   *" version")
