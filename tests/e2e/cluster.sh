@@ -696,6 +696,12 @@ etcd_members_ok() {
     grep -q ", started, node-$k, https://10.0.0.$k:2380, https://10.0.0.$k:2379, false$" "etcd-members-$1.txt" || return 1
   done
 }
+# api_ready HOST: a node's command that succeeds when the API server at HOST:6443 answers /readyz,
+# verified with the cluster's CA.
+api_ready() { echo "[ \"\$(curl -fsS --max-time 20 --cacert /etc/kubernetes/pki/ca.crt https://$1:6443/readyz)\" = ok ]"; }
+# A node's command that succeeds when the API server its admin.conf names (the VIP) lists node-1..3
+# as control planes.
+control_planes_listed="[ \"\$(sudo kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -l node-role.kubernetes.io/control-plane -o name | sort | tr '\n' ' ')\" = 'node/node-1 node/node-2 node/node-3 ' ]"
 ha_checks() {
   local n k order
   vip=$(python3 -c 'import sys, yaml
@@ -707,7 +713,7 @@ print(cc["controlPlaneEndpoint"].rsplit(":", 1)[0])' kubeadm-init.built.yaml) ||
       "sudo ctr -n k8s.io tasks ls | awk '\$1 == \"etcd\" && \$3 == \"RUNNING\" { f = 1 } END { exit !f }' &&
        sudo ctr -n k8s.io containers ls | grep -q '^etcd *[^ ]*/etcd:'"
     check "$n" "its API server answers /readyz on 127.0.0.1:6443, verified with the cluster's CA" \
-      "[ \"\$(curl -fsS --max-time 20 --cacert /etc/kubernetes/pki/ca.crt https://127.0.0.1:6443/readyz)\" = ok ]"
+      "$(api_ready 127.0.0.1)"
     check "$n" "keepalived active" "systemctl is-active -q keepalived"
   done
   on node-1 'sudo cat /var/log/pibake-e2e/calls.log' > node-1.calls.ha.log 2>/dev/null || true
@@ -747,9 +753,9 @@ print(" ".join("%s@%d" % (base64.b64decode(kv["key"]).decode().rsplit("/", 1)[1]
     verdict node-1 "the VIP $vip is on exactly one node (holders: $holder)" 1
   for n in "${NODES[@]}"; do
     check "$n" "the API answers at the VIP ($vip:6443), verified with the cluster's CA" \
-      "[ \"\$(curl -fsS --max-time 20 --cacert /etc/kubernetes/pki/ca.crt https://$vip:6443/readyz)\" = ok ]"
+      "$(api_ready "$vip")"
     check "$n" "through the VIP it sees the same cluster: node-1..3 are control planes" \
-      "[ \"\$(sudo kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -l node-role.kubernetes.io/control-plane -o name | sort | tr '\n' ' ')\" = 'node/node-1 node/node-2 node/node-3 ' ]"
+      "$control_planes_listed"
   done
 }
 if [ "$ha" = yes ]; then ha_checks; fi
@@ -886,10 +892,10 @@ if [ "$ha" = yes ]; then
   fi
   for n in "${survivors[@]}"; do
     check "$n" "with $holder off, the API answers at the VIP, verified with the cluster's CA" \
-      "for i in \$(seq 12); do [ \"\$(curl -fsS --max-time 20 --cacert /etc/kubernetes/pki/ca.crt https://$vip:6443/readyz)\" = ok ] && exit 0; sleep 5; done; exit 1"
+      "for i in \$(seq 12); do $(api_ready "$vip") && exit 0; sleep 5; done; exit 1"
     check "$n" "with $holder off, its etcd member is healthy (two of three: quorum kept)" "$etcd_cmd endpoint health"
     check "$n" "with $holder off, the cluster's objects are all there: node-1..3 are control planes" \
-      "[ \"\$(sudo kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -l node-role.kubernetes.io/control-plane -o name | sort | tr '\n' ' ')\" = 'node/node-1 node/node-2 node/node-3 ' ]"
+      "$control_planes_listed"
   done
   stage "the VIP's holder ($holder) powers off"
 fi

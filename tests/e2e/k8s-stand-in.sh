@@ -558,12 +558,16 @@ pod_running() {
     systemctl is-active --quiet "pibake-stand-in-$1.service"
   fi
 }
+# etcd_container_rm: the etcd container and its task gone (the snapshot goes with the container).
+etcd_container_rm() {
+  ctr --namespace k8s.io tasks rm --force etcd
+  ctr --namespace k8s.io containers rm etcd
+}
 pod_stop() {
   if [ "$1" = etcd ]; then
     ctr --namespace k8s.io tasks kill --signal SIGKILL etcd
     sleep 2
-    ctr --namespace k8s.io tasks rm --force etcd
-    ctr --namespace k8s.io containers rm etcd
+    etcd_container_rm
   else
     systemctl stop "pibake-stand-in-$1.service"
   fi >> "$LOG/kubelet.log" 2>&1
@@ -583,8 +587,7 @@ print(shlex.join(mounts + [c["image"], d["metadata"]["name"]] + c["command"]))
 PY
   ) || { note "kubelet: cannot read $K8S/manifests/$1.yaml"; return 1; }
   if [ "$1" = etcd ]; then
-    ctr --namespace k8s.io tasks rm --force etcd >/dev/null 2>&1
-    ctr --namespace k8s.io containers rm etcd >/dev/null 2>&1
+    etcd_container_rm >/dev/null 2>&1
     eval "set -- $spec"
     ctr --namespace k8s.io run --detach --net-host "$@" >> "$LOG/kubelet.log" 2>&1 || { note "kubelet: ctr run etcd failed"; return 1; }
   else
