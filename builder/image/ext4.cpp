@@ -339,6 +339,7 @@ std::vector<std::string> Ext4Fs::list(std::string_view path) const {
   Resolved r = impl_->resolve(path, Follow::kYes);
   if (r.status != Resolved::Status::kFound) impl_->fail("listing", path, r.problem);
   if (!LINUX_S_ISDIR(impl_->read_inode(r.ino, path).i_mode)) impl_->fail("listing", path, "it is not a directory");
+  impl_->require_sound_block_map(r.ino, "listing", path, path);
   std::vector<std::string> names;
   auto collect = [](ext2_ino_t, int, ext2_dir_entry* dirent, int, int, char*, void* priv) -> int {
     std::string name(dirent->name, ext2fs_dirent_name_len(dirent));

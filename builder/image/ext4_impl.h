@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <unordered_map>
 
 #include "image/ext4.h"
 #include "image/write_log.h"
@@ -115,6 +116,18 @@ struct Ext4Fs::Impl {
   // missing or not a regular file.
   void read_regular(std::string_view path, uint64_t max_bytes, const std::function<void(uint64_t)>& sized,
                     const std::function<void(std::string_view)>& chunk);
+
+  // --- ext4_block_map.cpp ---
+  // Throws (pibake::Error naming `subject`, the inode's path for messages, and why) unless the
+  // blocks inode `ino` maps can be walked in time bounded by its size: an extent tree at most 5
+  // levels deep that reaches no block twice, extents inside the filesystem mapping no block twice
+  // and no more blocks than the size allows (a directory: its size in blocks, itself at most
+  // kMaxDirectoryBytes), no more entries than that needs. Called before libext2fs looks up in,
+  // lists, reads or frees an inode; the verdict is kept per inode number (free_inode forgets it).
+  void require_sound_block_map(ext2_ino_t ino, std::string_view action, std::string_view path,
+                               std::string_view subject);
+  std::string block_map_problem(ext2_ino_t ino, std::string_view path);  // empty when sound
+  std::unordered_map<ext2_ino_t, std::string> block_map_verdicts;        // inode -> problem ("": sound)
 
   // --- ext4_inode.cpp ---
   ext2_ino_t make_directory(ext2_ino_t parent, const std::string& name, Ownership own, std::string_view path);

@@ -133,6 +133,7 @@ void Ext4Fs::Impl::scrub_split_leaves(ext2_ino_t dir, uint64_t indexed_size_befo
 // block, after having already dropped it from the tree, so its blocks would leak.
 void Ext4Fs::Impl::free_inode(ext2_ino_t ino, std::string_view path) {
   ext2_filsys filesystem = fs();
+  require_sound_block_map(ino, "freeing the blocks of", path, path);
   ext2_inode_large inode = read_inode(ino, path);
   check(ext2fs_free_ext_attr(filesystem, ino, &inode), "freeing the attributes of", path);
   auto* small = reinterpret_cast<ext2_inode*>(&inode);
@@ -146,12 +147,16 @@ void Ext4Fs::Impl::free_inode(ext2_ino_t ino, std::string_view path) {
   inode.i_dtime = static_cast<uint32_t>(timestamp);
   write_inode(ino, inode, path);
   ext2fs_inode_alloc_stats2(filesystem, ino, -1, LINUX_S_ISDIR(inode.i_mode));
+  block_map_verdicts.erase(ino);  // the number may come back for a new inode
 }
 
 // Failure cleanup for an inode that was fully written but never (or no longer) linked: frees it
 // so that e2fsck sees neither an unattached inode nor leaked blocks. Already failing, so quiet.
 void Ext4Fs::Impl::discard_inode(ext2_ino_t ino, std::string_view path) noexcept {
   try {
+    // An inode pibake just made, whose map libext2fs wrote, is freed without the block-map check
+    // (a write cut short by a full filesystem may have mapped a block past its size).
+    block_map_verdicts[ino] = "";
     free_inode(ino, path);
   } catch (...) {
   }
@@ -279,7 +284,9 @@ void Ext4Fs::Impl::install(const Resolved& r, ext2_ino_t ino, int file_type, std
 }
 
 void Ext4Fs::Impl::drop_link(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, std::string_view path) {
-  // debugfs do_rm: unlink the name, drop one link, and free the inode with its last link.
+  // debugfs do_rm: unlink the name, drop one link, and free the inode with its last link. An inode
+  // whose blocks cannot be freed (free_inode) is refused before its name is touched.
+  require_sound_block_map(ino, "freeing the blocks of", path, path);
   ext2_inode_large inode = read_inode(ino, path);
   check(ext2fs_unlink(fs(), dir, name.c_str(), ino, 0), "unlinking", path);
   if (inode.i_links_count > 0) --inode.i_links_count;

@@ -71,11 +71,13 @@ Resolved Ext4Fs::Impl::resolve(std::string_view path, Follow follow, const Owner
       }
       continue;
     }
+    const ext2_ino_t dir = dirs.back();
+    // ext2fs_lookup reads every block the directory maps, through its extent tree.
+    require_sound_block_map(dir, action, path, join(names));
     names.push_back(comp.name);
     if (comp.name.size() > EXT2_NAME_LEN) {
       fail(action, path, "the name " + join(names) + " is longer than 255 bytes");
     }
-    const ext2_ino_t dir = dirs.back();
     ext2_ino_t ino = 0;
     errcode_t rc = ext2fs_lookup(filesystem, dir, comp.name.data(), static_cast<int>(comp.name.size()), nullptr, &ino);
     if (rc == EXT2_ET_FILE_NOT_FOUND) {
@@ -97,6 +99,7 @@ Resolved Ext4Fs::Impl::resolve(std::string_view path, Follow follow, const Owner
       if (++hops > kMaxSymlinkHops) {
         fail(action, path, "too many levels of symbolic links (a symlink loop?) at " + join(names));
       }
+      require_sound_block_map(ino, action, path, join(names));  // a slow symlink's target is in a block
       std::string target = read_symlink(ino, inode, path);
       names.pop_back();
       // An absolute target starts again at the image root, as it would inside a chroot.
@@ -185,6 +188,7 @@ void Ext4Fs::Impl::read_regular(std::string_view path, uint64_t max_bytes, const
 void Ext4Fs::Impl::read_inode_content(ext2_ino_t ino, std::string_view path, uint64_t max_bytes,
                                       const std::function<void(uint64_t)>& sized,
                                       const std::function<void(std::string_view)>& chunk) {
+  require_sound_block_map(ino, "reading", path, path);
   ext2_file_t raw = nullptr;
   check(ext2fs_file_open(fs(), ino, 0, &raw), "reading", path);
   Ext2File file(raw);

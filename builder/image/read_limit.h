@@ -20,6 +20,13 @@ inline constexpr uint64_t kMaxWholeFileRead = uint64_t{64} << 20;  // bytes
 // 512 KiB; 64 MiB holds 16 Mi clusters, a 64 GiB FAT32 partition of 4 KiB clusters.
 inline constexpr uint64_t kMaxFatBytes = uint64_t{64} << 20;
 
+// How large an ext4 directory pibake looks names up in or lists, bytes (Ext4Fs). libext2fs reads
+// every block of a directory at each lookup (ext2fs_lookup has no use for its htree index), and a
+// directory's size and extents come from the image: a larger one is refused before it is read.
+// 32 MiB holds some 800,000 entries of 30-byte names; the largest directory of Ubuntu's images,
+// /var/lib/dpkg/info, holds some thousands (a few hundred KiB).
+inline constexpr uint64_t kMaxDirectoryBytes = uint64_t{32} << 20;
+
 // The reason given for refusing a file of `size` bytes (more than `max_bytes`).
 inline std::string too_large_to_read(uint64_t size, uint64_t max_bytes) {
   const std::string limit = max_bytes % (uint64_t{1} << 20) == 0 ? std::to_string(max_bytes >> 20) + " MiB"
