@@ -239,7 +239,7 @@ wait_answer "$second"
 # 3. That node's API server stops (its keepalived runs on): the health check fails and the VIP
 # moves to the one control plane left.
 api_stop "$second"
-third=$(wait_holder "$first $second" 30)
+third=$(wait_holder "$first $second" 60)
 note "node-$second's API server stopped: node-$third holds $vip"
 wait_answer "$third"
 [ -z "$(ip -n "$(ns "$second")" -4 addr show dev eth0 | grep "inet $vip/")" ] || fail "node-$second kept the VIP without an API server"
