@@ -21,8 +21,8 @@
 #                   puts them (current/ on the A/B layout), as the Pi firmware would. eth0 of every VM is on one
 #                   private L2, a vde_switch on a unix socket. With a wired uplink, node-1's eth1
 #                   is QEMU user networking with restrict=on: no guest packet can leave, except an
-#                   SSH hostfwd from 127.0.0.1 and a guestfwd of 10.0.2.100:80 to this test's HTTP
-#                   server on 127.0.0.1. With none, node-1 has no uplink; the test reaches it
+#                   SSH hostfwd from 127.0.0.1 and a guestfwd of 10.0.2.100:80 (10.0.5.100 in
+#                   the HA run) to this test's HTTP server on 127.0.0.1. With none, node-1 has no uplink; the test reaches it
 #                   through a management port (restrict=on user networking with only the SSH
 #                   hostfwd, a fixed address and no route, set up by the stand-in base image for
 #                   the port's MAC alone; make-rootfs-image.sh). A fourth VM, the unmodified base
@@ -389,10 +389,15 @@ start_vm() {
     > "$W/$name.qemu.log" 2>&1 &
   QEMU_PID[$name]=$!
 }
+# node-1's wired uplink network (QEMU user networking): 10.0.2.0/24, QEMU's default, except in the
+# HA run, whose node-2 and node-3 have management ports on 10.0.2.0/24 (below): there the uplink
+# is 10.0.5.0/24, so their requests to the uplink's test server go through node-1's NAT.
+uplink_net=10.0.2
+[ "$ha" = no ] || uplink_net=10.0.5
 if [ "$uplink_mode" = wired ]; then
   # node-1's uplink: user networking that reaches nothing but the two forwards on 127.0.0.1.
   start_vm node-1 out/node-1.img 1 \
-    -netdev "user,id=up,restrict=on,hostfwd=tcp:127.0.0.1:$ssh_port-:22,guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:$http_port" \
+    -netdev "user,id=up,net=$uplink_net.0/24,restrict=on,hostfwd=tcp:127.0.0.1:$ssh_port-:22,guestfwd=tcp:$uplink_net.100:80-cmd:socat - TCP:127.0.0.1:$http_port" \
     -device virtio-net-pci,netdev=up,romfile=,mac=52:54:00:e2:e1:01
 else
   # No uplink: only the test's management port (the base image gives MAC 52:54:00:e2:ee:01
@@ -402,15 +407,19 @@ else
     -device virtio-net-pci,netdev=mgmt,romfile=,mac=52:54:00:e2:ee:01
 fi
 declare -A mgmt_ssh=()
+# start_control_plane K: (HA run) boots node-K with a management port like node-1's (the same MAC,
+# each on its own restricted user network), so node-1 may power off while the others are checked.
+start_control_plane() {
+  start_vm "node-$1" "out/node-$1.img" "$1" \
+    -netdev "user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:${mgmt_ssh[$1]}-10.0.2.15:22" \
+    -device virtio-net-pci,netdev=mgmt,romfile=,mac=52:54:00:e2:ee:01
+}
 if [ "$ha" = yes ]; then
-  # Every control plane has a management port like node-1's (the same MAC, each on its own
-  # restricted user network): node-1 may power off while the others are checked.
-  for k in 2 3; do
-    mgmt_ssh[$k]=$(free_port)
-    start_vm "node-$k" "out/node-$k.img" "$k" \
-      -netdev "user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:${mgmt_ssh[$k]}-10.0.2.15:22" \
-      -device virtio-net-pci,netdev=mgmt,romfile=,mac=52:54:00:e2:ee:01
-  done
+  mgmt_ssh[2]=$(free_port) mgmt_ssh[3]=$(free_port)
+  # node-2 boots with node-1 and waits for the endpoint while node-1 inits (the order its
+  # bootstrap must not depend on). node-3 boots once node-1's bootstrap is done: three TCG guests
+  # on two cores starve each other (a 3 s health check took longer than 3 s).
+  start_control_plane 2
 else
   start_vm node-2 out/node-2.img 2
   start_vm node-3 out/node-3.img 3
@@ -448,6 +457,7 @@ declare -A up=() done_=()
 vm4_started=0
 while :; do
   for n in "${NODES[@]}"; do
+    [ -n "${QEMU_PID[$n]:-}" ] || continue  # the HA run's node-3, not started yet
     kill -0 "${QEMU_PID[$n]}" 2>/dev/null || { cat "$W/$n.qemu.log" >&2; fail "qemu of $n exited"; }
     if [ -z "${up[$n]:-}" ] && serial_has "$n" "$n login:"; then up[$n]=1; stage "$n: boot to '$n login:'"; fi
     if [ -z "${up[$n]:-}" ] && serial_has "$n" "You are in emergency mode"; then
@@ -460,7 +470,10 @@ while :; do
   done
   # The unconfigured machine joins once the gateway is up, so the four VMs do not all boot at once.
   # The HA run has none: three control planes already take both cores (the A/B run checks DHCP).
-  if [ "$ha" = yes ]; then vm4_started=1; fi
+  if [ "$ha" = yes ]; then
+    vm4_started=1
+    if [ -z "${QEMU_PID[node-3]:-}" ] && [ -n "${done_[node-1]:-}" ]; then start_control_plane 3; fi
+  fi
   if [ $vm4_started = 0 ] && [ -n "${up[node-1]:-}" ]; then
     cp --sparse=always "$base" "$W/unconfigured.img"
     start_vm unconfigured "$W/unconfigured.img" 4
@@ -580,7 +593,7 @@ common_checks() {  # common_checks NODE INDEX
 }
 common_checks node-1 1
 if [ "$uplink_mode" = wired ]; then
-  check node-1 "uplink eth1 has its DHCP address 10.0.2.15" "ip -4 -o addr show dev eth1 | grep -q ' 10.0.2.15/24 '"
+  check node-1 "uplink eth1 has its DHCP address $uplink_net.15" "ip -4 -o addr show dev eth1 | grep -q ' $uplink_net.15/24 '"
 else
   check node-1 "no uplink: no default route, no route beyond the cluster and the test's management port" \
     "[ -z \"\$(ip -4 route show default)\" ] && [ -z \"\$(ip -4 route show | grep -v -e '^10\.0\.0\.0/24 ' -e '^10\.0\.2\.0/24 ' -e '^10\.244\.[0-9]*\.0/24 via 10\.0\.0\.')\" ]"
@@ -649,7 +662,7 @@ for k in 2 3; do
       sudo ss -lunp; sudo iptables -S; sudo journalctl -b --no-pager -o short-monotonic -u chrony | tail -n 30"
   if [ "$uplink_mode" = wired ]; then
     check "$n" "reaches the test's 127.0.0.1 server through node-1's NAT" \
-      "[ \"\$(curl -fsS --max-time 30 'http://10.0.2.100/e2e/nat-check?from=$n')\" = $nat_token ]"
+      "[ \"\$(curl -fsS --max-time 30 'http://$uplink_net.100/e2e/nat-check?from=$n')\" = $nat_token ]"
     verdict "$n" "the test's server logged that request" "$(holds grep -q "GET /e2e/nat-check?from=$n " http.log)"
   fi
 done

@@ -79,6 +79,9 @@ mkdir -p "$LOG"
 echo "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) $name $*" >> "$LOG/calls.log"
 note() { echo "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) $name: $*" >> "$LOG/calls.log"; }
 die() { echo "$*" >&2; note "$*"; exit 1; }
+# uptime_s: whole seconds since boot (CLOCK_BOOTTIME, /proc/uptime): kubeadm's timeouts are
+# monotonic, and the clock of a Pi that just booted jumps when NTP or the clock floor sets it.
+uptime_s() { cut -d. -f1 /proc/uptime; }
 
 # count KEY: this call's number among calls of KEY (kept in $LOG across reboots and resets).
 count() {
@@ -177,12 +180,23 @@ put() {
   r=$(resource "$1")
   store_put "${2:+$2/}$r/$3" "${4:-}"
 }
-# use_kubeconfig FILE (static-pods): $API and $API_CA become the server and CA FILE names.
+# use_kubeconfig FILE (static-pods): $API and $API_CA become the server and CA of the cluster that
+# FILE's current-context names, as kubectl reads a kubeconfig (YAML: quoted or not).
 use_kubeconfig() {
   [ "$MODE" = static-pods ] || return 0
-  API=$(sed -n 's/^ *server: *//p' "$1" | head -n 1)
   API_CA=$LOG/ca-of-$(echo "$1" | tr / _)
-  sed -n 's/^ *certificate-authority-data: *//p' "$1" | head -n 1 | base64 -d > "$API_CA" 2>/dev/null
+  API=$(python3 - "$1" "$API_CA" <<'PY'
+import base64, sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+ctx = {x["name"]: x["context"] for x in c.get("contexts") or []}.get(c.get("current-context"), {})
+clusters = {x["name"]: x["cluster"] for x in c.get("clusters") or []}
+cl = clusters.get(ctx.get("cluster"))
+if cl is None:
+    sys.exit("error: no context is set or it names no cluster")
+open(sys.argv[2], "wb").write(base64.b64decode(cl["certificate-authority-data"]))
+print(cl["server"])
+PY
+  ) || die "error: $1 names no server or certificate-authority-data"
   if [ -z "$API" ] || [ ! -s "$API_CA" ]; then die "error: $1 names no server or certificate-authority-data"; fi
 }
 # The API server answers: this node's own (after its wait-control-plane phase), or the cluster's
@@ -401,17 +415,31 @@ control_plane_certs() {
   sans="DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:$1,IP:$2,IP:127.0.0.1"
   for n in "${cp_endpoint%:*}" $cert_sans; do [ "$n" = - ] || sans="$sans,$(san "$n")"; done
   issue ca apiserver kube-apiserver serverAuth "$sans"
-  issue ca apiserver-kubelet-client kube-apiserver-kubelet-client clientAuth
+  issue ca apiserver-kubelet-client "kube-apiserver-kubelet-client/O=kubeadm:cluster-admins" clientAuth
   issue etcd/ca apiserver-etcd-client kube-apiserver-etcd-client clientAuth
   issue etcd/ca etcd/server "$1" serverAuth,clientAuth "DNS:$1,DNS:localhost,IP:$2,IP:127.0.0.1"
   issue etcd/ca etcd/peer "$1" serverAuth,clientAuth "DNS:$1,DNS:localhost,IP:$2,IP:127.0.0.1"
   [ -s "$K8S/pki/etcd/healthcheck-client.crt" ] || issue_etcd_client healthcheck-client
-  write 0644 "$K8S/pki/front-proxy-client.crt"
-  write 0600 "$K8S/pki/front-proxy-client.key"
+  issue front-proxy-ca front-proxy-client front-proxy-client clientAuth
 }
-# kubeconfig FILE: a kubeconfig for the control-plane endpoint with the cluster's CA (the stand-in
-# API server asks no client credentials), 0600.
+# kubeconfig FILE: a kubeconfig for the control-plane endpoint with the cluster's CA, 0600, and the
+# client certificate kubeadm embeds for FILE's user, issued from the cluster CA (the stand-in API
+# server asks for none, but pibake-renew-certs reads their expiry): admin.conf kubernetes-admin in
+# kubeadm:cluster-admins, super-admin.conf kubernetes-super-admin in system:masters,
+# controller-manager.conf and scheduler.conf their components, kubelet.conf system:node:$node in
+# system:nodes (kubeadm's "PKI certificates and requirements").
 kubeconfig() {
+  case "${1##*/}" in
+    admin.conf) subject="kubernetes-admin/O=kubeadm:cluster-admins" ;;
+    super-admin.conf) subject="kubernetes-super-admin/O=system:masters" ;;
+    controller-manager.conf) subject="system:kube-controller-manager" ;;
+    scheduler.conf) subject="system:kube-scheduler" ;;
+    kubelet.conf) subject="system:node:$node/O=system:nodes" ;;
+    *) die "kubeadm stand-in: no user for $1" ;;
+  esac
+  issue ca "kubeconfig-client" "$subject" clientAuth
+  client_crt=$(base64 -w0 < "$K8S/pki/kubeconfig-client.crt") client_key=$(base64 -w0 < "$K8S/pki/kubeconfig-client.key")
+  rm -f "$K8S/pki/kubeconfig-client.crt" "$K8S/pki/kubeconfig-client.key"
   (umask 077 && cat > "$1" <<EOF
 # written by the pibake kubeadm stand-in
 apiVersion: v1
@@ -427,7 +455,9 @@ contexts:
 current-context: stand-in
 users:
 - name: stand-in
-  user: {}
+  user:
+    client-certificate-data: $client_crt
+    client-key-data: $client_key
 EOF
   ) && chmod 0600 "$1"
 }
@@ -478,11 +508,12 @@ spec:
   - {hostPath: {path: /var/lib/etcd, type: DirectoryOrCreate}, name: etcd-data}
   - {hostPath: {path: /etc/kubernetes/pki/etcd, type: DirectoryOrCreate}, name: etcd-certs}
 EOF
-  )
+  ) || die "[etcd] cannot write $K8S/manifests/etcd.yaml"
 }
 # apiserver_manifest ADDRESS: kubeadm's kube-apiserver.yaml (abridged: the flags the stand-in API
 # server reads).
 apiserver_manifest() {
+  mkdir -p "$K8S/manifests" || die "[control-plane] cannot create $K8S/manifests"
   (umask 077 && cat > "$K8S/manifests/kube-apiserver.yaml" <<EOF
 # written by the pibake kubeadm stand-in (kubeadm's kube-apiserver.yaml, abridged)
 apiVersion: v1
@@ -509,7 +540,7 @@ spec:
     - --tls-private-key-file=/etc/kubernetes/pki/apiserver.key
     - --client-ca-file=/etc/kubernetes/pki/ca.crt
 EOF
-  )
+  ) || die "[control-plane] cannot write $K8S/manifests/kube-apiserver.yaml"
 }
 # restart_kubelet: kubeadm's kubelet-start phase restarts the kubelet (static-pods mode: so that it
 # runs the manifests; elsewhere the tests' kubelet is a process that sleeps).
@@ -523,14 +554,14 @@ wait_local_api() {
   [ "$MODE" = static-pods ] || return 0
   cluster_api=$API cluster_ca=$API_CA
   API=https://127.0.0.1:6443 API_CA=$K8S/pki/ca.crt
-  waited=0
+  since=$(uptime_s) waited=0
   until api_up; do
     [ "$waited" -lt 240 ] ||
       die "error execution phase wait-control-plane: the API server at https://127.0.0.1:6443 is not ready: context deadline exceeded"
     sleep 5
-    waited=$((waited + 5))
+    waited=$(($(uptime_s) - since))
   done
-  note "wait-control-plane: the API server answers after ${waited}s"
+  note "wait-control-plane: the API server answers after $(($(uptime_s) - since))s"
   API=$cluster_api API_CA=$cluster_ca
 }
 
@@ -589,7 +620,10 @@ PY
   if [ "$1" = etcd ]; then
     etcd_container_rm >/dev/null 2>&1
     eval "set -- $spec"
-    ctr --namespace k8s.io run --detach --net-host "$@" >> "$LOG/kubelet.log" 2>&1 || { note "kubelet: ctr run etcd failed"; return 1; }
+    # The container's output to a file, as the kubelet keeps it under /var/log/pods: a detached
+    # task's pipes are read by no one, and etcd blocked once 64 KiB of its log filled them.
+    ctr --namespace k8s.io run --detach --net-host --log-uri "file://$LOG/pod-etcd.log" "$@" >> "$LOG/kubelet.log" 2>&1 ||
+      { note "kubelet: ctr run etcd failed"; return 1; }
   else
     eval "set -- $spec"
     shift 3  # the image, the pod's name and the command's name
@@ -723,22 +757,29 @@ etcd() {
 # (ETCD_INITIAL_CLUSTER) with --initial-cluster-state=existing, and once the learner has caught up
 # it is promoted (etcd refuses until then; kubeadm retries for up to its etcd timeout).
 etcd_join_learner() {
-  etcd member add "$node" --learner --peer-urls "https://$address:2380" > "$LOG/etcd-add.out" 2>> "$LOG/etcd.log" ||
-    die "error execution phase etcd-join: $(tail -n 1 "$LOG/etcd.log")"
+  # kubeadm's addMember retries a refused add until timeouts.etcdAPICall (2 min by default): etcd
+  # takes one learner at a time ("too many learner members in cluster" while another control plane
+  # is still catching up). kubeadm asks every 500 ms; the stand-in every 5 s (etcdctl is a process).
+  since=$(uptime_s) waited=0
+  until etcd member add "$node" --learner --peer-urls "https://$address:2380" > "$LOG/etcd-add.out" 2>> "$LOG/etcd.log"; do
+    [ "$waited" -lt 120 ] || die "error execution phase etcd-join: $(tail -n 1 "$LOG/etcd.log")"
+    sleep 5
+    waited=$(($(uptime_s) - since))
+  done
   cat "$LOG/etcd-add.out" >> "$LOG/etcd.log"
-  id=$(sed -n 's/^Member \([0-9a-f]*\) added.*/\1/p' "$LOG/etcd-add.out")
+  id=$(sed -n 's/^Member  *\([0-9a-f]*\) added.*/\1/p' "$LOG/etcd-add.out")
   initial=$(sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p' "$LOG/etcd-add.out")
   if [ -z "$id" ] || [ -z "$initial" ]; then
     die "error execution phase etcd-join: etcdctl member add printed no member and cluster"
   fi
   etcd_manifest "$node" "$address" "$initial" existing
-  waited=0
+  since=$(uptime_s) waited=0
   until etcd member promote "$id" >> "$LOG/etcd.log" 2>&1; do
     [ "$waited" -lt 600 ] || die "error execution phase etcd-join: the learner $id was not promoted: $(tail -n 1 "$LOG/etcd.log")"
     sleep 5
-    waited=$((waited + 5))
+    waited=$(($(uptime_s) - since))
   done
-  note "etcd-join: learner $id promoted after ${waited}s"
+  note "etcd-join: learner $id promoted after $(($(uptime_s) - since))s"
 }
 
 kubeadm_join() {
