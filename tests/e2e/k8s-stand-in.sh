@@ -82,6 +82,19 @@ die() { echo "$*" >&2; note "$*"; exit 1; }
 # uptime_s: whole seconds since boot (CLOCK_BOOTTIME, /proc/uptime): kubeadm's timeouts are
 # monotonic, and the clock of a Pi that just booted jumps when NTP or the clock floor sets it.
 uptime_s() { cut -d. -f1 /proc/uptime; }
+# within SECONDS CMD...: runs CMD every 5 s until it succeeds (0) or SECONDS have passed since the
+# first try (1, by uptime_s); either way $waited is the seconds it took.
+within() {
+  _limit=$1
+  shift
+  _since=$(uptime_s)
+  until "$@"; do
+    waited=$(($(uptime_s) - _since))
+    [ "$waited" -lt "$_limit" ] || return 1
+    sleep 5
+  done
+  waited=$(($(uptime_s) - _since))
+}
 
 # count KEY: this call's number among calls of KEY (kept in $LOG across reboots and resets).
 count() {
@@ -554,14 +567,9 @@ wait_local_api() {
   [ "$MODE" = static-pods ] || return 0
   cluster_api=$API cluster_ca=$API_CA
   API=https://127.0.0.1:6443 API_CA=$K8S/pki/ca.crt
-  since=$(uptime_s) waited=0
-  until api_up; do
-    [ "$waited" -lt 240 ] ||
-      die "error execution phase wait-control-plane: the API server at https://127.0.0.1:6443 is not ready: context deadline exceeded"
-    sleep 5
-    waited=$(($(uptime_s) - since))
-  done
-  note "wait-control-plane: the API server answers after $(($(uptime_s) - since))s"
+  within 240 api_up ||
+    die "error execution phase wait-control-plane: the API server at https://127.0.0.1:6443 is not ready: context deadline exceeded"
+  note "wait-control-plane: the API server answers after ${waited}s"
   API=$cluster_api API_CA=$cluster_ca
 }
 
@@ -760,12 +768,7 @@ etcd_join_learner() {
   # kubeadm's addMember retries a refused add until timeouts.etcdAPICall (2 min by default): etcd
   # takes one learner at a time ("too many learner members in cluster" while another control plane
   # is still catching up). kubeadm asks every 500 ms; the stand-in every 5 s (etcdctl is a process).
-  since=$(uptime_s) waited=0
-  until etcd member add "$node" --learner --peer-urls "https://$address:2380" > "$LOG/etcd-add.out" 2>> "$LOG/etcd.log"; do
-    [ "$waited" -lt 120 ] || die "error execution phase etcd-join: $(tail -n 1 "$LOG/etcd.log")"
-    sleep 5
-    waited=$(($(uptime_s) - since))
-  done
+  within 120 learner_add || die "error execution phase etcd-join: $(tail -n 1 "$LOG/etcd.log")"
   cat "$LOG/etcd-add.out" >> "$LOG/etcd.log"
   id=$(sed -n 's/^Member  *\([0-9a-f]*\) added.*/\1/p' "$LOG/etcd-add.out")
   initial=$(sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p' "$LOG/etcd-add.out")
@@ -773,14 +776,15 @@ etcd_join_learner() {
     die "error execution phase etcd-join: etcdctl member add printed no member and cluster"
   fi
   etcd_manifest "$node" "$address" "$initial" existing
-  since=$(uptime_s) waited=0
-  until etcd member promote "$id" >> "$LOG/etcd.log" 2>&1; do
-    [ "$waited" -lt 600 ] || die "error execution phase etcd-join: the learner $id was not promoted: $(tail -n 1 "$LOG/etcd.log")"
-    sleep 5
-    waited=$(($(uptime_s) - since))
-  done
-  note "etcd-join: learner $id promoted after $(($(uptime_s) - since))s"
+  within 600 learner_promote "$id" ||
+    die "error execution phase etcd-join: the learner $id was not promoted: $(tail -n 1 "$LOG/etcd.log")"
+  note "etcd-join: learner $id promoted after ${waited}s"
 }
+# learner_add, learner_promote ID: one try of etcd-join's add and promote (run through within).
+# shellcheck disable=SC2317 # called through within
+learner_add() { etcd member add "$node" --learner --peer-urls "https://$address:2380" > "$LOG/etcd-add.out" 2>> "$LOG/etcd.log"; }
+# shellcheck disable=SC2317 # called through within
+learner_promote() { etcd member promote "$1" >> "$LOG/etcd.log" 2>&1; }
 
 kubeadm_join() {
   read_config "$@"
