@@ -333,6 +333,14 @@ void warn_single_control_plane_rebuilt(const ClusterSpec& spec, const BuildOptio
   if (!cluster_recorded || opts.only_nodes.empty() || control_plane_nodes(spec).size() > 1) return;
   const std::string& cp = control_plane_node(spec).name;
   if (std::find(names.begin(), names.end(), cp) == names.end()) return;
+  if (is_hard_way(spec)) {
+    print_stderr(fmt::format(
+        "warning: {} is the cluster's only control plane: its new card starts etcd with an empty data directory, "
+        "a new, empty cluster (etcd held every object); the workers' kubelets register again, their certificates "
+        "stay valid (docs/hard-way.md).\n",
+        cp));
+    return;
+  }
   if (!opts.etcd_snapshot.empty()) {
     print_stderr(fmt::format(
         "note: {} is the cluster's only control plane: its new card restores the etcd snapshot {} before kubeadm "
@@ -385,6 +393,10 @@ std::vector<std::string> preflight(const ClusterSpec& spec, const BuildOptions& 
   struct stat st {};
   if (stat(opts.out_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
     throw Error("output directory " + opts.out_dir + " exists and is not a directory");
+  }
+  if (!opts.etcd_snapshot.empty() && is_hard_way(spec)) {
+    throw Error("--etcd-snapshot restores a snapshot before kubeadm init, and kubernetes.mode: hard-way runs no "
+                "kubeadm: restore it on node-1 by hand with etcdutl (docs/hard-way.md)");
   }
   if (!opts.etcd_snapshot.empty()) {
     const std::string init_node = init_node_name(spec, names);
@@ -439,7 +451,8 @@ void run_build(const BuildOptions& opts) {
     }
     fmt::print("{}", describe(make_plan(spec, opts.only_nodes, inputs)));
     for (const ArtifactSource& a : artifact_sources(spec)) {
-      fmt::print("  (every node) {} {} -> {}\n", a.name, a.version, a.install_dir);
+      fmt::print("  ({}) {} {} -> {}\n", a.control_plane_only ? "control plane" : "every node", a.name, a.version,
+                 a.install_dir);
     }
     for (const PackageSet& set :
          package_sets(spec, choose_dhcp_server(spec.network.dhcp_server, inputs.base_release))) {
@@ -511,10 +524,12 @@ void run_build(const BuildOptions& opts) {
   write_file_atomic(opts.out_dir + "/cluster.yaml", to_yaml(spec), 0600);
   std::string join = write_admin_kubeconfig(spec, pki, state, opts.out_dir);
   fmt::print("kubectl --kubeconfig {}/admin.kubeconfig get nodes   # once the cluster is up\n", opts.out_dir);
-  fmt::print(
-      "to join another machine by hand, within 24 h of node-1's first boot (later, run\n"
-      "`kubeadm token create --print-join-command` on node-1):\n  {}\n",
-      join);
+  if (!join.empty()) {
+    fmt::print(
+        "to join another machine by hand, within 24 h of node-1's first boot (later, run\n"
+        "`kubeadm token create --print-join-command` on node-1):\n  {}\n",
+        join);
+  }
   fmt::print("{} image{} written to {}/ in {:.1f} s\n", plan.nodes.size(), plan.nodes.size() == 1 ? "" : "s",
              opts.out_dir, seconds_since(start));
 }

@@ -13,9 +13,7 @@
 #include "util/error.h"
 
 namespace pibake {
-namespace {
-
-FileOp secret_op(const std::string& path, const std::string& content, uint32_t mode) {
+FileOp credential_op(const std::string& path, const std::string& content, uint32_t mode) {
   FileOp op;
   op.fs = Fs::kRoot;
   op.path = path;
@@ -25,8 +23,6 @@ FileOp secret_op(const std::string& path, const std::string& content, uint32_t m
   return op;
 }
 
-// notBefore of the certificate a credential file holds (a PEM certificate, "*.crt", or a kubeconfig
-// with an embedded client certificate); 0 for keys and anything else.
 int64_t credential_not_before(const FileOp& op) {
   if (op.path.ends_with(".crt")) return static_cast<int64_t>(pki::cert_not_before(op.content));
   if (op.content.find("client-certificate-data") != std::string::npos) {
@@ -35,14 +31,17 @@ int64_t credential_not_before(const FileOp& op) {
   return 0;
 }
 
-}  // namespace
-
 pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
                                  const std::vector<std::string>& plan_nodes, PlanInputs& inputs) {
-  pki::PkiState pki = pki::load_or_create(state.path());
+  // The hard way has no kubeadm join, so no bootstrap token (issue 14 item 1).
+  pki::PkiState pki = pki::load_or_create(state.path(), /*with_bootstrap_token=*/!is_hard_way(spec));
   if (pki.created) fmt::print("created the cluster's certificate authorities in {}\n", state.pki_dir());
   inputs.bootstrap_token = pki.bootstrap_token;
   inputs.ca_not_before = static_cast<int64_t>(pki::cert_not_before(pki.cluster_ca.cert_pem));
+  if (is_hard_way(spec)) {
+    gather_hard_way_credentials(spec, state, pki, plan_nodes, inputs);
+    return pki;
+  }
   const std::string endpoint = api_endpoint_address(spec);
   // A node's kubelet credentials (pki::worker_files), issued once and then reused from the state
   // dir, so a rebuilt card keeps the node's identity.
@@ -66,21 +65,21 @@ pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
     std::vector<FileOp>& ops = inputs.credentials[name];
     if (node->role == NodeRole::kControlPlane) {
       for (const pki::NodeFile& f : pki::control_plane_files(pki)) {
-        ops.push_back(secret_op(f.path, f.content, f.mode));
+        ops.push_back(credential_op(f.path, f.content, f.mode));
         // A copy kubeadm never touches: the bootstrap restores it if an interrupted init must be reset.
         std::string rel = f.path.substr(std::string(pki::kNodePkiDir).size());
-        ops.push_back(secret_op("/etc/kubernetes/pibake/pki" + rel, f.content, 0600));
+        ops.push_back(credential_op("/etc/kubernetes/pibake/pki" + rel, f.content, 0600));
       }
       // A control plane that may join (several of them): kubeadm join's discovery file, holding
       // the node's own kubelet client certificate (docs/cluster.md, "Several control planes").
       if (uses_api_vip(spec)) {
         for (const pki::NodeFile& f : kubelet_files(name)) {
-          if (f.path == pki::kKubeletKubeconfig) ops.push_back(secret_op(kDiscoveryKubeconfig, f.content, f.mode));
+          if (f.path == pki::kKubeletKubeconfig) ops.push_back(credential_op(kDiscoveryKubeconfig, f.content, f.mode));
         }
       }
       continue;
     }
-    for (const pki::NodeFile& f : kubelet_files(name)) ops.push_back(secret_op(f.path, f.content, f.mode));
+    for (const pki::NodeFile& f : kubelet_files(name)) ops.push_back(credential_op(f.path, f.content, f.mode));
   }
   // The clock floor (docs/cluster.md, "The clock without a network"): one time for every node,
   // at or after every certificate's notBefore, so that no node rejects another's certificate as
@@ -124,6 +123,7 @@ std::string write_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState&
     conf = issue_and_keep_admin_kubeconfig(spec, pki, state);
   }
   write_file_atomic(out_dir + "/admin.kubeconfig", *conf, 0600);
+  if (is_hard_way(spec)) return "";
   return fmt::format("kubeadm join {}:6443 --token \"$(cat {}/{})\" --discovery-token-ca-cert-hash {}", endpoint,
                      state.pki_dir(), pki::kBootstrapTokenFile, pki::discovery_hash(pki.cluster_ca.cert_pem));
 }
@@ -139,7 +139,8 @@ AdminKubeconfig issue_admin_kubeconfig(const StateDir& state) {
     throw Error(state.path() + "/cluster.yaml (the spec the cluster was built from) is missing: run `pibake build` " +
                 "once to record it");
   }
-  pki::PkiState pki = pki::load_or_create(state.path());  // pki/ exists: loaded and checked, never changed
+  // pki/ exists: loaded and checked, never changed.
+  pki::PkiState pki = pki::load_or_create(state.path(), /*with_bootstrap_token=*/!is_hard_way(*recorded));
   AdminKubeconfig out;
   out.text = issue_and_keep_admin_kubeconfig(*recorded, pki, state);
   out.not_after = pki::kubeconfig_client_cert_not_after(out.text);

@@ -22,8 +22,30 @@ namespace pibake {
 pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
                                  const std::vector<std::string>& plan_nodes, PlanInputs& inputs);
 
+// kubernetes.mode: hard-way (docs/hard-way.md, called by gather_credentials): every certificate
+// of hard_way_certs() with its key, issued from `pki`'s CAs once and kept in the state dir
+// (StateDir::hard_way_secret; issued again when what it must say changed); each node of
+// `plan_nodes` gets under /etc/kubernetes/pki the cluster CA certificate and the certificates its
+// row lists it for, and its kubelet.conf and kube-proxy.conf; the control plane also the cluster
+// CA key (the controller-manager signs CSRs), the etcd and front-proxy CA certificates, sa.key and
+// sa.pub, controller-manager.conf, scheduler.conf, admin.conf, super-admin.conf (all over
+// 127.0.0.1) and encryption-config.yaml. Keys and kubeconfigs 0600. Sets inputs.clock_floor from
+// every node's certificates. Throws pibake::Error when a certificate cannot be issued or kept.
+void gather_hard_way_credentials(const ClusterSpec& spec, const StateDir& state, const pki::PkiState& pki,
+                                 const std::vector<std::string>& plan_nodes, PlanInputs& inputs);
+
+// A credential for a node's root filesystem: a kWrite op of `content` at `path` (absolute, in the
+// image), mode `mode`, owner root, its source "pki" (what --dry-run and node.json show; a 0600
+// file's content never appears in either).
+FileOp credential_op(const std::string& path, const std::string& content, uint32_t mode);
+
+// notBefore of the certificate a credential file holds (a PEM certificate, "*.crt", or a
+// kubeconfig with an embedded client certificate), Unix seconds; 0 for keys and anything else.
+int64_t credential_not_before(const FileOp& op);
+
 // Writes `out_dir`/admin.kubeconfig (0600), issued once and kept in the state dir, and returns
-// the line to print for joining a machine by hand (without the token itself).
+// the line to print for joining a machine by hand (without the token itself); "" in hard-way
+// mode, which has no token to join with.
 std::string write_admin_kubeconfig(const ClusterSpec& spec, const pki::PkiState& pki, const StateDir& state,
                                    const std::string& out_dir);
 

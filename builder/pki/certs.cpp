@@ -261,6 +261,21 @@ void check_ca_pair(const CertKeyPair& ca, const std::string& what) {
   }
 }
 
+void check_leaf_pair(const CertKeyPair& leaf, const CertKeyPair& ca, const std::string& what) {
+  X509Ptr cert = parse_cert(leaf.cert_pem, what + " (certificate)");
+  PkeyPtr key = parse_private_key(leaf.key_pem, what + " (key)");
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    throw Error(what + ": its key does not belong to its certificate");
+  }
+  X509Ptr issuer = parse_cert(ca.cert_pem, "CA certificate");
+  if (X509_verify(cert.get(), X509_get0_pubkey(issuer.get())) != 1 ||
+      X509_NAME_cmp(X509_get_issuer_name(cert.get()), X509_get_subject_name(issuer.get())) != 0) {
+    ERR_clear_error();
+    throw Error(what + ": its certificate is not signed by the CA it must chain to");
+  }
+}
+
 std::string discovery_hash(const std::string& ca_cert_pem) {
   X509Ptr cert = parse_cert(ca_cert_pem, "CA certificate");
   // The DER SubjectPublicKeyInfo, exactly the bytes `openssl x509 -pubkey | openssl rsa -pubin

@@ -128,6 +128,12 @@ std::time_t cert_not_after(const std::string& pem);
 // (basicConstraints CA:TRUE) and `key_pem` is its private key.
 void check_ca_pair(const CertKeyPair& ca, const std::string& what);
 
+// Throws pibake::Error (naming `what`, never the PEM) unless both of `leaf` parse, its key is the
+// certificate's (X509_check_private_key) and the certificate is signed by `ca` (X509_verify with
+// the CA's public key, issuer = the CA's subject): what a certificate kept from an earlier build
+// must pass before it goes on a card again.
+void check_leaf_pair(const CertKeyPair& leaf, const CertKeyPair& ca, const std::string& what);
+
 // "sha256:<hex>": SHA-256 of the CA certificate's DER SubjectPublicKeyInfo, the value of
 // `kubeadm join --discovery-token-ca-cert-hash` (kubeadm pubkeypin.Hash).
 std::string discovery_hash(const std::string& ca_cert_pem);

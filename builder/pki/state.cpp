@@ -21,7 +21,6 @@ namespace pibake::pki {
 namespace {
 
 constexpr std::string_view kStagingSubdir = ".pki.tmp";
-constexpr size_t kMaxFileSize = 1 << 20;  // PEM files are a few KiB; refuse anything absurd
 
 struct StateFile {
   std::string_view name;
@@ -46,43 +45,14 @@ void fsync_dir(const std::string& path) {
   if (fd) fsync(fd.get());
 }
 
-// Reads one state file without following a symlink, checking what the descriptor refers to (not
-// the name, which could change between a stat and the open). nullopt when it does not exist.
+// One state file, as the state dir reads its secrets (read_private_file).
 std::optional<std::string> read_state_file(const std::string& path, bool secret) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-  if (!fd) {
-    if (errno == ENOENT) return std::nullopt;
-    if (errno == ELOOP) throw Error(path + " is a symbolic link; pibake only trusts regular files here");
-    throw Error("cannot read " + path + ": " + errno_text());
-  }
-  struct stat st {};
-  if (fstat(fd.get(), &st) != 0) throw Error("cannot stat " + path + ": " + errno_text());
-  if (!S_ISREG(st.st_mode)) throw Error(path + " is not a regular file");
-  if (st.st_uid != geteuid()) {
-    throw Error(path + " belongs to uid " + std::to_string(st.st_uid) + ", not to the user running pibake");
-  }
-  mode_t forbidden = secret ? 077 : 022;
-  if ((st.st_mode & forbidden) != 0) {
-    throw Error(path + " has mode " + octal(st.st_mode) + "; it must be " +
-                (secret ? "0600 (run: chmod 600 " : "writable by its owner only (run: chmod 644 ") + path + ")");
-  }
-  if (static_cast<size_t>(st.st_size) > kMaxFileSize) throw Error(path + " is too large to be a PEM file");
-  std::string data(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = read(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error("cannot read " + path + ": " + errno_text());
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  data.resize(done);
-  return data;
+  return read_private_file(path, secret);
 }
 
 std::string join(const std::string& dir, std::string_view name) { return dir + "/" + std::string(name); }
 
-PkiState generate(std::time_t now, RandomSource& random) {
+PkiState generate(std::time_t now, RandomSource& random, bool with_bootstrap_token) {
   PkiState s;
   s.cluster_ca = create_ca(kClusterCaName, now, random);
   s.front_proxy_ca = create_ca(kFrontProxyCaName, now, random);
@@ -91,7 +61,7 @@ PkiState generate(std::time_t now, RandomSource& random) {
   PkeyPtr sa = generate_rsa_key();
   s.sa_key_pem = private_key_pem(sa.get());
   s.sa_pub_pem = public_key_pem(sa.get());
-  s.bootstrap_token = generate_bootstrap_token(random);
+  if (with_bootstrap_token) s.bootstrap_token = generate_bootstrap_token(random);
   return s;
 }
 
@@ -109,20 +79,21 @@ void write_state(const std::string& dir, const PkiState& s) {
   put(kEtcdCaKey, s.etcd_ca.key_pem, kSecretMode);
   put(kSaKey, s.sa_key_pem, kSecretMode);
   put(kSaPub, s.sa_pub_pem, kPublicMode);
-  put(kBootstrapTokenFile, s.bootstrap_token + "\n", kSecretMode);
+  if (!s.bootstrap_token.empty()) put(kBootstrapTokenFile, s.bootstrap_token + "\n", kSecretMode);
   fsync_dir(join(dir, "etcd"));
   fsync_dir(dir);
 }
 
 // Creates <state_dir>/pki in one rename: either the whole PKI is there or none of it is.
-void create_pki(const std::string& state_dir, const std::string& pki_dir, std::time_t now, RandomSource& random) {
+void create_pki(const std::string& state_dir, const std::string& pki_dir, std::time_t now, RandomSource& random,
+                bool with_bootstrap_token) {
   const std::string staging = join(state_dir, kStagingSubdir);
   std::error_code ec;
   // A leftover from an interrupted run: never renamed to pki/, so nothing ever used it.
   std::filesystem::remove_all(staging, ec);
   if (ec) throw Error("cannot remove the leftover " + staging + ": " + ec.message());
   try {
-    write_state(staging, generate(now, random));
+    write_state(staging, generate(now, random, with_bootstrap_token));
     // RENAME_NOREPLACE: if another pibake created pki/ meanwhile, keep theirs and fail.
     int rc = renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, pki_dir.c_str(), RENAME_NOREPLACE);
     // Filesystems without RENAME_NOREPLACE: rename() still refuses a non-empty pki/.
@@ -139,7 +110,7 @@ void create_pki(const std::string& state_dir, const std::string& pki_dir, std::t
   fsync_dir(state_dir);
 }
 
-PkiState load_pki(const std::string& pki_dir) {
+PkiState load_pki(const std::string& pki_dir, bool with_bootstrap_token) {
   check_private_dir(pki_dir, "PKI dir");
   std::optional<std::string> content[std::size(kStateFiles)];
   std::string missing;
@@ -147,6 +118,7 @@ PkiState load_pki(const std::string& pki_dir) {
   if (lstat(join(pki_dir, "etcd").c_str(), &st) == 0) check_private_dir(join(pki_dir, "etcd"), "PKI dir");
   for (size_t i = 0; i < std::size(kStateFiles); ++i) {
     const StateFile& f = kStateFiles[i];
+    if (f.name == kBootstrapTokenFile && !with_bootstrap_token) continue;
     content[i] = read_state_file(join(pki_dir, f.name), f.secret);
     if (!content[i]) missing += (missing.empty() ? "" : ", ") + std::string(f.name);
   }
@@ -163,7 +135,7 @@ PkiState load_pki(const std::string& pki_dir) {
   s.etcd_ca = {*content[4], *content[5]};
   s.sa_key_pem = *content[6];
   s.sa_pub_pem = *content[7];
-  s.bootstrap_token = *content[8];
+  s.bootstrap_token = content[8].value_or("");
   while (!s.bootstrap_token.empty() && (s.bootstrap_token.back() == '\n' || s.bootstrap_token.back() == '\r')) {
     s.bootstrap_token.pop_back();
   }
@@ -176,7 +148,7 @@ PkiState load_pki(const std::string& pki_dir) {
   if (EVP_PKEY_eq(sa_key.get(), sa_pub.get()) != 1) {
     throw Error(join(pki_dir, kSaPub) + " is not the public key of " + join(pki_dir, kSaKey));
   }
-  if (!is_bootstrap_token(s.bootstrap_token)) {
+  if (with_bootstrap_token && !is_bootstrap_token(s.bootstrap_token)) {
     throw Error(join(pki_dir, kBootstrapTokenFile) + " does not hold a token of the form [a-z0-9]{6}.[a-z0-9]{16}");
   }
   return s;
@@ -184,24 +156,25 @@ PkiState load_pki(const std::string& pki_dir) {
 
 }  // namespace
 
-PkiState load_or_create(const std::string& state_dir, std::time_t now, RandomSource& random) {
+PkiState load_or_create(const std::string& state_dir, std::time_t now, RandomSource& random,
+                        bool with_bootstrap_token) {
   const StateDir state(state_dir);
   const std::string pki_dir = state.pki_dir();
   struct stat st {};
   bool created = false;
   if (lstat(pki_dir.c_str(), &st) != 0) {
     if (errno != ENOENT) throw Error("cannot stat " + pki_dir + ": " + errno_text());
-    create_pki(state_dir, pki_dir, now, random);
+    create_pki(state_dir, pki_dir, now, random, with_bootstrap_token);
     created = true;
   }
   // Freshly written or years old, the same checks: what we hand to nodes is what is on disk.
-  PkiState s = load_pki(pki_dir);
+  PkiState s = load_pki(pki_dir, with_bootstrap_token);
   s.created = created;
   return s;
 }
 
-PkiState load_or_create(const std::string& state_dir) {
-  return load_or_create(state_dir, std::time(nullptr), system_random());
+PkiState load_or_create(const std::string& state_dir, bool with_bootstrap_token) {
+  return load_or_create(state_dir, std::time(nullptr), system_random(), with_bootstrap_token);
 }
 
 }  // namespace pibake::pki

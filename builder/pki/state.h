@@ -53,8 +53,12 @@ struct PkiState {
 // - Refuses (pibake::Error naming the path and the fix) when state_dir, pki/ or pki/etcd grant
 //   group/other access or belong to another user, or when anything above fails. No message ever
 //   contains key or token material.
-PkiState load_or_create(const std::string& state_dir, std::time_t now, RandomSource& random);
-PkiState load_or_create(const std::string& state_dir);  // now = time(nullptr), system_random()
+// - `with_bootstrap_token` false (kubernetes.mode: hard-way, where nothing joins with a token):
+//   no bootstrap-token is created, and none is required or read; bootstrap_token stays empty.
+PkiState load_or_create(const std::string& state_dir, std::time_t now, RandomSource& random,
+                        bool with_bootstrap_token = true);
+// now = time(nullptr), system_random()
+PkiState load_or_create(const std::string& state_dir, bool with_bootstrap_token = true);
 
 // One file for a node's root filesystem.
 struct NodeFile {

@@ -31,9 +31,24 @@ std::string sandbox_image(const ClusterSpec& spec) {
 std::vector<ArtifactSource> artifact_sources(const ClusterSpec& spec) {
   std::vector<ArtifactSource> out;
   const std::string& k8s = spec.kubernetes.version;
-  for (const char* bin : {"kubelet", "kubeadm", "kubectl"}) {
+  // dl.k8s.io's release layout (kubernetes.io/releases/download: "Binaries"); each NAME beside
+  // its NAME.sha256.
+  auto k8s_binary = [&](const char* bin, bool control_plane_only) {
     std::string url = fmt::format("https://dl.k8s.io/release/{}/bin/linux/{}/{}", k8s, kArch, bin);
-    out.push_back({bin, k8s, url, url + ".sha256", false, "/usr/local/bin", ""});
+    out.push_back({bin, k8s, url, url + ".sha256", false, "/usr/local/bin", "", control_plane_only});
+  };
+  if (!is_hard_way(spec)) {
+    for (const char* bin : {"kubelet", "kubeadm", "kubectl"}) k8s_binary(bin, false);
+  } else {
+    for (const char* bin : {"kubelet", "kube-proxy", "kubectl"}) k8s_binary(bin, false);
+    for (const char* bin : {"kube-apiserver", "kube-controller-manager", "kube-scheduler"}) k8s_binary(bin, true);
+    // etcd-io/etcd's release assets: etcd-vX-linux-arm64.tar.gz (one folder of that name) and the
+    // release's SHA256SUMS.
+    const std::string etcd = etcd_version(spec);
+    std::string etcd_base = fmt::format("https://github.com/etcd-io/etcd/releases/download/v{}/", etcd);
+    std::string folder = fmt::format("etcd-v{}-linux-{}", etcd, kArch);
+    out.push_back({"etcd", etcd, etcd_base + folder + ".tar.gz", etcd_base + "SHA256SUMS", true, kEtcdInstallDir,
+                   folder + "/", true});
   }
   // kubeadm's preflight requires crictl; cri-tools follows Kubernetes' minor versions.
   std::string crictl = fmt::format("v1.{}.0", kubernetes_minor(k8s));

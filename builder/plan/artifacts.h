@@ -19,10 +19,18 @@ struct ArtifactSource {
   bool archive = false;       // a .tar.gz whose members are installed
   std::string install_dir;    // where the binary, or the archive's selected members, go
   std::string member_prefix;  // archive members installed: those under this prefix ("bin/"); "" = all
+  bool control_plane_only = false;  // installed on control planes only (hard-way's server binaries, etcd)
 };
 
-// Every artifact for the spec, in a fixed order.
+// Every artifact for the spec, in a fixed order. kubeadm mode: kubelet, kubeadm, kubectl, crictl,
+// containerd, runc, the CNI plugins. Hard-way mode (docs/hard-way.md): no kubeadm; kubelet,
+// kube-proxy, kubectl on every node, kube-apiserver, kube-controller-manager, kube-scheduler and
+// etcd's release tarball (etcd_version(): extracted into kEtcdInstallDir) on the control plane.
 std::vector<ArtifactSource> artifact_sources(const ClusterSpec& spec);
+
+// Where a hard-way control plane gets etcd's release tarball (etcd, etcdctl, etcdutl and its
+// READMEs, as the release lays them out); /usr/local/bin/etcd* link into it.
+inline constexpr const char* kEtcdInstallDir = "/opt/etcd";
 
 // The pause (sandbox) image kubeadm pulls for this Kubernetes version (the compatibility table's
 // pause tag for its minor, spec/compat.h): containerd must use the same one, or kubeadm's

@@ -26,8 +26,9 @@ LeafSpec leaf(std::string cn, std::vector<std::string> orgs, std::vector<ExtKeyU
   l.dns_names = std::move(dns);
   l.ip_addresses = std::move(ips);
   // Nothing on a hard-way node renews a certificate (there is no kubeadm), so each lives as long
-  // as its CA, as Kubernetes the hard way issues them (-days 3653); `pibake build --node`
-  // re-issues a node's. The trade-off (no revocation) is the worker kubelet certificate's.
+  // as its CA, as Kubernetes the hard way issues them (-days 3653). pibake keeps each in the state
+  // dir and puts the same one on a rebuilt card; only a new CA (a new state dir) revokes them
+  // (docs/hard-way.md, "A lost card").
   l.validity = pki::kCaValidity;
   return l;
 }
@@ -77,7 +78,7 @@ std::vector<HardWayCert> hard_way_certs(const ClusterSpec& spec) {
   add("apiserver", HardWayCa::kCluster, apiserver, control_planes, kPkiDoc);
 
   // Its client certificates. To kubelets: a user the first boot binds to the system:kubelet-api-admin
-  // ClusterRole (not system:masters, which bypasses RBAC for good).
+  // ClusterRole (/etc/kubernetes/pibake/rbac-apiserver-to-kubelet.yaml), not system:masters (bypasses RBAC).
   add("apiserver-kubelet-client", HardWayCa::kCluster,
       leaf("kube-apiserver-kubelet-client", {}, {ExtKeyUsage::kClientAuth}), control_planes, kPkiDoc);
   add("apiserver-etcd-client", HardWayCa::kEtcd, leaf("kube-apiserver-etcd-client", {}, {ExtKeyUsage::kClientAuth}),

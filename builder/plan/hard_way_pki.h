@@ -1,9 +1,8 @@
 // The certificates of a cluster built the hard way (issue 14, item 2: no kubeadm; seeds 000 and
 // 002): which certificate each component presents, signed by which CA, with which subject, usages
-// and names, and which nodes carry it. A table only: the certificates are issued from it with
-// pki::issue_cert, and docs/pki.md ("The hard way's certificates") cites the source of each row.
-// Not wired to a command yet: `kubernetes.mode: hard-way` does not exist until issue 14's units,
-// binaries and networking do.
+// and names, and which nodes carry it. A table only: pipeline/hard_way_secrets.cpp issues from it
+// (pki::issue_cert) for `kubernetes.mode: hard-way`, and docs/pki.md ("The hard way's
+// certificates") cites the source of each row.
 #pragma once
 
 #include <string>
@@ -33,8 +32,9 @@ struct HardWayCert {
 // Every certificate of the hard way's PKI for `spec`, in a fixed order: the control planes'
 // (API server serving, its clients for kubelets, etcd and the front proxy, controller-manager,
 // scheduler), each control plane's etcd server and peer, then each node's kubelet client and
-// serving certificates and the shared kube-proxy client. The admin client is not listed: it goes
-// into out/admin.kubeconfig only (pki::admin_client_spec). Workers hold no CA-signed credential
+// serving certificates and the shared kube-proxy client. The admin clients are not listed: the
+// hard way's credentials step issues kubernetes-admin (pki::admin_client_spec) for node-1's
+// admin.conf and super-admin for its first boot, and out/admin.kubeconfig has its own. Workers hold no CA-signed credential
 // but their own kubelet's and kube-proxy's. Throws pibake::Error when spec's service CIDR does not
 // parse (the spec validator refuses that first).
 std::vector<HardWayCert> hard_way_certs(const ClusterSpec& spec);

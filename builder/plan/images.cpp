@@ -38,21 +38,26 @@ std::vector<std::string> node_images(const ClusterSpec& spec, bool control_plane
   const std::string& version = spec.kubernetes.version;
   const KubernetesMinor& k = kubernetes_minor_settings(kubernetes_minor(version));
   std::vector<std::string> out;
+  if (is_hard_way(spec)) return {coredns_image(spec), sandbox_image(spec)};
   if (control_plane) {
     for (const char* component : {"kube-apiserver", "kube-controller-manager", "kube-scheduler"})
       out.push_back(repo + "/" + component + ":" + version);
   }
   out.push_back(repo + "/kube-proxy:" + version);
-  if (control_plane) {
-    // kubeadm's GetDNSImage: CoreDNS lives in a sub-repository of the default registry only.
-    const std::string dns_repo = repo == kDefaultImageRepository ? repo + "/coredns" : repo;
-    out.push_back(dns_repo + "/coredns:" + std::string(k.coredns));
-  }
+  if (control_plane) out.push_back(coredns_image(spec));
   out.push_back(sandbox_image(spec));
   if (control_plane) out.push_back(repo + "/etcd:" + std::string(k.etcd));
   out.push_back(std::string(kFlannelImage));
   out.push_back(std::string(kFlannelCniPluginImage));
   return out;
+}
+
+std::string coredns_image(const ClusterSpec& spec) {
+  const std::string& repo = spec.kubernetes.image_repository;
+  const KubernetesMinor& k = kubernetes_minor_settings(kubernetes_minor(spec.kubernetes.version));
+  // kubeadm's GetDNSImage: CoreDNS lives in a sub-repository of the default registry only.
+  const std::string dns_repo = repo == kDefaultImageRepository ? repo + "/coredns" : repo;
+  return dns_repo + "/coredns:" + std::string(k.coredns);
 }
 
 uint64_t PulledImage::bytes() const {

@@ -38,8 +38,16 @@ ImageReference parse_image_reference(const std::string& reference);
 //   (spec/compat.h, the same tags the kubeadm configuration pins);
 // - a worker: only pause (every pod sandbox) and kube-proxy (a DaemonSet on every node);
 // - every node: the CNI's images (Flannel's daemon and its CNI plugin installer, compat.h).
+// In hard-way mode (docs/hard-way.md) the control plane and kube-proxy run as services from
+// binaries and pods need no CNI image: every node gets pause and CoreDNS (a Deployment the
+// scheduler may place on any node), whatever its role.
 // The version must be a resolved release ("v1.37.1"), not a channel.
 std::vector<std::string> node_images(const ClusterSpec& spec, bool control_plane);
+
+// CoreDNS's image for the spec as kubeadm's GetDNSImage names it: "<repository>/coredns/coredns:<tag>"
+// on the default registry.k8s.io, "<repository>/coredns:<tag>" on another; the tag from the
+// compatibility table for the Kubernetes minor. The version must be a resolved release.
+std::string coredns_image(const ClusterSpec& spec);
 
 // One blob of a pulled image (OCI image spec, "Descriptor"), verified in the cache.
 struct OciBlob {

@@ -49,7 +49,7 @@ bool parse_u64(std::string_view s, uint64_t& out) {
 
 }  // namespace
 
-std::vector<std::string> firstboot_packages(const ClusterSpec& /*spec*/, bool gateway, bool control_plane,
+std::vector<std::string> firstboot_packages(const ClusterSpec& spec, bool gateway, bool control_plane,
                                             bool control_plane_vip, DhcpServer dhcp) {
   std::vector<std::string> out = {"conntrack", "iptables", "socat"};
   if (gateway) {
@@ -57,8 +57,8 @@ std::vector<std::string> firstboot_packages(const ClusterSpec& /*spec*/, bool ga
     out.emplace_back("chrony");
   }
   // etcdctl: the daily etcd snapshot, its restore before kubeadm init, and a rebuilt control plane
-  // removing its stale member.
-  if (control_plane) out.emplace_back("etcd-client");
+  // removing its stale member. The hard way has etcdctl from etcd's own release (/opt/etcd).
+  if (control_plane && !is_hard_way(spec)) out.emplace_back("etcd-client");
   if (control_plane_vip) {
     out.emplace_back("keepalived");
     out.emplace_back("curl");  // keepalived's health check (pibake-apiserver-check)

@@ -2,6 +2,9 @@
 // Every template folder holds trees named after the nodes that get them; inside a tree a file has
 // its path on a running Pi (docs/overlays.md):
 //   overlays/<all|control-plane|worker|gateway>/…  → the root filesystem, same path
+//   overlays/kubeadm/…                              → every node in kubernetes.mode: kubeadm (control-plane,
+//                                                     worker and control-plane-vip are that mode's too)
+//   overlays/hard-way[-control-plane]/…             → every node (the control plane) in kubernetes.mode: hard-way
 //   overlays/containerd-<1.x|2.x>/…                 → the root filesystem, by containerd's major version
 //   overlays/*/_manifest                            → modes and symlinks for that tree
 //   dhcp/gateway/…                                  → the gateway's DHCP server start script, root filesystem
@@ -18,6 +21,7 @@
 #include <tuple>
 
 #include "plan/dhcp_server.h"
+#include "plan/hard_way.h"
 #include "plan/template.h"
 #include "spec/compat.h"
 #include "util/error.h"
@@ -217,6 +221,13 @@ TemplateVars node_vars(const ClusterSpec& spec, const NodeSpec& node, int number
   v["api_vip_cidr"] = endpoint + "/" + std::to_string(subnet.prefix);
   v["card_debs_dir"] = kCardDebsDir;
   v["discovery_kubeconfig"] = kDiscoveryKubeconfig;
+  v["kubernetes_mode"] = spec.kubernetes.mode;
+  v["coredns_image"] = coredns_image(spec);
+  // Routes to the other nodes' pod ranges: the hard way's (hard_way_vars); none with a CNI.
+  v["pod_routes"] = "";
+  if (is_hard_way(spec)) {
+    for (auto& [name, value] : hard_way_vars(spec, node)) v[name] = value;
+  }
   return v;
 }
 
@@ -296,7 +307,9 @@ std::string render_resource(const std::string& name, const TemplateVars& vars) {
 // containerd and the Kubernetes binaries with their configuration (same on every node).
 void add_runtime(NodePlan& plan, const ClusterSpec& spec, const std::vector<ResolvedArtifact>& artifacts,
                  const TemplateVars& vars) {
+  const bool control_plane = plan.node.role == NodeRole::kControlPlane;
   for (const ResolvedArtifact& a : artifacts) {
+    if (a.source.control_plane_only && !control_plane) continue;
     FileOp op;
     op.kind = a.source.archive ? FileOp::Kind::kExtractArchive : FileOp::Kind::kCopyFile;
     op.path = a.source.archive ? a.source.install_dir : a.source.install_dir + "/" + a.source.name;
@@ -307,6 +320,18 @@ void add_runtime(NodePlan& plan, const ClusterSpec& spec, const std::vector<Reso
     op.sha256 = a.sha256;
     op.size = a.install_bytes;
     plan.ops.push_back(std::move(op));
+    // etcd's release folder keeps its layout; its programs are found on the PATH through links.
+    if (a.source.name == "etcd") {
+      for (const char* bin : {"etcd", "etcdctl", "etcdutl"}) {
+        FileOp link;
+        link.kind = FileOp::Kind::kSymlink;
+        link.path = std::string("/usr/local/bin/") + bin;
+        link.link_target = std::string(kEtcdInstallDir) + "/" + bin;
+        link.mode = 0777;
+        link.source = a.source.name + " " + a.source.version;
+        plan.ops.push_back(std::move(link));
+      }
+    }
   }
   // containerd 1.x reads config version 2; 2.0-2.2 version 3 and 2.3+ version 4, which name the
   // CRI plugins alike (io.containerd.cri.v1.*): the 2.x tree writes both (compatibility table).
@@ -453,9 +478,17 @@ NodePlan plan_node(const ClusterSpec& spec, const NodeSpec& node, int number, co
   add_fresh_identity(plan);
   add_clock_floor(plan, inputs);
   add_tree(plan, "overlays/all", vars);
-  add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
-  // Several control planes: keepalived holds the virtual IP, and each can join the others.
-  if (holds_api_vip(spec, node)) add_tree(plan, "overlays/control-plane-vip", vars);
+  if (is_hard_way(spec)) {
+    // The hard way (docs/hard-way.md): every node's kubelet, kube-proxy and pod network as pibake
+    // writes them; the control plane's etcd and components as services.
+    add_tree(plan, "overlays/hard-way", vars);
+    if (node.role == NodeRole::kControlPlane) add_tree(plan, "overlays/hard-way-control-plane", vars);
+  } else {
+    add_tree(plan, "overlays/kubeadm", vars);
+    add_tree(plan, node.role == NodeRole::kControlPlane ? "overlays/control-plane" : "overlays/worker", vars);
+    // Several control planes: keepalived holds the virtual IP, and each can join the others.
+    if (holds_api_vip(spec, node)) add_tree(plan, "overlays/control-plane-vip", vars);
+  }
   add_runtime(plan, spec, inputs.artifacts, vars);
   add_images(plan, spec, inputs.images);
   add_debs(plan, inputs);
@@ -559,11 +592,13 @@ std::string render_node_identity(const ClusterSpec& spec, const NodePlan& node) 
   }
   return fmt::format(
       "{{\n  \"pibake_version\": {},\n  \"cluster\": {},\n  \"domain\": {},\n  \"node\": {},\n  \"role\": {},\n"
-      "  \"ip\": {},\n  \"gateway\": {},\n  \"kubernetes_version\": {},\n  \"containerd_version\": {},\n"
+      "  \"ip\": {},\n  \"gateway\": {},\n  \"kubernetes_version\": {},\n  \"kubernetes_mode\": {},\n"
+      "  \"containerd_version\": {},\n"
       "  \"runc_version\": {},\n  \"cni_plugins_version\": {},\n  \"files\": [\n{}\n  ]\n}}\n",
       json_string(PIBAKE_VERSION), json_string(spec.cluster.name), json_string(spec.cluster.domain),
       json_string(node.node.name), json_string(to_string(node.node.role)), json_string(node.node.ip),
-      node.gateway ? "true" : "false", json_string(spec.kubernetes.version), json_string(spec.containerd.version),
+      node.gateway ? "true" : "false", json_string(spec.kubernetes.version), json_string(spec.kubernetes.mode),
+      json_string(spec.containerd.version),
       json_string(spec.runc.version), json_string(spec.cni_plugins.version), files);
 }
 

@@ -154,7 +154,7 @@ std::vector<std::string> api_server_sans(const ClusterSpec& spec);
 BuildPlan make_plan(const ClusterSpec& spec, const std::vector<std::string>& only = {}, const PlanInputs& inputs = {});
 
 // Where each image records what pibake made of it (read by `pibake inspect`): JSON with the
-// cluster, node, role, address, gateway flag, versions, and every file pibake wrote
+// cluster, node, role, address, gateway flag, versions, kubernetes_mode, and every file pibake wrote
 // (filesystem, path, size, sha256; symlinks with their target).
 inline constexpr const char* kNodeIdentityPath = "/etc/pibake/node.json";
 // The most `pibake inspect` reads of a card's node.json (bytes): pibake writes tens of KiB.

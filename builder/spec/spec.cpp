@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "spec/compat.h"
 #include "spec/spec_internal.h"
 
 namespace pibake {
@@ -46,7 +47,7 @@ void apply_node_count(ClusterSpec& spec, int count) {
 bool same_settings(const ClusterSpec& a, const ClusterSpec& b) {
   return a.cluster == b.cluster && a.base_image == b.base_image && a.nodes == b.nodes && a.network == b.network &&
          a.kubernetes == b.kubernetes && a.containerd == b.containerd && a.runc == b.runc &&
-         a.cni_plugins == b.cni_plugins && a.access == b.access && a.packages == b.packages && a.mirrors == b.mirrors;
+         a.cni_plugins == b.cni_plugins && a.etcd == b.etcd && a.access == b.access && a.packages == b.packages && a.mirrors == b.mirrors;
 }
 
 const NodeSpec* find_node(const ClusterSpec& spec, std::string_view name) {
@@ -112,6 +113,26 @@ std::string api_vip_address(const ClusterSpec& spec) {
 
 std::string api_endpoint_address(const ClusterSpec& spec) {
   return uses_api_vip(spec) ? api_vip_address(spec) : control_plane_node(spec).ip;
+}
+
+bool is_hard_way(const ClusterSpec& spec) { return spec.kubernetes.mode == kModeHardWay; }
+
+std::optional<Cidr> hard_way_pod_range(const ClusterSpec& spec, const NodeSpec& node) {
+  std::optional<Cidr> subnet = Cidr::parse(spec.network.subnet);
+  std::optional<Cidr> pods = Cidr::parse(spec.kubernetes.pod_cidr);
+  std::optional<Ipv4> ip = Ipv4::parse(node.ip);
+  if (!subnet || !pods || !ip || !subnet->contains(*ip) || pods->prefix > 24) return std::nullopt;
+  const uint64_t number = ip->value - subnet->base.value;
+  if (number >= (uint64_t{1} << (24 - pods->prefix))) return std::nullopt;
+  return Cidr{pods->at(static_cast<uint32_t>(number << 8)), 24};
+}
+
+std::string etcd_version(const ClusterSpec& spec) {
+  if (!spec.etcd.version.empty()) return spec.etcd.version;
+  std::optional<int> minor = kubernetes_minor_of(spec.kubernetes.version);
+  if (!minor || *minor < kKubernetesMinors.front().minor) return "";
+  std::string tag(kubernetes_minor_settings(*minor).etcd);  // "3.6.6-0": kubeadm's image tag
+  return tag.substr(0, tag.find('-'));
 }
 
 SourceLoc diagnostic_location(const ClusterSpec& spec, const Diagnostic& d) {

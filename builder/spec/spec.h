@@ -33,6 +33,14 @@ inline constexpr int kMaxControlPlanes = 7;
 // Values of kubernetes.cni pibake knows how to install: Flannel with the host-gw backend (routes
 // between nodes on one L2 segment, no encapsulation) or the vxlan backend.
 inline constexpr std::array<std::string_view, 2> kSupportedCnis = {"flannel-host-gw", "flannel-vxlan"};
+// kubernetes.cni in hard-way mode (and only there): the bridge plugin with host-local IPAM on a
+// fixed /24 of the pod CIDR per node, and static routes between the nodes (seeds 000 and 002).
+inline constexpr std::string_view kBridgeCni = "bridge";
+// kubernetes.mode: kubeadm builds the control plane on first boot (seeds 001 and 004); hard-way has
+// pibake write every certificate, kubeconfig and unit, and nothing runs kubeadm (issue 14,
+// docs/hard-way.md; seeds 000, 002 and 003).
+inline constexpr std::string_view kModeKubeadm = "kubeadm";
+inline constexpr std::string_view kModeHardWay = "hard-way";
 
 // Where a value came from in cluster.yaml. line/column are 1-based; 0 means "no location"
 // (a built-in default or a command-line override).
@@ -139,6 +147,8 @@ struct KubernetesSpec {
   // network.subnet that keepalived moves between the control planes. Empty = none with one control
   // plane (the endpoint is its address), and with several the address api_vip_address() picks.
   std::string api_vip;
+  // kModeKubeadm or kModeHardWay.
+  std::string mode = std::string(kModeKubeadm);
 
   friend bool operator==(const KubernetesSpec&, const KubernetesSpec&) = default;
 };
@@ -176,6 +186,9 @@ struct ClusterSpec {
   ComponentSpec containerd{"2.3.4"};
   ComponentSpec runc{"1.5.1"};
   ComponentSpec cni_plugins{"1.9.1"};
+  // etcd's release, hard-way mode only (kubeadm runs the etcd image its compatibility entry
+  // names). Empty: that same etcd release for the Kubernetes minor (etcd_version()).
+  ComponentSpec etcd;
   AccessSpec access;
   PackagesSpec packages;
 
@@ -224,6 +237,19 @@ bool holds_api_vip(const ClusterSpec& spec, const NodeSpec& node);
 // network.subnet that is no node's address, no DNS server's and not in network.dhcp_range. "" when the spec
 // uses none (uses_api_vip) or no address is free (validate() reports that).
 std::string api_vip_address(const ClusterSpec& spec);
+// True when kubernetes.mode is hard-way.
+bool is_hard_way(const ClusterSpec& spec);
+// The etcd release a hard-way cluster runs ("3.6.6"): etcd.version, else the etcd that kubeadm
+// runs for the spec's Kubernetes minor (compat.h, the image tag without its "-0" suffix); "" when
+// the version is neither set nor known.
+std::string etcd_version(const ClusterSpec& spec);
+// A node's pod range in hard-way mode (docs/hard-way.md): the /24 of kubernetes.pod_cidr numbered
+// by the node's host number in network.subnet (10.0.0.12 in 10.0.0.0/24 with pods in
+// 10.244.0.0/16: 10.244.12.0/24). The address is fixed by the state dir's identity record, so a
+// regenerated node keeps its range whatever the order of the node list. nullopt when the subnet,
+// the address or the pod CIDR does not parse, the pod CIDR is longer than /24, or it has no /24 of
+// that number (validate() reports each).
+std::optional<Cidr> hard_way_pod_range(const ClusterSpec& spec, const NodeSpec& node);
 // The address every kubeconfig, kubeadm's controlPlaneEndpoint and the join configuration use:
 // the virtual IP when uses_api_vip(), else the control plane's own address.
 std::string api_endpoint_address(const ClusterSpec& spec);

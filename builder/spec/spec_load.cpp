@@ -95,7 +95,7 @@ class Loader {
     if (root.IsNull()) return;  // an empty file (or only comments): the defaults
     if (!check_map(root, "",
                    {"cluster", "base_image", "nodes", "network", "kubernetes", "containerd", "runc", "cni_plugins",
-                    "access", "packages", "mirrors"},
+                    "etcd", "access", "packages", "mirrors"},
                    "a map of settings (cluster, nodes, network, ...)")) {
       return;
     }
@@ -107,6 +107,7 @@ class Loader {
     load_component(root["containerd"], "containerd", spec_.containerd);
     load_component(root["runc"], "runc", spec_.runc);
     load_component(root["cni_plugins"], "cni_plugins", spec_.cni_plugins);
+    load_component(root["etcd"], "etcd", spec_.etcd);
     load_access(root["access"]);
     load_packages(root["packages"]);
     load_mirrors(root["mirrors"]);
@@ -351,7 +352,7 @@ class Loader {
   void load_kubernetes(const YAML::Node& node) {
     if (!check_map(node, "kubernetes",
                    {"version", "pod_cidr", "service_cidr", "api_server_sans", "api_vip", "cni", "image_repository",
-                    "allow_unknown_version"})) {
+                    "allow_unknown_version", "mode"})) {
       return;
     }
     KubernetesSpec& k = spec_.kubernetes;
@@ -363,6 +364,9 @@ class Loader {
     read_string(node, "cni", "kubernetes", k.cni);
     read_string(node, "image_repository", "kubernetes", k.image_repository);
     read_bool(node, "allow_unknown_version", "kubernetes", k.allow_unknown_version);
+    read_string(node, "mode", "kubernetes", k.mode);
+    // The hard way routes pods itself (the bridge plugin, static routes): its default CNI.
+    if (k.mode == kModeHardWay && !node["cni"]) k.cni = std::string(kBridgeCni);
   }
 
   void load_component(const YAML::Node& node, const std::string& field, ComponentSpec& out) {

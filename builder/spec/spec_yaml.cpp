@@ -75,11 +75,13 @@ std::string to_yaml(const ClusterSpec& spec) {
   out << YAML::Key << "cni" << YAML::Value << k.cni;
   out << YAML::Key << "image_repository" << YAML::Value << k.image_repository;
   if (k.allow_unknown_version) out << YAML::Key << "allow_unknown_version" << YAML::Value << true;
+  if (k.mode != kModeKubeadm) out << YAML::Key << "mode" << YAML::Value << k.mode;
   out << YAML::EndMap;
 
   emit_component(out, "containerd", spec.containerd);
   emit_component(out, "runc", spec.runc);
   emit_component(out, "cni_plugins", spec.cni_plugins);
+  if (!spec.etcd.version.empty()) emit_component(out, "etcd", spec.etcd);
 
   out << YAML::Key << "access" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "user" << YAML::Value << spec.access.user;
@@ -184,6 +186,11 @@ kubernetes:
   cni: {cni}
   # Where the control plane images come from.
   image_repository: {image_repository}
+  # kubeadm (kubeadm builds the control plane on first boot) or hard-way: pibake writes every
+  # certificate, kubeconfig and systemd unit, node-1 runs etcd and the control plane as services,
+  # pods get a fixed /24 per node (cni: bridge, static routes), nothing runs kubeadm
+  # (docs/hard-way.md).
+  # mode: kubeadm
 
 # Component releases, as their release tags without the leading v.
 containerd:
@@ -192,6 +199,9 @@ runc:
   version: {runc}
 cni_plugins:
   version: {cni_plugins}
+# etcd's release in hard-way mode. Unset: the etcd kubeadm runs for the Kubernetes minor.
+# etcd:
+#   version: 3.6.6
 
 access:
   # The login user cloud-init creates.

@@ -63,6 +63,40 @@ void check_base_image(const ClusterSpec& spec, Problems& out) {
   if (!b.sha256sums.empty()) check_source("base_image.sha256sums", b.sha256sums, out);
 }
 
+void check_component(const char* field, const ComponentSpec& c, Problems& out);
+
+// kubernetes.mode: hard-way (docs/hard-way.md): one control plane, node-1's services reached at its
+// own address (no virtual IP, no second etcd member to join), and a /24 of the pod CIDR per node.
+void check_hard_way(const ClusterSpec& spec, Problems& out) {
+  const std::vector<const NodeSpec*> control_planes = control_plane_nodes(spec);
+  if (control_planes.size() > 1) {
+    out.push_back({spec.nodes_listed ? "nodes" : "nodes.control_planes",
+                   fmt::format("kubernetes.mode: hard-way runs one control plane, this spec has {} ({}): nothing "
+                               "on a hard-way node joins a second one",
+                               control_planes.size(), control_plane_names(spec))});
+  }
+  if (!spec.kubernetes.api_vip.empty()) {
+    out.push_back({"kubernetes.api_vip", "kubernetes.mode: hard-way has one control plane, reached at its own address: "
+                                         "remove api_vip"});
+  }
+  std::optional<Cidr> pods = Cidr::parse(spec.kubernetes.pod_cidr);
+  std::optional<Cidr> subnet = Cidr::parse(spec.network.subnet);
+  if (pods && subnet) {
+    const uint64_t ranges = pods->prefix <= 24 ? uint64_t{1} << (24 - pods->prefix) : 0;
+    for (const NodeSpec& n : spec.nodes) {
+      std::optional<Ipv4> ip = Ipv4::parse(n.ip);
+      if (!ip || !subnet->contains(*ip) || hard_way_pod_range(spec, n)) continue;  // a bad address is reported elsewhere
+      out.push_back({"kubernetes.pod_cidr",
+                     fmt::format("{} holds {} /24 ranges (numbered from 0), and kubernetes.mode: hard-way gives "
+                                 "each node the one its address numbers in network.subnet: {} ({}) needs number {}; "
+                                 "use a pod CIDR with more /24s",
+                                 quote(spec.kubernetes.pod_cidr), ranges, n.name, n.ip,
+                                 ip->value - subnet->base.value)});
+      break;
+    }
+  }
+}
+
 void check_kubernetes(const ClusterSpec& spec, Problems& out) {
   const auto& k = spec.kubernetes;
   for (size_t i = 0; i < k.api_server_sans.size(); ++i) {
@@ -72,9 +106,28 @@ void check_kubernetes(const ClusterSpec& spec, Problems& out) {
           {item_field("kubernetes.api_server_sans", i), quote(san) + " is neither a DNS name nor an IP address"});
     }
   }
-  if (std::find(kSupportedCnis.begin(), kSupportedCnis.end(), k.cni) == kSupportedCnis.end()) {
+  if (k.mode != kModeKubeadm && k.mode != kModeHardWay) {
+    out.push_back({"kubernetes.mode", fmt::format("{} is not a mode: use {} or {}", quote(k.mode), kModeKubeadm,
+                                                  kModeHardWay)});
+  }
+  const bool hard_way = k.mode == kModeHardWay;
+  if (hard_way && k.cni != kBridgeCni) {
+    out.push_back({"kubernetes.cni", fmt::format("{} is not for kubernetes.mode: hard-way, which routes pods itself "
+                                                 "(a /24 per node, static routes): use {} or leave it out",
+                                                 quote(k.cni), kBridgeCni)});
+  } else if (!hard_way && std::find(kSupportedCnis.begin(), kSupportedCnis.end(), k.cni) == kSupportedCnis.end()) {
     out.push_back({"kubernetes.cni",
-                   fmt::format("{} is not supported: use {}", quote(k.cni), fmt::join(kSupportedCnis, " or "))});
+                   fmt::format("{} is not supported: use {}{}", quote(k.cni), fmt::join(kSupportedCnis, " or "),
+                               k.cni == kBridgeCni ? " (bridge is kubernetes.mode: hard-way's)" : "")});
+  }
+  if (hard_way) check_hard_way(spec, out);
+  if (!spec.etcd.version.empty()) {
+    if (!hard_way) {
+      out.push_back({"etcd.version", "is for kubernetes.mode: hard-way only: kubeadm runs the etcd image of its "
+                                     "Kubernetes release"});
+    } else {
+      check_component("etcd.version", spec.etcd, out);
+    }
   }
   const std::string& repo = k.image_repository;
   if (repo.empty()) {

@@ -16,6 +16,7 @@
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/unique_fd.h"
 
 namespace pibake {
 namespace {
@@ -47,6 +48,9 @@ void ensure_private_dir(const std::string& path, const std::string& what) {
 void remove_stale_temporaries(const std::string& state_dir) {
   std::error_code ec;
   std::vector<std::filesystem::path> dirs = {state_dir};
+  if (std::filesystem::is_directory(std::filesystem::symlink_status(state_dir + "/hard-way", ec))) {
+    dirs.push_back(state_dir + "/hard-way");
+  }
   for (const auto& entry : std::filesystem::directory_iterator(state_dir + "/nodes", ec)) {
     if (entry.is_directory(ec) && !entry.is_symlink(ec)) dirs.push_back(entry.path());
   }
@@ -66,6 +70,38 @@ void remove_stale_temporaries(const std::string& state_dir) {
 }
 
 }  // namespace
+
+std::optional<std::string> read_private_file(const std::string& path, bool secret) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) {
+    if (errno == ENOENT) return std::nullopt;
+    if (errno == ELOOP) throw Error(path + " is a symbolic link; pibake only trusts regular files here");
+    throw Error("cannot read " + path + ": " + errno_text());
+  }
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) throw Error("cannot stat " + path + ": " + errno_text());
+  if (!S_ISREG(st.st_mode)) throw Error(path + " is not a regular file");
+  if (st.st_uid != geteuid()) {
+    throw Error(path + " belongs to uid " + std::to_string(st.st_uid) + ", not to the user running pibake");
+  }
+  mode_t forbidden = secret ? 077 : 022;
+  if ((st.st_mode & forbidden) != 0) {
+    throw Error(path + " has mode " + fmt::format("{:04o}", st.st_mode & 07777) + "; it must be " +
+                (secret ? "0600 (run: chmod 600 " : "writable by its owner only (run: chmod 644 ") + path + ")");
+  }
+  if (static_cast<size_t>(st.st_size) > kMaxPrivateFileSize) throw Error(path + " is too large to be a PEM file");
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = read(fd.get(), data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error("cannot read " + path + ": " + errno_text());
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  data.resize(done);
+  return data;
+}
 
 void make_private_dir(const std::string& path) {
   if (mkdir(path.c_str(), kPrivateDirMode) != 0) throw Error("cannot create " + path + ": " + errno_text());
@@ -149,6 +185,8 @@ bool StateDir::check_identity(const ClusterSpec& spec) const {
   compare("cluster.domain", was.cluster.domain, spec.cluster.domain);
   compare("network.subnet", was.network.subnet, spec.network.subnet);
   compare("kubernetes.pod_cidr", was.kubernetes.pod_cidr, spec.kubernetes.pod_cidr);
+  // A kubeadm cluster's nodes cannot join a hard-way control plane, nor the other way round.
+  compare("kubernetes.mode", was.kubernetes.mode, spec.kubernetes.mode);
   compare("kubernetes.service_cidr", was.kubernetes.service_cidr, spec.kubernetes.service_cidr);
   // The control-plane set is fixed at the first build: every control plane's card names the others
   // (keepalived's VRRP peers, the etcd members it asks), and a card that is not rebuilt would go on
@@ -193,6 +231,30 @@ void StateDir::keep_kubelet_kubeconfig(std::string_view node, const std::string&
   ensure_private_dir(path_ + "/nodes", "");
   ensure_private_dir(dir, "");
   write_file_atomic(dir + "/kubelet.conf", kubeconfig, kSecretFileMode);
+}
+
+namespace {
+// hard-way/<name> with '/' spelled '-': one flat folder ("etcd/server-node-1" -> etcd-server-node-1).
+std::string hard_way_file(const std::string& state_dir, std::string_view name) {
+  std::string flat(name);
+  for (char& c : flat)
+    if (c == '/') c = '-';
+  if (flat.empty() || flat[0] == '.') throw Error("internal error: bad hard-way credential name " + flat);
+  return state_dir + "/hard-way/" + flat;
+}
+}  // namespace
+
+std::optional<std::string> StateDir::hard_way_secret(std::string_view name) const {
+  struct stat st {};
+  if (lstat((path_ + "/hard-way").c_str(), &st) != 0) return std::nullopt;
+  check_private_dir(path_ + "/hard-way", "the hard way's credential dir");
+  return read_private_file(hard_way_file(path_, name), /*secret=*/true);
+}
+
+void StateDir::keep_hard_way_secret(std::string_view name, const std::string& content) const {
+  ensure_private_dir(path_ + "/hard-way", "");
+  check_private_dir(path_ + "/hard-way", "the hard way's credential dir");
+  write_file_atomic(hard_way_file(path_, name), content, kSecretFileMode);
 }
 
 std::optional<std::string> StateDir::admin_kubeconfig() const { return read_kept(path_ + "/admin.kubeconfig"); }

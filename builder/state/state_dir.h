@@ -4,6 +4,8 @@
 //   cluster.yaml               the spec the cluster was first built from: its identity (0600)
 //   nodes/<name>/kubelet.conf  a worker's kubelet credentials, issued once (0600)
 //   admin.kubeconfig           the admin credentials out/admin.kubeconfig is copied from (0600)
+//   hard-way/<name>            kubernetes.mode: hard-way's certificates with their keys, and its
+//                              Secrets encryption key, issued once (0600; docs/hard-way.md)
 //   pki/                       the CAs, the service-account key pair, the bootstrap token
 #pragma once
 
@@ -23,6 +25,16 @@ void make_private_dir(const std::string& path);
 // Throws pibake::Error (naming `what`, the path and the fix) unless `path` is a directory owned by
 // the user running pibake and closed to group and others: it holds keys every node trusts.
 void check_private_dir(const std::string& path, const char* what);
+
+// The most read_private_file reads (bytes): PEM files and records are a few KiB.
+inline constexpr size_t kMaxPrivateFileSize = size_t{1} << 20;
+
+// Reads one file of the state dir without following a symlink, checking what the descriptor refers
+// to (not the name, which could change between a stat and the open): a regular file owned by the
+// user running pibake, without group/other write access, and with no group/other access at all when
+// `secret`; at most kMaxPrivateFileSize bytes. nullopt when it does not exist. Throws pibake::Error
+// naming the path (never the content) and the fix otherwise.
+std::optional<std::string> read_private_file(const std::string& path, bool secret);
 
 class StateDir {
  public:
@@ -61,6 +73,12 @@ class StateDir {
   std::optional<std::string> kubelet_kubeconfig(std::string_view node) const;
   void keep_kubelet_kubeconfig(std::string_view node, const std::string& kubeconfig) const;
 
+  // A hard-way credential (hard-way/<name>, '/' in `name` spelled '-': "etcd/server-node-1" is
+  // hard-way/etcd-server-node-1): what pipeline/hard_way_secrets.cpp issued once, kept so every
+  // later build gives the node the same one; nullopt when there is none yet. keep_* writes it
+  // atomically, 0600, in a 0700 folder.
+  std::optional<std::string> hard_way_secret(std::string_view name) const;
+  void keep_hard_way_secret(std::string_view name, const std::string& content) const;
   // The admin kubeconfig (admin.kubeconfig); nullopt when none was issued yet. 0600.
   std::optional<std::string> admin_kubeconfig() const;
   void keep_admin_kubeconfig(const std::string& kubeconfig) const;
