@@ -202,7 +202,7 @@ etcd_pid=$!
 trap 'kill $etcd_pid 2>/dev/null || true' EXIT
 ectl() { ETCDCTL_API=3 etcdctl --endpoints "https://127.0.0.1:$port" --cacert "$pki1/etcd/ca.crt" --dial-timeout=3s "$@"; }
 ok=""
-for _ in $(seq 1 50); do
+for _ in $(seq 1 300); do
   if ectl --cert "$pki1/apiserver-etcd-client.crt" --key "$pki1/apiserver-etcd-client.key" endpoint health > health.log 2>&1; then ok=1; break; fi
   kill -0 "$etcd_pid" 2>/dev/null || break
   sleep 0.2
