@@ -183,7 +183,7 @@ note "systemd-analyze verify: $(echo $control_units $node_units | wc -w) units o
 # /etc/kubernetes and /var/lib/etcd mapped into this scratch dir, node-1's address to 127.0.0.1 and
 # the ports to free ones. etcdctl then reaches it with the API server's etcd client certificate,
 # and a client without a certificate, or with one from the cluster CA (kube-proxy's), is refused.
-port=$((20000 + RANDOM % 20000)); peer=$((port + 1))
+port=$((20000 + RANDOM % 12000)); peer=$((port + 1))  # below the ephemeral range (32768-)
 line=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$vroot/etc/systemd/system/etcd.service" | sed -n 's/^ExecStart=//p')
 [ -n "$line" ] || fail "etcd.service has no ExecStart"
 mkdir -p etcd-data && chmod 700 etcd-data
