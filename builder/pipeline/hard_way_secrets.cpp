@@ -35,9 +35,6 @@ const pki::CertKeyPair& ca_of(const pki::PkiState& pki, HardWayCa ca) {
   return pki.cluster_ca;
 }
 
-// What a certificate was issued for, in one line: its CA (by the certificate's digest), subject,
-// usages and names. A kept certificate whose record differs (a new api_server_sans entry, say) is
-// issued again; one whose record matches is reused, so the same state dir gives the same images.
 // True for 44 characters of standard base64 ending in one '=': 32 bytes (RFC 4648).
 bool is_base64_key_32(const std::string& text) {
   if (text.size() != 44 || text[43] != '=' || text[42] == '=') return false;
@@ -45,6 +42,9 @@ bool is_base64_key_32(const std::string& text) {
                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/'; });
 }
 
+// What a certificate was issued for, in one line: its CA (by the certificate's digest), subject,
+// usages and names. A kept certificate whose record differs (a new api_server_sans entry, say) is
+// issued again; one whose record matches is reused, so the same state dir gives the same images.
 std::string record_of(const pki::CertKeyPair& ca, const pki::LeafSpec& l) {
   std::string usages;
   for (pki::ExtKeyUsage u : l.usages) usages += u == pki::ExtKeyUsage::kServerAuth ? "serverAuth," : "clientAuth,";
