@@ -216,8 +216,97 @@ fi
 if ectl --cert "$pki1/kube-proxy.crt" --key "$pki1/kube-proxy.key" get /pibake/hard-way >/dev/null 2>&1; then
   fail "etcd accepted a client certificate of the cluster CA (its trusted CA is not the etcd CA)"
 fi
-kill "$etcd_pid"; wait "$etcd_pid" 2>/dev/null || true
 note "real etcd over TLS with pibake's certificates: health, put/get as kube-apiserver-etcd-client; no certificate and kube-proxy's refused"
+
+# 6b. The Kubernetes components' own command lines, run by the e2e stand-in in its hard-way mode
+# (tests/e2e/k8s-stand-in.sh, hard_way_component): every file their flags and configuration files
+# name exists, each certificate chains to the CA beside it and matches its key, each kubeconfig's
+# client certificate chains to its CA. node-1's files sit below a scratch root (PIBAKE_TEST_ROOT), as
+# on the card. kube-apiserver then serves /readyz on 127.0.0.1 with its serving certificate, from
+# the real etcd above (its etcd client flags): asked with curl and with the real kubectl and
+# admin.conf. The same components refuse to start with a file missing, an etcd client certificate
+# of the wrong CA, a kubelet serving key that is not its certificate's.
+hwroot=$SCRATCH/hwroot
+mkdir -p "$hwroot/etc" "$hwroot/var/lib"
+cp -a kube1/kubernetes "$hwroot/etc/"
+dump_tree "$cp" /var/lib/kubelet hwroot-kubelet && mv hwroot-kubelet/kubelet "$hwroot/var/lib/"
+dump_tree "$cp" /var/lib/kube-proxy hwroot-proxy && mv hwroot-proxy/kube-proxy "$hwroot/var/lib/"
+bin=$SCRATCH/stand-in-bin
+mkdir -p "$bin"
+for b in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet; do
+  cp "$PIBAKE_SOURCE_DIR/tests/e2e/k8s-stand-in.sh" "$bin/$b" && chmod 755 "$bin/$b"  # it acts by its name
+done
+api_port=$((port + 3))
+# exec_start UNIT: the unit's (last) ExecStart, continuation lines joined, from node-1's vroot.
+exec_start() { sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$vroot$1" | sed -n 's/^ExecStart=\(.\)/\1/p' | tail -n 1; }
+# component ROOT UNIT: runs UNIT's command line with the stand-in, files below ROOT, in the
+# background (sets comp_pid); etcd's and the API server's ports are this test's.
+component() {
+  local line
+  line=$(exec_start "$2")
+  [ -n "$line" ] || fail "$2 has no ExecStart"
+  # shellcheck disable=SC2001
+  line=$(echo "$line" | sed -e "s|^/usr/local/bin/|$bin/|" -e "s|https://127.0.0.1:2379|https://127.0.0.1:$port|" -e "s|--secure-port=6443|--secure-port=$api_port|")
+  rm -rf stand-in-log
+  # shellcheck disable=SC2086 # the unit's words, as systemd splits them (no quotes in pibake's units)
+  env PIBAKE_STAND_IN_MODE=hard-way PIBAKE_TEST_ROOT="$1" PIBAKE_STAND_IN_LOG="$SCRATCH/stand-in-log" $line > component.log 2>&1 &
+  comp_pid=$!
+}
+# started NAME: the stand-in noted what it checked (it then runs on); else the test fails with its log.
+started() {
+  local _
+  for _ in $(seq 1 100); do
+    grep -q " $1: .* key pairs checked" stand-in-log/calls.log 2>/dev/null && return 0
+    kill -0 "$comp_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  cat component.log stand-in-log/calls.log >&2 2>/dev/null
+  fail "$1 did not start from its unit's command line"
+}
+# refuses ROOT UNIT NAME MESSAGE: the component exits non-zero, saying MESSAGE.
+refuses() {
+  component "$1" "$2"
+  if wait "$comp_pid"; then fail "$3 started with $4 wrong"; fi
+  grep -qF -- "$4" component.log || { cat component.log >&2; fail "$3's refusal does not say '$4'"; }
+}
+summaries=""
+for u in kube-controller-manager.service kube-scheduler.service kube-proxy.service kubelet.service.d/10-pibake-hard-way.conf; do
+  c=${u%%.service*}
+  component "$hwroot" "/etc/systemd/system/$u"
+  started "$c"
+  kill "$comp_pid"; wait "$comp_pid" 2>/dev/null || true
+  summaries+="$c: $(sed -n "s/.* $c: \(.*\) checked$/\1/p" stand-in-log/calls.log); "
+done
+component "$hwroot" /etc/systemd/system/kube-apiserver.service
+started kube-apiserver
+summaries+="kube-apiserver: $(sed -n 's/.* kube-apiserver: \(.*\) checked$/\1/p' stand-in-log/calls.log)"
+api_pid=$comp_pid
+ready=""
+for _ in $(seq 1 60); do
+  ready=$(curl -fsS --max-time 5 --cacert "$hwroot/etc/kubernetes/pki/ca.crt" "https://127.0.0.1:$api_port/readyz" 2>/dev/null) && [ "$ready" = ok ] && break
+  kill -0 "$api_pid" 2>/dev/null || break
+  sleep 0.5
+done
+assert_eq "$ready" ok "the stand-in kube-apiserver's /readyz (its etcd: the real one, through its --etcd-* flags)"
+assert_eq "$(kubectl --kubeconfig "$hwroot/etc/kubernetes/admin.conf" --server "https://127.0.0.1:$api_port" get --raw=/readyz 2>&1)" ok \
+  "kubectl get --raw=/readyz with admin.conf"
+kill "$api_pid"; wait "$api_pid" 2>/dev/null || true
+note "the components' command lines (stand-ins, hard-way mode): $summaries"
+# The checks say no.
+cp -a "$hwroot" hwbad
+rm hwbad/etc/kubernetes/pki/front-proxy-client.key
+refuses "$SCRATCH/hwbad" /etc/systemd/system/kube-apiserver.service kube-apiserver \
+  "open /etc/kubernetes/pki/front-proxy-client.key: no such file or directory"
+cp "$hwroot/etc/kubernetes/pki/front-proxy-client.key" hwbad/etc/kubernetes/pki/
+cp "$hwroot/etc/kubernetes/pki/kube-proxy.crt" hwbad/etc/kubernetes/pki/apiserver-etcd-client.crt
+cp "$hwroot/etc/kubernetes/pki/kube-proxy.key" hwbad/etc/kubernetes/pki/apiserver-etcd-client.key
+refuses "$SCRATCH/hwbad" /etc/systemd/system/kube-apiserver.service kube-apiserver \
+  "/etc/kubernetes/pki/apiserver-etcd-client.crt does not chain to"
+cp "$hwroot/etc/kubernetes/pki/kubelet-client-node-1.key" hwbad/etc/kubernetes/pki/kubelet-serving-node-1.key
+refuses "$SCRATCH/hwbad" /etc/systemd/system/kubelet.service.d/10-pibake-hard-way.conf kubelet \
+  "kubelet-serving-node-1.crt is not the certificate of"
+note "the stand-ins refuse a missing file, an etcd client certificate of the cluster CA, a kubelet serving key not its certificate's"
+kill "$etcd_pid"; wait "$etcd_pid" 2>/dev/null || true
 
 # 7. Pod networking: node-k's bridge gets 10.244.k.0/24, and its routes reach every other node's.
 for k in 1 2 3; do

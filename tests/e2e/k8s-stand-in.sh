@@ -65,7 +65,9 @@
 # PIBAKE_STAND_IN_CLUSTER (the store of a cluster that already runs elsewhere, reached through the
 # endpoint: kubectl reads it and join adds to it; default the node's own store),
 # PIBAKE_STAND_IN_ETCD (that cluster's etcd client URLs, comma-separated, for join's etcd phases),
-# PIBAKE_STAND_IN_MODE (files, the default, or static-pods: above).
+# PIBAKE_STAND_IN_MODE (files, the default, static-pods: above, or hard-way: kube-apiserver,
+# kube-controller-manager, kube-scheduler, kube-proxy and the kubelet check what they read at start,
+# hard_way_component below).
 e2e_faults="init:wait-control-plane:fail apply:fail label:fail"
 faults=${PIBAKE_STAND_IN_FAULTS-$e2e_faults}
 ROOT=${PIBAKE_TEST_ROOT:-}
@@ -652,8 +654,12 @@ PY
 # its v3 API, as a client with kubeadm's apiserver-etcd-client certificate).
 api_server() {
   exec python3 -c "$(cat <<'PY'
-import base64, http.server, json, ssl, sys, threading, time, urllib.error, urllib.request
+import base64, http.server, json, os, ssl, sys, threading, time, urllib.error, urllib.request
 a = dict(x[2:].split("=", 1) for x in sys.argv[1:] if x.startswith("--") and "=" in x)
+# Under PIBAKE_TEST_ROOT (tests/cli/hard_way.sh) the files are below it.
+for k in ("etcd-cafile", "etcd-certfile", "etcd-keyfile", "tls-cert-file", "tls-private-key-file"):
+    if k in a and a[k].startswith("/"):
+        a[k] = os.environ.get("PIBAKE_TEST_ROOT", "") + a[k]
 # etcd's JSON gateway to its v3 API (on by default on its client URLs), with kubeadm's
 # apiserver-etcd-client certificate: no process per request.
 etcd_url = a["etcd-servers"].split(",")[0]
@@ -973,6 +979,206 @@ kubectl_main() {
   esac
 }
 
+# hard_way_component NAME ARGS... (PIBAKE_STAND_IN_MODE=hard-way; kube-apiserver,
+# kube-controller-manager, kube-scheduler, kube-proxy, kubelet): what the real binary reads at
+# start, checked before it "runs" (issue 14 item 5). Flags are taken in their --flag=value form.
+#   - every file a flag names (a flag whose name ends in file, certfile, keyfile, cafile,
+#     kubeconfig, config, certificate-authority, client-certificate or client-key) exists and can
+#     be read: else the component's start-up error, "open PATH: no such file or directory";
+#   - each certificate chains (openssl verify) to the CA named beside it, and is the public half of
+#     the key named beside it: kube-apiserver's serving, etcd-client, kubelet-client and front-proxy
+#     client pairs, the service-account key pair; kube-controller-manager's signing pair; the
+#     kubelet's serving certificate against its clientCAFile;
+#   - each kubeconfig (a flag, or named in a --config file) parses, its current context names a
+#     cluster with an https server and a user whose client certificate chains to that cluster's CA
+#     and matches its key;
+#   - a --config file parses and is the component's kind (KubeletConfiguration, KubeProxyConfiguration,
+#     KubeSchedulerConfiguration), and the files it names are checked as above; kube-apiserver's
+#     --encryption-provider-config is an EncryptionConfiguration whose secretbox keys are 32 bytes.
+# Under PIBAKE_TEST_ROOT every absolute path is taken below it (tests/cli/hard_way.sh). On success
+# it notes what it checked in the call log; kube-apiserver then serves (api_server, its TLS and etcd
+# flags), the others stay running.
+hard_way_component() {
+  component=$1
+  shift
+  summary=$(python3 - "$component" "$@" 2> "$LOG/$component.refused" <<'PY'
+import base64, os, re, subprocess, sys, tempfile
+import yaml
+
+name, args = sys.argv[1], sys.argv[2:]
+root = os.environ.get("PIBAKE_TEST_ROOT", "")
+flags = {}
+for a in args:
+    if a.startswith("--") and "=" in a:
+        k, v = a[2:].split("=", 1)
+        flags[k] = v
+counts = {"files": 0, "chains": 0, "pairs": 0, "kubeconfigs": 0}
+FILE_FLAG = re.compile(r"(file|certfile|keyfile|cafile|kubeconfig|config|certificate-authority|client-certificate|client-key)$")
+
+
+def fail(msg):
+    sys.exit("%s: %s" % (name, msg))
+
+
+def real(path):
+    return root + path if root and path.startswith("/") else path
+
+
+def readable(path, what):
+    p = real(path)
+    if not os.path.isfile(p) or not os.access(p, os.R_OK):
+        fail("%s: open %s: no such file or directory" % (what, path))
+    counts["files"] += 1
+    return p
+
+
+def openssl(*argv, data=None):
+    r = subprocess.run(["openssl", *argv], input=data, capture_output=True)
+    return r.returncode, r.stdout
+
+
+def chains(cert, ca, what):
+    rc, out = openssl("verify", "-CAfile", ca, cert)
+    if rc != 0:
+        fail("%s: %s does not chain to %s: %s" % (what, cert, ca, out.decode(errors="replace").strip()))
+    counts["chains"] += 1
+
+
+def pubkey_of_cert(cert):
+    return openssl("x509", "-noout", "-pubkey", "-in", cert)[1]
+
+
+def pubkey_of_key(key, public=False):
+    return openssl("pkey", *(["-pubin"] if public else []), "-pubout", "-in", key)[1]
+
+
+def pair(cert, key, what):
+    a = pubkey_of_cert(cert)
+    if not a or a != pubkey_of_key(key):
+        fail("%s: %s is not the certificate of %s" % (what, cert, key))
+    counts["pairs"] += 1
+
+
+def temp_pem(data):
+    f = tempfile.NamedTemporaryFile("wb", delete=False, suffix=".pem")
+    f.write(data)
+    f.close()
+    return f.name
+
+
+def kubeconfig(path, what):
+    p = readable(path, what)
+    try:
+        c = yaml.safe_load(open(p))
+        ctx = next(x["context"] for x in c["contexts"] if x["name"] == c["current-context"])
+        cluster = next(x["cluster"] for x in c["clusters"] if x["name"] == ctx["cluster"])
+        user = next(x["user"] for x in c["users"] if x["name"] == ctx["user"])
+    except Exception as e:  # a kubeconfig that does not hold together is the component's load error
+        fail("%s: invalid configuration: %s: %r" % (what, path, e))
+    if not str(cluster.get("server", "")).startswith("https://"):
+        fail("%s: %s: the server is not https: %r" % (what, path, cluster.get("server")))
+    tmp = []
+
+    def material(d, field):
+        if d.get(field + "-data"):
+            tmp.append(temp_pem(base64.b64decode(d[field + "-data"])))
+            return tmp[-1]
+        if d.get(field):
+            return readable(d[field], "%s (%s)" % (what, field))
+        fail("%s: %s has no %s" % (what, path, field))
+
+    try:
+        ca = material(cluster, "certificate-authority")
+        crt = material(user, "client-certificate")
+        key = material(user, "client-key")
+        chains(crt, ca, "%s (%s)" % (what, path))
+        pair(crt, key, "%s (%s)" % (what, path))
+    finally:
+        for t in tmp:
+            os.unlink(t)
+    counts["kubeconfigs"] += 1
+
+
+def config_file(path, kind):
+    p = readable(path, "--config")
+    try:
+        d = yaml.safe_load(open(p))
+    except yaml.YAMLError as e:
+        fail("--config: %s does not parse: %s" % (path, e))
+    if not isinstance(d, dict) or d.get("kind") != kind:
+        fail("--config: %s is not a %s" % (path, kind))
+    return d
+
+
+for k, v in flags.items():
+    if FILE_FLAG.search(k) and v.startswith("/"):
+        if k.endswith("kubeconfig"):
+            kubeconfig(v, "--" + k)
+        else:
+            readable(v, "--" + k)
+
+
+def f(k):
+    return real(flags[k]) if k in flags else None
+
+
+def check_pairs(rows):
+    for crt, key, ca in rows:
+        if crt not in flags:
+            continue
+        if key:
+            if key not in flags:
+                fail("--%s is given without --%s" % (crt, key))
+            pair(f(crt), f(key), "--" + crt)
+        if ca:
+            if ca not in flags:
+                fail("--%s is given without --%s" % (crt, ca))
+            chains(f(crt), f(ca), "--" + crt)
+
+
+if name == "kube-apiserver":
+    check_pairs([("tls-cert-file", "tls-private-key-file", "client-ca-file"),
+                 ("etcd-certfile", "etcd-keyfile", "etcd-cafile"),
+                 ("kubelet-client-certificate", "kubelet-client-key", "client-ca-file"),
+                 ("proxy-client-cert-file", "proxy-client-key-file", "requestheader-client-ca-file")])
+    if "service-account-key-file" in flags and "service-account-signing-key-file" in flags:
+        if pubkey_of_key(f("service-account-key-file"), public=True) != pubkey_of_key(f("service-account-signing-key-file")):
+            fail("--service-account-key-file is not the public half of --service-account-signing-key-file")
+        counts["pairs"] += 1
+    if "encryption-provider-config" in flags:
+        e = yaml.safe_load(open(f("encryption-provider-config")))
+        if not isinstance(e, dict) or e.get("kind") != "EncryptionConfiguration":
+            fail("--encryption-provider-config: not an EncryptionConfiguration")
+        for r in e.get("resources") or []:
+            for prov in r.get("providers") or []:
+                for key in (prov.get("secretbox") or {}).get("keys") or []:
+                    if len(base64.b64decode(key["secret"])) != 32:
+                        fail("--encryption-provider-config: secretbox key %s is not 32 bytes" % key.get("name"))
+elif name == "kube-controller-manager":
+    check_pairs([("cluster-signing-cert-file", "cluster-signing-key-file", None)])
+elif name == "kubelet":
+    if "config" in flags:
+        c = config_file(flags["config"], "KubeletConfiguration")
+        x509 = ((c.get("authentication") or {}).get("x509") or {}).get("clientCAFile")
+        crt, key = c.get("tlsCertFile"), c.get("tlsPrivateKeyFile")
+        if crt:
+            pair(readable(crt, "tlsCertFile"), readable(key or "", "tlsPrivateKeyFile"), "tlsCertFile")
+            if x509:
+                chains(real(crt), readable(x509, "clientCAFile"), "tlsCertFile")
+elif name in ("kube-proxy", "kube-scheduler"):
+    if "config" in flags:
+        kind = "KubeProxyConfiguration" if name == "kube-proxy" else "KubeSchedulerConfiguration"
+        c = config_file(flags["config"], kind)
+        kc = (c.get("clientConnection") or {}).get("kubeconfig")
+        if not kc:
+            fail("--config: %s names no clientConnection.kubeconfig" % flags["config"])
+        kubeconfig(kc, "clientConnection.kubeconfig")
+print("%(files)d files named in its flags read, %(kubeconfigs)d kubeconfigs, %(chains)d chains, %(pairs)d key pairs checked" % counts)
+PY
+  ) || die "$(cat "$LOG/$component.refused")"
+  rm -f "$LOG/$component.refused"
+  note "$component: $summary"
+}
 case "$name ${1:-}" in
   "k8s-stand-in.sh yaml-docs")
     yaml_docs "$2" || exit 1
@@ -1001,7 +1207,19 @@ case "$name ${1:-}" in
     api_server "$@"
     ;;
   "kubelet "*)
+    [ "$MODE" != hard-way ] || hard_way_component kubelet "$@"
     [ "$MODE" != static-pods ] || kubelet_static_pods
+    exec sleep infinity
+    ;;
+  "kube-apiserver --version" | "kube-controller-manager --version" | "kube-scheduler --version" | "kube-proxy --version")
+    echo "$name stand-in (pibake e2e)"
+    ;;
+  "kube-apiserver "*)
+    hard_way_component kube-apiserver "$@"
+    api_server "$@"
+    ;;
+  "kube-controller-manager "* | "kube-scheduler "* | "kube-proxy "*)
+    hard_way_component "$name" "$@"
     exec sleep infinity
     ;;
   *" version")
