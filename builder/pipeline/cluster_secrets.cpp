@@ -31,6 +31,14 @@ int64_t credential_not_before(const FileOp& op) {
   return 0;
 }
 
+int64_t credentials_clock_floor(const std::map<std::string, std::vector<FileOp>>& credentials, int64_t ca_not_before) {
+  int64_t floor = std::max(build_timestamp(), ca_not_before);
+  for (const auto& [name, ops] : credentials) {
+    for (const FileOp& op : ops) floor = std::max(floor, credential_not_before(op));
+  }
+  return floor;
+}
+
 pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
                                  const std::vector<std::string>& plan_nodes, PlanInputs& inputs) {
   // The hard way has no kubeadm join, so no bootstrap token (issue 14 item 1).
@@ -86,10 +94,7 @@ pki::PkiState gather_credentials(const ClusterSpec& spec, const StateDir& state,
   // "not yet valid". Derived from the certificates this build places and every node's kubelet
   // credentials kept in the state dir (and SOURCE_DATE_EPOCH), never from the clock: the same
   // state dir gives the same images, whichever nodes a run builds (--node).
-  inputs.clock_floor = std::max(build_timestamp(), inputs.ca_not_before);
-  for (const auto& [name, ops] : inputs.credentials) {
-    for (const FileOp& op : ops) inputs.clock_floor = std::max(inputs.clock_floor, credential_not_before(op));
-  }
+  inputs.clock_floor = credentials_clock_floor(inputs.credentials, inputs.ca_not_before);
   for (const NodeSpec& node : spec.nodes) {
     if (std::optional<std::string> kept = state.kubelet_kubeconfig(node.name)) {
       inputs.clock_floor =

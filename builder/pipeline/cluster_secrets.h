@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ctime>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,11 @@ FileOp credential_op(const std::string& path, const std::string& content, uint32
 // notBefore of the certificate a credential file holds (a PEM certificate, "*.crt", or a
 // kubeconfig with an embedded client certificate), Unix seconds; 0 for keys and anything else.
 int64_t credential_not_before(const FileOp& op);
+
+// The clock floor a first boot sets the clock to (docs/pki.md): the latest of the build's
+// timestamp (SOURCE_DATE_EPOCH or now), `ca_not_before` and every credential's notBefore
+// (credential_not_before), Unix seconds. `credentials` maps node names to their credential ops.
+int64_t credentials_clock_floor(const std::map<std::string, std::vector<FileOp>>& credentials, int64_t ca_not_before);
 
 // Writes `out_dir`/admin.kubeconfig (0600), issued once and kept in the state dir, and returns
 // the line to print for joining a machine by hand (without the token itself); "" in hard-way

@@ -11,7 +11,6 @@
 #include "pipeline/cluster_secrets.h"
 #include "pki/state.h"
 #include "plan/hard_way_pki.h"
-#include "util/build_time.h"
 #include "util/error.h"
 #include "util/sha256.h"
 
@@ -196,10 +195,7 @@ void gather_hard_way_credentials(const ClusterSpec& spec, const StateDir& state,
         pki::kSecretMode));
     ops.push_back(credential_op("/etc/kubernetes/encryption-config.yaml", encryption_config(state), pki::kSecretMode));
   }
-  inputs.clock_floor = std::max(build_timestamp(), inputs.ca_not_before);
-  for (const auto& [name, ops] : all) {
-    for (const FileOp& op : ops) inputs.clock_floor = std::max(inputs.clock_floor, credential_not_before(op));
-  }
+  inputs.clock_floor = credentials_clock_floor(all, inputs.ca_not_before);
   for (const std::string& name : plan_nodes) inputs.credentials[name] = all[name];
 }
 
