@@ -194,9 +194,9 @@ checked_as() {
   fi
 }
 # batch_begin NODE ... batch_end: NODE's checks in between run in one SSH call, each in its own
-# subshell with the shell that ran it alone, in their order, each line as check prints it. Under
-# TCG, with three guests on two cores, each SSH round trip cost 3 to 15 s: a node's 20 checks
-# took 3 minutes one call each. A check whose result decides what runs next stays outside.
+# subshell with the shell that ran it alone, in their order, each line as check prints it (under
+# TCG a trivial check's round trip took 3 s or more). A check whose result decides what runs next
+# stays outside.
 batch_node=""
 batch_begin() { batch_node=$1 batch_what=() batch_cmd=(); }
 batch_end() {
