@@ -184,7 +184,9 @@ note "systemd-analyze verify: $(echo $control_units $node_units | wc -w) units o
 # the ports to free ones. etcdctl then reaches it with the API server's etcd client certificate,
 # and a client without a certificate, or with one from the cluster CA (kube-proxy's), is refused.
 port=$((20000 + RANDOM % 12000)); peer=$((port + 1))  # below the ephemeral range (32768-)
-line=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$vroot/etc/systemd/system/etcd.service" | sed -n 's/^ExecStart=//p')
+# exec_start UNIT: the unit's (last non-empty) ExecStart, continuation lines joined, from node-1's vroot.
+exec_start() { sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$vroot$1" | sed -n 's/^ExecStart=\(.\)/\1/p' | tail -n 1; }
+line=$(exec_start /etc/systemd/system/etcd.service)
 [ -n "$line" ] || fail "etcd.service has no ExecStart"
 mkdir -p etcd-data && chmod 700 etcd-data
 # shellcheck disable=SC2001
@@ -237,8 +239,6 @@ for b in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubele
   cp "$PIBAKE_SOURCE_DIR/tests/e2e/k8s-stand-in.sh" "$bin/$b" && chmod 755 "$bin/$b"  # it acts by its name
 done
 api_port=$((port + 3))
-# exec_start UNIT: the unit's (last) ExecStart, continuation lines joined, from node-1's vroot.
-exec_start() { sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$vroot$1" | sed -n 's/^ExecStart=\(.\)/\1/p' | tail -n 1; }
 # component ROOT UNIT: runs UNIT's command line with the stand-in, files below ROOT, in the
 # background (sets comp_pid); etcd's and the API server's ports are this test's.
 component() {
@@ -269,17 +269,19 @@ refuses() {
   if wait "$comp_pid"; then fail "$3 started with $4 wrong"; fi
   grep -qF -- "$4" component.log || { cat component.log >&2; fail "$3's refusal does not say '$4'"; }
 }
+# summary_of NAME: what NAME's stand-in noted it checked.
+summary_of() { sed -n "s/.* $1: \(.*\) checked$/\1/p" stand-in-log/calls.log; }
 summaries=""
 for u in kube-controller-manager.service kube-scheduler.service kube-proxy.service kubelet.service.d/10-pibake-hard-way.conf; do
   c=${u%%.service*}
   component "$hwroot" "/etc/systemd/system/$u"
   started "$c"
   kill "$comp_pid"; wait "$comp_pid" 2>/dev/null || true
-  summaries+="$c: $(sed -n "s/.* $c: \(.*\) checked$/\1/p" stand-in-log/calls.log); "
+  summaries+="$c: $(summary_of "$c"); "
 done
 component "$hwroot" /etc/systemd/system/kube-apiserver.service
 started kube-apiserver
-summaries+="kube-apiserver: $(sed -n 's/.* kube-apiserver: \(.*\) checked$/\1/p' stand-in-log/calls.log)"
+summaries+="kube-apiserver: $(summary_of kube-apiserver)"
 api_pid=$comp_pid
 ready=""
 for _ in $(seq 1 60); do

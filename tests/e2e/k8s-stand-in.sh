@@ -1032,8 +1032,8 @@ def readable(path, what):
     return p
 
 
-def openssl(*argv, data=None):
-    r = subprocess.run(["openssl", *argv], input=data, capture_output=True)
+def openssl(*argv):
+    r = subprocess.run(["openssl", *argv], capture_output=True)
     return r.returncode, r.stdout
 
 
@@ -1059,6 +1059,13 @@ def pair(cert, key, what):
     counts["pairs"] += 1
 
 
+def cert_key_ca(crt, key, ca, what):
+    """crt is key's certificate and, when ca is given, chains to it (paths as read)."""
+    pair(crt, key, what)
+    if ca:
+        chains(crt, ca, what)
+
+
 def temp_pem(data):
     f = tempfile.NamedTemporaryFile("wb", delete=False, suffix=".pem")
     f.write(data)
@@ -1066,8 +1073,14 @@ def temp_pem(data):
     return f.name
 
 
+checked_kubeconfigs = set()
+
+
 def kubeconfig(path, what):
     p = readable(path, what)
+    if p in checked_kubeconfigs:  # one file named by several flags is checked once
+        return
+    checked_kubeconfigs.add(p)
     try:
         c = yaml.safe_load(open(p))
         ctx = next(x["context"] for x in c["contexts"] if x["name"] == c["current-context"])
@@ -1091,8 +1104,7 @@ def kubeconfig(path, what):
         ca = material(cluster, "certificate-authority")
         crt = material(user, "client-certificate")
         key = material(user, "client-key")
-        chains(crt, ca, "%s (%s)" % (what, path))
-        pair(crt, key, "%s (%s)" % (what, path))
+        cert_key_ca(crt, key, ca, "%s (%s)" % (what, path))
     finally:
         for t in tmp:
             os.unlink(t)
@@ -1126,14 +1138,10 @@ def check_pairs(rows):
     for crt, key, ca in rows:
         if crt not in flags:
             continue
-        if key:
-            if key not in flags:
-                fail("--%s is given without --%s" % (crt, key))
-            pair(f(crt), f(key), "--" + crt)
-        if ca:
-            if ca not in flags:
-                fail("--%s is given without --%s" % (crt, ca))
-            chains(f(crt), f(ca), "--" + crt)
+        for other in (key, ca):
+            if other and other not in flags:
+                fail("--%s is given without --%s" % (crt, other))
+        cert_key_ca(f(crt), f(key), f(ca) if ca else None, "--" + crt)
 
 
 if name == "kube-apiserver":
@@ -1162,9 +1170,8 @@ elif name == "kubelet":
         x509 = ((c.get("authentication") or {}).get("x509") or {}).get("clientCAFile")
         crt, key = c.get("tlsCertFile"), c.get("tlsPrivateKeyFile")
         if crt:
-            pair(readable(crt, "tlsCertFile"), readable(key or "", "tlsPrivateKeyFile"), "tlsCertFile")
-            if x509:
-                chains(real(crt), readable(x509, "clientCAFile"), "tlsCertFile")
+            cert_key_ca(readable(crt, "tlsCertFile"), readable(key or "", "tlsPrivateKeyFile"),
+                        readable(x509, "clientCAFile") if x509 else None, "tlsCertFile")
 elif name in ("kube-proxy", "kube-scheduler"):
     if "config" in flags:
         kind = "KubeProxyConfiguration" if name == "kube-proxy" else "KubeSchedulerConfiguration"
@@ -1211,7 +1218,7 @@ case "$name ${1:-}" in
     [ "$MODE" != static-pods ] || kubelet_static_pods
     exec sleep infinity
     ;;
-  "kube-apiserver --version" | "kube-controller-manager --version" | "kube-scheduler --version" | "kube-proxy --version")
+  "kube-"*" --version")
     echo "$name stand-in (pibake e2e)"
     ;;
   "kube-apiserver "*)
