@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh
-reports=(build/test-tmp/e2e-report.txt build/test-tmp/e2e-report-flat.txt build/test-tmp/e2e-report-ha.txt)
+reports=(build/test-tmp/e2e-report.txt build/test-tmp/e2e-report-flat.txt build/test-tmp/e2e-report-ha.txt build/test-tmp/e2e-report-hard_way.txt)
 rm -f "${reports[@]}"
 status=0
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@" || status=$?

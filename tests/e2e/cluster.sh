@@ -43,7 +43,8 @@
 # PIBAKE_TEST_TMP (work dir parent), PIBAKE_E2E_REPORT (where to copy report.txt),
 # PIBAKE_E2E_BUDGET (seconds for the whole test, default 4200; then it fails with its report),
 # PIBAKE_E2E_UPLINK (none, the default, or wired: node-1's uplink, above),
-# PIBAKE_E2E_CONTROL_PLANES (1, the default: node-2 and node-3 are workers; or 3: below).
+# PIBAKE_E2E_CONTROL_PLANES (1, the default: node-2 and node-3 are workers; or 3: below),
+# PIBAKE_E2E_MODE (kubeadm, the default, or hard-way: below).
 #
 # Three control planes (PIBAKE_E2E_CONTROL_PLANES=3, issue 16): every node is a control plane
 # behind the API server's virtual IP. The stand-in runs in its static-pods mode (k8s-stand-in.sh,
@@ -56,6 +57,20 @@
 # the VIP powers off the VIP moves to another node and the API answers there. Every node then has a
 # management port (the same MAC on its own restricted user network), so the test reaches each one
 # directly, whichever is off.
+#
+# The hard way (PIBAKE_E2E_MODE=hard-way, issue 14; default kubeadm): kubernetes.mode: hard-way,
+# one control plane. Nothing runs kubeadm: node-1 boots etcd, kube-apiserver,
+# kube-controller-manager and kube-scheduler as pibake's systemd units, every node its kubelet and
+# kube-proxy. etcd is the real one (Debian's arm64 etcd-server in etcd's release layout, with
+# etcdctl from etcd-client) serving over TLS with pibake's certificates; the Kubernetes components
+# are the stand-in in its hard-way mode: each checks at start that every file its flags and config
+# name exists and that each certificate chains to the CA beside it and matches its key, the API
+# server then keeps the cluster's objects in that etcd, the kubelets register their nodes there,
+# and first boot's kubectl applies the RBAC and CoreDNS through it. Checked besides the common
+# checks: the units, what each component checked, etcdctl with the API server's etcd client
+# certificate (and refused without one), the objects in etcd, each node's bridge config and its
+# routes to the other nodes' pod ranges, and that no kubeadm is anywhere. No unconfigured VM and
+# no reboot in this run (the other runs check both; CI's 90 minutes do not hold this run beside them).
 # Exit 0 pass, 1 fail, 77 skipped (a tool is missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -84,6 +99,14 @@ case "$control_planes" in
   3) ha=yes ;;
   *) echo "FAIL (e2e.cluster): PIBAKE_E2E_CONTROL_PLANES is 1 or 3, not '$control_planes'" >&2; exit 1 ;;
 esac
+case "${PIBAKE_E2E_MODE:-kubeadm}" in
+  kubeadm) hard_way=no ;;
+  hard-way) hard_way=yes ;;
+  *) echo "FAIL (e2e.cluster): PIBAKE_E2E_MODE is kubeadm or hard-way, not '$PIBAKE_E2E_MODE'" >&2; exit 1 ;;
+esac
+if [ "$hard_way" = yes ] && [ "$ha" = yes ]; then
+  echo "FAIL (e2e.cluster): the hard-way run has one control plane (PIBAKE_E2E_CONTROL_PLANES=1)" >&2; exit 1
+fi
 
 # skip REASON: exit 77, or under CI=true exit 1 with the reason (a skip must not leave CI green).
 skip() {
@@ -162,7 +185,7 @@ excerpt() {
   {
     echo "--- $1: journal excerpt ---"
     if [[ $1 != node-* ]] || ! on "$1" 'systemctl --failed --no-legend; sudo journalctl -b --no-pager -o short-monotonic \
-         -u pibake-firstboot -u containerd -u kubelet -u isc-dhcp-server -u chrony -u systemd-timesyncd -u pibake-nat -u cloud-init \
+         -u pibake-firstboot -u containerd -u kubelet -u etcd -u kube-apiserver -u isc-dhcp-server -u chrony -u systemd-timesyncd -u pibake-nat -u cloud-init \
          -u cloud-config -u cloud-final | tail -n 60' 2>/dev/null; then
       echo "(no ssh to $1; last 40 lines of its serial console)"
       [ ! -s "$W/$1.serial" ] || serial_text "$1" | tail -n 40
@@ -261,13 +284,20 @@ if [ "$ha" = yes ]; then
   [ -s "$W/etcd-rootfs/lib/aarch64-linux-gnu/libc.so.6" ] && [ -s "$W/etcd-rootfs/lib/ld-linux-aarch64.so.1" ] ||
     fail "cannot read the C library from the base image"
   export PIBAKE_IMAGE_ROOTFS=etcd=$W/etcd-rootfs
-  # The stand-in in its static-pods mode, with no fault plan: its defaults, set on its second line.
+fi
+# stand_in_mode MODE WHY: the stand-in as the cards get it, in MODE with no fault plan (its
+# defaults, set on its second line).
+stand_in_mode() {
   stand_in=$W/k8s-stand-in.sh
   { head -n 1 "$here/k8s-stand-in.sh"
-    echo '# The QEMU run with three control planes (tests/e2e/cluster.sh): static pods, no faults.'
-    echo ': "${PIBAKE_STAND_IN_MODE:=static-pods}" "${PIBAKE_STAND_IN_FAULTS=}"'
+    echo "# $2 (tests/e2e/cluster.sh): $1, no faults."
+    echo ": \"\${PIBAKE_STAND_IN_MODE:=$1}\" \"\${PIBAKE_STAND_IN_FAULTS=}\""
     tail -n +2 "$here/k8s-stand-in.sh"; } > "$stand_in"
-fi
+}
+[ "$ha" = no ] || stand_in_mode static-pods "The QEMU run with three control planes"
+# The hard way's etcd is etcd's own release, which make-artifacts.sh builds from Debian's etcd-server
+# and etcd-client in $debs.
+[ "$hard_way" = no ] || stand_in_mode hard-way "The QEMU run built the hard way"
 PIBAKE_ARTIFACT_DEBS=$debs PIBAKE_ARTIFACT_STAND_IN=$stand_in \
   bash "$src/tests/fixtures/make-artifacts.sh" "$W/upstream" "$k8s" "$ctd" "$runc" "$cni" >/dev/null ||
   fail "make-artifacts.sh failed"
@@ -289,7 +319,11 @@ mv "$W/upstream/ubuntu-ports/test-key.asc" apt-key.asc
 echo "artifacts: containerd $ctd, runc $runc, CNI plugins $cni (Debian arm64)" | tee -a "$report"
 echo "first-boot packages: $(cd "$debs/firstboot" && ls ./*.deb | sed 's|^\./||; s|_.*||' | tr '\n' ' ')(Debian arm64, served as $codename)" | tee -a "$report"
 echo "node-1's uplink: $uplink_mode$([ "$uplink_mode" = none ] && echo ' (no internet: the cluster forms offline)')" | tee -a "$report"
-echo "NO REAL KUBERNETES BINARIES: kubelet, kubeadm, kubectl and crictl are a stand-in that records its calls" | tee -a "$report"
+if [ "$hard_way" = yes ]; then
+  echo "NO REAL KUBERNETES BINARIES: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl and crictl are a stand-in that records its calls; etcd is Debian's (real)" | tee -a "$report"
+else
+  echo "NO REAL KUBERNETES BINARIES: kubelet, kubeadm, kubectl and crictl are a stand-in that records its calls" | tee -a "$report"
+fi
 stage "artifacts served on 127.0.0.1:$http_port"
 
 # --- 3. pibake build -------------------------------------------------------------------------
@@ -299,7 +333,7 @@ uplink_yaml=""
 cat > cluster.yaml <<YAML
 cluster: {name: e2e}
 nodes: {count: 3$([ "$ha" = no ] || echo ", control_planes: 3")}
-kubernetes: {version: "$k8s"}
+kubernetes: {version: "$k8s"$([ "$hard_way" = no ] || echo ", mode: hard-way")}
 $uplink_yaml
 containerd: {version: "$ctd"}
 runc: {version: "$runc"}
@@ -321,10 +355,16 @@ grep -q "GET /github.com/containerd/containerd/releases/download/v$ctd/" http.lo
   fail "pibake did not fetch containerd from the test's server"
 grep -q "GET /ubuntu-ports/dists/$codename/InRelease" http.log && grep -q "GET /ubuntu-ports/pool/release/chrony_" http.log ||
   fail "pibake did not resolve and fetch the first-boot packages from the test's apt archive"
+if [ "$hard_way" = yes ]; then
+  grep -q "GET /github.com/etcd-io/etcd/releases/download/v[0-9.]*/etcd-v[0-9.]*-linux-arm64.tar.gz" http.log ||
+    fail "pibake did not fetch etcd's release from the test's server"
+fi
 stage "pibake build (3 nodes, $control_planes control plane$([ "$ha" = no ] || echo s))"
 
-root_cat out/node-1.img /etc/kubernetes/pibake/kubeadm-init.yaml > kubeadm-init.built.yaml
-[ -s kubeadm-init.built.yaml ] || fail "node-1.img has no /etc/kubernetes/pibake/kubeadm-init.yaml"
+if [ "$hard_way" = no ]; then
+  root_cat out/node-1.img /etc/kubernetes/pibake/kubeadm-init.yaml > kubeadm-init.built.yaml
+  [ -s kubeadm-init.built.yaml ] || fail "node-1.img has no /etc/kubernetes/pibake/kubeadm-init.yaml"
+fi
 # The container images each card carries (issue 12), read before boot from the OCI archives in
 # /var/lib/pibake/images: the names their index.json gives (the reference ctr imports them as).
 # node-1 runs the control plane; workers must carry no control-plane image.
@@ -347,19 +387,26 @@ for n in "${NODES[@]}"; do
 done
 control_plane_nodes=(node-1)
 [ "$ha" = no ] || control_plane_nodes=("${NODES[@]}")
+# The hard way's control plane runs from binaries: every card carries CoreDNS and pause alone.
+[ "$hard_way" = no ] || control_plane_nodes=()
+for n in "${NODES[@]}"; do
+  [ "$hard_way" = yes ] || continue
+  [ "$(grep -c . "images-$n.txt")" = 2 ] && grep -q '/coredns:' "images-$n.txt" && grep -q '/pause:' "images-$n.txt" ||
+    fail "$n.img (the hard way) should carry CoreDNS and pause alone: ${images_on_card[$n]}"
+done
 for n in "${control_plane_nodes[@]}"; do
   grep -q '/kube-apiserver:' "images-$n.txt" && grep -q '/etcd:' "images-$n.txt" && grep -q '/pause:' "images-$n.txt" ||
     fail "$n.img does not carry the control plane's images: ${images_on_card[$n]}"
 done
 for n in node-2 node-3; do
-  [ "$ha" = no ] || continue
+  [ "$ha" = no ] && [ "$hard_way" = no ] || continue
   grep -q '/kube-proxy:' "images-$n.txt" && grep -q '/pause:' "images-$n.txt" || fail "$n.img lacks kube-proxy or pause"
   ! grep -qE '/(kube-apiserver|kube-controller-manager|kube-scheduler|etcd|coredns):' "images-$n.txt" ||
     fail "worker $n.img carries a control-plane image: ${images_on_card[$n]}"
 done
 # A control plane's etcd preallocates a 64 MiB write-ahead log and its image unpacks: the card is
 # larger than the image, as every SD card is, and cloud-init's growpart grows the root on first boot.
-if [ "$ha" = yes ]; then
+if [ "$ha" = yes ] || [ "$hard_way" = yes ]; then
   for n in "${NODES[@]}"; do truncate -s +2G "out/$n.img"; done
 fi
 # The instance-id in each image's seed, read before it boots (cloud-init's proof that it took it).
@@ -396,7 +443,7 @@ firmware_prefix() {
 rtc_base=${PIBAKE_E2E_RTC_BASE:-2020-01-01T00:00:00}
 # A control plane runs etcd, containerd and the stand-in API server: more memory than a worker.
 vm_mib=768
-[ "$ha" = no ] || vm_mib=1024
+[ "$ha" = no ] && [ "$hard_way" = no ] || vm_mib=1024
 # start_vm NAME IMAGE INDEX [QEMU ARGS...]: boots IMAGE with the kernel, initrd and command line on
 # its own system-boot partition, where the firmware would take them (firmware_prefix); eth0
 # (MAC 52:54:00:e2:e0:0INDEX) on the vde L2; the real-time clock at $rtc_base.
@@ -505,7 +552,9 @@ while :; do
     fi
   done
   # The unconfigured machine joins once the gateway is up, so the four VMs do not all boot at once.
-  # The HA run has none: three control planes already take both cores (the A/B run checks DHCP).
+  # The HA run has none: three control planes already take both cores (the A/B run checks DHCP);
+  # nor has the hard-way run, for time.
+  [ "$hard_way" = no ] || vm4_started=1
   if [ "$ha" = yes ]; then
     vm4_started=1
     if [ -z "${QEMU_PID[node-3]:-}" ] && [ -n "${up[node-2]:-}" ]; then start_control_plane 3; fi
@@ -624,6 +673,8 @@ common_checks() {  # common_checks NODE INDEX (in one batch)
   [ "$ha" = no ] || pkgs="conntrack curl etcd-client keepalived socat"
   [ "$n" = node-1 ] && pkgs="chrony conntrack etcd-client isc-dhcp-server socat"
   [ "$n" = node-1 ] && [ "$ha" = yes ] && pkgs="chrony conntrack curl etcd-client isc-dhcp-server keepalived socat"
+  # The hard way has etcdctl from etcd's release.
+  [ "$n" = node-1 ] && [ "$hard_way" = yes ] && pkgs="chrony conntrack isc-dhcp-server socat"
   check "$n" "first-boot packages ($pkgs) installed from the card, nothing from the network" \
     "[ \"\$(dpkg-query -W -f='\${Status}\n' $pkgs | sort -u)\" = 'install ok installed' ] &&
      sudo journalctl -b -u pibake-firstboot -o cat | grep -q ' from the card (' &&
@@ -642,19 +693,21 @@ else
   check node-1 "no uplink: no default route, no route beyond the cluster and the test's management port" \
     "[ -z \"\$(ip -4 route show default)\" ] && [ -z \"\$(ip -4 route show | grep -v -e '^10\.0\.0\.0/24 ' -e '^10\.0\.2\.0/24 ' -e '^10\.244\.[0-9]*\.0/24 via 10\.0\.0\.')\" ]"
 fi
-if [ "$ha" = yes ]; then init_steps="packages images dhcp-server keepalived kubeadm-init cni"
+if [ "$hard_way" = yes ]; then init_steps="packages images dhcp-server node-services cluster-objects"
+elif [ "$ha" = yes ]; then init_steps="packages images dhcp-server keepalived kubeadm-init cni"
 else init_steps="packages images dhcp-server kubeadm-init cni"; fi
 check node-1 "bootstrap steps in order: $init_steps" \
   "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = '$init_steps ' ]"
 check node-1 "isc-dhcp-server active" "systemctl is-active -q isc-dhcp-server"
 check node-1 "chrony active, serving the cluster's time" "systemctl is-active -q chrony && sudo chronyc -n serverstats >/dev/null"
-check node-1 "etcd snapshots: pibake-etcd-snapshot.timer waiting, etcdctl from the card runs" \
-  "systemctl is-active -q pibake-etcd-snapshot.timer && etcdctl version >/dev/null"
+[ "$hard_way" = yes ] ||  # no snapshot timer in hard-way mode (docs/hard-way.md)
+  check node-1 "etcd snapshots: pibake-etcd-snapshot.timer waiting, etcdctl from the card runs" \
+    "systemctl is-active -q pibake-etcd-snapshot.timer && etcdctl version >/dev/null"
 check node-1 "NAT rule: POSTROUTING -o $uplink_if -j MASQUERADE" \
   "sudo iptables -t nat -S POSTROUTING | grep -q -- '-o $uplink_if -j MASQUERADE'"
 batch_end
-# The stand-in's fault plan runs with one control plane (the HA run's stand-in has none).
-if [ "$ha" = no ]; then bootstrap_recovery_checks; fi
+# The stand-in's fault plan runs with one control plane (the HA and hard-way runs' stand-in has none).
+if [ "$ha" = no ] && [ "$hard_way" = no ]; then bootstrap_recovery_checks; fi
 
 # wait_lease MAC: sets lease to the address node-1's DHCP server leased to MAC (empty after 400 s).
 wait_lease() {
@@ -666,7 +719,7 @@ wait_lease() {
   done
 }
 # The unconfigured VM: a lease from node-1's DHCP server, seen on both ends.
-if [ "$ha" = no ]; then
+if [ "$ha" = no ] && [ "$hard_way" = no ]; then
   wait_lease 52:54:00:e2:e0:04
   case "$lease" in
     10.0.0.1[0-9][0-9]|10.0.0.200) verdict node-1 "DHCP lease $lease (pool 10.0.0.100-200) to the unconfigured VM" 0 ;;
@@ -685,15 +738,23 @@ for k in 2 3; do
   common_checks "$n" "$k"
   batch_begin "$n"
   check "$n" "default route via node-1 (10.0.0.1)" "ip route show default | grep -q '^default via 10.0.0.1 dev eth0'"
-  if [ "$ha" = yes ]; then
+  if [ "$hard_way" = yes ]; then
+    check "$n" "bootstrap steps in order: packages images node-services" \
+      "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages images node-services ' ]"
+  elif [ "$ha" = yes ]; then
     check "$n" "bootstrap steps in order: packages images keepalived kubeadm-join" \
       "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages images keepalived kubeadm-join ' ]"
   else
     check "$n" "bootstrap steps in order: packages images kubelet" \
       "[ \"\$(sudo cat /var/lib/pibake/steps | tr '\n' ' ')\" = 'packages images kubelet ' ]"
   fi
-  check "$n" "kubelet running with its kubeconfig and config" \
-    "systemctl is-active -q kubelet && grep -q ' kubelet .*--kubeconfig=/etc/kubernetes/kubelet.conf.*--config=/var/lib/kubelet/config.yaml' /var/log/pibake-e2e/calls.log"
+  if [ "$hard_way" = yes ]; then
+    check "$n" "kubelet running with its config and kubeconfig (pibake's unit)" \
+      "systemctl is-active -q kubelet && grep -q ' kubelet --config=/var/lib/kubelet/config.yaml --kubeconfig=/etc/kubernetes/kubelet.conf --node-ip=10.0.0.$k$' /var/log/pibake-e2e/calls.log"
+  else
+    check "$n" "kubelet running with its kubeconfig and config" \
+      "systemctl is-active -q kubelet && grep -q ' kubelet .*--kubeconfig=/etc/kubernetes/kubelet.conf.*--config=/var/lib/kubelet/config.yaml' /var/log/pibake-e2e/calls.log"
+  fi
   check "$n" "kubelet.conf (pibake's node credentials) in place, 0600" \
     "sudo test -s /etc/kubernetes/kubelet.conf && [ \$(sudo stat -c %a /etc/kubernetes/kubelet.conf) = 600 ]"
   [ "$ha" = yes ] ||
@@ -820,6 +881,80 @@ print(" ".join("%s@%d" % (base64.b64decode(kv["key"]).decode().rsplit("/", 1)[1]
       "$control_planes_listed"
   done
 }
+# --- the hard way (PIBAKE_E2E_MODE=hard-way, issue 14 item 5) ----------------------------------
+# hard_etcd: etcdctl on node-1 against its etcd, as the API server is its client (its
+# apiserver-etcd-client certificate from pibake, the etcd CA).
+hard_etcd='sudo ETCDCTL_API=3 etcdctl --endpoints https://10.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt
+  --cert /etc/kubernetes/pki/apiserver-etcd-client.crt --key /etc/kubernetes/pki/apiserver-etcd-client.key
+  --dial-timeout 5s --command-timeout 15s'
+hard_etcd=$(echo "$hard_etcd" | tr '\n' ' ')
+# checked_start COMPONENT: a node's command that succeeds when the stand-in noted, at COMPONENT's
+# start, the files, kubeconfigs, chains and key pairs it checked (k8s-stand-in.sh, hard_way_component).
+checked_start() { echo "grep -qE ' $1: [0-9]+ files named in its flags read, [0-9]+ kubeconfigs, [0-9]+ chains, [0-9]+ key pairs checked$' /var/log/pibake-e2e/calls.log"; }
+hard_way_checks() {
+  local n k j units c keys
+  for k in 1 2 3; do
+    n=node-$k
+    units="containerd kubelet kube-proxy"
+    [ "$k" != 1 ] || units="etcd kube-apiserver kube-controller-manager kube-scheduler $units"
+    batch_begin "$n"
+    check "$n" "units active: $units" "for u in $units; do systemctl is-active -q \$u || exit 1; done"
+    for c in $units; do
+      case "$c" in containerd | etcd) continue ;; esac
+      check "$n" "$c started from pibake's unit after checking every file, kubeconfig, chain and key pair it names" "$(checked_start "$c")"
+    done
+    check "$n" "the kubelet registered $n with the API server at https://10.0.0.1:6443" \
+      "grep -q ' kubelet: node $n registered with https://10.0.0.1:6443$' /var/log/pibake-e2e/calls.log"
+    check "$n" "no kubeadm: never called, not installed, no kubeadm config, no bootstrap token" \
+      "! grep -q ' kubeadm ' /var/log/pibake-e2e/calls.log && [ ! -e /usr/local/bin/kubeadm ] &&
+       ! sudo ls /etc/kubernetes/pibake/ 2>/dev/null | grep -q kubeadm &&
+       ! sudo grep -rqs 'bootstrap-token\|token:' /etc/kubernetes/kubelet.conf /var/lib/kubelet/config.yaml"
+    check "$n" "the API server answers /readyz at https://10.0.0.1:6443, verified with the cluster's CA" \
+      "[ \"\$(curl -fsS --max-time 20 --cacert /etc/kubernetes/pki/ca.crt https://10.0.0.1:6443/readyz)\" = ok ]"
+    # Pod networking (seeds 002 and 000): this node's fixed /24 in the bridge's host-local IPAM, and
+    # a static route to each other node's /24 through that node.
+    check "$n" "bridge CNI config: cni0, host-local IPAM over this node's pod range 10.244.$k.0/24" \
+      "python3 -c 'import json, sys; c = json.load(open(\"/etc/cni/net.d/10-bridge.conflist\")); p = c[\"plugins\"][0]
+assert p[\"type\"] == \"bridge\" and p[\"bridge\"] == \"cni0\" and p[\"ipam\"][\"type\"] == \"host-local\"
+assert [r[0][\"subnet\"] for r in p[\"ipam\"][\"ranges\"]] == [\"10.244.$k.0/24\"]'"
+    for j in 1 2 3; do
+      [ "$j" != "$k" ] || continue
+      check "$n" "route to node-$j's pods: 10.244.$j.0/24 via 10.0.0.$j" \
+        "ip -4 route show 10.244.$j.0/24 | grep -q '^10\.244\.$j\.0/24 via 10\.0\.0\.$j dev eth0'"
+    done
+    check "$n" "no route of its own pod range through another node" "[ -z \"\$(ip -4 route show 10.244.$k.0/24 | grep via)\" ]"
+    batch_end
+  done
+  batch_begin node-1
+  check node-1 "etcd is the real one (an ELF binary from etcd's release layout in /opt/etcd), serving TLS on 10.0.0.1:2379" \
+    "[ \"\$(head -c 4 \"\$(readlink -f /usr/local/bin/etcd)\" | od -An -c | tr -d ' ')\" = '177ELF' ] &&
+     readlink -f /usr/local/bin/etcd | grep -q '^/opt/etcd/' && sudo ss -ltn | grep -q '10.0.0.1:2379 '"
+  check node-1 "etcdctl with the API server's etcd client certificate: endpoint health" "$hard_etcd endpoint health"
+  # The same read refused without a client certificate and with one of the cluster CA (kube-proxy's),
+  # and answered with the API server's.
+  check node-1 "etcd refuses a client without a certificate, and one of the cluster CA (kube-proxy's); answers the API server's" \
+    "get='get /registry/pibake-stand-in/nodes/node-1 --print-value-only'
+     ! sudo ETCDCTL_API=3 etcdctl --endpoints https://10.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --dial-timeout 5s --command-timeout 10s \$get &&
+     ! sudo ETCDCTL_API=3 etcdctl --endpoints https://10.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --dial-timeout 5s --command-timeout 10s \
+       --cert /etc/kubernetes/pki/kube-proxy.crt --key /etc/kubernetes/pki/kube-proxy.key \$get &&
+     $hard_etcd \$get | grep -qx 'node-role.kubernetes.io/control-plane='"
+  check node-1 "super-admin.conf gone after the cluster's objects were applied; admin.conf kept, 0600" \
+    "sudo test ! -e /etc/kubernetes/super-admin.conf && [ \"\$(sudo stat -c %a /etc/kubernetes/admin.conf)\" = 600 ]"
+  batch_end
+  # What the cluster holds, read from etcd itself: the objects first boot applied through the API
+  # server and the Node objects the kubelets registered.
+  keys=$(on node-1 "$hard_etcd get --prefix /registry/pibake-stand-in/ --keys-only" 2>/dev/null | grep . | sed 's|^/registry/pibake-stand-in/||' | LC_ALL=C sort)
+  echo "etcd holds (under /registry/pibake-stand-in/): $(echo "$keys" | tr '\n' ' ')" | tee -a "$report"
+  verdict node-1 "etcd holds the Node objects of node-1, node-2 and node-3" \
+    "$(holds test "$(grep -c '^nodes/node-[123]$' <<<"$keys")" = 3)"
+  verdict node-1 "etcd holds the RBAC: the API server's binding to reach the kubelets, admin.conf's group's to cluster-admin" \
+    "$(holds test "$(grep -cE '^applied/clusterrolebindings/(pibake:kube-apiserver-kubelet-client|kubeadm:cluster-admins)$' <<<"$keys")" = 2)"
+  verdict node-1 "etcd holds CoreDNS's deployment and service" \
+    "$(holds test "$(grep -cE '^applied/(deployments/coredns|services/kube-dns)$' <<<"$keys")" = 2)"
+  check node-1 "node-1 labelled node-role.kubernetes.io/control-plane (in etcd)" \
+    "$hard_etcd get /registry/pibake-stand-in/nodes/node-1 --print-value-only | grep -qx 'node-role.kubernetes.io/control-plane='"
+}
+if [ "$hard_way" = yes ]; then hard_way_checks; fi
 if [ "$ha" = yes ]; then ha_checks; fi
 stage "checks"
 
@@ -865,7 +1000,7 @@ wait_new_boot() {
   done
   on "$1" 'timeout 300 systemctl is-system-running --wait' >/dev/null 2>&1 || true
 }
-if [ "$ha" = no ]; then
+if [ "$ha" = no ] && [ "$hard_way" = no ]; then
 link_down=${PIBAKE_E2E_LINK_DOWN:-1}
 declare -A boot_id=()
 for n in node-1 node-2; do

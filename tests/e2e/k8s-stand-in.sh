@@ -67,7 +67,9 @@
 # PIBAKE_STAND_IN_ETCD (that cluster's etcd client URLs, comma-separated, for join's etcd phases),
 # PIBAKE_STAND_IN_MODE (files, the default, static-pods: above, or hard-way: kube-apiserver,
 # kube-controller-manager, kube-scheduler, kube-proxy and the kubelet check what they read at start,
-# hard_way_component below).
+# hard_way_component below; kube-apiserver then serves as in static-pods, from the etcd its flags
+# name, the kubelet registers its node there, and kubectl reaches the cluster through the server
+# its kubeconfig names).
 e2e_faults="init:wait-control-plane:fail apply:fail label:fail"
 faults=${PIBAKE_STAND_IN_FAULTS-$e2e_faults}
 ROOT=${PIBAKE_TEST_ROOT:-}
@@ -164,10 +166,13 @@ resource() {
   case "$r" in *s) echo "$r" ;; *) echo "${r}s" ;; esac
 }
 # The cluster's objects, by path (NAMESPACE/RESOURCE/NAME, or RESOURCE/NAME for nodes and
-# clusterrolebindings): files under $STORE, or (static-pods) the API server at $API with CA $API_CA.
+# clusterrolebindings): files under $STORE, or (static-pods, hard-way: via_api) the API server at
+# $API with CA $API_CA.
 # store_put PATH CONTENT, store_get PATH (exit 1 when absent), store_del PATH, store_ls DIR (names).
 API=https://127.0.0.1:6443
 API_CA=$K8S/pki/ca.crt
+# via_api: the modes whose cluster runs behind a (stand-in) API server, with a real etcd.
+via_api() { [ "$MODE" = static-pods ] || [ "$MODE" = hard-way ]; }
 api() {  # api METHOD PATH [curl args]: a request to the API server, its body on stdout
   _m=$1 _p=$2
   shift 2
@@ -175,19 +180,19 @@ api() {  # api METHOD PATH [curl args]: a request to the API server, its body on
     -X "$_m" "$@" "$API$_p"
 }
 store_put() {
-  if [ "$MODE" = static-pods ]; then printf '%s\n' "$2" | api PUT "/stand-in/objects/$1" --data-binary @- >/dev/null; return; fi
+  if via_api; then printf '%s\n' "$2" | api PUT "/stand-in/objects/$1" --data-binary @- >/dev/null; return; fi
   mkdir -p "$(dirname "$STORE/$1")" && printf '%s\n' "$2" > "$STORE/$1"
 }
 store_get() {
-  if [ "$MODE" = static-pods ]; then api GET "/stand-in/objects/$1" 2>/dev/null; return; fi
+  if via_api; then api GET "/stand-in/objects/$1" 2>/dev/null; return; fi
   cat "$STORE/$1" 2>/dev/null
 }
 store_del() {
-  if [ "$MODE" = static-pods ]; then api DELETE "/stand-in/objects/$1" >/dev/null; return; fi
+  if via_api; then api DELETE "/stand-in/objects/$1" >/dev/null; return; fi
   rm -f "$STORE/$1"
 }
 store_ls() {
-  if [ "$MODE" = static-pods ]; then api GET "/stand-in/objects/$1/"; return; fi
+  if via_api; then api GET "/stand-in/objects/$1/"; return; fi
   for f in "$STORE/$1"/*; do [ ! -e "$f" ] || echo "${f##*/}"; done
 }
 # put KIND NAMESPACE NAME [CONTENT]: an object in the stand-in cluster.
@@ -195,10 +200,10 @@ put() {
   r=$(resource "$1")
   store_put "${2:+$2/}$r/$3" "${4:-}"
 }
-# use_kubeconfig FILE (static-pods): $API and $API_CA become the server and CA of the cluster that
+# use_kubeconfig FILE (via_api): $API and $API_CA become the server and CA of the cluster that
 # FILE's current-context names, as kubectl reads a kubeconfig (YAML: quoted or not).
 use_kubeconfig() {
-  [ "$MODE" = static-pods ] || return 0
+  via_api || return 0
   API_CA=$LOG/ca-of-$(echo "$1" | tr / _)
   API=$(python3 - "$1" "$API_CA" <<'PY'
 import base64, sys, yaml
@@ -215,9 +220,9 @@ PY
   if [ -z "$API" ] || [ ! -s "$API_CA" ]; then die "error: $1 names no server or certificate-authority-data"; fi
 }
 # The API server answers: this node's own (after its wait-control-plane phase), or the cluster's
-# that runs elsewhere; in static-pods mode the one at $API, for real.
+# that runs elsewhere; in static-pods and hard-way modes the one at $API, for real.
 api_up() {
-  if [ "$MODE" = static-pods ]; then [ "$(api GET /readyz 2>/dev/null)" = ok ]; return; fi
+  if via_api; then [ "$(api GET /readyz 2>/dev/null)" = ok ]; return; fi
   if [ -n "${PIBAKE_STAND_IN_CLUSTER:-}" ]; then [ -e "$STORE/apiserver-up" ]; else
     [ -e "$STORE/apiserver-up" ] && [ -e "$K8S/manifests/kube-apiserver.yaml" ]
   fi
@@ -945,7 +950,11 @@ kubectl_main() {
         done
         return 0
       fi
+      # `get TYPE/NAME...`, or `get TYPE NAME...` (kubectl takes both).
+      type=""
+      case "$1" in */*) ;; *) type=$1; shift ;; esac
       for o in "$@"; do
+        [ -z "$type" ] || o=$type/$o
         kind=$(resource "${o%%/*}") obj=${o#*/}
         case "$kind" in nodes | clusterrolebindings) dir="$kind" ;; *) dir="$ns/$kind" ;; esac
         store_get "$dir/$obj" >/dev/null || die "Error from server (NotFound): $kind \"$obj\" not found"
@@ -955,11 +964,20 @@ kubectl_main() {
     apply)
       m=$(fault_for apply "$(count apply)")
       [ -z "$m" ] || hit "$m" "kubectl apply"
-      docs=$(yaml_docs "$file") || die "error: error parsing $file"
-      if echo "$docs" | grep -q -- '^- \|^[^ ]* - \| -$'; then
-        die "error: a document in $file lacks apiVersion, kind or metadata.name"
+      # -f DIR: the directory's .json, .yaml and .yml files, in name order, not its subdirectories
+      # (kubectl's FilenameOptions without --recursive).
+      files=$file
+      if [ -d "$file" ]; then
+        files=$(find "$file" -maxdepth 1 -type f \( -name '*.json' -o -name '*.yaml' -o -name '*.yml' \) | LC_ALL=C sort)
+        [ -n "$files" ] || die "error: no objects passed to apply"
       fi
-      echo "$docs" | while read -r _ kind obj; do put "$kind" applied "$obj" && echo "$kind/$obj created"; done
+      for f in $files; do
+        docs=$(yaml_docs "$f") || die "error: error parsing $f"
+        if echo "$docs" | grep -q -- '^- \|^[^ ]* - \| -$'; then
+          die "error: a document in $f lacks apiVersion, kind or metadata.name"
+        fi
+        echo "$docs" | while read -r _ kind obj; do put "$kind" applied "$obj" && echo "$kind/$obj created"; done
+      done
       note "apply: done"
       ;;
     delete)
@@ -977,6 +995,20 @@ kubectl_main() {
       ;;
     *) die "kubectl stand-in: unsupported: $*" ;;
   esac
+}
+
+# kubelet_register ARGS... (hard-way, on a node): the kubelet's node registration (--register-node,
+# on by default): once the API server its --kubeconfig names answers, the Node object named by the
+# host's name (the kubelet's default node name) is created unless it exists; until then it asks
+# every 10 s, as the kubelet retries.
+kubelet_register() {
+  kc=""
+  for a in "$@"; do case "$a" in --kubeconfig=*) kc=${a#*=} ;; esac; done
+  [ -n "$kc" ] || die "kubelet stand-in: no --kubeconfig to register with"
+  use_kubeconfig "$kc"
+  node=$(hostname)
+  until api_up && { store_get "nodes/$node" >/dev/null || store_put "nodes/$node" ""; }; do sleep 10; done
+  note "kubelet: node $node registered with $API"
 }
 
 # hard_way_component NAME ARGS... (PIBAKE_STAND_IN_MODE=hard-way; kube-apiserver,
@@ -1214,7 +1246,10 @@ case "$name ${1:-}" in
     api_server "$@"
     ;;
   "kubelet "*)
-    [ "$MODE" != hard-way ] || hard_way_component kubelet "$@"
+    if [ "$MODE" = hard-way ]; then
+      hard_way_component kubelet "$@"
+      [ -n "$ROOT" ] || kubelet_register "$@"
+    fi
     [ "$MODE" != static-pods ] || kubelet_static_pods
     exec sleep infinity
     ;;
