@@ -29,7 +29,7 @@ if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 
 mkdir -p payload
 while IFS= read -r -d '' f; do
   case "$f" in
-    *amd64*) ;;  # SHA256SUMS's other architecture, never installed (a stand-in, not a tarball)
+    */etcd-v*-linux-amd64.tar.gz) ;;  # in etcd's SHA256SUMS, never installed (a stand-in, not a tarball)
     *.tar.gz|*.tgz) tar -xzf "$f" -C payload ;;
     *.sha256|*.sha512|*SUMS*) ;;
     *) cp "$f" payload/ ;;

@@ -388,12 +388,13 @@ done
 control_plane_nodes=(node-1)
 [ "$ha" = no ] || control_plane_nodes=("${NODES[@]}")
 # The hard way's control plane runs from binaries: every card carries CoreDNS and pause alone.
-[ "$hard_way" = no ] || control_plane_nodes=()
-for n in "${NODES[@]}"; do
-  [ "$hard_way" = yes ] || continue
-  [ "$(grep -c . "images-$n.txt")" = 2 ] && grep -q '/coredns:' "images-$n.txt" && grep -q '/pause:' "images-$n.txt" ||
-    fail "$n.img (the hard way) should carry CoreDNS and pause alone: ${images_on_card[$n]}"
-done
+if [ "$hard_way" = yes ]; then
+  control_plane_nodes=()
+  for n in "${NODES[@]}"; do
+    [ "$(grep -c . "images-$n.txt")" = 2 ] && grep -q '/coredns:' "images-$n.txt" && grep -q '/pause:' "images-$n.txt" ||
+      fail "$n.img (the hard way) should carry CoreDNS and pause alone: ${images_on_card[$n]}"
+  done
+fi
 for n in "${control_plane_nodes[@]}"; do
   grep -q '/kube-apiserver:' "images-$n.txt" && grep -q '/etcd:' "images-$n.txt" && grep -q '/pause:' "images-$n.txt" ||
     fail "$n.img does not carry the control plane's images: ${images_on_card[$n]}"
@@ -784,12 +785,14 @@ done
 verdict node-1 "every node generated its own machine-id ($(grep -c . <<<"$machine_ids") ids, $(grep . <<<"$machine_ids" | sort -u | wc -l) distinct)" \
   "$(holds test "$(grep . <<<"$machine_ids" | sort -u | wc -l)" = ${#NODES[@]})"
 # --- three control planes (issue 16 item 5; PIBAKE_E2E_CONTROL_PLANES=3) -----------------------
+# etcdctl_as ENDPOINT [CERT KEY]: a node's etcdctl command against ENDPOINT, the server checked with
+# the etcd CA, as the client whose certificate and key are given (none: no client certificate).
+etcdctl_as() {
+  echo "sudo ETCDCTL_API=3 etcdctl --endpoints $1 --cacert /etc/kubernetes/pki/etcd/ca.crt${2:+ --cert $2 --key $3} --dial-timeout 5s --command-timeout 15s"
+}
 # etcd_cmd: etcdctl on a node against its own member, with kubeadm's health-check client
 # certificate (the stand-in's certs phase issued it from the etcd CA pibake placed).
-etcd_cmd='sudo ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt
-  --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key
-  --dial-timeout 5s --command-timeout 15s'
-etcd_cmd=$(echo "$etcd_cmd" | tr '\n' ' ')
+etcd_cmd=$(etcdctl_as https://127.0.0.1:2379 /etc/kubernetes/pki/etcd/healthcheck-client.crt /etc/kubernetes/pki/etcd/healthcheck-client.key)
 # vip_holders NODE...: the nodes among NODE... whose eth0 holds the VIP.
 vip_holders() {
   local n
@@ -884,10 +887,7 @@ print(" ".join("%s@%d" % (base64.b64decode(kv["key"]).decode().rsplit("/", 1)[1]
 # --- the hard way (PIBAKE_E2E_MODE=hard-way, issue 14 item 5) ----------------------------------
 # hard_etcd: etcdctl on node-1 against its etcd, as the API server is its client (its
 # apiserver-etcd-client certificate from pibake, the etcd CA).
-hard_etcd='sudo ETCDCTL_API=3 etcdctl --endpoints https://10.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt
-  --cert /etc/kubernetes/pki/apiserver-etcd-client.crt --key /etc/kubernetes/pki/apiserver-etcd-client.key
-  --dial-timeout 5s --command-timeout 15s'
-hard_etcd=$(echo "$hard_etcd" | tr '\n' ' ')
+hard_etcd=$(etcdctl_as https://10.0.0.1:2379 /etc/kubernetes/pki/apiserver-etcd-client.crt /etc/kubernetes/pki/apiserver-etcd-client.key)
 # checked_start COMPONENT: a node's command that succeeds when the stand-in noted, at COMPONENT's
 # start, the files, kubeconfigs, chains and key pairs it checked (k8s-stand-in.sh, hard_way_component).
 checked_start() { echo "grep -qE ' $1: [0-9]+ files named in its flags read, [0-9]+ kubeconfigs, [0-9]+ chains, [0-9]+ key pairs checked$' /var/log/pibake-e2e/calls.log"; }
@@ -931,13 +931,14 @@ assert [r[0][\"subnet\"] for r in p[\"ipam\"][\"ranges\"]] == [\"10.244.$k.0/24\
      readlink -f /usr/local/bin/etcd | grep -q '^/opt/etcd/' && sudo ss -ltn | grep -q '10.0.0.1:2379 '"
   check node-1 "etcdctl with the API server's etcd client certificate: endpoint health" "$hard_etcd endpoint health"
   # The same read refused without a client certificate and with one of the cluster CA (kube-proxy's),
-  # and answered with the API server's.
+  # and answered with the API server's (node-1's label: the check after it).
   check node-1 "etcd refuses a client without a certificate, and one of the cluster CA (kube-proxy's); answers the API server's" \
     "get='get /registry/pibake-stand-in/nodes/node-1 --print-value-only'
-     ! sudo ETCDCTL_API=3 etcdctl --endpoints https://10.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --dial-timeout 5s --command-timeout 10s \$get &&
-     ! sudo ETCDCTL_API=3 etcdctl --endpoints https://10.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --dial-timeout 5s --command-timeout 10s \
-       --cert /etc/kubernetes/pki/kube-proxy.crt --key /etc/kubernetes/pki/kube-proxy.key \$get &&
-     $hard_etcd \$get | grep -qx 'node-role.kubernetes.io/control-plane='"
+     ! $(etcdctl_as https://10.0.0.1:2379) \$get &&
+     ! $(etcdctl_as https://10.0.0.1:2379 /etc/kubernetes/pki/kube-proxy.crt /etc/kubernetes/pki/kube-proxy.key) \$get &&
+     $hard_etcd \$get >/dev/null"
+  check node-1 "node-1 labelled node-role.kubernetes.io/control-plane (in etcd)" \
+    "$hard_etcd get /registry/pibake-stand-in/nodes/node-1 --print-value-only | grep -qx 'node-role.kubernetes.io/control-plane='"
   check node-1 "super-admin.conf gone after the cluster's objects were applied; admin.conf kept, 0600" \
     "sudo test ! -e /etc/kubernetes/super-admin.conf && [ \"\$(sudo stat -c %a /etc/kubernetes/admin.conf)\" = 600 ]"
   batch_end
@@ -951,8 +952,6 @@ assert [r[0][\"subnet\"] for r in p[\"ipam\"][\"ranges\"]] == [\"10.244.$k.0/24\
     "$(holds test "$(grep -cE '^applied/clusterrolebindings/(pibake:kube-apiserver-kubelet-client|kubeadm:cluster-admins)$' <<<"$keys")" = 2)"
   verdict node-1 "etcd holds CoreDNS's deployment and service" \
     "$(holds test "$(grep -cE '^applied/(deployments/coredns|services/kube-dns)$' <<<"$keys")" = 2)"
-  check node-1 "node-1 labelled node-role.kubernetes.io/control-plane (in etcd)" \
-    "$hard_etcd get /registry/pibake-stand-in/nodes/node-1 --print-value-only | grep -qx 'node-role.kubernetes.io/control-plane='"
 }
 if [ "$hard_way" = yes ]; then hard_way_checks; fi
 if [ "$ha" = yes ]; then ha_checks; fi
