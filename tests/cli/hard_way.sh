@@ -294,16 +294,21 @@ assert_eq "$(kubectl --kubeconfig "$hwroot/etc/kubernetes/admin.conf" --server "
   "kubectl get --raw=/readyz with admin.conf"
 # The stand-in kubectl (hard-way mode) applies node-1's first-boot objects through that API server
 # as super-admin, as node-1's first boot does (a directory: its .yaml files), and they land in the
-# real etcd; a kubelet's `get node NAME` form is answered from there too.
+# real etcd; first boot's `get node NAME` and `label node` forms go through it too.
 cp "$PIBAKE_SOURCE_DIR/tests/e2e/k8s-stand-in.sh" "$bin/kubectl" && chmod 755 "$bin/kubectl"
 sed "s|https://127.0.0.1:6443|https://127.0.0.1:$api_port|" "$hwroot/etc/kubernetes/super-admin.conf" > super-admin.test.conf
 skubectl() { env PIBAKE_STAND_IN_MODE=hard-way PIBAKE_STAND_IN_FAULTS= PIBAKE_STAND_IN_LOG="$SCRATCH/stand-in-log" "$bin/kubectl" --kubeconfig super-admin.test.conf "$@"; }
 skubectl apply -f "$hwroot/etc/kubernetes/pibake/" > apply.log 2>&1 || { cat apply.log >&2; fail "the stand-in kubectl did not apply node-1's first-boot objects"; }
-applied=$(ectl --cert "$pki1/apiserver-etcd-client.crt" --key "$pki1/apiserver-etcd-client.key" get --prefix /registry/pibake-stand-in/applied/ --keys-only |
+ectl_api() { ectl --cert "$pki1/apiserver-etcd-client.crt" --key "$pki1/apiserver-etcd-client.key" "$@"; }
+applied=$(ectl_api get --prefix /registry/pibake-stand-in/applied/ --keys-only |
   sed -n 's|^/registry/pibake-stand-in/applied/||p' | LC_ALL=C sort | tr '\n' ' ')
 assert_eq "$applied" "clusterrolebindings/kubeadm:cluster-admins clusterrolebindings/pibake:kube-apiserver-kubelet-client clusterrolebindings/system:coredns clusterroles/system:coredns configmaps/coredns deployments/coredns serviceaccounts/coredns services/kube-dns " \
   "the objects first boot applies, in etcd through the stand-in API server"
-if skubectl get node node-9 >/dev/null 2>&1; then fail "the stand-in kubectl found a node that never registered"; fi
+skubectl label --overwrite node node-1 node-role.kubernetes.io/control-plane= > label.log 2>&1 || { cat label.log >&2; fail "the stand-in kubectl did not label node-1"; }
+assert_eq "$(ectl_api get /registry/pibake-stand-in/nodes/node-1 --print-value-only | grep .)" "node-role.kubernetes.io/control-plane=" "node-1's label, in etcd"
+assert_eq "$(skubectl get node node-1 2>&1)" "node/node-1" "kubectl get node node-1 through the stand-in API server"
+if skubectl get node node-9 > get.log 2>&1; then fail "the stand-in kubectl found a node that is not in etcd"; fi
+grep -q 'NotFound' get.log || { cat get.log >&2; fail "the stand-in kubectl's get of a missing node does not say NotFound"; }
 kill "$api_pid"; wait "$api_pid" 2>/dev/null || true
 note "the components' command lines (stand-ins, hard-way mode): $summaries"
 # The checks say no.

@@ -68,7 +68,7 @@
 # server then keeps the cluster's objects in that etcd, the kubelets register their nodes there,
 # and first boot's kubectl applies the RBAC and CoreDNS through it. Checked besides the common
 # checks: the units, what each component checked, etcdctl with the API server's etcd client
-# certificate (and refused without one), the objects in etcd, each node's bridge config and its
+# certificate (refused without one or with the cluster CA's), the objects in etcd, each node's bridge config and its
 # routes to the other nodes' pod ranges, and that no kubeadm is anywhere. No unconfigured VM and
 # no reboot in this run (the other runs check both; CI's 90 minutes do not hold this run beside them).
 # Exit 0 pass, 1 fail, 77 skipped (a tool is missing).
@@ -295,11 +295,12 @@ stand_in_mode() {
     tail -n +2 "$here/k8s-stand-in.sh"; } > "$stand_in"
 }
 [ "$ha" = no ] || stand_in_mode static-pods "The QEMU run with three control planes"
-# The hard way's etcd is etcd's own release, which make-artifacts.sh builds from Debian's etcd-server
-# and etcd-client in $debs.
 [ "$hard_way" = no ] || stand_in_mode hard-way "The QEMU run built the hard way"
+# The hard way's etcd: etcd's own release at the version the spec names, which make-artifacts.sh
+# builds from Debian's etcd-server (in $debs) and etcd-client (in $debs/firstboot).
+etcd_version=3.6.6
 PIBAKE_ARTIFACT_DEBS=$debs PIBAKE_ARTIFACT_STAND_IN=$stand_in \
-  bash "$src/tests/fixtures/make-artifacts.sh" "$W/upstream" "$k8s" "$ctd" "$runc" "$cni" >/dev/null ||
+  bash "$src/tests/fixtures/make-artifacts.sh" "$W/upstream" "$k8s" "$ctd" "$runc" "$cni" "$etcd_version" >/dev/null ||
   fail "make-artifacts.sh failed"
 nat_token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir -p "$W/upstream/e2e" && echo "$nat_token" > "$W/upstream/e2e/nat-check"
@@ -334,6 +335,7 @@ cat > cluster.yaml <<YAML
 cluster: {name: e2e}
 nodes: {count: 3$([ "$ha" = no ] || echo ", control_planes: 3")}
 kubernetes: {version: "$k8s"$([ "$hard_way" = no ] || echo ", mode: hard-way")}
+$([ "$hard_way" = no ] || echo "etcd: {version: \"$etcd_version\"}")
 $uplink_yaml
 containerd: {version: "$ctd"}
 runc: {version: "$runc"}
@@ -356,7 +358,7 @@ grep -q "GET /github.com/containerd/containerd/releases/download/v$ctd/" http.lo
 grep -q "GET /ubuntu-ports/dists/$codename/InRelease" http.log && grep -q "GET /ubuntu-ports/pool/release/chrony_" http.log ||
   fail "pibake did not resolve and fetch the first-boot packages from the test's apt archive"
 if [ "$hard_way" = yes ]; then
-  grep -q "GET /github.com/etcd-io/etcd/releases/download/v[0-9.]*/etcd-v[0-9.]*-linux-arm64.tar.gz" http.log ||
+  grep -q "GET /github.com/etcd-io/etcd/releases/download/v$etcd_version/etcd-v$etcd_version-linux-arm64.tar.gz" http.log ||
     fail "pibake did not fetch etcd's release from the test's server"
 fi
 stage "pibake build (3 nodes, $control_planes control plane$([ "$ha" = no ] || echo s))"
@@ -674,7 +676,7 @@ common_checks() {  # common_checks NODE INDEX (in one batch)
   [ "$ha" = no ] || pkgs="conntrack curl etcd-client keepalived socat"
   [ "$n" = node-1 ] && pkgs="chrony conntrack etcd-client isc-dhcp-server socat"
   [ "$n" = node-1 ] && [ "$ha" = yes ] && pkgs="chrony conntrack curl etcd-client isc-dhcp-server keepalived socat"
-  # The hard way has etcdctl from etcd's release.
+  # The hard way has etcdctl from etcd's release (and no etcd-client package: below).
   [ "$n" = node-1 ] && [ "$hard_way" = yes ] && pkgs="chrony conntrack isc-dhcp-server socat"
   check "$n" "first-boot packages ($pkgs) installed from the card, nothing from the network" \
     "[ \"\$(dpkg-query -W -f='\${Status}\n' $pkgs | sort -u)\" = 'install ok installed' ] &&
@@ -694,7 +696,11 @@ else
   check node-1 "no uplink: no default route, no route beyond the cluster and the test's management port" \
     "[ -z \"\$(ip -4 route show default)\" ] && [ -z \"\$(ip -4 route show | grep -v -e '^10\.0\.0\.0/24 ' -e '^10\.0\.2\.0/24 ' -e '^10\.244\.[0-9]*\.0/24 via 10\.0\.0\.')\" ]"
 fi
-if [ "$hard_way" = yes ]; then init_steps="packages images dhcp-server node-services cluster-objects"
+if [ "$hard_way" = yes ]; then
+  init_steps="packages images dhcp-server node-services cluster-objects"
+  check node-1 "no etcd-client package (etcdctl is etcd's own, /opt/etcd/etcdctl)" \
+    "! dpkg-query -W -f='\${Status}' etcd-client 2>/dev/null | grep -q 'install ok installed' &&
+     [ \"\$(readlink -f \"\$(command -v etcdctl)\")\" = /opt/etcd/etcdctl ]"
 elif [ "$ha" = yes ]; then init_steps="packages images dhcp-server keepalived kubeadm-init cni"
 else init_steps="packages images dhcp-server kubeadm-init cni"; fi
 check node-1 "bootstrap steps in order: $init_steps" \
@@ -889,8 +895,14 @@ print(" ".join("%s@%d" % (base64.b64decode(kv["key"]).decode().rsplit("/", 1)[1]
 # apiserver-etcd-client certificate from pibake, the etcd CA).
 hard_etcd=$(etcdctl_as https://10.0.0.1:2379 /etc/kubernetes/pki/apiserver-etcd-client.crt /etc/kubernetes/pki/apiserver-etcd-client.key)
 # checked_start COMPONENT: a node's command that succeeds when the stand-in noted, at COMPONENT's
-# start, the files, kubeconfigs, chains and key pairs it checked (k8s-stand-in.sh, hard_way_component).
-checked_start() { echo "grep -qE ' $1: [0-9]+ files named in its flags read, [0-9]+ kubeconfigs, [0-9]+ chains, [0-9]+ key pairs checked$' /var/log/pibake-e2e/calls.log"; }
+# start, the files, kubeconfigs, chains and key pairs it checked (k8s-stand-in.sh,
+# hard_way_component): at least one of each, and a kubeconfig for every component but the API
+# server (which reads none).
+checked_start() {
+  local kc='[1-9][0-9]*'
+  [ "$1" != kube-apiserver ] || kc=0
+  echo "grep -qE ' $1: [1-9][0-9]* files named in its flags read, $kc kubeconfigs, [1-9][0-9]* chains, [1-9][0-9]* key pairs checked$' /var/log/pibake-e2e/calls.log"
+}
 hard_way_checks() {
   local n k j units c keys
   for k in 1 2 3; do
@@ -903,10 +915,14 @@ hard_way_checks() {
       case "$c" in containerd | etcd) continue ;; esac
       check "$n" "$c started from pibake's unit after checking every file, kubeconfig, chain and key pair it names" "$(checked_start "$c")"
     done
+    [ "$k" != 1 ] ||  # the workers' is checked with their steps above
+      check "$n" "kubelet started with pibake's unit's config, kubeconfig and node address" \
+        "grep -q ' kubelet --config=/var/lib/kubelet/config.yaml --kubeconfig=/etc/kubernetes/kubelet.conf --node-ip=10.0.0.1$' /var/log/pibake-e2e/calls.log"
     check "$n" "the kubelet registered $n with the API server at https://10.0.0.1:6443" \
       "grep -q ' kubelet: node $n registered with https://10.0.0.1:6443$' /var/log/pibake-e2e/calls.log"
     check "$n" "no kubeadm: never called, not installed, no kubeadm config, no bootstrap token" \
-      "! grep -q ' kubeadm ' /var/log/pibake-e2e/calls.log && [ ! -e /usr/local/bin/kubeadm ] &&
+      "test -s /var/log/pibake-e2e/calls.log && sudo test -s /etc/kubernetes/kubelet.conf && sudo test -s /var/lib/kubelet/config.yaml &&
+       ! grep -q ' kubeadm ' /var/log/pibake-e2e/calls.log && [ ! -e /usr/local/bin/kubeadm ] &&
        ! sudo ls /etc/kubernetes/pibake/ 2>/dev/null | grep -q kubeadm &&
        ! sudo grep -rqs 'bootstrap-token\|token:' /etc/kubernetes/kubelet.conf /var/lib/kubelet/config.yaml"
     check "$n" "the API server answers /readyz at https://10.0.0.1:6443, verified with the cluster's CA" \
@@ -929,11 +945,12 @@ assert [r[0][\"subnet\"] for r in p[\"ipam\"][\"ranges\"]] == [\"10.244.$k.0/24\
   check node-1 "etcd is the real one (an ELF binary from etcd's release layout in /opt/etcd), serving TLS on 10.0.0.1:2379" \
     "[ \"\$(head -c 4 \"\$(readlink -f /usr/local/bin/etcd)\" | od -An -c | tr -d ' ')\" = '177ELF' ] &&
      readlink -f /usr/local/bin/etcd | grep -q '^/opt/etcd/' && sudo ss -ltn | grep -q '10.0.0.1:2379 '"
-  check node-1 "etcdctl with the API server's etcd client certificate: endpoint health" "$hard_etcd endpoint health"
+  check node-1 "etcdctl with the API server's etcd client certificate: endpoint health" "$hard_etcd endpoint health 2>&1 | grep -q 'is healthy'"
   # The same read refused without a client certificate and with one of the cluster CA (kube-proxy's),
   # and answered with the API server's (node-1's label: the check after it).
   check node-1 "etcd refuses a client without a certificate, and one of the cluster CA (kube-proxy's); answers the API server's" \
     "get='get /registry/pibake-stand-in/nodes/node-1 --print-value-only'
+     sudo test -s /etc/kubernetes/pki/kube-proxy.crt && sudo test -s /etc/kubernetes/pki/kube-proxy.key &&
      ! $(etcdctl_as https://10.0.0.1:2379) \$get &&
      ! $(etcdctl_as https://10.0.0.1:2379 /etc/kubernetes/pki/kube-proxy.crt /etc/kubernetes/pki/kube-proxy.key) \$get &&
      $hard_etcd \$get >/dev/null"
@@ -944,7 +961,7 @@ assert [r[0][\"subnet\"] for r in p[\"ipam\"][\"ranges\"]] == [\"10.244.$k.0/24\
   batch_end
   # What the cluster holds, read from etcd itself: the objects first boot applied through the API
   # server and the Node objects the kubelets registered.
-  keys=$(on node-1 "$hard_etcd get --prefix /registry/pibake-stand-in/ --keys-only" 2>/dev/null | grep . | sed 's|^/registry/pibake-stand-in/||' | LC_ALL=C sort)
+  keys=$(on node-1 "$hard_etcd get --prefix /registry/pibake-stand-in/ --keys-only" 2>/dev/null | grep . | sed 's|^/registry/pibake-stand-in/||' | LC_ALL=C sort || true)
   echo "etcd holds (under /registry/pibake-stand-in/): $(echo "$keys" | tr '\n' ' ')" | tee -a "$report"
   verdict node-1 "etcd holds the Node objects of node-1, node-2 and node-3" \
     "$(holds test "$(grep -c '^nodes/node-[123]$' <<<"$keys")" = 3)"

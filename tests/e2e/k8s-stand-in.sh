@@ -32,7 +32,8 @@
 #                             openssl, as kubeadm does (CN kube-etcd-healthcheck-client, clientAuth)
 #   kubeadm reset -f          removes what kubeadm reset removes: /etc/kubernetes/manifests/*, the
 #                             kubeconfigs, the certificatesDir content, /var/lib/etcd, /var/lib/kubelet
-#   kubectl get|apply|label   against the stand-in cluster: objects are files under
+#   kubectl get|apply|label   against the stand-in cluster (get TYPE/NAME or TYPE NAME, apply -f FILE
+#                             or a directory's .json/.yaml/.yml files): objects are files under
 #                             /var/lib/etcd/pibake-stand-in (so a reset wipes them); the API answers
 #                             once wait-control-plane has passed. apply refuses a manifest that does
 #                             not parse or whose documents lack apiVersion, kind or metadata.name.
@@ -966,6 +967,7 @@ kubectl_main() {
       [ -z "$m" ] || hit "$m" "kubectl apply"
       # -f DIR: the directory's .json, .yaml and .yml files, in name order, not its subdirectories
       # (kubectl's FilenameOptions without --recursive).
+      [ -n "$file" ] || die "error: must specify one of -f and -k"
       files=$file
       if [ -d "$file" ]; then
         files=$(find "$file" -maxdepth 1 -type f \( -name '*.json' -o -name '*.yaml' -o -name '*.yml' \) | LC_ALL=C sort)
@@ -976,7 +978,11 @@ kubectl_main() {
         if echo "$docs" | grep -q -- '^- \|^[^ ]* - \| -$'; then
           die "error: a document in $f lacks apiVersion, kind or metadata.name"
         fi
-        echo "$docs" | while read -r _ kind obj; do put "$kind" applied "$obj" && echo "$kind/$obj created"; done
+        # An object the cluster did not take fails the apply, as kubectl exits 1 on a server error.
+        echo "$docs" | while read -r _ kind obj; do
+          put "$kind" applied "$obj" || exit 1
+          echo "$kind/$obj created"
+        done || die "error: $f: the server did not take every object"
       done
       note "apply: done"
       ;;
@@ -1029,7 +1035,8 @@ kubelet_register() {
 #     --encryption-provider-config is an EncryptionConfiguration whose secretbox keys are 32 bytes.
 # Under PIBAKE_TEST_ROOT every absolute path is taken below it (tests/cli/hard_way.sh). On success
 # it notes what it checked in the call log; kube-apiserver then serves (api_server, its TLS and etcd
-# flags), the others stay running.
+# flags), the kubelet registers its node (kubelet_register), and they all stay running. The stand-in
+# API server asks its clients for no certificate: who a client is (RBAC) is not checked.
 hard_way_component() {
   component=$1
   shift
@@ -1248,6 +1255,8 @@ case "$name ${1:-}" in
   "kubelet "*)
     if [ "$MODE" = hard-way ]; then
       hard_way_component kubelet "$@"
+      # On a node only: under PIBAKE_TEST_ROOT (tests/cli/hard_way.sh) no API server answers at
+      # the address kubelet.conf names.
       [ -n "$ROOT" ] || kubelet_register "$@"
     fi
     [ "$MODE" != static-pods ] || kubelet_static_pods
