@@ -301,9 +301,20 @@ skubectl() { env PIBAKE_STAND_IN_MODE=hard-way PIBAKE_STAND_IN_FAULTS= PIBAKE_ST
 skubectl apply -f "$hwroot/etc/kubernetes/pibake/" > apply.log 2>&1 || { cat apply.log >&2; fail "the stand-in kubectl did not apply node-1's first-boot objects"; }
 ectl_api() { ectl --cert "$pki1/apiserver-etcd-client.crt" --key "$pki1/apiserver-etcd-client.key" "$@"; }
 applied=$(ectl_api get --prefix /registry/pibake-stand-in/applied/ --keys-only |
-  sed -n 's|^/registry/pibake-stand-in/applied/||p' | LC_ALL=C sort | tr '\n' ' ')
+  sed -n 's|^/registry/pibake-stand-in/applied/||p' | LC_ALL=C sort | tr '\n' ' ') || fail "etcdctl could not list the applied objects"
 assert_eq "$applied" "clusterrolebindings/kubeadm:cluster-admins clusterrolebindings/pibake:kube-apiserver-kubelet-client clusterrolebindings/system:coredns clusterroles/system:coredns configmaps/coredns deployments/coredns serviceaccounts/coredns services/kube-dns " \
   "the objects first boot applies, in etcd through the stand-in API server"
+# kubectl's refusals: apply without -f, apply of a path that does not exist, label of a node that
+# has not registered (no kubelet runs here: node-1 is registered by hand below, as its kubelet would).
+if skubectl apply > apply-bad.log 2>&1; then fail "the stand-in kubectl applied without -f"; fi
+assert_contains apply-bad.log "must specify one of -f and -k"
+if skubectl apply -f "$SCRATCH/no-such.yaml" > apply-bad.log 2>&1; then fail "the stand-in kubectl applied a missing file"; fi
+assert_contains apply-bad.log 'the path "'"$SCRATCH"'/no-such.yaml" does not exist'
+if skubectl label --overwrite node node-1 node-role.kubernetes.io/control-plane= > label.log 2>&1; then
+  fail "the stand-in kubectl labelled node-1 before it registered"
+fi
+assert_contains label.log 'Error from server (NotFound): nodes "node-1" not found'
+ectl_api put /registry/pibake-stand-in/nodes/node-1 '' >/dev/null || fail "etcdctl could not register node-1"
 skubectl label --overwrite node node-1 node-role.kubernetes.io/control-plane= > label.log 2>&1 || { cat label.log >&2; fail "the stand-in kubectl did not label node-1"; }
 assert_eq "$(ectl_api get /registry/pibake-stand-in/nodes/node-1 --print-value-only | grep .)" "node-role.kubernetes.io/control-plane=" "node-1's label, in etcd"
 assert_eq "$(skubectl get node node-1 2>&1)" "node/node-1" "kubectl get node node-1 through the stand-in API server"

@@ -945,7 +945,7 @@ assert [r[0][\"subnet\"] for r in p[\"ipam\"][\"ranges\"]] == [\"10.244.$k.0/24\
   check node-1 "etcd is the real one (an ELF binary from etcd's release layout in /opt/etcd), serving TLS on 10.0.0.1:2379" \
     "[ \"\$(head -c 4 \"\$(readlink -f /usr/local/bin/etcd)\" | od -An -c | tr -d ' ')\" = '177ELF' ] &&
      readlink -f /usr/local/bin/etcd | grep -q '^/opt/etcd/' && sudo ss -ltn | grep -q '10.0.0.1:2379 '"
-  check node-1 "etcdctl with the API server's etcd client certificate: endpoint health" "$hard_etcd endpoint health 2>&1 | grep -q 'is healthy'"
+  check node-1 "etcdctl with the API server's etcd client certificate: endpoint health" "h=\$($hard_etcd endpoint health 2>&1) && echo \"\$h\" | grep -q '^https://10\.0\.0\.1:2379 is healthy'"
   # The same read refused without a client certificate and with one of the cluster CA (kube-proxy's),
   # and answered with the API server's (node-1's label: the check after it).
   check node-1 "etcd refuses a client without a certificate, and one of the cluster CA (kube-proxy's); answers the API server's" \

@@ -974,6 +974,7 @@ kubectl_main() {
         [ -n "$files" ] || die "error: no objects passed to apply"
       fi
       for f in $files; do
+        if [ ! -f "$f" ] || [ ! -r "$f" ]; then die "error: the path \"$f\" does not exist"; fi
         docs=$(yaml_docs "$f") || die "error: error parsing $f"
         if echo "$docs" | grep -q -- '^- \|^[^ ]* - \| -$'; then
           die "error: a document in $f lacks apiVersion, kind or metadata.name"
@@ -995,6 +996,12 @@ kubectl_main() {
       m=$(fault_for label "$(count label)")
       [ -z "$m" ] || hit "$m" "kubectl label"
       [ "$2" = node ] || die "kubectl stand-in: only 'label node' is supported"
+      # A node that has not registered cannot be labelled (kubectl: NotFound). Checked where the
+      # nodes register in one cluster store (hard-way: the kubelets through the API server); the
+      # files mode keeps a store per machine, where the workers' Node objects never reach node-1.
+      if [ "$MODE" = hard-way ] && ! store_get "nodes/$3" >/dev/null; then
+        die "Error from server (NotFound): nodes \"$3\" not found"
+      fi
       # --overwrite: the label replaces one with the same key.
       labels=$({ store_get "nodes/$3" | grep -v -e "^${4%%=*}=" -e '^$' || true; echo "$4"; })
       store_put "nodes/$3" "$labels" && echo "node/$3 labeled"
