@@ -4,12 +4,14 @@
 #   cp    4 × `cp --sparse=always` of the base (the floor of a filesystem without reflinks)
 #   loop  the root way, as root only: copy the base, loop-mount its root partition, copy the same
 #         binaries in, unmount (4 nodes)
-#   regen `pibake build --node node-3`, regenerating one node of the four
+#   inplace `pibake build --node node-3` over the out/ of a 4-node build (made untimed before
+#         it): the node's previous image is edited in place
+#   regen `pibake build --node node-3` into an empty out/: no previous image, the base is copied
 #   cp1   one `cp --sparse=always` (regen's floor: what regen costs beyond it is fixed cost)
 # then `--nodes 16` against 16 × cp, once each, to show the time grows with the bytes written as
 # the floor's does. Every contender ends with a sync. Prints each run, the medians, every ratio
 # with its spread (min-max over the runs) and pibake's peak RSS. Aims: pibake/cp <= 1.05,
-# pibake/loop <= 1.0, regen/pibake <= 0.3, regen - cp1 < 0.3 s.
+# pibake/loop <= 1.0, inplace/pibake <= 0.3, regen - cp1 < 0.3 s.
 #
 # usage: bench/build.sh [BUILD_DIR] [--data-mib N] [--size-mib N] [--runs N]
 # shellcheck disable=SC2034  # read by lib.sh
@@ -42,6 +44,12 @@ run_cp1() { mkdir cp; cp --sparse=always base.img cp/node-3.img; }
 run_cp16() { mkdir cp; for k in $(seq 1 16); do cp --sparse=always base.img cp/node-"$k".img; done; }
 run_pibake() { pibake_rss build --base-image base.img --out out; }
 run_regen() { pibake_rss build --base-image base.img --out out --node node-3; }
+# Regenerating node-3 over the 4-node build's out/ (the usual case): pibake edits the previous
+# image in place (docs/speed.md); a run that copied the base instead fails the benchmark.
+run_inplace() {
+  pibake_rss build --base-image base.img --out out --node node-3 >"$work/inplace.out"
+  grep -q 'regenerated in place' "$work/inplace.out" || { echo "node-3 was not regenerated in place" >&2; return 1; }
+}
 run_loop() {
   mkdir -p loop mnt
   for k in 1 2 3 4; do
@@ -52,11 +60,17 @@ run_loop() {
   done
 }
 clean() { rm -rf cp out loop; }
-time_of() { clean; settle base.img; timed "$1"; }
+time_of() {
+  clean
+  # the in-place regenerate starts from the 4-node build whose node it regenerates (not timed)
+  if [ "$1" = run_inplace ]; then "$pibake" build --base-image base.img --out out >/dev/null 2>&1; fi
+  settle base.img
+  timed "$1"
+}
 
-cps=(); pbs=(); lps=(); rgs=(); r_cp=(); r_lp=(); r_rg=(); fixed=()
+cps=(); pbs=(); lps=(); rgs=(); r_cp=(); r_lp=(); r_rg=(); r_ip=(); fixed=()
 for run in $(seq 1 "$runs"); do
-  names=(cp pibake regen cp1); [ "$loop" = 1 ] && names+=(loop)
+  names=(cp pibake regen inplace cp1); [ "$loop" = 1 ] && names+=(loop)
   # Rotate who goes first, so no contender always inherits another's writeback.
   n=${#names[@]}; order=()
   for i in $(seq 0 $((n - 1))); do order+=("${names[$(((i + run) % n))]}"); done
@@ -64,9 +78,10 @@ for run in $(seq 1 "$runs"); do
   for c in "${order[@]}"; do t[$c]=$(time_of "run_$c"); done
   cps+=("${t[cp]}"); pbs+=("${t[pibake]}"); rgs+=("${t[regen]}")
   r_cp+=("$(ratio "${t[pibake]}" "${t[cp]}")"); r_rg+=("$(ratio "${t[regen]}" "${t[pibake]}")")
+  r_ip+=("$(ratio "${t[inplace]}" "${t[pibake]}")")
   fixed+=("$(awk -v a="${t[regen]}" -v b="${t[cp1]}" 'BEGIN {print a - b}')")
-  line=$(printf 'run %d: 4 x cp %.2f s, pibake --nodes 4 %.2f s, --node node-3 %.2f s, 1 x cp %.2f s' "$run" "${t[cp]}" \
-    "${t[pibake]}" "${t[regen]}" "${t[cp1]}")
+  line=$(printf 'run %d: 4 x cp %.2f s, pibake --nodes 4 %.2f s, --node node-3 in place %.2f s, into an empty out/ %.2f s, 1 x cp %.2f s' \
+    "$run" "${t[cp]}" "${t[pibake]}" "${t[inplace]}" "${t[regen]}" "${t[cp1]}")
   if [ "$loop" = 1 ]; then
     lps+=("${t[loop]}"); r_lp+=("$(ratio "${t[pibake]}" "${t[loop]}")")
     line+=$(printf ', loop-mount way %.2f s' "${t[loop]}")
@@ -83,8 +98,10 @@ if [ "$loop" = 1 ]; then
 else
   echo "pibake --nodes 4 / loop-mount way: not measured (needs root and a free loop device)"
 fi
-printf 'regenerate one / --nodes 4:        %.2fx (runs %s; aim <= 0.3x)\n' "$(median "${r_rg[@]}")" "$(spread "${r_rg[@]}")"
-printf 'regenerate one - 1 x cp (fixed cost): %.2f s (runs %s; aim < 0.3 s)\n' "$(median "${fixed[@]}")" "$(spread "${fixed[@]}")"
+printf 'regenerate one in place / --nodes 4: %.2fx (runs %s; aim <= 0.3x)\n' "$(median "${r_ip[@]}")" "$(spread "${r_ip[@]}")"
+printf 'regenerate one into an empty out/ / --nodes 4: %.2fx (runs %s)\n' "$(median "${r_rg[@]}")" "$(spread "${r_rg[@]}")"
+printf 'regenerate one into an empty out/ - 1 x cp (fixed cost): %.2f s (runs %s; aim < 0.3 s)\n' "$(median "${fixed[@]}")" \
+  "$(spread "${fixed[@]}")"
 
 # 16 nodes against 16 x cp (their floor grows with the bytes too, and falls off once the page
 # cache's dirty limit is reached), and the bytes written against the 4-node build's.

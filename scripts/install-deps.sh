@@ -30,6 +30,7 @@ test_deps=(mtools fdisk util-linux bmap-tools xz-utils zstd openssl python3
   python3-yaml wireless-regdb  # python3-yaml: the tests parse every YAML file pibake writes; wireless-regdb: the Wi-Fi country table's source, checked by tests/cli/regdb_countries.sh
   docker-registry skopeo  # the reference distribution server and an OCI copier: tests/cli/images.sh's registry on 127.0.0.1
   apt-utils gpg  # apt-ftparchive and gpg: tests/cli/packages.sh builds and signs an apt archive on 127.0.0.1
+  strace  # tests/cli/in_place.sh kills a regenerate at an exact write (strace's syscall fault injection)
   etcd-server etcd-client keepalived iproute2 curl)  # a real etcd cluster on 127.0.0.1 for tests/cli/control_plane_join.sh; keepalived --config-test and, in network namespaces (iproute2), tests/cli/vip_failover.sh
 # The QEMU end-to-end test (tests/e2e, docs/e2e.md): an arm64 base image built with mmdebstrap
 # through qemu-user, booted with qemu-system-aarch64 on a vde_switch L2.

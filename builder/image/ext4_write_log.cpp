@@ -3,6 +3,7 @@
 // channel the way e2fsprogs' lib/ext2fs/undo_io.c wraps its backing manager (same channel set-up,
 // refcount and close order); block numbers are in the channel's block size, a negative count is
 // a byte count (unix_io.c's raw_write_blk), and the "offset" option moves every position.
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -23,14 +24,20 @@ thread_local WriteLog* t_log_for_next_open = nullptr;
 
 RecordingData* data_of(io_channel channel) { return static_cast<RecordingData*>(channel->private_data); }
 
-// Adds [start, start + bytes) to the channel's log. Never throws: these are C callbacks, and an
-// exception must not cross libext2fs's frames; EXT2_ET_NO_MEMORY when the log cannot grow.
+// Adds [start, start + bytes) to the channel's log (which first saves those bytes to its undo
+// journal, if it has one). Never throws: these are C callbacks, and an exception must not cross
+// libext2fs's frames; EXT2_ET_NO_MEMORY when the log cannot grow, an errno when the journal
+// cannot save the bytes (the write is then not made).
 errcode_t record(io_channel channel, uint64_t start, uint64_t bytes) noexcept {
   try {
     data_of(channel)->log->add(start, bytes);
     return 0;
-  } catch (...) {
+  } catch (const std::bad_alloc&) {
     return EXT2_ET_NO_MEMORY;
+  } catch (...) {
+    // The undo journal could not save the bytes (util/error.h's Error after a failed read or
+    // write): report the write as failed, with the errno of that failure when it is still set.
+    return errno != 0 ? errno : EIO;
   }
 }
 

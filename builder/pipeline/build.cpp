@@ -35,6 +35,7 @@
 #include "pipeline/fetch_base.h"
 #include "pipeline/fetch_images.h"
 #include "pipeline/fetch_packages.h"
+#include "pipeline/in_place.h"
 #include "pipeline/node_image.h"
 #include "pipeline/resolve_version.h"
 #include "pki/pki.h"
@@ -91,7 +92,8 @@ void report_problems(const ClusterSpec& spec, const std::vector<Diagnostic>& pro
 // compressed copies and checksums, admin.kubeconfig, cluster.yaml).
 bool is_output_name(const std::string& name) {
   if (name == "admin.kubeconfig" || name == "cluster.yaml") return true;
-  for (const char* suffix : {".img", ".img.bmap", ".img.zst", ".img.xz", ".img.zst.sha256", ".img.xz.sha256"}) {
+  for (const char* suffix :
+       {".img", ".img.bmap", ".img.zst", ".img.xz", ".img.zst.sha256", ".img.xz.sha256", ".img.ranges"}) {
     if (name.ends_with(suffix)) return true;
   }
   return false;
@@ -126,6 +128,7 @@ class OutDirLock {
     if (!fd_) throw Error("cannot write to output directory " + dir + ": " + std::strerror(errno));
     if (flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) throw Error("another pibake build is writing to " + dir);
     remove_stale_temporaries(dir);
+    recover_in_place_writes(dir);
   }
 
  private:
@@ -269,9 +272,13 @@ void write_node_images(const BaseImage& base, const BuildPlan& plan, const Build
         auto start = std::chrono::steady_clock::now();
         NodeImageResult r = write_node_image(base, node, opts.out_dir, write_opts);
         std::lock_guard<std::mutex> lock(mu);
+        std::string how = r.grown ? ", root filesystem grown" : "";
+        if (r.in_place) {
+          how += fmt::format(", regenerated in place ({} KiB rewritten)", (r.rewritten_bytes + 1023) / 1024);
+        }
         fmt::print("{}: {} ({}, {}){}, packages {} KiB in {} in {:.1f} s\n", r.path, node.node.name, node.node.ip,
-                   to_string(node.node.role), r.grown ? ", root filesystem grown" : "",
-                   (node.package_bytes() + 1023) / 1024, kCardDebsDir, seconds_since(start));
+                   to_string(node.node.role), how, (node.package_bytes() + 1023) / 1024, kCardDebsDir,
+                   seconds_since(start));
         std::fflush(stdout);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "codec/archive.h"
 #include "image/bmap.h"
@@ -14,7 +15,9 @@
 #include "image/fat.h"
 #include "image/grow.h"
 #include "image/sparse_copy.h"
+#include "image/undo_journal.h"
 #include "image/write_log.h"
+#include "pipeline/in_place.h"
 #include "util/atomic_file.h"
 #include "util/build_time.h"
 #include "util/error.h"
@@ -166,12 +169,150 @@ void check_growth_possible(const BaseImage& base, const BuildPlan& plan) {
   }
 }
 
+namespace {
+
+bool path_exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+void fsync_dir(const std::string& dir) {
+  UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd || fsync(fd.get()) != 0) throw Error("cannot sync directory " + dir + ": " + std::strerror(errno));
+}
+
+// Writes the node's files into the image at `image_path` (named `display_name` in errors): its
+// root filesystem at `root`, then system-boot. `step` says what is being done, for the caller's
+// error message.
+void write_node_files(const BaseImage& base, const NodePlan& plan, const std::string& image_path,
+                      const std::string& display_name, const Partition& root, WriteLog& written, std::string& step) {
+  step = "writing the root filesystem (writable)";
+  {
+    Ext4Fs fs(image_path, root.start, /*writable=*/true, display_name, &written);
+    apply_root_ops(fs, plan);
+    fs.close();
+  }
+  // boot partition: the cloud-init seed and firmware settings.
+  step = "writing the boot filesystem (system-boot)";
+  {
+    FatFs fat(image_path, base.boot.start, base.boot.size, /*writable=*/true, display_name, &written);
+    apply_boot_ops(fat, plan);
+    fat.close();
+  }
+}
+
+// Records what was written into the finished image, so that the next build can regenerate it in
+// place (in_place.h). Without the record that build copies the base as usual: a record that
+// cannot be written (a full disk) costs only that, so its error is not the build's.
+void record_written(const std::string& image_path, const NodeWriteOptions& opts, const WriteLog& written) {
+  if (opts.base_map == nullptr || written.all()) return;
+  try {
+    write_written_record(image_path, opts.base_map->identity, written.merged());
+  } catch (const Error&) {
+  }
+}
+
+// write_node_image over the node's previous image, whose record `previous` still holds
+// (in_place.h): renamed to its in-place name, the base's bytes put back where the previous build
+// wrote, the node's files written, every overwritten byte saved to the undo journal first. On a
+// failure the journal rolls the previous image back and it returns under its final name.
+NodeImageResult write_node_image_in_place(const BaseImage& base, const NodePlan& plan, const std::string& out_dir,
+                                          const WrittenRecord& previous, const NodeWriteOptions& opts) {
+  NodeImageResult result;
+  result.path = out_dir + "/" + plan.image_file;
+  result.in_place = true;
+  const std::string final_bmap = bmap_path_for(result.path);
+  const std::string editing = in_place_image_path(result.path);
+  const std::string journal = in_place_journal_path(result.path);
+  const std::string old_bmap = in_place_bmap_path(result.path);
+  WriteLog written;
+  std::string bmap_text;
+  std::string step = "moving the previous image aside";
+  try {
+    // From here until the image is complete, neither the image nor its block map has its final
+    // name; a kill leaves them to recover_in_place_writes.
+    if (rename(final_bmap.c_str(), old_bmap.c_str()) != 0) throw Error(final_bmap + ": " + std::strerror(errno));
+    if (rename(result.path.c_str(), editing.c_str()) != 0) {
+      int err = errno;
+      rename(old_bmap.c_str(), final_bmap.c_str());
+      throw Error(result.path + ": " + std::strerror(err));
+    }
+  } catch (const Error& e) {
+    throw Error(plan.image_file + ": while " + step + ": " + e.what());
+  }
+  try {
+    fsync_dir(out_dir);
+    step = "putting back the base's bytes";
+    UniqueFd fd(open(editing.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    struct stat st {};
+    if (!fd || fstat(fd.get(), &st) != 0) throw Error(editing + ": " + std::strerror(errno));
+    UniqueFd base_fd(open(base.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!base_fd) throw Error(base.path + ": " + std::strerror(errno));
+    UndoJournal undo(fd.get(), static_cast<uint64_t>(st.st_size), journal);
+    written.set_undo(&undo);
+    restore_base_ranges(base_fd.get(), base.path, fd.get(), editing, previous.ranges, undo);
+    check_base_unchanged(base.path, *opts.base_map);
+    write_node_files(base, plan, editing, result.path, base.root, written, step);
+    step = "finishing the image";
+    if (fsync(fd.get()) != 0) throw Error(editing + ": " + std::strerror(errno));
+    result.image_size = static_cast<uint64_t>(st.st_size);
+    result.rewritten_bytes = undo.saved_bytes();
+    BmapReuse reuse{&opts.base_map->bmap, written.merged(), false};
+    BmapWork work;
+    bmap_text = render_bmap(make_bmap(editing, kBmapSplitBlocks, &reuse, &work));
+    result.hashed_bytes = work.hashed_bytes;
+    if (rename(editing.c_str(), result.path.c_str()) != 0) throw Error(result.path + ": " + std::strerror(errno));
+  } catch (const Error& e) {
+    std::string back;
+    try {
+      if (path_exists(journal)) roll_back_journal(editing, journal);
+      if (rename(old_bmap.c_str(), final_bmap.c_str()) != 0 || rename(editing.c_str(), result.path.c_str()) != 0) {
+        throw Error(std::strerror(errno));
+      }
+      fsync_dir(out_dir);
+      unlink(journal.c_str());
+      back = "; the previous image was put back";
+    } catch (const Error& again) {
+      back = "; the previous image could not be put back yet (" + std::string(again.what()) +
+             "): the next build into " + out_dir + " puts it back";
+    }
+    throw Error(plan.image_file + ": while " + step +
+                " (regenerating in place): " + mention_final_path(e.what(), result.path) + back);
+  }
+  // Complete under its final name: the journal and the previous block map have done their work.
+  try {
+    step = "writing the block map";
+    fsync_dir(out_dir);
+    unlink(journal.c_str());
+    unlink(old_bmap.c_str());
+    write_file_atomic(final_bmap, bmap_text, 0600);
+  } catch (const Error& e) {
+    throw Error(plan.image_file + ": while " + step + ": " + e.what());
+  }
+  record_written(result.path, opts, written);
+  return result;
+}
+
+}  // namespace
+
 NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, const std::string& out_dir,
                                  const NodeWriteOptions& opts) {
+  const std::string path = out_dir + "/" + plan.image_file;
+  // The node's previous image can be edited in place when pibake's record of it still holds, it
+  // has its block map (to check a rollback), and the root filesystem need not grow.
+  std::optional<WrittenRecord> previous;
+  if (opts.in_place && opts.base_map != nullptr && root_growth_needed(base, plan) == 0 &&
+      path_exists(bmap_path_for(path))) {
+    previous = read_written_record(path, opts.base_map->identity);
+  }
+  // A record describes only the image written with it.
+  unlink(written_record_path(path).c_str());
+  if (previous) return write_node_image_in_place(base, plan, out_dir, *previous, opts);
+
   NodeImageResult result;
   // Every byte written after the clone, so the block map rehashes only those (write_log.h).
   WriteLog written;
-  result.path = out_dir + "/" + plan.image_file;
+  result.path = path;
   std::string step = "cloning the base image";
   try {
     // 0600: the image holds this node's keys (node-1: every CA key), whatever modes are inside it.
@@ -193,20 +334,7 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
       result.grown = true;
       written.mark_all();  // resize2fs and the partition table edit write outside the log
     }
-    step = "writing the root filesystem (writable)";
-    {
-      Ext4Fs fs(out.temp_path(), root.start, /*writable=*/true, /*display_name=*/result.path, &written);
-      apply_root_ops(fs, plan);
-      fs.close();
-    }
-    // boot partition: the cloud-init seed and firmware settings.
-    step = "writing the boot filesystem (system-boot)";
-    {
-      FatFs fat(out.temp_path(), base.boot.start, base.boot.size, /*writable=*/true, /*display_name=*/result.path,
-                &written);
-      apply_boot_ops(fat, plan);
-      fat.close();
-    }
+    write_node_files(base, plan, out.temp_path(), result.path, root, written, step);
     // finalize: fsync and rename to the final name.
     step = "finishing the image";
     struct stat st {};
@@ -229,6 +357,7 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
   } catch (const Error& e) {
     throw Error(plan.image_file + ": while " + step + ": " + mention_final_path(e.what(), result.path));
   }
+  record_written(result.path, opts, written);
   return result;
 }
 

@@ -11,10 +11,12 @@
 namespace pibake {
 
 struct NodeImageResult {
-  std::string path;           // final path of the image
-  bool grown = false;         // the root filesystem had to grow
-  uint64_t image_size = 0;    // bytes (apparent size)
-  uint64_t hashed_bytes = 0;  // bytes its block map hashed (the rest came from the base's)
+  std::string path;              // final path of the image
+  bool grown = false;            // the root filesystem had to grow
+  uint64_t image_size = 0;       // bytes (apparent size)
+  uint64_t hashed_bytes = 0;     // bytes its block map hashed (the rest came from the base's)
+  bool in_place = false;         // the node's previous image was edited in place (in_place.h)
+  uint64_t rewritten_bytes = 0;  // in place: bytes overwritten (each saved to the undo journal first)
 };
 
 // Bytes the root filesystem must grow by for `plan`'s files plus first-boot headroom (64 MiB);
@@ -33,11 +35,15 @@ struct NodeWriteOptions {
   const BaseBlockMap* base_map = nullptr;
   unsigned copy_threads = 1;     // threads copying the base's data (sparse_copy.h)
   bool start_writeback = false;  // start writeback while copying (a node written alone)
+  // Edit the node's previous image in place when pibake's record of it still holds (in_place.h);
+  // needs base_map. Otherwise, and when false, the base is copied.
+  bool in_place = true;
 };
 
-// Writes `out_dir`/`plan.image_file` and its block map. The image exists under that name only once
-// complete; any failure removes the partial file and throws pibake::Error naming the node and the
-// step.
+// Writes `out_dir`/`plan.image_file` and its block map, and records what it wrote beside them
+// (in_place.h). The image exists under that name only once complete; any failure removes the
+// partial file (or, in place, rolls the previous image back) and throws pibake::Error naming the
+// node and the step.
 NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, const std::string& out_dir,
                                  const NodeWriteOptions& opts = {});
 
