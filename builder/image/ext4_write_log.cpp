@@ -1,5 +1,8 @@
 // A libext2fs io manager that records what it writes: every call goes to unix_io_manager, and the
-// bytes each write, discard or zeroout touches are added to a WriteLog. It wraps the backing
+// bytes each write, discard or zeroout touches are added to a WriteLog. When the log has an
+// in-place edit (in_place_edit.h), reads are patched with the base's bytes where the edit says,
+// and a write goes through only for the blocks whose bytes change, each saved to the edit's undo
+// journal first. It wraps the backing
 // channel the way e2fsprogs' lib/ext2fs/undo_io.c wraps its backing manager (same channel set-up,
 // refcount and close order); block numbers are in the channel's block size, a negative count is
 // a byte count (unix_io.c's raw_write_blk), and the "offset" option moves every position.
@@ -7,8 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "image/ext4_impl.h"
+#include "image/in_place_edit.h"
 #include "image/write_log.h"
 
 namespace pibake {
@@ -18,33 +23,70 @@ struct RecordingData {
   io_channel backing = nullptr;
   WriteLog* log = nullptr;
   uint64_t offset = 0;  // bytes: the "offset=N" io option
+  // Bytes asked to be read and written through this channel, whether or not an in-place edit left
+  // a write out: libext2fs adds bytes_written to the superblock's s_kbytes_written when it closes,
+  // so an image edited in place and a fresh one get the same superblock.
+  struct_io_stats stats{2, 0, 0, 0};
 };
 
 thread_local WriteLog* t_log_for_next_open = nullptr;
 
 RecordingData* data_of(io_channel channel) { return static_cast<RecordingData*>(channel->private_data); }
 
-// Adds [start, start + bytes) to the channel's log (which first saves those bytes to its undo
-// journal, if it has one). Never throws: these are C callbacks, and an exception must not cross
-// libext2fs's frames; EXT2_ET_NO_MEMORY when the log cannot grow, an errno when the journal
-// cannot save the bytes (the write is then not made).
+// Adds [start, start + bytes) to the channel's log. Never throws: these are C callbacks, and an
+// exception must not cross libext2fs's frames; EXT2_ET_NO_MEMORY when the log cannot grow.
 errcode_t record(io_channel channel, uint64_t start, uint64_t bytes) noexcept {
   try {
     data_of(channel)->log->add(start, bytes);
     return 0;
-  } catch (const std::bad_alloc&) {
-    return EXT2_ET_NO_MEMORY;
   } catch (...) {
-    // The undo journal could not save the bytes (util/error.h's Error after a failed read or
-    // write): report the write as failed, with the errno of that failure when it is still set.
-    return errno != 0 ? errno : EIO;
+    return EXT2_ET_NO_MEMORY;
   }
 }
 
+// The errcode for an exception from an in-place edit (its journal or the base could not be read
+// or written), caught in a C callback: EXT2_ET_NO_MEMORY for std::bad_alloc, else EIO, with the
+// exception's message kept in the channel's log (WriteLog::failure) for the caller's error.
+errcode_t edit_failure(io_channel channel) noexcept {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return EXT2_ET_NO_MEMORY;
+  } catch (const std::exception& e) {
+    try {
+      data_of(channel)->log->set_failure(e.what());
+    } catch (...) {
+    }
+    return EIO;
+  } catch (...) {
+    return EIO;
+  }
+}
+
+// Bytes in a request of `count` blocks (a negative count is a byte count, unix_io.c's raw_write_blk).
+uint64_t request_bytes(io_channel channel, long long count) {
+  return count < 0 ? static_cast<uint64_t>(-count) : static_cast<uint64_t>(count) * channel->block_size;
+}
+
+uint64_t block_position(io_channel channel, unsigned long long block) {
+  return data_of(channel)->offset + block * static_cast<uint64_t>(channel->block_size);
+}
+
 errcode_t record_blocks(io_channel channel, unsigned long long block, long long count) noexcept {
-  RecordingData* d = data_of(channel);
-  uint64_t bytes = count < 0 ? static_cast<uint64_t>(-count) : static_cast<uint64_t>(count) * channel->block_size;
-  return record(channel, d->offset + block * static_cast<uint64_t>(channel->block_size), bytes);
+  return record(channel, block_position(channel, block), request_bytes(channel, count));
+}
+
+// Before a write the in-place edit does not compare (discard, zeroout, a byte write): its bytes
+// are saved to the journal. 0 without an edit.
+errcode_t will_write(io_channel channel, uint64_t start, uint64_t bytes) noexcept {
+  InPlaceEdit* edit = data_of(channel)->log->edit();
+  if (edit == nullptr) return 0;
+  try {
+    edit->will_write(start, bytes);
+    return 0;
+  } catch (...) {
+    return edit_failure(channel);
+  }
 }
 
 errcode_t rec_open(const char* name, int flags, io_channel* channel);
@@ -65,17 +107,54 @@ errcode_t rec_set_blksize(io_channel channel, int blksize) {
   return rc;
 }
 
+// Reads through the backing channel; in an in-place edit, bytes the previous edit wrote and this
+// one has not yet read as the base's.
 errcode_t rec_read_blk64(io_channel channel, unsigned long long block, int count, void* buf) {
-  return io_channel_read_blk64(data_of(channel)->backing, block, count, buf);
+  data_of(channel)->stats.bytes_read += request_bytes(channel, count);
+  errcode_t rc = io_channel_read_blk64(data_of(channel)->backing, block, count, buf);
+  InPlaceEdit* edit = data_of(channel)->log->edit();
+  if (rc != 0 || edit == nullptr) return rc;
+  try {
+    edit->patch_read(block_position(channel, block), buf, request_bytes(channel, count));
+    return 0;
+  } catch (...) {
+    return edit_failure(channel);
+  }
 }
 
 errcode_t rec_read_blk(io_channel channel, unsigned long block, int count, void* buf) {
   return rec_read_blk64(channel, block, count, buf);
 }
 
+// Records the write; in an in-place edit, writes only the blocks whose bytes differ from what the
+// image holds (read through the backing channel, so its cache is seen), each saved first.
 errcode_t rec_write_blk64(io_channel channel, unsigned long long block, int count, const void* buf) {
   if (errcode_t rc = record_blocks(channel, block, count)) return rc;
-  return io_channel_write_blk64(data_of(channel)->backing, block, count, buf);
+  RecordingData* d = data_of(channel);
+  d->stats.bytes_written += request_bytes(channel, count);
+  InPlaceEdit* edit = d->log->edit();
+  if (edit == nullptr) return io_channel_write_blk64(d->backing, block, count, buf);
+  const uint64_t start = block_position(channel, block), bytes = request_bytes(channel, count);
+  if (count < 0) {  // a byte count: not whole blocks, written as it is
+    if (errcode_t rc = will_write(channel, start, bytes)) return rc;
+    return io_channel_write_blk64(d->backing, block, count, buf);
+  }
+  try {
+    std::vector<uint8_t> current(bytes);
+    if (errcode_t rc = io_channel_read_blk64(d->backing, block, count, current.data())) return rc;
+    errcode_t rc = 0;
+    const auto block_size = static_cast<uint64_t>(channel->block_size);
+    edit->write_changed(start, static_cast<const uint8_t*>(buf), current.data(), bytes, block_size,
+                        [&](uint64_t pos, const uint8_t* data, size_t n) {
+                          if (rc == 0) {
+                            rc = io_channel_write_blk64(d->backing, block + (pos - start) / block_size,
+                                                        static_cast<int>(n / block_size), data);
+                          }
+                        });
+    return rc;
+  } catch (...) {
+    return edit_failure(channel);
+  }
 }
 
 errcode_t rec_write_blk(io_channel channel, unsigned long block, int count, const void* buf) {
@@ -85,6 +164,8 @@ errcode_t rec_write_blk(io_channel channel, unsigned long block, int count, cons
 errcode_t rec_write_byte(io_channel channel, unsigned long offset, int size, const void* buf) {
   RecordingData* d = data_of(channel);
   if (errcode_t rc = record(channel, d->offset + offset, static_cast<uint64_t>(size))) return rc;
+  d->stats.bytes_written += static_cast<uint64_t>(size);
+  if (errcode_t rc = will_write(channel, d->offset + offset, static_cast<uint64_t>(size))) return rc;
   return io_channel_write_byte(d->backing, offset, size, buf);
 }
 
@@ -99,12 +180,14 @@ errcode_t rec_set_option(io_channel channel, const char* option, const char* arg
 }
 
 errcode_t rec_get_stats(io_channel channel, io_stats* stats) {
-  io_channel b = data_of(channel)->backing;
-  return b->manager->get_stats != nullptr ? b->manager->get_stats(b, stats) : EXT2_ET_OP_NOT_SUPPORTED;
+  if (stats != nullptr) *stats = &data_of(channel)->stats;
+  return 0;
 }
 
 errcode_t rec_discard(io_channel channel, unsigned long long block, unsigned long long count) {
   if (errcode_t rc = record_blocks(channel, block, static_cast<long long>(count))) return rc;
+  const uint64_t start = block_position(channel, block), bytes = request_bytes(channel, static_cast<long long>(count));
+  if (errcode_t rc = will_write(channel, start, bytes)) return rc;
   return io_channel_discard(data_of(channel)->backing, block, count);
 }
 
@@ -114,6 +197,8 @@ errcode_t rec_cache_readahead(io_channel channel, unsigned long long block, unsi
 
 errcode_t rec_zeroout(io_channel channel, unsigned long long block, unsigned long long count) {
   if (errcode_t rc = record_blocks(channel, block, static_cast<long long>(count))) return rc;
+  const uint64_t start = block_position(channel, block), bytes = request_bytes(channel, static_cast<long long>(count));
+  if (errcode_t rc = will_write(channel, start, bytes)) return rc;
   return io_channel_zeroout(data_of(channel)->backing, block, count);
 }
 
@@ -162,7 +247,7 @@ errcode_t rec_open(const char* name, int flags, io_channel* channel) {
   io->refcount = 1;
   io->flags = backing->flags;
   io->align = backing->align;
-  io->private_data = new (std::nothrow) RecordingData{backing, log, 0};
+  io->private_data = new (std::nothrow) RecordingData{backing, log, 0, {2, 0, 0, 0}};
   if (io->private_data == nullptr) {
     ext2fs_free_mem(&io->name);
     ext2fs_free_mem(&io);

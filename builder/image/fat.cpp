@@ -13,11 +13,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "image/fat_impl.h"
+#include "image/in_place_edit.h"
 #include "image/read_limit.h"
 #include "util/build_time.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace pibake {
 namespace {
@@ -175,26 +178,26 @@ void FatFs::Impl::require_writable(std::string_view path) const {
 }
 
 void FatFs::Impl::read_at(uint64_t pos, void* buf, size_t n) const {
-  auto* p = static_cast<uint8_t*>(buf);
-  while (n > 0) {
-    ssize_t got = pread(fd_.get(), p, n, static_cast<off_t>(offset_ + pos));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw Error(shown_path_ + ": read error: " + std::strerror(errno));
-    if (got == 0) throw Error(shown_path_ + ": unexpected end of file at byte " + std::to_string(offset_ + pos));
-    p += got, pos += static_cast<uint64_t>(got), n -= static_cast<size_t>(got);
-  }
+  pread_exact(fd_.get(), buf, n, offset_ + pos, shown_path_);
+  // An image edited in place reads as the base where the previous edit wrote (in_place_edit.h).
+  if (InPlaceEdit* edit = write_log_ != nullptr ? write_log_->edit() : nullptr) edit->patch_read(offset_ + pos, buf, n);
 }
 
 void FatFs::Impl::write_at(uint64_t pos, const void* buf, size_t n) const {
   if (!writable_) throw Error(shown_path_ + ": internal error: write to a read-only FAT filesystem");
   if (write_log_ != nullptr) write_log_->add(offset_ + pos, n);
-  const auto* p = static_cast<const uint8_t*>(buf);
-  while (n > 0) {
-    ssize_t put = pwrite(fd_.get(), p, n, static_cast<off_t>(offset_ + pos));
-    if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) throw Error(shown_path_ + ": write error: " + std::strerror(put < 0 ? errno : EIO));
-    p += put, pos += static_cast<uint64_t>(put), n -= static_cast<size_t>(put);
+  InPlaceEdit* edit = write_log_ != nullptr ? write_log_->edit() : nullptr;
+  if (edit == nullptr) {
+    pwrite_exact(fd_.get(), buf, n, offset_ + pos, shown_path_);
+    return;
   }
+  // In place: only the 512-byte sectors that change are written, each saved to the journal first.
+  std::vector<uint8_t> current(n);
+  pread_exact(fd_.get(), current.data(), n, offset_ + pos, shown_path_);
+  edit->write_changed(offset_ + pos, static_cast<const uint8_t*>(buf), current.data(), n, 512,
+                      [&](uint64_t at, const uint8_t* data, size_t count) {
+                        pwrite_exact(fd_.get(), data, count, at, shown_path_);
+                      });
 }
 
 uint64_t FatFs::Impl::cluster_pos(uint32_t cluster) const {

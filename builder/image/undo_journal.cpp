@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/files.h"
+#include "util/little_endian.h"
 
 namespace pibake {
 namespace {
@@ -18,51 +20,19 @@ namespace {
 constexpr char kMagic[16] = {'p', 'i', 'b', 'a', 'k', 'e', '-', 'u', 'n', 'd', 'o', '-', '1', '\n', 0, 0};
 constexpr uint64_t kRecordBytes = 1ull << 20;  // bytes of image data per record at most
 
-void put64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-uint64_t get64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
-void write_all(int fd, const void* data, size_t size, const std::string& name) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  while (size > 0) {
-    ssize_t n = write(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(name + ": write error: " + std::strerror(n < 0 ? errno : EIO));
-    p += n, size -= static_cast<size_t>(n);
-  }
-}
-
-// Reads up to `size` bytes at `offset`; fewer only at the end of the file.
-size_t pread_full(int fd, void* data, size_t size, uint64_t offset, const std::string& name) {
-  auto* p = static_cast<uint8_t*>(data);
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = pread(fd, p + done, size - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error(name + ": read error: " + std::strerror(errno));
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  return done;
-}
-
 }  // namespace
 
 UndoJournal::UndoJournal(int image_fd, uint64_t image_size, std::string journal_path)
     : image_fd_(image_fd), image_size_(image_size), path_(std::move(journal_path)) {
   fd_.reset(open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd_) throw Error("cannot create " + path_ + ": " + std::strerror(errno));
-  write_all(fd_.get(), kMagic, sizeof kMagic, path_);
+  pwrite_exact(fd_.get(), kMagic, sizeof kMagic, 0, path_);
+  journal_bytes_ = sizeof kMagic;
 }
 
 void UndoJournal::save(uint64_t start, uint64_t length) {
-  uint64_t end = std::min(image_size_, start + length);
-  if (start >= end) return;
+  if (start >= image_size_ || length == 0) return;
+  const uint64_t end = start + std::min(length, image_size_ - start);
   // The parts of [start, end) not saved yet: walk the saved ranges that overlap it.
   auto it = saved_.upper_bound(start);
   if (it != saved_.begin() && std::prev(it)->second > start) --it;
@@ -96,12 +66,13 @@ void UndoJournal::append(uint64_t start, uint64_t end) {
   for (uint64_t pos = start; pos < end;) {
     uint64_t n = std::min(kRecordBytes, end - pos);
     buf.resize(16 + n);
-    if (pread_full(image_fd_, buf.data() + 16, n, pos, path_) != n) {
+    if (pread_up_to(image_fd_, buf.data() + 16, n, pos, path_) != n) {
       throw Error(path_ + ": the image ended before byte " + std::to_string(pos + n));
     }
     put64(buf.data(), pos);
     put64(buf.data() + 8, n);
-    write_all(fd_.get(), buf.data(), buf.size(), path_);
+    pwrite_exact(fd_.get(), buf.data(), buf.size(), journal_bytes_, path_);
+    journal_bytes_ += buf.size();
     saved_bytes_ += n;
     pos += n;
   }
@@ -116,30 +87,25 @@ uint64_t roll_back_journal(const std::string& image_path, const std::string& jou
   if (fstat(image.get(), &st) != 0) throw Error(image_path + ": " + std::strerror(errno));
   const uint64_t image_size = static_cast<uint64_t>(st.st_size);
   uint8_t head[16];
-  const size_t got = pread_full(journal.get(), head, sizeof head, 0, journal_path);
-  if (std::memcmp(head, kMagic, got) != 0) throw Error(journal_path + " is not a pibake undo journal");
+  const size_t got = pread_up_to(journal.get(), head, sizeof head, 0, journal_path);
+  if (std::memcmp(head, kMagic, got) != 0) throw MalformedJournal(journal_path + " is not a pibake undo journal");
   if (got < sizeof head) return 0;  // killed while creating it: nothing was saved, so nothing written
   uint64_t pos = sizeof head, restored = 0;
   std::vector<uint8_t> buf, current;
   for (;;) {
-    if (pread_full(journal.get(), head, sizeof head, pos, journal_path) != sizeof head) break;
+    if (pread_up_to(journal.get(), head, sizeof head, pos, journal_path) != sizeof head) break;
     uint64_t offset = get64(head), length = get64(head + 8);
     if (length == 0 || length > kRecordBytes || offset > image_size || length > image_size - offset) {
-      throw Error(journal_path + ": a record at byte " + std::to_string(pos) + " lies outside " + image_path);
+      throw MalformedJournal(journal_path + ": a record at byte " + std::to_string(pos) + " lies outside " + image_path);
     }
     buf.resize(length);
-    if (pread_full(journal.get(), buf.data(), length, pos + 16, journal_path) != length) break;  // cut short
+    if (pread_up_to(journal.get(), buf.data(), length, pos + 16, journal_path) != length) break;  // cut short
     pos += 16 + length;
     // Bytes the image still holds (a write that failed, or never came) are left alone, so a
     // rollback writes no more than the edit did.
     current.resize(length);
-    if (pread_full(image.get(), current.data(), length, offset, image_path) == length && current == buf) continue;
-    for (uint64_t done = 0; done < length;) {
-      ssize_t n = pwrite(image.get(), buf.data() + done, length - done, static_cast<off_t>(offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw Error(image_path + ": write error: " + std::strerror(n < 0 ? errno : EIO));
-      done += static_cast<uint64_t>(n);
-    }
+    if (pread_up_to(image.get(), current.data(), length, offset, image_path) == length && current == buf) continue;
+    pwrite_exact(image.get(), buf.data(), length, offset, image_path);
     restored += length;
   }
   if (fsync(image.get()) != 0) throw Error(image_path + ": " + std::strerror(errno));

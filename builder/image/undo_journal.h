@@ -14,6 +14,7 @@
 #include <map>
 #include <string>
 
+#include "util/error.h"
 #include "util/unique_fd.h"
 
 namespace pibake {
@@ -21,8 +22,9 @@ namespace pibake {
 class UndoJournal {
  public:
   // Creates `journal_path` (it must not exist; mode 0600, as it holds the image's bytes, secrets
-  // included) for the image open for reading as `image_fd`, `image_size` bytes long. Throws
-  // pibake::Error naming the journal when it cannot be created.
+  // included) for the image open for reading as `image_fd`, `image_size` bytes long. `image_fd`
+  // is borrowed: it must stay open while the journal is used. Throws pibake::Error naming the
+  // journal when it cannot be created (one already there included).
   UndoJournal(int image_fd, uint64_t image_size, std::string journal_path);
 
   // Saves what the image holds in bytes [start, start + length) (clipped to the image's size)
@@ -32,6 +34,7 @@ class UndoJournal {
 
   // Bytes saved so far (the bytes that may differ from the image as it was).
   uint64_t saved_bytes() const { return saved_bytes_; }
+  // The journal's path, as given.
   const std::string& path() const { return path_; }
 
  private:
@@ -43,13 +46,21 @@ class UndoJournal {
   UniqueFd fd_;
   std::map<uint64_t, uint64_t> saved_;  // start -> end (bytes, exclusive), disjoint and merged
   uint64_t saved_bytes_ = 0;
+  uint64_t journal_bytes_ = 0;  // the journal's length: where the next record goes
+};
+
+// A file that is not an undo journal, or one whose records do not fit the image: it cannot roll
+// anything back (thrown by roll_back_journal; an I/O error is a plain pibake::Error).
+class MalformedJournal : public Error {
+ public:
+  using Error::Error;
 };
 
 // Puts every range saved in the journal at `journal_path` back into the image at `image_path`
 // that no longer holds it, then fsyncs the image; returns the bytes put back. A last record cut
 // short is skipped (its bytes were never overwritten), and so is a journal cut short inside its
-// magic. Throws pibake::Error when either file cannot be read or written, or the journal is not
-// one (wrong magic, a record past the image's end).
+// magic. Throws MalformedJournal for a file that is not one (wrong magic, a record past the
+// image's end), pibake::Error when either file cannot be opened, read or written.
 uint64_t roll_back_journal(const std::string& image_path, const std::string& journal_path);
 
 }  // namespace pibake

@@ -3,8 +3,6 @@
 
 #include <algorithm>
 
-#include "image/undo_journal.h"
-
 namespace pibake {
 
 std::vector<ByteRange> WriteLog::merged() const {
@@ -20,7 +18,5 @@ std::vector<ByteRange> WriteLog::merged() const {
   }
   return out;
 }
-
-void WriteLog::save_before_write(uint64_t start, uint64_t length) { undo_->save(start, length); }
 
 }  // namespace pibake

@@ -240,7 +240,8 @@ std::optional<BaseImage> cached_base_image(const ClusterSpec& spec, const std::s
 }
 
 // Writes every node's image, `opts.jobs` at a time. The first failure stops the others from
-// starting new nodes; images already complete keep their final names, partial ones are removed.
+// starting new nodes; images already complete keep their final names, partial ones are removed
+// (or, edited in place, rolled back to the previous image: write_node_image).
 constexpr unsigned kMaxDefaultJobs = 16;
 void write_node_images(const BaseImage& base, const BuildPlan& plan, const BuildOptions& opts) {
   const size_t count = plan.nodes.size();

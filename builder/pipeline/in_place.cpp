@@ -34,41 +34,6 @@ std::string hidden_beside(const std::string& image_path, const char* suffix) {
   return dir + "." + base_name(image_path) + suffix;
 }
 
-void read_exact(int fd, void* buf, size_t n, uint64_t offset, const std::string& name) {
-  auto* p = static_cast<uint8_t*>(buf);
-  while (n > 0) {
-    ssize_t got = pread(fd, p, n, static_cast<off_t>(offset));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw Error(name + ": read error: " + std::strerror(errno));
-    if (got == 0) throw Error(name + ": unexpected end of file at byte " + std::to_string(offset));
-    p += got, offset += static_cast<uint64_t>(got), n -= static_cast<size_t>(got);
-  }
-}
-
-void write_exact(int fd, const void* buf, size_t n, uint64_t offset, const std::string& name) {
-  const auto* p = static_cast<const uint8_t*>(buf);
-  while (n > 0) {
-    ssize_t put = pwrite(fd, p, n, static_cast<off_t>(offset));
-    if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) throw Error(name + ": write error: " + std::strerror(put < 0 ? errno : EIO));
-    p += put, offset += static_cast<uint64_t>(put), n -= static_cast<size_t>(put);
-  }
-}
-
-bool all_zero(const std::vector<char>& buf, size_t n) {
-  return std::all_of(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n), [](char c) { return c == 0; });
-}
-
-void fsync_dir(const std::string& dir) {
-  UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd || fsync(fd.get()) != 0) throw Error("cannot sync directory " + dir + ": " + std::strerror(errno));
-}
-
-bool exists(const std::string& path) {
-  struct stat st {};
-  return lstat(path.c_str(), &st) == 0;
-}
-
 // Empty when the image at `path` holds exactly what `bmap_path`'s block map says in every mapped
 // range (each range's SHA-256), else why not.
 std::string mismatch_with_bmap(const std::string& path, const std::string& bmap_path) {
@@ -85,7 +50,7 @@ std::string mismatch_with_bmap(const std::string& path, const std::string& bmap_
     const uint64_t end = r.byte_end(bmap.block_size, bmap.image_size);
     for (uint64_t pos = r.byte_start(bmap.block_size); pos < end;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, end - pos));
-      read_exact(fd.get(), buf.data(), n, pos, path);
+      pread_exact(fd.get(), buf.data(), n, pos, path);
       hash.update(buf.data(), n);
       pos += n;
     }
@@ -101,7 +66,7 @@ std::string mismatch_with_bmap(const std::string& path, const std::string& bmap_
 std::string written_record_path(const std::string& image_path) { return hidden_beside(image_path, ".ranges"); }
 std::string in_place_image_path(const std::string& image_path) { return hidden_beside(image_path, ".in-place"); }
 std::string in_place_journal_path(const std::string& image_path) { return hidden_beside(image_path, ".undo"); }
-std::string in_place_bmap_path(const std::string& image_path) { return hidden_beside(image_path, ".bmap.in-place"); }
+std::string previous_bmap_path(const std::string& image_path) { return hidden_beside(image_path, ".bmap.in-place"); }
 
 void write_written_record(const std::string& image_path, const std::string& base_identity,
                           const std::vector<ByteRange>& ranges) {
@@ -151,57 +116,6 @@ std::optional<WrittenRecord> read_written_record(const std::string& image_path, 
   }
 }
 
-uint64_t restore_base_ranges(int base_fd, const std::string& base_name, int image_fd, const std::string& image_name,
-                             const std::vector<ByteRange>& ranges, UndoJournal& undo) {
-  const std::vector<ByteRange> base_data = data_ranges(base_fd, base_name);
-  const off_t size = lseek(image_fd, 0, SEEK_END);
-  if (size < 0) throw Error("cannot seek in " + image_name + ": " + std::strerror(errno));
-  std::vector<char> base_buf(kChunk), image_buf(kChunk);
-  uint64_t changed = 0;
-  // Each piece of [start, end) is either all base data or all base hole.
-  auto restore = [&](uint64_t start, uint64_t end, bool data) {
-    for (uint64_t pos = start; pos < end;) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, end - pos));
-      read_exact(image_fd, image_buf.data(), n, pos, image_name);
-      if (data) {
-        read_exact(base_fd, base_buf.data(), n, pos, base_name);
-        if (std::memcmp(base_buf.data(), image_buf.data(), n) != 0) {
-          undo.save(pos, n);
-          write_exact(image_fd, base_buf.data(), n, pos, image_name);
-          changed += n;
-        }
-      } else {
-        // The base has a hole here: so must the image (a full build's copy has one), whatever it
-        // holds now. Punching is only a change when the image holds something besides zeros.
-        if (!all_zero(image_buf, n)) undo.save(pos, n);
-        if (fallocate(image_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pos),
-                      static_cast<off_t>(n)) != 0) {
-          if (errno != EOPNOTSUPP) throw Error(image_name + ": cannot punch a hole: " + std::strerror(errno));
-          std::fill(base_buf.begin(), base_buf.begin() + static_cast<std::ptrdiff_t>(n), 0);
-          write_exact(image_fd, base_buf.data(), n, pos, image_name);
-        }
-        changed += n;
-      }
-      pos += n;
-    }
-  };
-  for (const BmapRange& blocks : to_block_ranges(ranges, kBmapBlockSize)) {
-    const uint64_t start = blocks.byte_start(kBmapBlockSize);
-    const uint64_t end = blocks.byte_end(kBmapBlockSize, static_cast<uint64_t>(size));
-    uint64_t pos = start;
-    for (const ByteRange& d : base_data) {
-      if (d.end <= pos) continue;
-      if (d.start >= end) break;
-      if (d.start > pos) restore(pos, d.start, false);
-      uint64_t stop = std::min(end, d.end);
-      restore(std::max(pos, d.start), stop, true);
-      pos = stop;
-    }
-    if (pos < end) restore(pos, end, false);
-  }
-  return changed;
-}
-
 void recover_in_place_writes(const std::string& dir) {
   std::error_code ec;
   std::vector<std::string> names;
@@ -216,29 +130,42 @@ void recover_in_place_writes(const std::string& dir) {
     if (!name.starts_with(".") || !name.ends_with(".img.in-place")) continue;
     const std::string image = dir + "/" + name.substr(1, name.size() - 1 - std::strlen(".in-place"));
     const std::string editing = in_place_image_path(image), journal = in_place_journal_path(image),
-                      old_bmap = in_place_bmap_path(image);
+                      previous_bmap = previous_bmap_path(image), final_bmap = bmap_path_for(image);
     if (!ours(editing)) continue;
-    if (exists(image)) {
-      // Already replaced under its final name: this one is an older leftover.
+    if (path_exists(image)) {
+      // An image under the final name too: not left by pibake's own steps (the rename back is
+      // atomic); the final one is kept.
       unlink(editing.c_str());
       fmt::print("removed {}, left by an earlier build that was killed\n", editing);
       continue;
     }
+    // Roll back, then check against the previous block map (kept under its in-place name, or
+    // still under its final one when the kill came before the edit's end). An I/O error stops
+    // here and removes nothing: the next build tries again.
     std::string why;
     try {
       if (ours(journal)) roll_back_journal(editing, journal);
-      why = mismatch_with_bmap(editing, old_bmap);
-    } catch (const Error& e) {
+      why = mismatch_with_bmap(editing, path_exists(previous_bmap) ? previous_bmap : final_bmap);
+    } catch (const MalformedJournal& e) {
       why = e.what();
+    } catch (const Error& e) {
+      throw Error("cannot put back " + image + ", which an earlier build was editing when it was killed: " +
+                  e.what() + "; nothing was removed, and the next build into " + dir + " tries again");
     }
     if (why.empty()) {
-      if (rename(old_bmap.c_str(), bmap_path_for(image).c_str()) != 0 || rename(editing.c_str(), image.c_str()) != 0) {
-        throw Error("cannot put back " + image + ": " + std::strerror(errno));
+      if (path_exists(previous_bmap)) {
+        if (path_exists(final_bmap)) {
+          unlink(previous_bmap.c_str());  // the same file under two names
+        } else if (rename(previous_bmap.c_str(), final_bmap.c_str()) != 0) {
+          throw Error("cannot put back " + final_bmap + ": " + std::strerror(errno));
+        }
       }
-      fsync_dir(dir);
+      if (rename(editing.c_str(), image.c_str()) != 0) throw Error("cannot put back " + image + ": " + std::strerror(errno));
+      fsync_directory(dir);
       fmt::print("put back {} as it was before an earlier build was killed while regenerating it\n", image);
     } else {
       unlink(editing.c_str());
+      unlink(final_bmap.c_str());  // it described the image just removed
       fmt::print("removed {}: an earlier build was killed while regenerating it, and it could not be put back ({})\n",
                  image, why);
     }
@@ -250,7 +177,7 @@ void recover_in_place_writes(const std::string& dir) {
       if (!name.starts_with(".") || !name.ends_with(suffix)) continue;
       const std::string path = dir + "/" + name;
       const std::string image = dir + "/" + name.substr(1, name.size() - 1 - std::strlen(suffix)) + ".img";
-      if (ours(path) && !exists(in_place_image_path(image))) unlink(path.c_str());
+      if (ours(path) && !path_exists(in_place_image_path(image))) unlink(path.c_str());
     }
   }
 }

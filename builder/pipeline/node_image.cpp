@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 
@@ -14,6 +15,7 @@
 #include "image/ext4.h"
 #include "image/fat.h"
 #include "image/grow.h"
+#include "image/in_place_edit.h"
 #include "image/sparse_copy.h"
 #include "image/undo_journal.h"
 #include "image/write_log.h"
@@ -171,16 +173,6 @@ void check_growth_possible(const BaseImage& base, const BuildPlan& plan) {
 
 namespace {
 
-bool path_exists(const std::string& path) {
-  struct stat st {};
-  return lstat(path.c_str(), &st) == 0;
-}
-
-void fsync_dir(const std::string& dir) {
-  UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd || fsync(fd.get()) != 0) throw Error("cannot sync directory " + dir + ": " + std::strerror(errno));
-}
-
 // Writes the node's files into the image at `image_path` (named `display_name` in errors): its
 // root filesystem at `root`, then system-boot. `step` says what is being done, for the caller's
 // error message.
@@ -213,9 +205,11 @@ void record_written(const std::string& image_path, const NodeWriteOptions& opts,
 }
 
 // write_node_image over the node's previous image, whose record `previous` still holds
-// (in_place.h): renamed to its in-place name, the base's bytes put back where the previous build
-// wrote, the node's files written, every overwritten byte saved to the undo journal first. On a
-// failure the journal rolls the previous image back and it returns under its final name.
+// (in_place.h): renamed to its in-place name, the node's files written through an InPlaceEdit
+// (the writers see the base where the previous build wrote; writes that change nothing are left
+// out), then the base's bytes put back where the previous build wrote and this one did not; every
+// overwritten byte is saved to the undo journal first. On a failure the journal rolls the previous
+// image back and it returns under its final name.
 NodeImageResult write_node_image_in_place(const BaseImage& base, const NodePlan& plan, const std::string& out_dir,
                                           const WrittenRecord& previous, const NodeWriteOptions& opts) {
   NodeImageResult result;
@@ -224,67 +218,88 @@ NodeImageResult write_node_image_in_place(const BaseImage& base, const NodePlan&
   const std::string final_bmap = bmap_path_for(result.path);
   const std::string editing = in_place_image_path(result.path);
   const std::string journal = in_place_journal_path(result.path);
-  const std::string old_bmap = in_place_bmap_path(result.path);
+  const std::string previous_bmap = previous_bmap_path(result.path);
   WriteLog written;
   std::string bmap_text;
   std::string step = "moving the previous image aside";
-  try {
-    // From here until the image is complete, neither the image nor its block map has its final
-    // name; a kill leaves them to recover_in_place_writes.
-    if (rename(final_bmap.c_str(), old_bmap.c_str()) != 0) throw Error(final_bmap + ": " + std::strerror(errno));
-    if (rename(result.path.c_str(), editing.c_str()) != 0) {
-      int err = errno;
-      rename(old_bmap.c_str(), final_bmap.c_str());
-      throw Error(result.path + ": " + std::strerror(err));
-    }
-  } catch (const Error& e) {
-    throw Error(plan.image_file + ": while " + step + ": " + e.what());
+  // From the image's rename until its rename back, no image has the final name. The previous
+  // block map gets a second name first, so whenever a kill comes, recover_in_place_writes finds
+  // one beside the image to check a rollback against.
+  if (link(final_bmap.c_str(), previous_bmap.c_str()) != 0) {
+    throw Error(plan.image_file + ": while " + step + ": " + previous_bmap + ": " + std::strerror(errno));
   }
+  if (renameat2(AT_FDCWD, result.path.c_str(), AT_FDCWD, editing.c_str(), RENAME_NOREPLACE) != 0) {
+    const int err = errno;
+    unlink(previous_bmap.c_str());
+    throw Error(plan.image_file + ": while " + step + ": " + editing + ": " + std::strerror(err));
+  }
+  bool journal_created = false;  // only a journal this call made may roll the image back
+  bool final_bmap_removed = false;
   try {
-    fsync_dir(out_dir);
-    step = "putting back the base's bytes";
+    fsync_directory(out_dir);
+    step = "opening the previous image";
     UniqueFd fd(open(editing.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     struct stat st {};
     if (!fd || fstat(fd.get(), &st) != 0) throw Error(editing + ": " + std::strerror(errno));
     UniqueFd base_fd(open(base.path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!base_fd) throw Error(base.path + ": " + std::strerror(errno));
     UndoJournal undo(fd.get(), static_cast<uint64_t>(st.st_size), journal);
-    written.set_undo(&undo);
-    restore_base_ranges(base_fd.get(), base.path, fd.get(), editing, previous.ranges, undo);
-    check_base_unchanged(base.path, *opts.base_map);
+    journal_created = true;
+    InPlaceEdit edit(fd.get(), editing, base_fd.get(), base.path, previous.ranges, undo);
+    written.set_edit(&edit);
     write_node_files(base, plan, editing, result.path, base.root, written, step);
+    written.set_edit(nullptr);
+    step = "putting back the base's bytes the previous build wrote";
+    edit.finish();
+    check_base_unchanged(base.path, *opts.base_map);
     step = "finishing the image";
     if (fsync(fd.get()) != 0) throw Error(editing + ": " + std::strerror(errno));
     result.image_size = static_cast<uint64_t>(st.st_size);
     result.rewritten_bytes = undo.saved_bytes();
+    // The bytes put back from the base are not in `written`: they are the base's again, so the
+    // block map may take the base's hashes for them.
     BmapReuse reuse{&opts.base_map->bmap, written.merged(), false};
     BmapWork work;
     bmap_text = render_bmap(make_bmap(editing, kBmapSplitBlocks, &reuse, &work));
     result.hashed_bytes = work.hashed_bytes;
+    // The final block map describes the previous image: it goes before the new image takes the
+    // final name (its other name stays for a rollback until then).
+    if (unlink(final_bmap.c_str()) != 0 && errno != ENOENT) throw Error(final_bmap + ": " + std::strerror(errno));
+    final_bmap_removed = true;
     if (rename(editing.c_str(), result.path.c_str()) != 0) throw Error(result.path + ": " + std::strerror(errno));
-  } catch (const Error& e) {
+  } catch (...) {
+    std::string what;
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      what = e.what();
+    }
+    written.set_edit(nullptr);
+    if (!written.failure().empty()) what += " (" + written.failure() + ")";
     std::string back;
     try {
-      if (path_exists(journal)) roll_back_journal(editing, journal);
-      if (rename(old_bmap.c_str(), final_bmap.c_str()) != 0 || rename(editing.c_str(), result.path.c_str()) != 0) {
-        throw Error(std::strerror(errno));
+      if (journal_created) roll_back_journal(editing, journal);
+      if (final_bmap_removed && link(previous_bmap.c_str(), final_bmap.c_str()) != 0) {
+        throw Error(final_bmap + ": " + std::strerror(errno));
       }
-      fsync_dir(out_dir);
-      unlink(journal.c_str());
+      if (rename(editing.c_str(), result.path.c_str()) != 0) throw Error(result.path + ": " + std::strerror(errno));
+      fsync_directory(out_dir);
+      if (journal_created) unlink(journal.c_str());
+      unlink(previous_bmap.c_str());
       back = "; the previous image was put back";
     } catch (const Error& again) {
       back = "; the previous image could not be put back yet (" + std::string(again.what()) +
              "): the next build into " + out_dir + " puts it back";
     }
-    throw Error(plan.image_file + ": while " + step +
-                " (regenerating in place): " + mention_final_path(e.what(), result.path) + back);
+    throw Error(plan.image_file + ": while " + step + " (regenerating in place): " +
+                mention_final_path(what, result.path) + back);
   }
   // Complete under its final name: the journal and the previous block map have done their work.
   try {
     step = "writing the block map";
-    fsync_dir(out_dir);
+    fsync_directory(out_dir);
     unlink(journal.c_str());
-    unlink(old_bmap.c_str());
+    unlink(previous_bmap.c_str());
     write_file_atomic(final_bmap, bmap_text, 0600);
   } catch (const Error& e) {
     throw Error(plan.image_file + ": while " + step + ": " + e.what());
@@ -301,7 +316,7 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
   // The node's previous image can be edited in place when pibake's record of it still holds, it
   // has its block map (to check a rollback), and the root filesystem need not grow.
   std::optional<WrittenRecord> previous;
-  if (opts.in_place && opts.base_map != nullptr && root_growth_needed(base, plan) == 0 &&
+  if (opts.base_map != nullptr && root_growth_needed(base, plan) == 0 &&
       path_exists(bmap_path_for(path))) {
     previous = read_written_record(path, opts.base_map->identity);
   }

@@ -30,14 +30,12 @@ void check_growth_possible(const BaseImage& base, const BuildPlan& plan);
 // How a node's image is written besides its plan (all optional).
 struct NodeWriteOptions {
   // The base's block map (base_bmap.h): pieces of the node's map that pibake did not write take
-  // their hashes from it; without it every piece is hashed. The base is checked to be unchanged
+  // their hashes from it; without it every piece is hashed, and the node's previous image is
+  // never edited in place (in_place.h), since its record names the base by this map's identity. The base is checked to be unchanged
   // after the clone.
   const BaseBlockMap* base_map = nullptr;
   unsigned copy_threads = 1;     // threads copying the base's data (sparse_copy.h)
   bool start_writeback = false;  // start writeback while copying (a node written alone)
-  // Edit the node's previous image in place when pibake's record of it still holds (in_place.h);
-  // needs base_map. Otherwise, and when false, the base is copied.
-  bool in_place = true;
 };
 
 // Writes `out_dir`/`plan.image_file` and its block map, and records what it wrote beside them

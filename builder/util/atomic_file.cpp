@@ -53,7 +53,9 @@ extern "C" void on_interrupt(int sig) {
   for (Slot& s : g_slots) {
     if (s.used.load() && s.path[0] != '\0') unlink(s.path);
   }
-  const char msg[] = "\npibake: interrupted; partial outputs removed\n";
+  const char msg[] =
+      "\npibake: interrupted; partial outputs removed (an image being regenerated in place is put back by the "
+      "next build into its directory)\n";
   ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
   (void)ignored;
   signal(sig, SIG_DFL);
@@ -74,6 +76,11 @@ void fsync_dir_of(const std::string& path) {
 }
 
 }  // namespace
+
+void fsync_directory(const std::string& dir) {
+  UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd || fsync(fd.get()) != 0) throw Error("cannot sync directory " + dir + ": " + std::strerror(errno));
+}
 
 AtomicFile::AtomicFile(std::string final_path, mode_t mode)
     : final_path_(std::move(final_path)), temp_path_(temp_name_for(final_path_)) {

@@ -39,6 +39,10 @@ class AtomicFile {
 // Writes `data` to `path` atomically with `mode` (used for small outputs: kubeconfig, spec, bmap).
 void write_file_atomic(const std::string& path, const std::string& data, mode_t mode);
 
+// fsync(2)s the directory `dir`, so that the renames and links made in it last across a power
+// loss. Throws pibake::Error naming it when it cannot be opened or synced.
+void fsync_directory(const std::string& dir);
+
 // Error messages name the user's file, never the temporary one: `message` with every mention of
 // final_path's temporary (".<name>.tmp" beside it) replaced by final_path itself. For the catch
 // blocks around code that works on AtomicFile::temp_path().

@@ -65,6 +65,40 @@ void require_regular_file(const std::string& path, const std::string& what) {
   }
 }
 
+size_t pread_up_to(int fd, void* buf, size_t n, uint64_t offset, const std::string& name) {
+  auto* p = static_cast<char*>(buf);
+  size_t done = 0;
+  while (done < n) {
+    ssize_t got = pread(fd, p + done, n - done, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw Error(name + ": read error: " + std::strerror(errno));
+    if (got == 0) break;
+    done += static_cast<size_t>(got);
+  }
+  return done;
+}
+
+void pread_exact(int fd, void* buf, size_t n, uint64_t offset, const std::string& name) {
+  if (size_t got = pread_up_to(fd, buf, n, offset, name); got != n) {
+    throw Error(name + ": unexpected end of file at byte " + std::to_string(offset + got));
+  }
+}
+
+void pwrite_exact(int fd, const void* buf, size_t n, uint64_t offset, const std::string& name) {
+  const auto* p = static_cast<const char*>(buf);
+  while (n > 0) {
+    ssize_t put = pwrite(fd, p, n, static_cast<off_t>(offset));
+    if (put < 0 && errno == EINTR) continue;
+    if (put <= 0) throw Error(name + ": write error: " + std::strerror(put < 0 ? errno : EIO));
+    p += put, offset += static_cast<uint64_t>(put), n -= static_cast<size_t>(put);
+  }
+}
+
+bool path_exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
 std::string base_name(std::string_view path) {
   size_t slash = path.rfind('/');
   return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));

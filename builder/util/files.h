@@ -1,11 +1,12 @@
-// Reading small whole files (lock file, checksum lists, kept kubeconfigs, /proc/self/mounts), and
-// the last component of a path or URL.
+// Reading small whole files (lock file, checksum lists, kept kubeconfigs, /proc/self/mounts),
+// positioned reads and writes that go on until done, and the last component of a path or URL.
 #pragma once
 
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -39,6 +40,19 @@ std::string file_identity(const struct stat& st);
 // Empty when the file cannot be stat()ed. Follows symlinks.
 std::string file_content_identity(const std::string& path);
 std::string file_content_identity(const struct stat& st);
+
+// pread(2) until `n` bytes are read at byte `offset` (EINTR and short reads retried); returns
+// fewer only at the end of the file. Throws pibake::Error naming `name` on a read error.
+size_t pread_up_to(int fd, void* buf, size_t n, uint64_t offset, const std::string& name);
+// pread_up_to, but the file ending first is an error ("unexpected end of file at byte N").
+void pread_exact(int fd, void* buf, size_t n, uint64_t offset, const std::string& name);
+// pwrite(2) until all `n` bytes are written at byte `offset`; throws pibake::Error naming `name`
+// (ENOSPC, EFBIG, EIO ...) otherwise.
+void pwrite_exact(int fd, const void* buf, size_t n, uint64_t offset, const std::string& name);
+
+// Whether anything (a file, a directory, a dangling symlink ...) is at `path`: lstat(2), links not
+// followed. Never throws.
+bool path_exists(const std::string& path);
 
 // "a/b/c.img" -> "c.img"; "https://h/x/y.tgz" -> "y.tgz"; a name without '/' is itself.
 std::string base_name(std::string_view path);

@@ -75,12 +75,13 @@ rm -f card.img
 no_leftovers
 
 note "a failure half-way puts the previous image back at once"
-# Writes past the root partition's start fail with EFBIG: the edit of system-boot goes through, the
-# root filesystem's is refused. Everything else a build writes is far smaller.
+# Writes past the root partition's start fail with EFBIG: the root filesystem's edit is refused
+# half-way (its first blocks lie below the limit). Everything else a build writes is far smaller.
 limit_kib=$(( $(part_offset out/node-3.img 2) / 1024 + 64 ))
 rc=0; (ulimit -f "$limit_kib"; pibake build -c a.yaml --base-image base.img --out out --node node-3) || rc=$?
 [ "$rc" != 0 ] || fail "the build went through despite the file-size limit"
-assert_contains err.log "(regenerating in place)"
+assert_contains err.log "while writing the root filesystem (writable) (regenerating in place)"
+assert_contains err.log "File too large"
 assert_contains err.log "the previous image was put back"
 same_as b
 no_leftovers
@@ -133,6 +134,21 @@ for n in 1 $((writes / 2)) "$writes"; do
   killed_at "$n"
   if [ "$n" -gt 1 ] && cmp -s out/.node-3.img.in-place fresh-a/node-3.img; then
     fail "killed at write $n, the image was not edited yet: the kill proves nothing"
+  fi
+  if [ "$n" = 1 ]; then
+    # The previous block map under its final name only (as when the kill came just before the
+    # edit renamed it aside): the rollback is checked against that one.
+    rm out/.node-3.img.bmap.in-place
+    [ -f out/node-3.img.bmap ] || fail "no block map left to check a rollback against"
+  fi
+  if [ "$n" = "$((writes / 2))" ]; then
+    # An I/O error while putting it back (the journal unreadable): the build stops and removes
+    # nothing; once the journal can be read again, the next build puts the image back.
+    chmod 000 out/.node-3.img.undo
+    if pibake build -c a.yaml --base-image base.img --out out --node node-1; then fail "recovery ignored an unreadable journal"; fi
+    assert_contains err.log "nothing was removed"
+    [ -f out/.node-3.img.in-place ] && [ -f out/.node-3.img.undo ] || fail "recovery removed files after an I/O error"
+    chmod 600 out/.node-3.img.undo
   fi
   pibake_ok build -c a.yaml --base-image base.img --out out --node node-1
   assert_contains out.log "put back out/node-3.img as it was"

@@ -4,7 +4,6 @@
 // and the base are the files it names.
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -13,6 +12,7 @@
 #include "image/bmap.h"
 #include "image/ext4.h"
 #include "image/fat.h"
+#include "image/in_place_edit.h"
 #include "image/sparse_copy.h"
 #include "image/undo_journal.h"
 #include "image/write_log.h"
@@ -114,10 +114,11 @@ TEST_CASE("a journal cut short by a kill still rolls back what was overwritten",
   CHECK_THROWS_AS(UndoJournal(fd.get(), file_size(img), journal), Error);
 }
 
-TEST_CASE("restore_base_ranges puts back the base's bytes and its holes", "[in-place]") {
-  t::ScratchDir dir;
-  const std::string base = dir / "base.img", img = dir / "node.img";
-  // base: data [0, 64 KiB), a hole up to 1 MiB, data [1 MiB, 1 MiB + 64 KiB), a hole to 2 MiB.
+namespace {
+
+// A sparse base: data [0, 64 KiB), a hole up to 1 MiB, data [1 MiB, 1 MiB + 64 KiB), a hole to
+// 2 MiB; and `img`, a sparse copy of it.
+void make_sparse_pair(const std::string& base, const std::string& img) {
   {
     UniqueFd fd(open(base.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     REQUIRE(ftruncate(fd.get(), 2 << 20) == 0);
@@ -125,10 +126,18 @@ TEST_CASE("restore_base_ranges puts back the base's bytes and its holes", "[in-p
   put(base, 0, t::random_bytes(64 << 10, 1));
   put(base, 1 << 20, t::random_bytes(64 << 10, 2));
   REQUIRE(in_hole(base, 512 << 10));  // the scratch directory's filesystem keeps holes
-  {
-    UniqueFd fd(open(img.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    copy_sparse(base, fd.get(), img);
-  }
+  UniqueFd fd(open(img.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  copy_sparse(base, fd.get(), img);
+}
+
+const uint8_t* bytes(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
+}  // namespace
+
+TEST_CASE("an in-place edit puts back the base's bytes and holes where the previous edit wrote", "[in-place]") {
+  t::ScratchDir dir;
+  const std::string base = dir / "base.img", img = dir / "node.img";
+  make_sparse_pair(base, img);
   // What an earlier build wrote: into data (unaligned), into a hole, across both.
   put(img, 1000, std::string(3000, 'p'));
   put(img, 300 << 10, std::string(10000, 'q'));
@@ -139,20 +148,23 @@ TEST_CASE("restore_base_ranges puts back the base's bytes and its holes", "[in-p
 
   UniqueFd base_fd(open(base.c_str(), O_RDONLY | O_CLOEXEC));
   UniqueFd fd(open(img.c_str(), O_RDWR | O_CLOEXEC));
-  uint64_t changed = 0;
   {
     UndoJournal undo(fd.get(), file_size(img), dir / "node.undo");
-    changed = restore_base_ranges(base_fd.get(), base, fd.get(), img, written, undo);
+    InPlaceEdit edit(fd.get(), img, base_fd.get(), base, written, undo);
+    CHECK(edit.finish() > 0);
+    // Saved (and written): the 4 KiB blocks that differed, not whole MiBs: 1 block of data at
+    // 1000, the 3 blocks of the hole at 300 KiB, and across 1 MiB 2 hole blocks and 1 data block.
+    CHECK(undo.saved_bytes() == 7 * 4096);
   }
-  CHECK(changed > 0);
   CHECK(t::sha256(img) == t::sha256(base));
   CHECK(in_hole(img, 300 << 10));  // punched again, as a fresh copy has it
   CHECK(in_hole(img, (1 << 20) - 4096));
   CHECK_FALSE(in_hole(img, 1000));
-  // Blocks that already hold the base's bytes are left alone: a second pass writes no data.
+  // Blocks that already hold the base's bytes are left alone: a second pass writes nothing.
   {
     UndoJournal undo(fd.get(), file_size(img), dir / "again.undo");
-    restore_base_ranges(base_fd.get(), base, fd.get(), img, {{0, 4096}}, undo);
+    InPlaceEdit edit(fd.get(), img, base_fd.get(), base, {{0, 4096}}, undo);
+    CHECK(edit.finish() == 0);
     CHECK(undo.saved_bytes() == 0);
   }
   // And the journal of the first pass takes the image back to what the earlier build left.
@@ -160,7 +172,55 @@ TEST_CASE("restore_base_ranges puts back the base's bytes and its holes", "[in-p
   CHECK(t::sha256(img) == edited);
 }
 
-TEST_CASE("every byte Ext4Fs and FatFs overwrite is saved to the undo journal first", "[in-place]") {
+TEST_CASE("an in-place edit shows the writers the base and leaves out writes that change nothing", "[in-place]") {
+  t::ScratchDir dir;
+  const std::string base = dir / "base.img", img = dir / "node.img";
+  make_sparse_pair(base, img);
+  const std::string kept(8192, 'k');
+  put(img, 8192, kept);                         // the previous edit wrote here ...
+  put(img, 300 << 10, std::string(4096, 'z'));  // ... and here
+  UniqueFd base_fd(open(base.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(open(img.c_str(), O_RDWR | O_CLOEXEC));
+  UndoJournal undo(fd.get(), file_size(img), dir / "node.undo");
+  InPlaceEdit edit(fd.get(), img, base_fd.get(), base, {{8192, 16384}, {300 << 10, (300 << 10) + 4096}}, undo);
+
+  // A read of pending bytes gives the base's, whatever the image holds.
+  std::string got(16384, '\0'), from_base(16384, '\0');
+  pread_exact(fd.get(), got.data(), got.size(), 4096, img);
+  edit.patch_read(4096, got.data(), got.size());
+  pread_exact(base_fd.get(), from_base.data(), from_base.size(), 4096, base);
+  CHECK(got == from_base);
+
+  // The same bytes written again: nothing written, nothing saved, no longer pending.
+  std::string current(8192, '\0');
+  pread_exact(fd.get(), current.data(), current.size(), 8192, img);
+  size_t writes = 0;
+  edit.write_changed(8192, bytes(kept), bytes(current), kept.size(), 4096,
+                     [&](uint64_t, const uint8_t*, size_t) { ++writes; });
+  CHECK(writes == 0);
+  CHECK(undo.saved_bytes() == 0);
+  got.assign(8192, '\0');
+  pread_exact(fd.get(), got.data(), got.size(), 8192, img);
+  edit.patch_read(8192, got.data(), got.size());
+  CHECK(got == kept);  // no longer pending: the image's own bytes now
+
+  // One block of two differs: that block alone is saved and written.
+  std::string changed = kept;
+  changed[5000] = 'X';
+  std::vector<std::pair<uint64_t, size_t>> calls;
+  edit.write_changed(8192, bytes(changed), bytes(current), changed.size(), 4096,
+                     [&](uint64_t pos, const uint8_t*, size_t n) { calls.emplace_back(pos, n); });
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].first == 12288);
+  CHECK(calls[0].second == 4096);
+  CHECK(undo.saved_bytes() == 4096);
+
+  // What was not written again is put back at the end: the 'z' block, in a hole of the base.
+  edit.finish();
+  CHECK(in_hole(img, 300 << 10));
+}
+
+TEST_CASE("every byte Ext4Fs and FatFs overwrite in place is saved to the undo journal first", "[in-place]") {
   t::ScratchDir dir;
   t::FixtureImage base = t::make_fixture_image(dir / "base.img");
   const std::string img = dir / "node.img";
@@ -168,14 +228,26 @@ TEST_CASE("every byte Ext4Fs and FatFs overwrite is saved to the undo journal fi
     UniqueFd fd(open(img.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     copy_sparse(base.path, fd.get(), img);
   }
+  // A previous edit, with its record of what it wrote.
+  WriteLog first;
+  {
+    Ext4Fs fs(img, base.root_offset, /*writable=*/true, "", &first);
+    fs.mkdir_p("/etc/pibake/old");
+    fs.write_file("/etc/pibake/old/big", std::string(1 << 20, 'o'));
+    fs.write_file("/etc/hostname", "node-8\n");
+    fs.close();
+  }
   const std::string before = t::sha256(img);
-  UniqueFd fd(open(img.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(open(img.c_str(), O_RDWR | O_CLOEXEC));
+  UniqueFd base_fd(open(base.path.c_str(), O_RDONLY | O_CLOEXEC));
   {
     UndoJournal undo(fd.get(), file_size(img), dir / "node.undo");
+    InPlaceEdit edit(fd.get(), img, base_fd.get(), base.path, first.merged(), undo);
     WriteLog log;
-    log.set_undo(&undo);
+    log.set_edit(&edit);
     {
       Ext4Fs fs(img, base.root_offset, /*writable=*/true, "", &log);
+      CHECK_FALSE(fs.exists("/etc/pibake/old"));  // the writers see the base
       fs.mkdir_p("/etc/pibake/deep");
       fs.write_file("/etc/hostname", "node-9\n");
       fs.write_file("/etc/pibake/deep/big", std::string(2 << 20, 'x'));
@@ -186,9 +258,12 @@ TEST_CASE("every byte Ext4Fs and FatFs overwrite is saved to the undo journal fi
     FatFs fat(img, base.boot_offset, base.boot_size, /*writable=*/true, "", &log);
     fat.write_file("/user-data", std::string(30000, 'u'));
     fat.close();
+    log.set_edit(nullptr);
+    edit.finish();
     CHECK(undo.saved_bytes() > 0);
   }
   REQUIRE(t::sha256(img) != before);
+  // The rollback gives back the previous edit's image exactly.
   roll_back_journal(img, dir / "node.undo");
   CHECK(t::sha256(img) == before);
 }
@@ -219,10 +294,15 @@ TEST_CASE("a written-ranges record holds only while the image and the base are u
     CHECK_FALSE(read_written_record(img, "base-identity 1"));
   }
   SECTION("its times set back after a change") {
-    struct timeval times[2] = {{st.st_atim.tv_sec, 0}, {st.st_mtim.tv_sec, 0}};
+    struct stat image_st {};
+    REQUIRE(stat(img.c_str(), &image_st) == 0);
     put(img, 5, "w");
-    REQUIRE(utimes(img.c_str(), times) == 0);  // mtime restored, but the ctime moved
-    CHECK_FALSE(read_written_record(img, "base-identity 1"));
+    const struct timespec times[2] = {image_st.st_atim, image_st.st_mtim};
+    REQUIRE(utimensat(AT_FDCWD, img.c_str(), times, 0) == 0);  // mtime exactly as recorded ...
+    struct stat now {};
+    REQUIRE(stat(img.c_str(), &now) == 0);
+    CHECK(file_content_identity(now) == file_content_identity(image_st));
+    CHECK_FALSE(read_written_record(img, "base-identity 1"));  // ... but the ctime moved
   }
   SECTION("a record cut short, or naming bytes outside the image") {
     std::string text = t::read_text(written_record_path(img));
