@@ -194,10 +194,9 @@ void FatFs::Impl::write_at(uint64_t pos, const void* buf, size_t n) const {
   // In place: only the 512-byte sectors that change are written, each saved to the journal first.
   std::vector<uint8_t> current(n);
   pread_exact(fd_.get(), current.data(), n, offset_ + pos, shown_path_);
-  edit->write_changed(offset_ + pos, static_cast<const uint8_t*>(buf), current.data(), n, 512,
-                      [&](uint64_t at, const uint8_t* data, size_t count) {
-                        pwrite_exact(fd_.get(), data, count, at, shown_path_);
-                      });
+  edit->write_changed(
+      offset_ + pos, static_cast<const uint8_t*>(buf), current.data(), n, 512,
+      [&](uint64_t at, const uint8_t* data, size_t count) { pwrite_exact(fd_.get(), data, count, at, shown_path_); });
 }
 
 uint64_t FatFs::Impl::cluster_pos(uint32_t cluster) const {

@@ -87,8 +87,8 @@ uint64_t InPlaceEdit::finish() {
         // The base has a hole here: so must the image (a fresh clone has one), whatever it holds
         // now. Where it holds zeros, punching changes no byte and needs no saving.
         std::fill(base_buf.begin(), base_buf.begin() + static_cast<std::ptrdiff_t>(n), 0);
-        const bool zeros = std::equal(image_buf.begin(), image_buf.begin() + static_cast<std::ptrdiff_t>(n),
-                                      base_buf.begin());
+        const bool zeros =
+            std::equal(image_buf.begin(), image_buf.begin() + static_cast<std::ptrdiff_t>(n), base_buf.begin());
         if (!zeros) save(pos, n);
         if (fallocate(image_fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pos),
                       static_cast<off_t>(n)) == 0) {

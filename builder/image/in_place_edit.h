@@ -77,7 +77,7 @@ class InPlaceEdit {
   std::string image_name_;
   int base_fd_;
   std::string base_name_;
-  std::vector<ByteRange> base_data_;   // the base's data ranges (the rest are holes)
+  std::vector<ByteRange> base_data_;      // the base's data ranges (the rest are holes)
   std::map<uint64_t, uint64_t> pending_;  // start -> end (bytes), disjoint
   UndoJournal& undo_;
 };

@@ -96,7 +96,8 @@ uint64_t roll_back_journal(const std::string& image_path, const std::string& jou
     if (pread_up_to(journal.get(), head, sizeof head, pos, journal_path) != sizeof head) break;
     uint64_t offset = get64(head), length = get64(head + 8);
     if (length == 0 || length > kRecordBytes || offset > image_size || length > image_size - offset) {
-      throw MalformedJournal(journal_path + ": a record at byte " + std::to_string(pos) + " lies outside " + image_path);
+      throw MalformedJournal(journal_path + ": a record at byte " + std::to_string(pos) + " lies outside " +
+                             image_path);
     }
     buf.resize(length);
     if (pread_up_to(journal.get(), buf.data(), length, pos + 16, journal_path) != length) break;  // cut short

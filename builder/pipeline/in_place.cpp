@@ -149,8 +149,8 @@ void recover_in_place_writes(const std::string& dir) {
     } catch (const MalformedJournal& e) {
       why = e.what();
     } catch (const Error& e) {
-      throw Error("cannot put back " + image + ", which an earlier build was editing when it was killed: " +
-                  e.what() + "; nothing was removed, and the next build into " + dir + " tries again");
+      throw Error("cannot put back " + image + ", which an earlier build was editing when it was killed: " + e.what() +
+                  "; nothing was removed, and the next build into " + dir + " tries again");
     }
     if (why.empty()) {
       if (path_exists(previous_bmap)) {
@@ -160,7 +160,8 @@ void recover_in_place_writes(const std::string& dir) {
           throw Error("cannot put back " + final_bmap + ": " + std::strerror(errno));
         }
       }
-      if (rename(editing.c_str(), image.c_str()) != 0) throw Error("cannot put back " + image + ": " + std::strerror(errno));
+      if (rename(editing.c_str(), image.c_str()) != 0)
+        throw Error("cannot put back " + image + ": " + std::strerror(errno));
       fsync_directory(dir);
       fmt::print("put back {} as it was before an earlier build was killed while regenerating it\n", image);
     } else {
