@@ -18,6 +18,36 @@ namespace {
 
 constexpr uint64_t kChunk = 1ull << 20;  // bytes compared or copied at a time by finish()
 
+bool all_zero(const uint8_t* p, size_t n) {
+  return std::all_of(p, p + n, [](uint8_t c) { return c == 0; });
+}
+
+// Removes [start, end) from the disjoint ranges `ranges` (start -> end).
+void remove_range(std::map<uint64_t, uint64_t>& ranges, uint64_t start, uint64_t end) {
+  if (start >= end) return;
+  auto it = ranges.upper_bound(start);
+  if (it != ranges.begin() && std::prev(it)->second > start) --it;
+  while (it != ranges.end() && it->first < end) {
+    const uint64_t s = it->first, e = it->second;
+    it = ranges.erase(it);
+    if (s < start) ranges.emplace(s, start);
+    if (e > end) it = ranges.emplace(end, e).first;
+  }
+}
+
+// Adds [start, end) to `ranges`, merged with its neighbours.
+void add_range(std::map<uint64_t, uint64_t>& ranges, uint64_t start, uint64_t end) {
+  if (start >= end) return;
+  auto it = ranges.lower_bound(start);
+  if (it != ranges.begin() && std::prev(it)->second >= start) --it;
+  while (it != ranges.end() && it->first <= end) {
+    start = std::min(start, it->first);
+    end = std::max(end, it->second);
+    it = ranges.erase(it);
+  }
+  ranges.emplace(start, end);
+}
+
 }  // namespace
 
 InPlaceEdit::InPlaceEdit(int image_fd, std::string image_name, int base_fd, std::string base_name,
@@ -39,14 +69,59 @@ InPlaceEdit::InPlaceEdit(int image_fd, std::string image_name, int base_fd, std:
 
 void InPlaceEdit::patch_read(uint64_t offset, void* buf, size_t n) const {
   const uint64_t end = offset + n;
-  auto it = pending_.upper_bound(offset);
-  if (it != pending_.begin() && std::prev(it)->second > offset) --it;
-  for (; it != pending_.end() && it->first < end; ++it) {
-    uint64_t from = std::max(offset, it->first), to = std::min(end, it->second);
-    if (from >= to) continue;
-    // The base's bytes (zeros where it has a hole, as pread gives them).
-    pread_exact(base_fd_, static_cast<char*>(buf) + (from - offset), to - from, from, base_name_);
+  for (const auto* ranges : {&pending_, &zeros_}) {
+    auto it = ranges->upper_bound(offset);
+    if (it != ranges->begin() && std::prev(it)->second > offset) --it;
+    for (; it != ranges->end() && it->first < end; ++it) {
+      uint64_t from = std::max(offset, it->first), to = std::min(end, it->second);
+      if (from >= to) continue;
+      char* at = static_cast<char*>(buf) + (from - offset);
+      if (ranges == &zeros_) {
+        std::fill(at, at + (to - from), 0);
+      } else {
+        // The base's bytes (zeros where it has a hole, as pread gives them).
+        pread_exact(base_fd_, at, to - from, from, base_name_);
+      }
+    }
   }
+}
+
+void InPlaceEdit::write_changed(uint64_t offset, const uint8_t* data, const uint8_t* current, size_t n, size_t granule,
+                                const std::function<void(uint64_t, const uint8_t*, size_t)>& write) {
+  unpend(offset, offset + n);
+  enum class Action { kNone, kZero, kWrite };
+  auto action = [&](size_t i, size_t len) {
+    const bool same = std::equal(data + i, data + i + len, current + i);
+    if (all_zero(data + i, len)) return !same || any_hole(offset + i, len) ? Action::kZero : Action::kNone;
+    return same ? Action::kNone : Action::kWrite;
+  };
+  for (size_t i = 0; i < n;) {
+    size_t len = std::min(granule, n - i);
+    const Action a = action(i, len);
+    if (a == Action::kNone) {
+      i += len;
+    } else if (a == Action::kZero) {
+      add_range(zeros_, offset + i, offset + i + len);
+      i += len;
+    } else {
+      size_t run_end = i + len;
+      while (run_end < n) {
+        size_t next = std::min(granule, n - run_end);
+        if (action(run_end, next) != Action::kWrite) break;
+        run_end += next;
+      }
+      save(offset + i, run_end - i);
+      write(offset + i, data + i, run_end - i);
+      i = run_end;
+    }
+  }
+}
+
+bool InPlaceEdit::any_hole(uint64_t offset, uint64_t n) const {
+  (void)n;
+  const off_t data = lseek(image_fd_, static_cast<off_t>(offset), SEEK_DATA);
+  if (data < 0) return errno == ENXIO;  // only a hole from here on (EINVAL: no holes at all)
+  return static_cast<uint64_t>(data) != offset;
 }
 
 void InPlaceEdit::will_write(uint64_t offset, uint64_t n) {
@@ -57,15 +132,8 @@ void InPlaceEdit::will_write(uint64_t offset, uint64_t n) {
 void InPlaceEdit::save(uint64_t offset, uint64_t n) { undo_.save(offset, n); }
 
 void InPlaceEdit::unpend(uint64_t start, uint64_t end) {
-  if (start >= end) return;
-  auto it = pending_.upper_bound(start);
-  if (it != pending_.begin() && std::prev(it)->second > start) --it;
-  while (it != pending_.end() && it->first < end) {
-    const uint64_t s = it->first, e = it->second;
-    it = pending_.erase(it);
-    if (s < start) pending_.emplace(s, start);
-    if (e > end) it = pending_.emplace(end, e).first;
-  }
+  remove_range(pending_, start, end);
+  remove_range(zeros_, start, end);
 }
 
 uint64_t InPlaceEdit::finish() {
@@ -75,6 +143,21 @@ uint64_t InPlaceEdit::finish() {
     pwrite_exact(image_fd_, data, n, pos, image_name_);
     changed += n;
   };
+  // The base's data `want` for [pos, pos + n), where the image holds `have`: written, 4 KiB block
+  // by block, where it differs (saved first) or where the image has a hole (a fresh copy of the
+  // base has data there).
+  auto restore_data = [&](uint64_t pos, const uint8_t* want, const uint8_t* have, size_t n, auto& put) {
+    for (size_t i = 0; i < n;) {
+      size_t len = static_cast<size_t>(std::min<uint64_t>(kBmapBlockSize - (pos + i) % kBmapBlockSize, n - i));
+      if (!std::equal(want + i, want + i + len, have + i)) {
+        save(pos + i, len);
+        put(pos + i, want + i, len);
+      } else if (any_hole(pos + i, len)) {
+        put(pos + i, want + i, len);
+      }
+      i += len;
+    }
+  };
   // [start, end) lies wholly in the base's data (`data`) or wholly in one of its holes.
   auto restore = [&](uint64_t start, uint64_t end, bool data) {
     for (uint64_t pos = start; pos < end;) {
@@ -82,7 +165,7 @@ uint64_t InPlaceEdit::finish() {
       pread_exact(image_fd_, image_buf.data(), n, pos, image_name_);
       if (data) {
         pread_exact(base_fd_, base_buf.data(), n, pos, base_name_);
-        write_changed(pos, base_buf.data(), image_buf.data(), n, kBmapBlockSize, write);
+        restore_data(pos, base_buf.data(), image_buf.data(), n, write);
       } else {
         // The base has a hole here: so must the image (a fresh clone has one), whatever it holds
         // now. Where it holds zeros, punching changes no byte and needs no saving.
@@ -102,7 +185,24 @@ uint64_t InPlaceEdit::finish() {
       pos += n;
     }
   };
-  const std::map<uint64_t, uint64_t> pending = pending_;  // write_changed takes from pending_
+  // The zeros due: written where the image holds something else, or a hole (as a fresh build's
+  // write allocates them).
+  const std::vector<uint8_t> zeros(kBmapBlockSize, 0);
+  for (const auto& [start, end] : zeros_) {
+    for (uint64_t pos = start; pos < end;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(kBmapBlockSize - pos % kBmapBlockSize, end - pos));
+      pread_exact(image_fd_, image_buf.data(), n, pos, image_name_);
+      if (!all_zero(image_buf.data(), n)) {
+        save(pos, n);
+        write(pos, zeros.data(), n);
+      } else if (any_hole(pos, n)) {
+        write(pos, zeros.data(), n);
+      }
+      pos += n;
+    }
+  }
+  zeros_.clear();
+  const std::map<uint64_t, uint64_t> pending = pending_;
   for (const auto& [start, end] : pending) {
     uint64_t pos = start;
     for (const ByteRange& d : base_data_) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,53 +33,40 @@ class InPlaceEdit {
   void patch_read(uint64_t offset, void* buf, size_t n) const;
 
   // For the writers' writes of `data` to [offset, offset + n), given `current`, what the image
-  // holds there now (read through the writer's own cache, unpatched): calls `write(pos, bytes,
-  // count)` for each run of `granule`-byte pieces that differ, after saving them to the journal.
-  // The whole range is no longer pending. Errors of `write` propagate; pibake::Error when the
-  // journal cannot save.
-  template <typename Write>
+  // holds there now (read through the writer's own cache, unpatched), compared in `granule`-byte
+  // pieces: a piece that differs is saved to the journal and then written by `write(pos, bytes,
+  // count)` (runs of them at once); a piece of zeros that differs, or that lies over a hole (a
+  // fresh build's write would allocate it), is not written now but noted, reads of it give zeros,
+  // and finish() writes it unless a later write replaced it (libext2fs zeroes every block it
+  // allocates before writing its data, which would otherwise defeat the comparison). The whole
+  // range is no longer pending. Errors of `write` propagate; pibake::Error when the journal
+  // cannot save.
   void write_changed(uint64_t offset, const uint8_t* data, const uint8_t* current, size_t n, size_t granule,
-                     Write&& write) {
-    size_t i = 0;
-    while (i < n) {
-      size_t len = std::min(granule, n - i);
-      if (std::equal(data + i, data + i + len, current + i)) {
-        i += len;
-        continue;
-      }
-      size_t run_end = i + len;
-      while (run_end < n) {
-        size_t next = std::min(granule, n - run_end);
-        if (std::equal(data + run_end, data + run_end + next, current + run_end)) break;
-        run_end += next;
-      }
-      save(offset + i, run_end - i);
-      write(offset + i, data + i, run_end - i);
-      i = run_end;
-    }
-    unpend(offset, offset + n);
-  }
+                     const std::function<void(uint64_t, const uint8_t*, size_t)>& write);
 
   // For writes whose bytes are not compared (a discard, a zeroout, a partial-block write):
   // saves [offset, offset + n) to the journal; no longer pending.
   void will_write(uint64_t offset, uint64_t n);
 
-  // After the writers have closed: puts back from the base every byte still pending (its data,
-  // or a hole, FALLOC_FL_PUNCH_HOLE, where the base has one), leaving alone bytes that already
-  // equal the base's and saving the others to the journal first. Returns the bytes written or
-  // punched. Throws pibake::Error on a read or write error.
+  // After the writers have closed: writes the zeros noted by write_changed, then puts back from
+  // the base every byte still pending (its data, or a hole, FALLOC_FL_PUNCH_HOLE, where the base
+  // has one), leaving alone bytes that already hold what they should and saving the others to the
+  // journal first. Returns the bytes written or punched. Throws pibake::Error on a read or write
+  // error.
   uint64_t finish();
 
  private:
   void save(uint64_t offset, uint64_t n);
   void unpend(uint64_t start, uint64_t end);
+  bool any_hole(uint64_t offset, uint64_t n) const;  // some of the image's bytes there are a hole
 
   int image_fd_;
   std::string image_name_;
   int base_fd_;
   std::string base_name_;
   std::vector<ByteRange> base_data_;      // the base's data ranges (the rest are holes)
-  std::map<uint64_t, uint64_t> pending_;  // start -> end (bytes), disjoint
+  std::map<uint64_t, uint64_t> pending_;  // start -> end (bytes), disjoint: the base's bytes are due
+  std::map<uint64_t, uint64_t> zeros_;    // the same, where zeros are due (write_changed)
   UndoJournal& undo_;
 };
 

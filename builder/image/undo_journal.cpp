@@ -26,7 +26,12 @@ UndoJournal::UndoJournal(int image_fd, uint64_t image_size, std::string journal_
     : image_fd_(image_fd), image_size_(image_size), path_(std::move(journal_path)) {
   fd_.reset(open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd_) throw Error("cannot create " + path_ + ": " + std::strerror(errno));
-  pwrite_exact(fd_.get(), kMagic, sizeof kMagic, 0, path_);
+  try {
+    pwrite_exact(fd_.get(), kMagic, sizeof kMagic, 0, path_);
+  } catch (const Error&) {
+    unlink(path_.c_str());  // nothing saved yet: no journal is left behind
+    throw;
+  }
   journal_bytes_ = sizeof kMagic;
 }
 

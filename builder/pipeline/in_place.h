@@ -7,7 +7,8 @@
 // a failure or a kill never leaves a half-written image under its final name and does not lose
 // the previous one: a failure rolls it back at once, a kill at the next build into that directory.
 // The journal is not synced write by write, so after a power loss it may lack bytes that reached
-// the disk; the check against the previous block map then fails and that image is removed.
+// the disk; the check against the previous block map then fails and that image is removed (a
+// check that covers the block map's data ranges only).
 //
 // Files beside out/node-N.img (names for node-N.img):
 //   .node-N.img.ranges     what pibake wrote into the finished image: the record below

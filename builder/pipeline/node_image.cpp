@@ -283,16 +283,21 @@ NodeImageResult write_node_image_in_place(const BaseImage& base, const NodePlan&
         throw Error(final_bmap + ": " + std::strerror(errno));
       }
       if (rename(editing.c_str(), result.path.c_str()) != 0) throw Error(result.path + ": " + std::strerror(errno));
-      fsync_directory(out_dir);
       if (journal_created) unlink(journal.c_str());
       unlink(previous_bmap.c_str());
       back = "; the previous image was put back";
+      try {
+        fsync_directory(out_dir);
+      } catch (const Error&) {
+        // Back under its name already; only a power loss now could undo the renames.
+      }
     } catch (const Error& again) {
       back = "; the previous image could not be put back yet (" + std::string(again.what()) +
              "): the next build into " + out_dir + " puts it back";
     }
-    throw Error(plan.image_file + ": while " + step + " (regenerating in place): " +
-                mention_final_path(what, result.path) + back);
+    // Errors name the image the user knows, not its in-place name.
+    for (size_t at; (at = what.find(editing)) != std::string::npos;) what.replace(at, editing.size(), result.path);
+    throw Error(plan.image_file + ": while " + step + " (regenerating in place): " + what + back);
   }
   // Complete under its final name: the journal and the previous block map have done their work.
   try {
@@ -316,8 +321,7 @@ NodeImageResult write_node_image(const BaseImage& base, const NodePlan& plan, co
   // The node's previous image can be edited in place when pibake's record of it still holds, it
   // has its block map (to check a rollback), and the root filesystem need not grow.
   std::optional<WrittenRecord> previous;
-  if (opts.base_map != nullptr && root_growth_needed(base, plan) == 0 &&
-      path_exists(bmap_path_for(path))) {
+  if (opts.base_map != nullptr && root_growth_needed(base, plan) == 0 && path_exists(bmap_path_for(path))) {
     previous = read_written_record(path, opts.base_map->identity);
   }
   // A record describes only the image written with it.

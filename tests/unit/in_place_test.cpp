@@ -215,9 +215,34 @@ TEST_CASE("an in-place edit shows the writers the base and leaves out writes tha
   CHECK(calls[0].second == 4096);
   CHECK(undo.saved_bytes() == 4096);
 
-  // What was not written again is put back at the end: the 'z' block, in a hole of the base.
+  // libext2fs zeroes a block it allocates, then writes its data: the zeros are not written, reads
+  // give zeros meanwhile, and the data, the same as the image's, is then left out too.
+  writes = 0;
+  const std::string zero_block(4096, '\0');
+  pread_exact(fd.get(), current.data(), 4096, 8192, img);
+  edit.write_changed(8192, bytes(zero_block), bytes(current), 4096, 4096,
+                     [&](uint64_t, const uint8_t*, size_t) { ++writes; });
+  got.assign(4096, 'x');
+  edit.patch_read(8192, got.data(), 4096);
+  CHECK(got == zero_block);
+  edit.write_changed(8192, bytes(kept), bytes(current), 4096, 4096,
+                     [&](uint64_t, const uint8_t*, size_t) { ++writes; });
+  CHECK(writes == 0);
+  CHECK(undo.saved_bytes() == 4096);  // still only the one block above
+  // Zeros written over a hole are written in the end, as a fresh build's write allocates them.
+  REQUIRE(in_hole(img, 600 << 10));
+  std::string hole_now(4096, '\0');
+  edit.write_changed(600 << 10, bytes(zero_block), bytes(hole_now), 4096, 4096,
+                     [&](uint64_t, const uint8_t*, size_t) { ++writes; });
+  CHECK(writes == 0);
+
+  // What was not written again is put back at the end: the 'z' block, in a hole of the base; and
+  // the zeros due are written.
   edit.finish();
   CHECK(in_hole(img, 300 << 10));
+  CHECK_FALSE(in_hole(img, 600 << 10));
+  pread_exact(fd.get(), got.data(), 4096, 8192, img);
+  CHECK(got == kept.substr(0, 4096));
 }
 
 TEST_CASE("every byte Ext4Fs and FatFs overwrite in place is saved to the undo journal first", "[in-place]") {
