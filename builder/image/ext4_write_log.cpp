@@ -2,10 +2,10 @@
 // bytes each write, discard or zeroout touches are added to a WriteLog. When the log has an
 // in-place edit (in_place_edit.h), reads are patched with the base's bytes where the edit says,
 // and a write goes through only for the blocks whose bytes change, each saved to the edit's undo
-// journal first. It wraps the backing
-// channel the way e2fsprogs' lib/ext2fs/undo_io.c wraps its backing manager (same channel set-up,
-// refcount and close order); block numbers are in the channel's block size, a negative count is
-// a byte count (unix_io.c's raw_write_blk), and the "offset" option moves every position.
+// journal first. It wraps the backing channel the way e2fsprogs' lib/ext2fs/undo_io.c wraps its
+// backing manager (same channel set-up, refcount and close order); block numbers are in the
+// channel's block size, a negative count is a byte count (unix_io.c's raw_write_blk), and the
+// "offset" option moves every position.
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -131,10 +131,10 @@ errcode_t rec_read_blk(io_channel channel, unsigned long block, int count, void*
 errcode_t rec_write_blk64(io_channel channel, unsigned long long block, int count, const void* buf) {
   if (errcode_t rc = record_blocks(channel, block, count)) return rc;
   RecordingData* d = data_of(channel);
-  d->stats.bytes_written += request_bytes(channel, count);
+  const uint64_t start = block_position(channel, block), bytes = request_bytes(channel, count);
+  d->stats.bytes_written += bytes;
   InPlaceEdit* edit = d->log->edit();
   if (edit == nullptr) return io_channel_write_blk64(d->backing, block, count, buf);
-  const uint64_t start = block_position(channel, block), bytes = request_bytes(channel, count);
   if (count < 0) {  // a byte count: not whole blocks, written as it is
     if (errcode_t rc = will_write(channel, start, bytes)) return rc;
     return io_channel_write_blk64(d->backing, block, count, buf);

@@ -22,32 +22,6 @@ bool all_zero(const uint8_t* p, size_t n) {
   return std::all_of(p, p + n, [](uint8_t c) { return c == 0; });
 }
 
-// Removes [start, end) from the disjoint ranges `ranges` (start -> end).
-void remove_range(std::map<uint64_t, uint64_t>& ranges, uint64_t start, uint64_t end) {
-  if (start >= end) return;
-  auto it = ranges.upper_bound(start);
-  if (it != ranges.begin() && std::prev(it)->second > start) --it;
-  while (it != ranges.end() && it->first < end) {
-    const uint64_t s = it->first, e = it->second;
-    it = ranges.erase(it);
-    if (s < start) ranges.emplace(s, start);
-    if (e > end) it = ranges.emplace(end, e).first;
-  }
-}
-
-// Adds [start, end) to `ranges`, merged with its neighbours.
-void add_range(std::map<uint64_t, uint64_t>& ranges, uint64_t start, uint64_t end) {
-  if (start >= end) return;
-  auto it = ranges.lower_bound(start);
-  if (it != ranges.begin() && std::prev(it)->second >= start) --it;
-  while (it != ranges.end() && it->first <= end) {
-    start = std::min(start, it->first);
-    end = std::max(end, it->second);
-    it = ranges.erase(it);
-  }
-  ranges.emplace(start, end);
-}
-
 }  // namespace
 
 InPlaceEdit::InPlaceEdit(int image_fd, std::string image_name, int base_fd, std::string base_name,
@@ -63,27 +37,17 @@ InPlaceEdit::InPlaceEdit(int image_fd, std::string image_name, int base_fd, std:
   for (const BmapRange& blocks : to_block_ranges(pending, kBmapBlockSize)) {
     uint64_t start = blocks.byte_start(kBmapBlockSize);
     uint64_t end = blocks.byte_end(kBmapBlockSize, static_cast<uint64_t>(st.st_size));
-    if (start < end) pending_.emplace(start, end);  // to_block_ranges merged and sorted them
+    pending_.add(start, end);
   }
 }
 
 void InPlaceEdit::patch_read(uint64_t offset, void* buf, size_t n) const {
-  const uint64_t end = offset + n;
-  for (const auto* ranges : {&pending_, &zeros_}) {
-    auto it = ranges->upper_bound(offset);
-    if (it != ranges->begin() && std::prev(it)->second > offset) --it;
-    for (; it != ranges->end() && it->first < end; ++it) {
-      uint64_t from = std::max(offset, it->first), to = std::min(end, it->second);
-      if (from >= to) continue;
-      char* at = static_cast<char*>(buf) + (from - offset);
-      if (ranges == &zeros_) {
-        std::fill(at, at + (to - from), 0);
-      } else {
-        // The base's bytes (zeros where it has a hole, as pread gives them).
-        pread_exact(base_fd_, at, to - from, from, base_name_);
-      }
-    }
-  }
+  char* const at = static_cast<char*>(buf) - offset;  // at[pos]: byte `pos` of the image
+  // The base's bytes (zeros where it has a hole, as pread gives them).
+  pending_.for_each_inside(offset, offset + n, [&](uint64_t from, uint64_t to) {
+    pread_exact(base_fd_, at + from, to - from, from, base_name_);
+  });
+  zeros_.for_each_inside(offset, offset + n, [&](uint64_t from, uint64_t to) { std::fill(at + from, at + to, 0); });
 }
 
 void InPlaceEdit::write_changed(uint64_t offset, const uint8_t* data, const uint8_t* current, size_t n, size_t granule,
@@ -92,7 +56,7 @@ void InPlaceEdit::write_changed(uint64_t offset, const uint8_t* data, const uint
   enum class Action { kNone, kZero, kWrite };
   auto action = [&](size_t i, size_t len) {
     const bool same = std::equal(data + i, data + i + len, current + i);
-    if (all_zero(data + i, len)) return !same || any_hole(offset + i, len) ? Action::kZero : Action::kNone;
+    if (all_zero(data + i, len)) return !same || in_hole(offset + i) ? Action::kZero : Action::kNone;
     return same ? Action::kNone : Action::kWrite;
   };
   for (size_t i = 0; i < n;) {
@@ -101,7 +65,7 @@ void InPlaceEdit::write_changed(uint64_t offset, const uint8_t* data, const uint
     if (a == Action::kNone) {
       i += len;
     } else if (a == Action::kZero) {
-      add_range(zeros_, offset + i, offset + i + len);
+      zeros_.add(offset + i, offset + i + len);
       i += len;
     } else {
       size_t run_end = i + len;
@@ -117,8 +81,7 @@ void InPlaceEdit::write_changed(uint64_t offset, const uint8_t* data, const uint
   }
 }
 
-bool InPlaceEdit::any_hole(uint64_t offset, uint64_t n) const {
-  (void)n;
+bool InPlaceEdit::in_hole(uint64_t offset) const {
   const off_t data = lseek(image_fd_, static_cast<off_t>(offset), SEEK_DATA);
   if (data < 0) return errno == ENXIO;  // only a hole from here on (EINVAL: no holes at all)
   return static_cast<uint64_t>(data) != offset;
@@ -132,88 +95,80 @@ void InPlaceEdit::will_write(uint64_t offset, uint64_t n) {
 void InPlaceEdit::save(uint64_t offset, uint64_t n) { undo_.save(offset, n); }
 
 void InPlaceEdit::unpend(uint64_t start, uint64_t end) {
-  remove_range(pending_, start, end);
-  remove_range(zeros_, start, end);
+  pending_.remove(start, end);
+  zeros_.remove(start, end);
 }
 
 uint64_t InPlaceEdit::finish() {
-  std::vector<uint8_t> base_buf(kChunk), image_buf(kChunk);
+  std::vector<uint8_t> want(kChunk), have(kChunk);
   uint64_t changed = 0;
   auto write = [&](uint64_t pos, const uint8_t* data, size_t n) {
     pwrite_exact(image_fd_, data, n, pos, image_name_);
     changed += n;
   };
-  // The base's data `want` for [pos, pos + n), where the image holds `have`: written, 4 KiB block
-  // by block, where it differs (saved first) or where the image has a hole (a fresh copy of the
-  // base has data there).
-  auto restore_data = [&](uint64_t pos, const uint8_t* want, const uint8_t* have, size_t n, auto& put) {
+  // `want` for [pos, pos + n) (at most kChunk), where the image holds `have`: written, 4 KiB
+  // block by block, where it differs (saved first) or where the image has a hole (a fresh build
+  // has data there: the base's, or zeros it wrote).
+  auto put_back = [&](uint64_t pos, size_t n) {
     for (size_t i = 0; i < n;) {
       size_t len = static_cast<size_t>(std::min<uint64_t>(kBmapBlockSize - (pos + i) % kBmapBlockSize, n - i));
-      if (!std::equal(want + i, want + i + len, have + i)) {
+      if (!std::equal(want.data() + i, want.data() + i + len, have.data() + i)) {
         save(pos + i, len);
-        put(pos + i, want + i, len);
-      } else if (any_hole(pos + i, len)) {
-        put(pos + i, want + i, len);
+        write(pos + i, want.data() + i, len);
+      } else if (in_hole(pos + i)) {
+        write(pos + i, want.data() + i, len);
       }
       i += len;
     }
   };
-  // [start, end) lies wholly in the base's data (`data`) or wholly in one of its holes.
-  auto restore = [&](uint64_t start, uint64_t end, bool data) {
+  // Puts `zeros`, or else the base's data, over [start, end).
+  auto restore_bytes = [&](uint64_t start, uint64_t end, bool zeros) {
     for (uint64_t pos = start; pos < end;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, end - pos));
-      pread_exact(image_fd_, image_buf.data(), n, pos, image_name_);
-      if (data) {
-        pread_exact(base_fd_, base_buf.data(), n, pos, base_name_);
-        restore_data(pos, base_buf.data(), image_buf.data(), n, write);
+      pread_exact(image_fd_, have.data(), n, pos, image_name_);
+      if (zeros) {
+        std::fill(want.begin(), want.begin() + static_cast<std::ptrdiff_t>(n), 0);
       } else {
-        // The base has a hole here: so must the image (a fresh clone has one), whatever it holds
-        // now. Where it holds zeros, punching changes no byte and needs no saving.
-        std::fill(base_buf.begin(), base_buf.begin() + static_cast<std::ptrdiff_t>(n), 0);
-        const bool zeros =
-            std::equal(image_buf.begin(), image_buf.begin() + static_cast<std::ptrdiff_t>(n), base_buf.begin());
-        if (!zeros) save(pos, n);
-        if (fallocate(image_fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pos),
-                      static_cast<off_t>(n)) == 0) {
-          if (!zeros) changed += n;
-        } else if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) {
-          if (!zeros) write(pos, base_buf.data(), n);  // no hole punching here: zeros
-        } else {
-          throw Error(image_name_ + ": cannot punch a hole: " + std::strerror(errno));
-        }
+        pread_exact(base_fd_, want.data(), n, pos, base_name_);
+      }
+      put_back(pos, n);
+      pos += n;
+    }
+  };
+  // [start, end) is a hole in the base: so must it be in the image (a fresh clone has one),
+  // whatever it holds now. Where it holds zeros, punching changes no byte and needs no saving.
+  auto restore_hole = [&](uint64_t start, uint64_t end) {
+    for (uint64_t pos = start; pos < end;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, end - pos));
+      pread_exact(image_fd_, have.data(), n, pos, image_name_);
+      const bool holds_zeros = all_zero(have.data(), n);
+      if (!holds_zeros) save(pos, n);
+      if (fallocate(image_fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pos),
+                    static_cast<off_t>(n)) == 0) {
+        if (!holds_zeros) changed += n;
+      } else if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) {
+        std::fill(want.begin(), want.begin() + static_cast<std::ptrdiff_t>(n), 0);
+        if (!holds_zeros) write(pos, want.data(), n);  // no hole punching here: zeros
+      } else {
+        throw Error(image_name_ + ": cannot punch a hole: " + std::strerror(errno));
       }
       pos += n;
     }
   };
-  // The zeros due: written where the image holds something else, or a hole (as a fresh build's
-  // write allocates them).
-  const std::vector<uint8_t> zeros(kBmapBlockSize, 0);
-  for (const auto& [start, end] : zeros_) {
-    for (uint64_t pos = start; pos < end;) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(kBmapBlockSize - pos % kBmapBlockSize, end - pos));
-      pread_exact(image_fd_, image_buf.data(), n, pos, image_name_);
-      if (!all_zero(image_buf.data(), n)) {
-        save(pos, n);
-        write(pos, zeros.data(), n);
-      } else if (any_hole(pos, n)) {
-        write(pos, zeros.data(), n);
-      }
-      pos += n;
-    }
-  }
+  // The zeros due first (write_changed), then the base's bytes and holes.
+  for (const auto& [start, end] : zeros_.ranges()) restore_bytes(start, end, /*zeros=*/true);
   zeros_.clear();
-  const std::map<uint64_t, uint64_t> pending = pending_;
-  for (const auto& [start, end] : pending) {
+  for (const auto& [start, end] : pending_.ranges()) {
     uint64_t pos = start;
     for (const ByteRange& d : base_data_) {
       if (d.end <= pos) continue;
       if (d.start >= end) break;
-      if (d.start > pos) restore(pos, d.start, false);
+      if (d.start > pos) restore_hole(pos, d.start);
       uint64_t stop = std::min(end, d.end);
-      restore(std::max(pos, d.start), stop, true);
+      restore_bytes(std::max(pos, d.start), stop, /*zeros=*/false);
       pos = stop;
     }
-    if (pos < end) restore(pos, end, false);
+    if (pos < end) restore_hole(pos, end);
   }
   pending_.clear();
   return changed;

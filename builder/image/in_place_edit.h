@@ -8,11 +8,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <string>
 #include <vector>
 
 #include "image/bmap.h"
+#include "image/byte_range_set.h"
 
 namespace pibake {
 
@@ -58,15 +58,15 @@ class InPlaceEdit {
  private:
   void save(uint64_t offset, uint64_t n);
   void unpend(uint64_t start, uint64_t end);
-  bool any_hole(uint64_t offset, uint64_t n) const;  // some of the image's bytes there are a hole
+  bool in_hole(uint64_t offset) const;  // byte `offset` of the image lies in a hole (SEEK_DATA)
 
   int image_fd_;
   std::string image_name_;
   int base_fd_;
   std::string base_name_;
-  std::vector<ByteRange> base_data_;      // the base's data ranges (the rest are holes)
-  std::map<uint64_t, uint64_t> pending_;  // start -> end (bytes), disjoint: the base's bytes are due
-  std::map<uint64_t, uint64_t> zeros_;    // the same, where zeros are due (write_changed)
+  std::vector<ByteRange> base_data_;  // the base's data ranges (the rest are holes)
+  ByteRangeSet pending_;              // where the base's bytes are due
+  ByteRangeSet zeros_;                // where zeros are due (write_changed)
   UndoJournal& undo_;
 };
 

@@ -38,32 +38,8 @@ UndoJournal::UndoJournal(int image_fd, uint64_t image_size, std::string journal_
 void UndoJournal::save(uint64_t start, uint64_t length) {
   if (start >= image_size_ || length == 0) return;
   const uint64_t end = start + std::min(length, image_size_ - start);
-  // The parts of [start, end) not saved yet: walk the saved ranges that overlap it.
-  auto it = saved_.upper_bound(start);
-  if (it != saved_.begin() && std::prev(it)->second > start) --it;
-  uint64_t pos = start;
-  while (pos < end) {
-    if (it != saved_.end() && it->first <= pos) {
-      pos = std::max(pos, it->second);
-      ++it;
-      continue;
-    }
-    uint64_t gap_end = it != saved_.end() ? std::min(end, it->first) : end;
-    append(pos, gap_end);
-    pos = gap_end;
-  }
-  // Record [start, end) as saved, merged with its neighbours.
-  uint64_t new_start = start, new_end = end;
-  auto first = saved_.lower_bound(start);
-  if (first != saved_.begin() && std::prev(first)->second >= start) --first;
-  auto last = first;
-  while (last != saved_.end() && last->first <= end) {
-    new_start = std::min(new_start, last->first);
-    new_end = std::max(new_end, last->second);
-    ++last;
-  }
-  saved_.erase(first, last);
-  saved_.emplace(new_start, new_end);
+  saved_.for_each_outside(start, end, [&](uint64_t from, uint64_t to) { append(from, to); });
+  saved_.add(start, end);
 }
 
 void UndoJournal::append(uint64_t start, uint64_t end) {

@@ -11,8 +11,9 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
+
+#include "image/byte_range_set.h"
 
 #include "util/error.h"
 #include "util/unique_fd.h"
@@ -34,8 +35,6 @@ class UndoJournal {
 
   // Bytes saved so far (the bytes that may differ from the image as it was).
   uint64_t saved_bytes() const { return saved_bytes_; }
-  // The journal's path, as given.
-  const std::string& path() const { return path_; }
 
  private:
   void append(uint64_t start, uint64_t end);
@@ -44,7 +43,7 @@ class UndoJournal {
   uint64_t image_size_;
   std::string path_;
   UniqueFd fd_;
-  std::map<uint64_t, uint64_t> saved_;  // start -> end (bytes, exclusive), disjoint and merged
+  ByteRangeSet saved_;
   uint64_t saved_bytes_ = 0;
   uint64_t journal_bytes_ = 0;  // the journal's length: where the next record goes
 };

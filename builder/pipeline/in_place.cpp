@@ -27,13 +27,6 @@ namespace {
 constexpr const char* kRecordHeader = "pibake-written-ranges 1";
 constexpr uint64_t kChunk = 1ull << 20;  // bytes compared or copied at a time
 
-// "<dir>/.<name><suffix>" for "<dir>/<name>".
-std::string hidden_beside(const std::string& image_path, const char* suffix) {
-  size_t slash = image_path.rfind('/');
-  std::string dir = slash == std::string::npos ? "" : image_path.substr(0, slash + 1);
-  return dir + "." + base_name(image_path) + suffix;
-}
-
 // Empty when the image at `path` holds exactly what `bmap_path`'s block map says in every mapped
 // range (each range's SHA-256), else why not.
 std::string mismatch_with_bmap(const std::string& path, const std::string& bmap_path) {
@@ -63,10 +56,12 @@ std::string mismatch_with_bmap(const std::string& path, const std::string& bmap_
 
 }  // namespace
 
-std::string written_record_path(const std::string& image_path) { return hidden_beside(image_path, ".ranges"); }
-std::string in_place_image_path(const std::string& image_path) { return hidden_beside(image_path, ".in-place"); }
-std::string in_place_journal_path(const std::string& image_path) { return hidden_beside(image_path, ".undo"); }
-std::string previous_bmap_path(const std::string& image_path) { return hidden_beside(image_path, ".bmap.in-place"); }
+std::string written_record_path(const std::string& image_path) { return hidden_name_beside(image_path, ".ranges"); }
+std::string in_place_image_path(const std::string& image_path) { return hidden_name_beside(image_path, ".in-place"); }
+std::string in_place_journal_path(const std::string& image_path) { return hidden_name_beside(image_path, ".undo"); }
+std::string previous_bmap_path(const std::string& image_path) {
+  return hidden_name_beside(image_path, ".bmap.in-place");
+}
 
 void write_written_record(const std::string& image_path, const std::string& base_identity,
                           const std::vector<ByteRange>& ranges) {

@@ -296,8 +296,8 @@ NodeImageResult write_node_image_in_place(const BaseImage& base, const NodePlan&
              "): the next build into " + out_dir + " puts it back";
     }
     // Errors name the image the user knows, not its in-place name.
-    for (size_t at; (at = what.find(editing)) != std::string::npos;) what.replace(at, editing.size(), result.path);
-    throw Error(plan.image_file + ": while " + step + " (regenerating in place): " + what + back);
+    throw Error(plan.image_file + ": while " + step +
+                " (regenerating in place): " + mention_final_path(what, result.path, editing) + back);
   }
   // Complete under its final name: the journal and the previous block map have done their work.
   try {

@@ -62,17 +62,15 @@ extern "C" void on_interrupt(int sig) {
   raise(sig);
 }
 
-std::string temp_name_for(const std::string& final_path) {
-  auto slash = final_path.rfind('/');
-  std::string dir = slash == std::string::npos ? "" : final_path.substr(0, slash + 1);
-  std::string base = slash == std::string::npos ? final_path : final_path.substr(slash + 1);
-  return dir + "." + base + ".tmp";
-}
+std::string temp_name_for(const std::string& final_path) { return hidden_name_beside(final_path, ".tmp"); }
 
+// fsync_directory of `path`'s directory; a failure is not reported (the rename it follows is done).
 void fsync_dir_of(const std::string& path) {
   auto slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  if (UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); fd) fsync(fd.get());
+  try {
+    fsync_directory(slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash)));
+  } catch (const Error&) {
+  }
 }
 
 }  // namespace
@@ -80,6 +78,13 @@ void fsync_dir_of(const std::string& path) {
 void fsync_directory(const std::string& dir) {
   UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd || fsync(fd.get()) != 0) throw Error("cannot sync directory " + dir + ": " + std::strerror(errno));
+}
+
+std::string hidden_name_beside(const std::string& path, const std::string& suffix) {
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  return dir + "." + base + suffix;
 }
 
 AtomicFile::AtomicFile(std::string final_path, mode_t mode)
@@ -131,9 +136,13 @@ void write_file_atomic(const std::string& path, const std::string& data, mode_t 
 }
 
 std::string mention_final_path(std::string message, const std::string& final_path) {
-  const std::string temp = temp_name_for(final_path);
-  for (size_t at = message.find(temp); at != std::string::npos; at = message.find(temp, at + final_path.size())) {
-    message.replace(at, temp.size(), final_path);
+  return mention_final_path(std::move(message), final_path, temp_name_for(final_path));
+}
+
+std::string mention_final_path(std::string message, const std::string& final_path, const std::string& working_path) {
+  for (size_t at = message.find(working_path); at != std::string::npos;
+       at = message.find(working_path, at + final_path.size())) {
+    message.replace(at, working_path.size(), final_path);
   }
   return message;
 }

@@ -47,6 +47,13 @@ void fsync_directory(const std::string& dir);
 // final_path's temporary (".<name>.tmp" beside it) replaced by final_path itself. For the catch
 // blocks around code that works on AtomicFile::temp_path().
 std::string mention_final_path(std::string message, const std::string& final_path);
+// The same for a working file of another name (an image edited in place under
+// ".<name>.in-place", pipeline/in_place.h): every mention of `working_path` becomes final_path.
+std::string mention_final_path(std::string message, const std::string& final_path, const std::string& working_path);
+
+// "<dir>/.<name><suffix>" for `path` "<dir>/<name>": the hidden name beside an output under which
+// its working files live (AtomicFile's ".tmp", pipeline/in_place.h's records and journals).
+std::string hidden_name_beside(const std::string& path, const std::string& suffix);
 
 // True for a name AtomicFile gives its temporaries (".<name>.tmp"); `final_name` gets "<name>".
 bool is_temp_name(const std::string& file_name, std::string* final_name = nullptr);

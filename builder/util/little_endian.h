@@ -1,6 +1,6 @@
 // Little-endian integers in on-disk structures (FAT's boot sector and directory entries, the GPT
-// header, the ext4 superblock, bbolt's meta page, pibake's undo journal): read and written byte by byte, so neither the
-// host's byte order nor the alignment of `p` matters.
+// header, the ext4 superblock, bbolt's meta page, pibake's undo journal): read and written byte by
+// byte, so neither the host's byte order nor the alignment of `p` matters.
 #pragma once
 
 #include <cstdint>

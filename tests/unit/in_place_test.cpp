@@ -10,6 +10,7 @@
 #include <string>
 
 #include "image/bmap.h"
+#include "image/byte_range_set.h"
 #include "image/ext4.h"
 #include "image/fat.h"
 #include "image/in_place_edit.h"
@@ -53,6 +54,26 @@ bool in_hole(const std::string& path, uint64_t pos) {
 }
 
 }  // namespace
+
+TEST_CASE("a byte range set merges, cuts and walks its ranges", "[in-place]") {
+  ByteRangeSet set;
+  set.add(10, 20);
+  set.add(30, 40);
+  set.add(20, 25);  // touches [10, 20): merged
+  set.add(5, 0);    // empty: nothing
+  REQUIRE(set.ranges().size() == 2);
+  CHECK(set.ranges().at(10) == 25);
+  set.remove(12, 15);  // cuts [10, 25) in two
+  set.remove(35, 100);
+  std::vector<std::pair<uint64_t, uint64_t>> inside, outside;
+  set.for_each_inside(0, 50, [&](uint64_t a, uint64_t b) { inside.emplace_back(a, b); });
+  set.for_each_outside(11, 38, [&](uint64_t a, uint64_t b) { outside.emplace_back(a, b); });
+  CHECK(inside == std::vector<std::pair<uint64_t, uint64_t>>{{10, 12}, {15, 25}, {30, 35}});
+  CHECK(outside == std::vector<std::pair<uint64_t, uint64_t>>{{12, 15}, {25, 30}, {35, 38}});
+  outside.clear();
+  set.for_each_outside(16, 24, [&](uint64_t a, uint64_t b) { outside.emplace_back(a, b); });
+  CHECK(outside.empty());
+}
 
 TEST_CASE("an undo journal rolls an edited image back byte for byte", "[in-place]") {
   t::ScratchDir dir;
