@@ -47,7 +47,8 @@ void apply_node_count(ClusterSpec& spec, int count) {
 bool same_settings(const ClusterSpec& a, const ClusterSpec& b) {
   return a.cluster == b.cluster && a.base_image == b.base_image && a.nodes == b.nodes && a.network == b.network &&
          a.kubernetes == b.kubernetes && a.containerd == b.containerd && a.runc == b.runc &&
-         a.cni_plugins == b.cni_plugins && a.etcd == b.etcd && a.access == b.access && a.packages == b.packages && a.mirrors == b.mirrors;
+         a.cni_plugins == b.cni_plugins && a.etcd == b.etcd && a.access == b.access && a.packages == b.packages &&
+         a.mirrors == b.mirrors;
 }
 
 const NodeSpec* find_node(const ClusterSpec& spec, std::string_view name) {
@@ -145,12 +146,31 @@ SourceLoc diagnostic_location(const ClusterSpec& spec, const Diagnostic& d) {
   }
 }
 
+namespace {
+
+// `message` with control characters written as \xNN, so a message stays one line whatever it
+// carries: yaml-cpp ends some with the offending character itself ("unknown escape character: "
+// and a raw newline), and a value a check forgot to quote() must not break the line either.
+std::string printable(std::string_view message) {
+  std::string out;
+  for (char c : message) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string format_diagnostic(const ClusterSpec& spec, const Diagnostic& d) {
   std::string what = d.field.empty() ? d.message : d.field + ": " + d.message;
-  if (spec.source_path.empty()) return what;
+  if (spec.source_path.empty()) return printable(what);
   SourceLoc loc = diagnostic_location(spec, d);
-  if (!loc.known()) return fmt::format("{}: {}", spec.source_path, what);
-  return fmt::format("{}:{}:{}: {}", spec.source_path, loc.line, loc.column, what);
+  if (!loc.known()) return printable(fmt::format("{}: {}", spec.source_path, what));
+  return printable(fmt::format("{}:{}:{}: {}", spec.source_path, loc.line, loc.column, what));
 }
 
 namespace spec_detail {

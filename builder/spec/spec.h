@@ -293,7 +293,8 @@ SourceLoc diagnostic_location(const ClusterSpec& spec, const Diagnostic& d);
 
 // "cluster.yaml:14:9: nodes[2].ip: \"10.0.0.300\" is not an IPv4 address": file:line:column when
 // the problem, the field or its nearest parent has a location, else "cluster.yaml: field: message";
-// just "field: message" when the spec has no source_path. An empty field is left out.
+// just "field: message" when the spec has no source_path. An empty field is left out. Always one
+// line: control characters (in the path, field or message) are written as \xNN.
 std::string format_diagnostic(const ClusterSpec& spec, const Diagnostic& d);
 
 // The commented cluster.yaml written by `pibake init`. Loading it gives default_spec().

@@ -420,20 +420,6 @@ bool within(const std::string& field, const std::string& parent) {
   return spec_detail::starts_with(field, parent) && (field[parent.size()] == '.' || field[parent.size()] == '[');
 }
 
-// yaml-cpp's message with control characters escaped: some messages end with the offending
-// character itself ("unknown escape character: " and a raw newline), which must stay one line.
-std::string printable(const std::string& message) {
-  std::string out;
-  for (char c : message) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // Where the second of `documents` begins: the line of the marker ("---" or "...") that ended the
 // first document, or else the second document's first node.
 SourceLoc second_document_loc(const std::string& text, const YAML::Mark& second_start) {
@@ -521,7 +507,7 @@ LoadResult load_spec_text(const std::string& text, const std::string& display_pa
     return result;
   } catch (const YAML::Exception& e) {
     // The parser stops at the first error: that one problem is all there is to report.
-    result.problems.push_back(Diagnostic{"", "YAML syntax error: " + printable(e.msg), to_loc(e.mark)});
+    result.problems.push_back(Diagnostic{"", "YAML syntax error: " + e.msg, to_loc(e.mark)});
     apply_node_count(result.spec, result.spec.node_count);
     return result;
   }

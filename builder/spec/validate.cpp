@@ -76,8 +76,9 @@ void check_hard_way(const ClusterSpec& spec, Problems& out) {
                                control_planes.size(), control_plane_names(spec))});
   }
   if (!spec.kubernetes.api_vip.empty()) {
-    out.push_back({"kubernetes.api_vip", "kubernetes.mode: hard-way has one control plane, reached at its own address: "
-                                         "remove api_vip"});
+    out.push_back({"kubernetes.api_vip",
+                   "kubernetes.mode: hard-way has one control plane, reached at its own address: "
+                   "remove api_vip"});
   }
   std::optional<Cidr> pods = Cidr::parse(spec.kubernetes.pod_cidr);
   std::optional<Cidr> subnet = Cidr::parse(spec.network.subnet);
@@ -85,13 +86,14 @@ void check_hard_way(const ClusterSpec& spec, Problems& out) {
     const uint64_t ranges = pods->prefix <= 24 ? uint64_t{1} << (24 - pods->prefix) : 0;
     for (const NodeSpec& n : spec.nodes) {
       std::optional<Ipv4> ip = Ipv4::parse(n.ip);
-      if (!ip || !subnet->contains(*ip) || hard_way_pod_range(spec, n)) continue;  // a bad address is reported elsewhere
-      out.push_back({"kubernetes.pod_cidr",
-                     fmt::format("{} holds {} /24 ranges (numbered from 0), and kubernetes.mode: hard-way gives "
-                                 "each node the one its address numbers in network.subnet: {} ({}) needs number {}; "
-                                 "use a pod CIDR with more /24s",
-                                 quote(spec.kubernetes.pod_cidr), ranges, n.name, n.ip,
-                                 ip->value - subnet->base.value)});
+      if (!ip || !subnet->contains(*ip) || hard_way_pod_range(spec, n))
+        continue;  // a bad address is reported elsewhere
+      out.push_back(
+          {"kubernetes.pod_cidr",
+           fmt::format("{} holds {} /24 ranges (numbered from 0), and kubernetes.mode: hard-way gives "
+                       "each node the one its address numbers in network.subnet: {} ({}) needs number {}; "
+                       "use a pod CIDR with more /24s",
+                       quote(spec.kubernetes.pod_cidr), ranges, n.name, n.ip, ip->value - subnet->base.value)});
       break;
     }
   }
@@ -107,8 +109,8 @@ void check_kubernetes(const ClusterSpec& spec, Problems& out) {
     }
   }
   if (k.mode != kModeKubeadm && k.mode != kModeHardWay) {
-    out.push_back({"kubernetes.mode", fmt::format("{} is not a mode: use {} or {}", quote(k.mode), kModeKubeadm,
-                                                  kModeHardWay)});
+    out.push_back(
+        {"kubernetes.mode", fmt::format("{} is not a mode: use {} or {}", quote(k.mode), kModeKubeadm, kModeHardWay)});
   }
   const bool hard_way = k.mode == kModeHardWay;
   if (hard_way && k.cni != kBridgeCni) {
@@ -116,15 +118,16 @@ void check_kubernetes(const ClusterSpec& spec, Problems& out) {
                                                  "(a /24 per node, static routes): use {} or leave it out",
                                                  quote(k.cni), kBridgeCni)});
   } else if (!hard_way && std::find(kSupportedCnis.begin(), kSupportedCnis.end(), k.cni) == kSupportedCnis.end()) {
-    out.push_back({"kubernetes.cni",
-                   fmt::format("{} is not supported: use {}{}", quote(k.cni), fmt::join(kSupportedCnis, " or "),
-                               k.cni == kBridgeCni ? " (bridge is kubernetes.mode: hard-way's)" : "")});
+    out.push_back(
+        {"kubernetes.cni", fmt::format("{} is not supported: use {}{}", quote(k.cni), fmt::join(kSupportedCnis, " or "),
+                                       k.cni == kBridgeCni ? " (bridge is kubernetes.mode: hard-way's)" : "")});
   }
   if (hard_way) check_hard_way(spec, out);
   if (!spec.etcd.version.empty()) {
     if (!hard_way) {
-      out.push_back({"etcd.version", "is for kubernetes.mode: hard-way only: kubeadm runs the etcd image of its "
-                                     "Kubernetes release"});
+      out.push_back({"etcd.version",
+                     "is for kubernetes.mode: hard-way only: kubeadm runs the etcd image of its "
+                     "Kubernetes release"});
     } else {
       check_component("etcd.version", spec.etcd, out);
     }
@@ -259,7 +262,7 @@ std::vector<Diagnostic> spec_warnings(const ClusterSpec& spec) {
         {"network.uplink.wifi", fmt::format("not set: the gateway's {} uplink has no Wi-Fi network to join, so "
                                             "the cluster has no internet access on first boot (set ssid, "
                                             "password and country, or use a wired uplink such as eth1)",
-                                            up.interface)});
+                                            quote(up.interface))});
   }
   for (Diagnostic& d : version_warnings(spec, utc_date_today())) out.push_back(std::move(d));
   return out;

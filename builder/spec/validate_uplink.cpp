@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <array>
-#include <utility>
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "spec/spec_internal.h"
 
@@ -78,7 +78,7 @@ std::optional<size_t> printable_characters(std::string_view s) {
 void check_wifi(const WifiSpec& wifi, const std::string& interface, Problems& out) {
   if (wifi.ssid.empty()) {
     out.push_back({"network.uplink.wifi.ssid",
-                   fmt::format("is missing: the Wi-Fi uplink {} needs the network's name", interface)});
+                   fmt::format("is missing: the Wi-Fi uplink {} needs the network's name", quote(interface))});
   } else if (!printable_characters(wifi.ssid)) {
     out.push_back({"network.uplink.wifi.ssid", quote(wifi.ssid) +
                                                    " holds a control character or is not UTF-8 text: netplan's "

@@ -51,6 +51,29 @@ TEST_CASE("An unknown key that is not a plain name is quoted, so its message sta
   CHECK(lines[0].rfind("cluster.yaml:2:3: network[\"a\\nb\\x00c\"]: unknown key", 0) == 0);
 }
 
+TEST_CASE("A bad uplink interface name is quoted wherever a message names it", "[spec][hostile]") {
+  // Found by tests/fuzz/fuzz_spec: the Wi-Fi check named the interface raw, and a name holding a
+  // NUL and a backspace broke the one-line promise.
+  Lines lines = problems_of(std::string("network:\n  uplink: {interface: \"wl\\b\\0n0\", wifi: {country: GB}}\n"));
+  INFO(lines.size());
+  CHECK(contains(lines, "network.uplink.wifi.ssid: is missing: the Wi-Fi uplink \"wl\\x08\\x00n0\" needs"));
+  for (const std::string& l : lines) CHECK(l.find_first_of(std::string("\n\b\0", 3)) == std::string::npos);
+  // The warning for a Wi-Fi uplink without a network quotes it too.
+  ClusterSpec spec = default_spec();
+  spec.network.uplink.interface = "wl\nx";
+  spec.network.uplink.wifi.reset();
+  bool warned = false;
+  for (const Diagnostic& d : spec_warnings(spec)) {
+    std::string line = format_diagnostic(spec, d);
+    if (d.field != "network.uplink.wifi") continue;
+    warned = true;
+    CHECK(line.find("the gateway's \"wl\"... uplink") != std::string::npos);
+  }
+  CHECK(warned);
+  // format_diagnostic keeps a line whole even for a message nobody quoted.
+  CHECK(format_diagnostic(spec, Diagnostic{"nodes", "a\nb\x7f"}) == "nodes: a\\x0ab\\x7f");
+}
+
 TEST_CASE("Addresses that cannot work on a LAN are refused", "[spec][hostile]") {
   CHECK(problems_with([](ClusterSpec& s) { s.network.dns = {"0.0.0.0"}; }) ==
         Lines{"network.dns[0]: \"0.0.0.0\" is in the \"this network\" block 0.0.0.0/8: it cannot be a DNS server "

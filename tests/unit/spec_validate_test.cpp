@@ -261,7 +261,7 @@ TEST_CASE("A Wi-Fi uplink needs an SSID, a country code and a WPA passphrase or 
   CHECK(with_wifi({"home", "correct horse", "GB"}) == Lines{});
   CHECK(with_wifi({"cafe", "", "FR"}) == Lines{});  // an open network
   CHECK(with_wifi({"", "correct horse", ""}) ==
-        Lines{"network.uplink.wifi.ssid: is missing: the Wi-Fi uplink wlan0 needs the network's "
+        Lines{"network.uplink.wifi.ssid: is missing: the Wi-Fi uplink \"wlan0\" needs the network's "
               "name",
               "network.uplink.wifi.country: is missing: Wi-Fi needs the regulatory domain's country "
               "code, like GB"});
