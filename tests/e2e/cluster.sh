@@ -364,8 +364,15 @@ fi
 stage "pibake build (3 nodes, $control_planes control plane$([ "$ha" = no ] || echo s))"
 
 if [ "$hard_way" = no ]; then
+  # Read before the nodes boot: debugfs must not read an image a running VM writes to.
   root_cat out/node-1.img /etc/kubernetes/pibake/kubeadm-init.yaml > kubeadm-init.built.yaml
   [ -s kubeadm-init.built.yaml ] || fail "node-1.img has no /etc/kubernetes/pibake/kubeadm-init.yaml"
+  if [ "$ha" = yes ]; then
+    for k in 2 3; do
+      root_cat "out/node-$k.img" /etc/kubernetes/pibake/kubeadm-join.yaml > "kubeadm-join.built-$k.yaml"
+      [ -s "kubeadm-join.built-$k.yaml" ] || fail "node-$k.img has no /etc/kubernetes/pibake/kubeadm-join.yaml"
+    done
+  fi
 fi
 # The container images each card carries (issue 12), read before boot from the OCI archives in
 # /var/lib/pibake/images: the names their index.json gives (the reference ctr imports them as).
@@ -854,7 +861,6 @@ print(cc["controlPlaneEndpoint"].rsplit(":", 1)[0])' kubeadm-init.built.yaml) ||
   on node-1 'sudo cat /var/log/pibake-e2e/kubeadm-init.yaml' > kubeadm-init.seen.yaml 2>/dev/null || true
   verdict node-1 "kubeadm init saw the kubeadm-init.yaml pibake built" "$(holds cmp -s kubeadm-init.built.yaml kubeadm-init.seen.yaml)"
   for k in 2 3; do
-    root_cat "out/node-$k.img" /etc/kubernetes/pibake/kubeadm-join.yaml > "kubeadm-join.built-$k.yaml"
     on "node-$k" 'sudo cat /var/log/pibake-e2e/kubeadm-join.yaml' > "kubeadm-join.seen-$k.yaml" 2>/dev/null || true
     verdict "node-$k" "kubeadm join saw the kubeadm-join.yaml pibake built" \
       "$(holds cmp -s "kubeadm-join.built-$k.yaml" "kubeadm-join.seen-$k.yaml")"
