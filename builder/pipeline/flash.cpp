@@ -13,12 +13,13 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
-#include <thread>
 #include <system_error>
+#include <thread>
 
 #include "codec/codec.h"
 #include "image/bmap.h"
 #include "pipeline/flash_progress.h"
+#include "pipeline/in_place.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/sha256.h"
@@ -285,6 +286,7 @@ struct TargetCheck {
 // cannot override (neither a device nor a file, the image itself, an image too big for the
 // device, a target that cannot be opened for writing).
 TargetCheck check_target(const std::string& image, const std::string& target, const FlashOptions& opts) {
+  require_not_mid_regenerate(image);
   require_regular_file(image, "image");
   struct stat img_st {};
   if (stat(image.c_str(), &img_st) != 0) throw Error("cannot read " + image + ": " + std::strerror(errno));
@@ -303,8 +305,8 @@ TargetCheck check_target(const std::string& image, const std::string& target, co
     check.device_size = dev.size_bytes;
     if (!opts.force) check.refusals = device_refusals(dev, opts.max_bytes);
     if (compression_of(image) == Compression::kNone && static_cast<uint64_t>(img_st.st_size) > check.device_size) {
-      throw Error(fmt::format("{} ({} bytes) does not fit on {} ({} bytes)", image, img_st.st_size, target,
-                              check.device_size));
+      throw Error(
+          fmt::format("{} ({} bytes) does not fit on {} ({} bytes)", image, img_st.st_size, target, check.device_size));
     }
   } else {
     // A file is created (or truncated) when writing starts; whether that can happen is known now.
@@ -337,9 +339,9 @@ FlashResult flash_checked(const std::string& image, const std::string& target_pa
     throw Error("cannot make " + target_path + " owner-only: " + std::strerror(errno));
   }
   FlashResult result;
-  std::vector<Written> written =
-      c == Compression::kNone ? copy_raw(image, target, !block_device, result.image_size, progress, chunk)
-                              : copy_stream(image, c, target, !block_device, result.image_size, progress, chunk);
+  std::vector<Written> written = c == Compression::kNone
+                                     ? copy_raw(image, target, !block_device, result.image_size, progress, chunk)
+                                     : copy_stream(image, c, target, !block_device, result.image_size, progress, chunk);
   if (block_device && result.image_size > check.device_size) {
     throw Error(fmt::format("{} decompresses to {} bytes, more than {} holds ({} bytes)", image, result.image_size,
                             target_path, check.device_size));
@@ -358,15 +360,16 @@ FlashResult flash_checked(const std::string& image, const std::string& target_pa
 }
 
 std::string summary(const std::string& image, const std::string& target, const FlashResult& r) {
-  return fmt::format("{} → {}: wrote {:.1f} MiB of {:.1f} MiB ({} ranges), {}in {:.2f} s, {:.1f} MB/s\n", image,
-                     target, r.written_bytes / 1048576.0, r.image_size / 1048576.0, r.ranges,
-                     r.verified ? "verified, " : "", r.seconds, r.seconds > 0 ? r.written_bytes / 1e6 / r.seconds : 0.0);
+  return fmt::format("{} → {}: wrote {:.1f} MiB of {:.1f} MiB ({} ranges), {}in {:.2f} s, {:.1f} MB/s\n", image, target,
+                     r.written_bytes / 1048576.0, r.image_size / 1048576.0, r.ranges, r.verified ? "verified, " : "",
+                     r.seconds, r.seconds > 0 ? r.written_bytes / 1e6 / r.seconds : 0.0);
 }
 
 // The same file or device (an existing one), or the same path once made absolute and resolved
 // (one that does not exist yet).
 bool same_target(const std::string& a, const std::string& b) {
-  struct stat sa {}, sb{};
+  struct stat sa {
+  }, sb{};
   if (stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0) {
     return S_ISBLK(sa.st_mode) ? S_ISBLK(sb.st_mode) && sa.st_rdev == sb.st_rdev
                                : sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
@@ -407,6 +410,8 @@ FlashResult run_flash(const FlashOptions& opts) {
 
 std::vector<FlashResult> run_flash_many(const std::string& dir, const std::vector<std::string>& targets,
                                         const FlashOptions& opts) {
+  // A node whose image a build is regenerating would leave the cards one image short.
+  for (const std::string& missing : images_mid_regenerate(dir)) require_not_mid_regenerate(missing);
   const std::vector<std::string> images = images_in(dir);
   if (images.empty()) throw Error(dir + " holds no .img file to flash");
   if (images.size() != targets.size()) {

@@ -111,19 +111,54 @@ std::optional<WrittenRecord> read_written_record(const std::string& image_path, 
   }
 }
 
-void recover_in_place_writes(const std::string& dir) {
+namespace {
+
+// The final paths of the images under their in-place name in `dir` (whether or not the final
+// name exists too), in name order; `names` gets every entry's name, sorted.
+std::vector<std::string> images_under_in_place_names(const std::string& dir, std::vector<std::string>& names) {
   std::error_code ec;
-  std::vector<std::string> names;
+  names.clear();
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) names.push_back(entry.path().filename());
+  if (ec) throw Error("cannot list " + dir + ": " + ec.message());
   std::sort(names.begin(), names.end());
+  std::vector<std::string> images;
+  for (const std::string& name : names) {
+    if (!name.starts_with(".") || !name.ends_with(".img.in-place")) continue;
+    images.push_back(dir + "/" + name.substr(1, name.size() - 1 - std::strlen(".in-place")));
+  }
+  return images;
+}
+
+std::string mid_regenerate_text(const std::string& image, const std::string& dir) {
+  return image + " is missing: a pibake build is regenerating it in place, or was killed doing so (it waits as " +
+         base_name(in_place_image_path(image)) + "); run pibake build into " + dir +
+         " again (or wait for the running one) and it is put back";
+}
+
+}  // namespace
+
+std::vector<std::string> images_mid_regenerate(const std::string& dir) {
+  std::vector<std::string> names, missing;
+  for (const std::string& image : images_under_in_place_names(dir, names))
+    if (!path_exists(image)) missing.push_back(image);
+  return missing;
+}
+
+void require_not_mid_regenerate(const std::string& image_path) {
+  if (path_exists(image_path) || !path_exists(in_place_image_path(image_path))) return;
+  const std::string dir = std::filesystem::path(image_path).parent_path().string();
+  throw Error(mid_regenerate_text(image_path, dir.empty() ? "." : dir));
+}
+
+void recover_in_place_writes(const std::string& dir) {
+  std::vector<std::string> names;
+  const std::vector<std::string> under_edit = images_under_in_place_names(dir, names);
   auto ours = [](const std::string& path) {
     struct stat st {};
     return lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid();
   };
   // Images under their in-place name: a build was killed while editing them.
-  for (const std::string& name : names) {
-    if (!name.starts_with(".") || !name.ends_with(".img.in-place")) continue;
-    const std::string image = dir + "/" + name.substr(1, name.size() - 1 - std::strlen(".in-place"));
+  for (const std::string& image : under_edit) {
     const std::string editing = in_place_image_path(image), journal = in_place_journal_path(image),
                       previous_bmap = previous_bmap_path(image), final_bmap = bmap_path_for(image);
     if (!ours(editing)) continue;

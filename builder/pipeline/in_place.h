@@ -3,12 +3,11 @@
 // copying the whole base again: the node's files are written as usual through an InPlaceEdit
 // (image/in_place_edit.h), which shows the writers the base where the previous build wrote, leaves
 // out writes that change nothing and puts back the base's bytes the new build did not rewrite;
-// every byte is saved to an undo journal before it is overwritten (image/undo_journal.h), and the image is under a temporary name until complete, so
-// a failure or a kill never leaves a half-written image under its final name and does not lose
-// the previous one: a failure rolls it back at once, a kill at the next build into that directory.
-// The journal is not synced write by write, so after a power loss it may lack bytes that reached
-// the disk; the check against the previous block map then fails and that image is removed (a
-// check that covers the block map's data ranges only).
+// every byte is saved to an undo journal before it is overwritten (image/undo_journal.h), and the image is under a
+// temporary name until complete, so a failure or a kill never leaves a half-written image under its final name and does
+// not lose the previous one: a failure rolls it back at once, a kill at the next build into that directory. The journal
+// is not synced write by write, so after a power loss it may lack bytes that reached the disk; the check against the
+// previous block map then fails and that image is removed (a check that covers the block map's data ranges only).
 //
 // Files beside out/node-N.img (names for node-N.img):
 //   .node-N.img.ranges     what pibake wrote into the finished image: the record below
@@ -53,6 +52,16 @@ void write_written_record(const std::string& image_path, const std::string& base
 // is the base's now, and the image's identity is the recorded one. nullopt otherwise (absent,
 // malformed, stale). Never throws.
 std::optional<WrittenRecord> read_written_record(const std::string& image_path, const std::string& base_identity);
+
+// The images of `dir` ("<dir>/node-N.img") that are missing under their final name because a
+// build is regenerating them in place or was killed doing so (".node-N.img.in-place" is there),
+// in name order. Throws pibake::Error when `dir` cannot be listed.
+std::vector<std::string> images_mid_regenerate(const std::string& dir);
+
+// For a command that reads a finished image (flash, inspect): when `image_path` is missing
+// because a regenerate in place is running or was killed, throws pibake::Error saying so and how
+// to get it back (a build into its directory). Does nothing otherwise.
+void require_not_mid_regenerate(const std::string& image_path);
 
 // For a build that holds `dir`'s lock: finishes what a killed in-place regenerate left there.
 // An image still under its in-place name is rolled back with its undo journal, checked against

@@ -17,6 +17,7 @@
 #include "image/ext4.h"
 #include "image/fat.h"
 #include "pipeline/base_image.h"
+#include "pipeline/in_place.h"
 #include "plan/plan.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -205,6 +206,7 @@ bool InspectReport::healthy() const {
 InspectReport inspect_image(const std::string& path) {
   InspectReport r;
   r.image = path;
+  require_not_mid_regenerate(path);
   require_regular_file(path, "image");
   r.table = read_partition_table(path);
   std::optional<BaseImage> layout;

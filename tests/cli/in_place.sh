@@ -135,6 +135,16 @@ for n in 1 $((writes / 2)) "$writes"; do
   if [ "$n" -gt 1 ] && cmp -s out/.node-3.img.in-place fresh-a/node-3.img; then
     fail "killed at write $n, the image was not edited yet: the kill proves nothing"
   fi
+  if [ "$n" = "$writes" ]; then
+    # Until a build puts it back, flash and inspect say where the image is and what to do.
+    if pibake inspect out/node-3.img; then fail "inspect read an image that is mid-regenerate"; fi
+    assert_contains err.log "out/node-3.img is missing: a pibake build is regenerating it in place, or was killed doing so (it waits as .node-3.img.in-place); run pibake build into out again"
+    if pibake flash out/node-3.img card.img; then fail "flash wrote an image that is mid-regenerate"; fi
+    assert_contains err.log "out/node-3.img is missing: a pibake build is regenerating it in place"
+    if pibake flash out c1.img c2.img c3.img; then fail "flash of out/ went ahead one image short"; fi
+    assert_contains err.log "out/node-3.img is missing: a pibake build is regenerating it in place"
+    [ ! -e card.img ] && [ ! -e c1.img ] || fail "flash wrote a card while an image was missing"
+  fi
   if [ "$n" = 1 ]; then
     # The previous block map under its final name only (as when the kill came just before the
     # edit renamed it aside): the rollback is checked against that one.
