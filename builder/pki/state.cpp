@@ -32,18 +32,7 @@ constexpr StateFile kStateFiles[] = {
     {kSaKey, true},           {kSaPub, false},      {kBootstrapTokenFile, true},
 };
 
-std::string octal(mode_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
-
 std::string errno_text() { return std::strerror(errno); }
-
-void fsync_dir(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd) fsync(fd.get());
-}
 
 // One state file, as the state dir reads its secrets (read_private_file).
 std::optional<std::string> read_state_file(const std::string& path, bool secret) {
@@ -80,8 +69,9 @@ void write_state(const std::string& dir, const PkiState& s) {
   put(kSaKey, s.sa_key_pem, kSecretMode);
   put(kSaPub, s.sa_pub_pem, kPublicMode);
   if (!s.bootstrap_token.empty()) put(kBootstrapTokenFile, s.bootstrap_token + "\n", kSecretMode);
-  fsync_dir(join(dir, "etcd"));
-  fsync_dir(dir);
+  // Durable before the rename makes them the PKI: a failure leaves the staging dir to be removed.
+  fsync_directory(join(dir, "etcd"));
+  fsync_directory(dir);
 }
 
 // Creates <state_dir>/pki in one rename: either the whole PKI is there or none of it is.
@@ -107,7 +97,11 @@ void create_pki(const std::string& state_dir, const std::string& pki_dir, std::t
     std::filesystem::remove_all(staging, ec);
     throw;
   }
-  fsync_dir(state_dir);
+  try {
+    fsync_directory(state_dir);
+  } catch (const Error&) {
+    // pki/ is in place already; only a power loss now could undo the rename.
+  }
 }
 
 PkiState load_pki(const std::string& pki_dir, bool with_bootstrap_token) {
