@@ -11,6 +11,7 @@
 #include "codec/codec.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace pibake {
 namespace {
@@ -29,15 +30,7 @@ void write_sparse(int fd, const uint8_t* p, size_t n, uint64_t pos, const std::s
   size_t i = 0;
   while (i < n) {
     size_t len = std::min(kBlock - static_cast<size_t>((pos + i) % kBlock), n - i);
-    if (!all_zero(p + i, len)) {
-      size_t done = 0;
-      while (done < len) {
-        ssize_t w = pwrite(fd, p + i + done, len - done, static_cast<off_t>(pos + i + done));
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) throw Error("while writing " + name + ": " + std::strerror(errno));
-        done += static_cast<size_t>(w);
-      }
-    }
+    if (!all_zero(p + i, len)) pwrite_exact(fd, p + i, len, pos + i, name);
     i += len;
   }
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/files.h"
 #include "util/sha256.h"
 #include "util/unique_fd.h"
 
@@ -180,14 +181,10 @@ Bmap make_bmap(const std::string& image_path, uint64_t split_blocks, const BmapR
     Sha256 hash;
     for (uint64_t pos = r.byte_start(bmap.block_size); pos < end;) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - pos));
-      ssize_t n = pread(fd.get(), buf.data(), want, static_cast<off_t>(pos));
-      if (n <= 0) {
-        throw Error(fmt::format("cannot read {} at byte {}: {}", image_path, pos,
-                                n == 0 ? "unexpected end of file" : std::strerror(errno)));
-      }
-      hash.update(buf.data(), static_cast<size_t>(n));
-      pos += static_cast<uint64_t>(n);
-      done.hashed_bytes += static_cast<uint64_t>(n);
+      pread_exact(fd.get(), buf.data(), want, pos, image_path);
+      hash.update(buf.data(), want);
+      pos += want;
+      done.hashed_bytes += want;
     }
     r.sha256 = hash.hex_digest();
   }

@@ -56,33 +56,12 @@ struct Written {
   std::string sha256;
 };
 
-void pread_all(const Fd& fd, char* buf, size_t size, uint64_t pos) {
-  while (size > 0) {
-    ssize_t n = pread(fd.get(), buf, size, static_cast<off_t>(pos));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      throw Error(fmt::format("cannot read {} at byte {}: {}", fd.path, pos,
-                              n == 0 ? "unexpected end of file" : std::strerror(errno)));
-    buf += n;
-    size -= static_cast<size_t>(n);
-    pos += static_cast<uint64_t>(n);
-  }
-}
-
+// pwrite_exact, then writeback of those bytes started.
 void pwrite_all(const Fd& fd, const char* buf, size_t size, uint64_t pos) {
-  const uint64_t start = pos, total = size;
-  while (size > 0) {
-    ssize_t n = pwrite(fd.get(), buf, size, static_cast<off_t>(pos));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      throw Error(fmt::format("cannot write {} at byte {}: {}", fd.path, pos, std::strerror(n < 0 ? errno : ENOSPC)));
-    buf += n;
-    size -= static_cast<size_t>(n);
-    pos += static_cast<uint64_t>(n);
-  }
+  pwrite_exact(fd.get(), buf, size, pos, fd.path);
   // Start writeback now rather than at fsync: the card writes while the next chunk is read and
   // hashed, and the dirty page cache stays small (no multi-second stall at the end).
-  sync_file_range(fd.get(), static_cast<off_t>(start), static_cast<off_t>(total), SYNC_FILE_RANGE_WRITE);
+  sync_file_range(fd.get(), static_cast<off_t>(pos), static_cast<off_t>(size), SYNC_FILE_RANGE_WRITE);
 }
 
 std::string range_name(uint64_t start, uint64_t end) {
@@ -133,7 +112,7 @@ std::vector<Written> copy_raw(const std::string& image, const Fd& target, bool r
     uint64_t start = r.byte_start(kBlock), end = r.byte_end(kBlock, image_size);
     for (uint64_t pos = start; pos < end;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - pos));
-      pread_all(src, buf.data(), n, pos);
+      pread_exact(src.get(), buf.data(), n, pos, src.path);
       hash.update(buf.data(), n);
       pwrite_all(target, buf.data(), n, pos);
       pos += n;
@@ -256,7 +235,7 @@ void verify(const Fd& target, bool block_device, const std::vector<Written>& wri
   for (const Written& w : written) {
     for (uint64_t pos = w.start; pos < w.end;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), w.end - pos));
-      pread_all(target, buf.data(), n, pos);
+      pread_exact(target.get(), buf.data(), n, pos, target.path);
       hash.update(buf.data(), n);
       pos += n;
       done += n;

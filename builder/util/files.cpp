@@ -71,7 +71,8 @@ size_t pread_up_to(int fd, void* buf, size_t n, uint64_t offset, const std::stri
   while (done < n) {
     ssize_t got = pread(fd, p + done, n - done, static_cast<off_t>(offset + done));
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw Error(name + ": read error: " + std::strerror(errno));
+    if (got < 0)
+      throw Error(name + ": read error at byte " + std::to_string(offset + done) + ": " + std::strerror(errno));
     if (got == 0) break;
     done += static_cast<size_t>(got);
   }
@@ -89,7 +90,10 @@ void pwrite_exact(int fd, const void* buf, size_t n, uint64_t offset, const std:
   while (n > 0) {
     ssize_t put = pwrite(fd, p, n, static_cast<off_t>(offset));
     if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) throw Error(name + ": write error: " + std::strerror(put < 0 ? errno : EIO));
+    if (put <= 0) {
+      throw Error(name + ": write error at byte " + std::to_string(offset) + ": " +
+                  std::strerror(put < 0 ? errno : ENOSPC));
+    }
     p += put, offset += static_cast<uint64_t>(put), n -= static_cast<size_t>(put);
   }
 }

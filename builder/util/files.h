@@ -42,12 +42,14 @@ std::string file_content_identity(const std::string& path);
 std::string file_content_identity(const struct stat& st);
 
 // pread(2) until `n` bytes are read at byte `offset` (EINTR and short reads retried); returns
-// fewer only at the end of the file. Throws pibake::Error naming `name` on a read error.
+// fewer only at the end of the file. Throws pibake::Error naming `name` on a read error
+// ("NAME: read error at byte N: ...").
 size_t pread_up_to(int fd, void* buf, size_t n, uint64_t offset, const std::string& name);
 // pread_up_to, but the file ending first is an error ("unexpected end of file at byte N").
 void pread_exact(int fd, void* buf, size_t n, uint64_t offset, const std::string& name);
 // pwrite(2) until all `n` bytes are written at byte `offset`; throws pibake::Error naming `name`
-// (ENOSPC, EFBIG, EIO ...) otherwise.
+// otherwise ("NAME: write error at byte N: ..." with ENOSPC, EFBIG, EIO ...; a write of 0 bytes,
+// a device's end, counts as ENOSPC).
 void pwrite_exact(int fd, const void* buf, size_t n, uint64_t offset, const std::string& name);
 
 // Whether anything (a file, a directory, a dangling symlink ...) is at `path`: lstat(2), links not

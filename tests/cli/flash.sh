@@ -94,6 +94,15 @@ rm -f "$img.bmap" && truncate -s 4G "$img.bmap" && chmod 0644 "$img.bmap"
 assert_contains err.log "$img.bmap"
 rm -f "$img.bmap"
 cp saved.bmap "$img.bmap" && chmod 0644 "$img.bmap"
+# A target too small for the image (here the file-size limit, EFBIG, met when a file target is
+# sized): exit 1 naming the target and the cause, not death by SIGXFSZ.
+rm -f small.img
+rc=0
+(ulimit -f 2048; pibake flash "$img" small.img) || rc=$?
+assert_eq "$rc" 1 "exit status of a flash past the target's end"
+grep -q "^pibake: error: .*small.img: File too large" err.log ||
+  { cat err.log >&2; fail "the error does not name the target and the cause"; }
+rm -f small.img
 # Source data that no longer matches its bmap: the range is named.
 off=$(part_offset "$img" 2)
 printf 'X' | dd of="$img" bs=1 seek=$((off + 1024 + 120)) conv=notrunc status=none  # inside the ext4 superblock
