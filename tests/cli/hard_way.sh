@@ -320,6 +320,14 @@ assert_eq "$(ectl_api get /registry/pibake-stand-in/nodes/node-1 --print-value-o
 assert_eq "$(skubectl get node node-1 2>&1)" "node/node-1" "kubectl get node node-1 through the stand-in API server"
 if skubectl get node node-9 > get.log 2>&1; then fail "the stand-in kubectl found a node that is not in etcd"; fi
 grep -q 'NotFound' get.log || { cat get.log >&2; fail "the stand-in kubectl's get of a missing node does not say NotFound"; }
+# A server that cannot answer is not NotFound: with its etcd gone the stand-in API server answers
+# 503 for objects while /readyz still holds (15 s after etcd's last health), and kubectl label
+# fails as the real one does, saying why, instead of taking node-1 for unregistered.
+kill "$etcd_pid"; wait "$etcd_pid" 2>/dev/null || true
+if skubectl label --overwrite node node-1 pibake.test/x=1 > label.log 2>&1; then
+  fail "the stand-in kubectl labelled node-1 with its etcd gone"
+fi
+assert_contains label.log "Error from server (ServiceUnavailable): the server is currently unable to handle the request (get nodes node-1)"
 kill "$api_pid"; wait "$api_pid" 2>/dev/null || true
 note "the components' command lines (stand-ins, hard-way mode): $summaries"
 # The checks say no.
@@ -336,7 +344,6 @@ cp "$hwroot/etc/kubernetes/pki/kubelet-client-node-1.key" hwbad/etc/kubernetes/p
 refuses "$SCRATCH/hwbad" /etc/systemd/system/kubelet.service.d/10-pibake-hard-way.conf kubelet \
   "kubelet-serving-node-1.crt is not the certificate of"
 note "the stand-ins refuse a missing file, an etcd client certificate of the cluster CA, a kubelet serving key not its certificate's"
-kill "$etcd_pid"; wait "$etcd_pid" 2>/dev/null || true
 
 # 7. Pod networking: node-k's bridge gets 10.244.k.0/24, and its routes reach every other node's.
 for k in 1 2 3; do

@@ -169,7 +169,9 @@ resource() {
 # The cluster's objects, by path (NAMESPACE/RESOURCE/NAME, or RESOURCE/NAME for nodes and
 # clusterrolebindings): files under $STORE, or (static-pods, hard-way: via_api) the API server at
 # $API with CA $API_CA.
-# store_put PATH CONTENT, store_get PATH (exit 1 when absent), store_del PATH, store_ls DIR (names).
+# store_put PATH CONTENT, store_get PATH (exit 1 when absent, 2 when the API server gave no answer
+# for it: a 5xx after curl's retries, a refused or timed-out connection), store_del PATH, store_ls
+# DIR (names). kubectl and the kubelet tell NotFound from a server error the same way.
 API=https://127.0.0.1:6443
 API_CA=$K8S/pki/ca.crt
 # via_api: the modes whose cluster runs behind a (stand-in) API server, with a real etcd.
@@ -184,9 +186,27 @@ store_put() {
   if via_api; then printf '%s\n' "$2" | api PUT "/stand-in/objects/$1" --data-binary @- >/dev/null; return; fi
   mkdir -p "$(dirname "$STORE/$1")" && printf '%s\n' "$2" > "$STORE/$1"
 }
+NL='
+'
 store_get() {
-  if via_api; then api GET "/stand-in/objects/$1" 2>/dev/null; return; fi
+  if via_api; then
+    # The body, then the status on a line of its own (curl writes it on failure too: 000 when
+    # nothing answered).
+    _got=$(api GET "/stand-in/objects/$1" -w "\n%{http_code}" 2>/dev/null)
+    case ${_got##*"$NL"} in
+      200) printf '%s' "${_got%"$NL"*}" ;;
+      404) return 1 ;;
+      *) echo "stand-in: GET /stand-in/objects/$1: HTTP ${_got##*"$NL"}" >&2 && return 2 ;;
+    esac
+    return 0
+  fi
   cat "$STORE/$1" 2>/dev/null
+}
+# fail_get RC KIND NAME: kubectl's error for a store_get of KIND NAME that exited RC (1: NotFound;
+# 2: the server did not answer); exits 1 either way.
+fail_get() {
+  [ "$1" != 1 ] || die "Error from server (NotFound): $2 \"$3\" not found"
+  die "Error from server (ServiceUnavailable): the server is currently unable to handle the request (get $2 $3)"
 }
 store_del() {
   if via_api; then api DELETE "/stand-in/objects/$1" >/dev/null; return; fi
@@ -859,8 +879,13 @@ PY
   phase check-etcd
   # kubeadm probes the endpoint of every etcd pod (etcdutil.NewFromCluster): a pod left by this
   # node's earlier card names this node's address, where no etcd answers yet.
-  ! store_get "kube-system/pods/etcd-$node" >/dev/null ||
-    die "error execution phase check-etcd: etcd cluster is not healthy: failed to dial endpoint https://$address:2379 with maintenance client: context deadline exceeded"
+  rc=0
+  store_get "kube-system/pods/etcd-$node" >/dev/null || rc=$?
+  case $rc in
+    0) die "error execution phase check-etcd: etcd cluster is not healthy: failed to dial endpoint https://$address:2379 with maintenance client: context deadline exceeded" ;;
+    1) ;;
+    *) die "error execution phase check-etcd: could not get the etcd pods from the API server" ;;
+  esac
   etcd endpoint health --cluster >> "$LOG/etcd.log" 2>&1 ||
     die "error execution phase check-etcd: etcd cluster is not healthy: $(tail -n 1 "$LOG/etcd.log")"
   phase kubelet-start
@@ -946,8 +971,10 @@ kubectl_main() {
         if [ "$1" != nodes ] || [ "$output" != name ]; then
           die "kubectl stand-in: only 'get nodes -l KEY -o name' takes a selector"
         fi
-        for n in $(store_ls nodes); do
-          if store_get "nodes/$n" | grep -q "^$selector="; then echo "node/$n"; fi
+        names=$(store_ls nodes) || die "Error from server (ServiceUnavailable): the server is currently unable to handle the request (get nodes)"
+        for n in $names; do
+          labels=$(store_get "nodes/$n") || fail_get $? nodes "$n"
+          if echo "$labels" | grep -q "^$selector="; then echo "node/$n"; fi
         done
         return 0
       fi
@@ -958,7 +985,7 @@ kubectl_main() {
         [ -z "$type" ] || o=$type/$o
         kind=$(resource "${o%%/*}") obj=${o#*/}
         case "$kind" in nodes | clusterrolebindings) dir="$kind" ;; *) dir="$ns/$kind" ;; esac
-        store_get "$dir/$obj" >/dev/null || die "Error from server (NotFound): $kind \"$obj\" not found"
+        store_get "$dir/$obj" >/dev/null || fail_get $? "$kind" "$obj"
         echo "$o"
       done
       ;;
@@ -999,11 +1026,12 @@ kubectl_main() {
       # A node that has not registered cannot be labelled (kubectl: NotFound). Checked where the
       # nodes register in one cluster store (hard-way: the kubelets through the API server); the
       # files mode keeps a store per machine, where the workers' Node objects never reach node-1.
-      if [ "$MODE" = hard-way ] && ! store_get "nodes/$3" >/dev/null; then
-        die "Error from server (NotFound): nodes \"$3\" not found"
-      fi
+      # A server that does not answer fails the label, never drops the node's other labels.
+      rc=0
+      labels=$(store_get "nodes/$3") || rc=$?
+      if [ "$rc" != 0 ] && { [ "$rc" != 1 ] || [ "$MODE" = hard-way ]; }; then fail_get "$rc" nodes "$3"; fi
       # --overwrite: the label replaces one with the same key.
-      labels=$({ store_get "nodes/$3" | grep -v -e "^${4%%=*}=" -e '^$' || true; echo "$4"; })
+      labels=$({ echo "$labels" | grep -v -e "^${4%%=*}=" -e '^$' || true; echo "$4"; })
       store_put "nodes/$3" "$labels" && echo "node/$3 labeled"
       ;;
     *) die "kubectl stand-in: unsupported: $*" ;;
@@ -1020,7 +1048,13 @@ kubelet_register() {
   [ -n "$kc" ] || die "kubelet stand-in: no --kubeconfig to register with"
   use_kubeconfig "$kc"
   node=$(hostname)
-  until api_up && { store_get "nodes/$node" >/dev/null || store_put "nodes/$node" ""; }; do sleep 10; done
+  # Created only when the GET said NotFound: a GET the server failed is asked again, as the kubelet
+  # never replaces a Node (and its labels) it could not read.
+  until api_up && {
+    rc=0
+    store_get "nodes/$node" >/dev/null || rc=$?
+    [ "$rc" = 0 ] || { [ "$rc" = 1 ] && store_put "nodes/$node" ""; }
+  }; do sleep 10; done
   note "kubelet: node $node registered with $API"
 }
 
